@@ -1,0 +1,298 @@
+//! Email addresses and domains, parsed once at the edge.
+//!
+//! An [`EmailAddress`] is a `local@domain` mailbox as used in SMTP paths
+//! (RFC 5321 §4.1.2, with RFC 6531 UTF-8 in both parts). The domain is
+//! stored lower-cased so comparisons need no further normalisation; the
+//! local part keeps its case, as RFC 5321 requires of relays.
+
+use std::fmt;
+
+/// Longest local part RFC 5321 §4.5.3.1.1 allows, in octets.
+const MAX_LOCAL_LEN: usize = 64;
+/// Longest domain RFC 5321 §4.5.3.1.2 allows, in octets.
+const MAX_DOMAIN_LEN: usize = 255;
+/// Longest path RFC 5321 §4.5.3.1.3 allows, minus the angle brackets.
+const MAX_ADDRESS_LEN: usize = 254;
+
+/// Why a string is not an acceptable address or domain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddressError {
+    #[error("address is empty")]
+    Empty,
+    #[error("address has no '@' between local part and domain")]
+    MissingAt,
+    #[error("address is longer than {MAX_ADDRESS_LEN} octets")]
+    TooLong,
+    #[error("local part is empty or longer than {MAX_LOCAL_LEN} octets")]
+    LocalLength,
+    #[error("local part contains a character not allowed in an address: {0:?}")]
+    LocalChar(char),
+    #[error("local part has an empty dot-separated atom")]
+    LocalDots,
+    #[error("domain is empty or longer than {MAX_DOMAIN_LEN} octets")]
+    DomainLength,
+    #[error("domain label {0:?} is empty, longer than 63 octets or has a character not allowed")]
+    DomainLabel(String),
+    #[error("domain literal {0:?} is not a valid IPv4 or IPv6 address literal")]
+    DomainLiteral(String),
+}
+
+/// A DNS domain name (or an address literal such as `[192.0.2.1]`),
+/// lower-cased. Parse with [`Domain::parse`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Domain(String);
+
+impl Domain {
+    /// Parses a domain as it may appear after the `@` of an SMTP path.
+    ///
+    /// # Errors
+    /// [`AddressError`] naming the first rule the input breaks.
+    pub fn parse(input: &str) -> Result<Self, AddressError> {
+        let input = input.strip_suffix('.').unwrap_or(input);
+        if input.is_empty() || input.len() > MAX_DOMAIN_LEN {
+            return Err(AddressError::DomainLength);
+        }
+        if let Some(literal) = input.strip_prefix('[') {
+            let inner = literal
+                .strip_suffix(']')
+                .ok_or_else(|| AddressError::DomainLiteral(input.to_owned()))?;
+            let valid = match inner.get(..5) {
+                Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {
+                    inner[5..].parse::<std::net::Ipv6Addr>().is_ok()
+                }
+                _ => inner.parse::<std::net::Ipv4Addr>().is_ok(),
+            };
+            return if valid {
+                Ok(Domain(input.to_ascii_lowercase()))
+            } else {
+                Err(AddressError::DomainLiteral(input.to_owned()))
+            };
+        }
+        for label in input.split('.') {
+            let ok = !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii());
+            if !ok {
+                return Err(AddressError::DomainLabel(label.to_owned()));
+            }
+        }
+        Ok(Domain(input.to_lowercase()))
+    }
+
+    /// The domain as text, lower-case.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is `other` itself or one of its subdomains.
+    pub fn is_within(&self, other: &Domain) -> bool {
+        self.0 == other.0
+            || (self.0.len() > other.0.len()
+                && self.0.ends_with(other.0.as_str())
+                && self.0.as_bytes()[self.0.len() - other.0.len() - 1] == b'.')
+    }
+
+    /// Whether any label is non-ASCII (an IDN in U-label form), which needs
+    /// SMTPUTF8 end to end.
+    pub fn is_utf8(&self) -> bool {
+        !self.0.is_ascii()
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Domain {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A mailbox address `local@domain`. Parse with [`EmailAddress::parse`];
+/// there is no other constructor, so every `EmailAddress` is valid.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EmailAddress {
+    /// `local@domain` with the domain lower-cased.
+    full: String,
+    /// Byte offset of the `@` in `full`.
+    at: usize,
+}
+
+impl EmailAddress {
+    /// Parses a mailbox as written in an SMTP path, without angle brackets.
+    ///
+    /// Accepts dot-atom and quoted-string local parts, UTF-8 (RFC 6531) in
+    /// either part, and address literals as domains.
+    ///
+    /// # Errors
+    /// [`AddressError`] naming the first rule the input breaks.
+    pub fn parse(input: &str) -> Result<Self, AddressError> {
+        if input.is_empty() {
+            return Err(AddressError::Empty);
+        }
+        if input.len() > MAX_ADDRESS_LEN {
+            return Err(AddressError::TooLong);
+        }
+        let at = input.rfind('@').ok_or(AddressError::MissingAt)?;
+        let (local, domain) = (&input[..at], &input[at + 1..]);
+        validate_local(local)?;
+        let domain = Domain::parse(domain)?;
+        Ok(EmailAddress {
+            full: format!("{local}@{domain}"),
+            at,
+        })
+    }
+
+    /// The local part, case preserved.
+    pub fn local_part(&self) -> &str {
+        &self.full[..self.at]
+    }
+
+    /// The domain part, lower-cased.
+    pub fn domain_str(&self) -> &str {
+        &self.full[self.at + 1..]
+    }
+
+    /// The domain part as a parsed [`Domain`].
+    pub fn domain(&self) -> Domain {
+        Domain(self.domain_str().to_owned())
+    }
+
+    /// The whole address.
+    pub fn as_str(&self) -> &str {
+        &self.full
+    }
+
+    /// Whether the address needs SMTPUTF8 to be transported.
+    pub fn is_utf8(&self) -> bool {
+        !self.full.is_ascii()
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
+impl AsRef<str> for EmailAddress {
+    fn as_ref(&self) -> &str {
+        &self.full
+    }
+}
+
+fn validate_local(local: &str) -> Result<(), AddressError> {
+    if local.is_empty() || local.len() > MAX_LOCAL_LEN {
+        return Err(AddressError::LocalLength);
+    }
+    if let Some(quoted) = local.strip_prefix('"') {
+        let inner = quoted.strip_suffix('"').ok_or(AddressError::LocalChar('"'))?;
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    let escaped = chars.next().ok_or(AddressError::LocalChar('\\'))?;
+                    if escaped.is_ascii_control() && escaped != '\t' {
+                        return Err(AddressError::LocalChar(escaped));
+                    }
+                }
+                '"' => return Err(AddressError::LocalChar('"')),
+                c if c.is_ascii_control() => return Err(AddressError::LocalChar(c)),
+                _ => {}
+            }
+        }
+        return Ok(());
+    }
+    for atom in local.split('.') {
+        if atom.is_empty() {
+            return Err(AddressError::LocalDots);
+        }
+        if let Some(bad) = atom.chars().find(|&c| !is_atext(c)) {
+            return Err(AddressError::LocalChar(bad));
+        }
+    }
+    Ok(())
+}
+
+/// RFC 5322 `atext`, extended by RFC 6532 to any non-ASCII character.
+fn is_atext(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_and_lowercases_domain_only() {
+        let a = EmailAddress::parse("John.Doe@Example.COM").unwrap();
+        assert_eq!(a.as_str(), "John.Doe@example.com");
+        assert_eq!(a.local_part(), "John.Doe");
+        assert_eq!(a.domain_str(), "example.com");
+    }
+
+    #[test]
+    fn accepts_utf8_quoted_and_literals() {
+        assert!(EmailAddress::parse("用户@例子.广告").unwrap().is_utf8());
+        assert!(EmailAddress::parse("\"john doe\"@example.com").is_ok());
+        assert!(EmailAddress::parse("postmaster@[192.0.2.1]").is_ok());
+        assert!(EmailAddress::parse("postmaster@[IPv6:2001:db8::1]").is_ok());
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "",
+            "no-at-sign",
+            "@example.com",
+            "a@",
+            "a..b@example.com",
+            ".a@example.com",
+            "a b@example.com",
+            "a@-bad.example",
+            "a@exa mple.com",
+            "a@[300.1.1.1]",
+            "a@ex..com",
+        ] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        let long_local = format!("{}@example.com", "a".repeat(65));
+        assert_eq!(
+            EmailAddress::parse(&long_local),
+            Err(AddressError::LocalLength)
+        );
+    }
+
+    #[test]
+    fn subdomain_containment() {
+        let parent = Domain::parse("example.com").unwrap();
+        assert!(Domain::parse("mail.example.com").unwrap().is_within(&parent));
+        assert!(Domain::parse("example.com").unwrap().is_within(&parent));
+        assert!(!Domain::parse("badexample.com").unwrap().is_within(&parent));
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(local in "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]{1,20}(\\.[a-zA-Z0-9_-]{1,10}){0,2}",
+                      domain in "[a-z0-9]{1,10}(\\.[a-z0-9]{1,10}){1,3}") {
+            let text = format!("{local}@{domain}");
+            let parsed = EmailAddress::parse(&text).unwrap();
+            prop_assert_eq!(parsed.as_str(), text.as_str());
+            prop_assert_eq!(EmailAddress::parse(parsed.as_str()).unwrap(), parsed);
+        }
+
+        #[test]
+        fn never_panics(s in "\\PC{0,80}") {
+            let _ = EmailAddress::parse(&s);
+        }
+    }
+}
