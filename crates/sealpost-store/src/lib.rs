@@ -1,1 +1,96 @@
-//! placeholder
+//! Durable storage for sealpost.
+//!
+//! [`Store`] is the one boundary between the mail path and the database:
+//! the SMTP session commits accepted messages through it, the queue leases
+//! due recipients and records delivery outcomes through it. Every state the
+//! gateway needs to survive a crash lives behind this trait, never only in
+//! one process's memory, so a PostgreSQL implementation can serve several
+//! nodes without redesign.
+//!
+//! Work is claimed as *leases that expire*: a worker that dies mid-delivery
+//! simply lets its lease run out and another picks the recipient up again
+//! (delivery is at-least-once; a duplicate is possible, a loss is not).
+
+mod model;
+mod spool;
+pub mod sqlite;
+
+use std::time::SystemTime;
+
+pub use model::*;
+pub use sqlite::SqliteStore;
+
+/// What can go wrong talking to storage. Every variant maps to a
+/// temporary SMTP failure (`451 4.3.0`) at the edge: a message is never
+/// acknowledged unless its commit succeeded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("spool file error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("message {0} not found")]
+    NotFound(QueueId),
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+/// The storage boundary of the mail path.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Commits a message, its recipients and their routing durably, and
+    /// returns its queue id. Returns only after the data is on stable
+    /// storage (fsync'd), so the caller may answer `250`.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe in the useful sense: if the future is dropped the
+    /// commit may still happen, and the id is lost to the caller. The SMTP
+    /// session never races it against anything.
+    async fn accept(&self, message: NewMessage) -> Result<QueueId, StoreError>;
+
+    /// Claims up to `limit` due recipients (status queued, retry time
+    /// reached, no live lease) until `lease_until`, grouped by message.
+    ///
+    /// # Cancel safety
+    /// If dropped after the claim committed, the lease simply expires.
+    async fn lease_due(
+        &self,
+        owner: &str,
+        now: SystemTime,
+        lease_until: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<LeasedMessage>, StoreError>;
+
+    /// Reads a message's stored content (headers and body).
+    async fn load_body(&self, id: &QueueId) -> Result<Vec<u8>, StoreError>;
+
+    /// Records delivery outcomes and enqueues the DSNs they caused, in one
+    /// commit, so a bounce is never lost nor sent for a recipient whose
+    /// failure was not recorded.
+    async fn record(
+        &self,
+        outcomes: Vec<RecipientOutcome>,
+        dsns: Vec<NewMessage>,
+    ) -> Result<Vec<QueueId>, StoreError>;
+
+    /// The earliest retry time of any queued recipient, for the scheduler's
+    /// sleep.
+    async fn next_due(&self) -> Result<Option<SystemTime>, StoreError>;
+
+    /// Counts of recipients per status, for metrics and the health check.
+    async fn queue_stats(&self) -> Result<QueueStats, StoreError>;
+
+    /// The tracking view of one message's recipients.
+    async fn recipients(&self, id: &QueueId) -> Result<Vec<RecipientRecord>, StoreError>;
+
+    /// The stored metadata of one message.
+    async fn message(&self, id: &QueueId) -> Result<MessageRecord, StoreError>;
+
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

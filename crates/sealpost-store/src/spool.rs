@@ -1,0 +1,81 @@
+//! Large message contents as files beside the database.
+//!
+//! Contents up to the inline limit are stored in the database row, so one
+//! group commit makes many small messages durable with a single fsync.
+//! Larger contents go to `spool/<queue id>`: written to a temporary name,
+//! fsync'd, renamed, and the directory fsync'd, all before the database
+//! commit that references the file. A crash between the two leaves an
+//! orphan file that [`Spool::sweep`] removes at the next start; never a row
+//! pointing at a missing file.
+
+use std::{
+    collections::HashSet,
+    fs::{self, File},
+    io::{self, Write},
+    path::{Path, PathBuf},
+};
+
+use crate::QueueId;
+
+#[derive(Debug)]
+pub(crate) struct Spool {
+    dir: PathBuf,
+}
+
+impl Spool {
+    pub(crate) fn open(dir: &Path) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        Ok(Spool {
+            dir: dir.to_owned(),
+        })
+    }
+
+    fn path(&self, id: &QueueId) -> PathBuf {
+        self.dir.join(id.as_str())
+    }
+
+    /// Writes `content` as the spool file of `id` and makes it durable.
+    pub(crate) async fn write_durable(&self, id: &QueueId, content: Vec<u8>) -> io::Result<()> {
+        let final_path = self.path(id);
+        let tmp_path = self.dir.join(format!("{id}.tmp"));
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut file = File::create(&tmp_path)?;
+            file.write_all(&content)?;
+            file.sync_all()?;
+            fs::rename(&tmp_path, &final_path)?;
+            // The rename is only durable once the directory entry is.
+            File::open(&dir)?.sync_all()
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
+    pub(crate) async fn read(&self, id: &QueueId) -> io::Result<Vec<u8>> {
+        tokio::fs::read(self.path(id)).await
+    }
+
+    /// Removes a spool file; a missing file is not an error.
+    pub(crate) fn remove(&self, id: &QueueId) {
+        match fs::remove_file(self.path(id)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(queue_id = %id, error = %e, "could not remove spool file"),
+        }
+    }
+
+    /// Removes every file that no stored message references (left by a
+    /// crash before commit). Returns how many were removed.
+    pub(crate) fn sweep(&self, referenced: &HashSet<String>) -> io::Result<usize> {
+        let mut removed = 0;
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !referenced.contains(&name) {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}

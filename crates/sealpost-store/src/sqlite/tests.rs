@@ -1,0 +1,183 @@
+//! The SQLite store against a real database file.
+
+use std::time::{Duration, SystemTime};
+
+use sealpost_policy::{Decision, EmailAddress, PolicyId, Route};
+
+use super::*;
+use crate::{ClientInfo, MessageKind, NewRecipient, Notify, OutcomeKind};
+
+fn message(content: Vec<u8>, rcpts: &[&str]) -> NewMessage {
+    let now = SystemTime::now();
+    NewMessage {
+        id: QueueId::generate(),
+        received_at: now,
+        sender: Some(EmailAddress::parse("alice@corp.example").unwrap()),
+        client: ClientInfo {
+            ip: "127.0.0.1".parse().unwrap(),
+            name: None,
+            helo: Some("client.example".into()),
+            protocol: "ESMTP".into(),
+        },
+        content,
+        body_8bit: false,
+        smtputf8: false,
+        env_id: None,
+        ret: None,
+        expires_at: now + Duration::from_secs(5 * 86400),
+        kind: MessageKind::Mail,
+        recipients: rcpts
+            .iter()
+            .map(|r| NewRecipient {
+                address: EmailAddress::parse(r).unwrap(),
+                orcpt: None,
+                notify: Notify::default(),
+                decision: Decision {
+                    route: Route::Relay,
+                    policy: None,
+                },
+            })
+            .collect(),
+    }
+}
+
+async fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(&dir.path().join("db.sqlite"), &dir.path().join("spool"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn accept_lease_defer_deliver_purge() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let id = store
+        .accept(message(b"Subject: hi\r\n\r\nbody\r\n".to_vec(), &["a@x.example", "b@y.example"]))
+        .await
+        .unwrap();
+
+    let now = SystemTime::now() + Duration::from_secs(1);
+    let leased = store
+        .lease_due("w1", now, now + Duration::from_secs(60), 100)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 1);
+    assert_eq!(leased[0].recipients.len(), 2);
+    // A live lease hides the recipients from other workers.
+    assert!(store
+        .lease_due("w2", now, now + Duration::from_secs(60), 100)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let retry_at = now + Duration::from_secs(300);
+    store
+        .record(
+            vec![
+                RecipientOutcome {
+                    message: id.clone(),
+                    idx: 0,
+                    attempted_at: now,
+                    result: OutcomeKind::Delivered,
+                    reply: "250 ok".into(),
+                },
+                RecipientOutcome {
+                    message: id.clone(),
+                    idx: 1,
+                    attempted_at: now,
+                    result: OutcomeKind::Deferred { retry_at },
+                    reply: "451 later".into(),
+                },
+            ],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let stats = store.queue_stats().await.unwrap();
+    assert_eq!((stats.queued, stats.deferred), (1, 1));
+    assert_eq!(store.next_due().await.unwrap(), Some(from_millis(to_millis_for_test(retry_at))));
+    assert!(store.message(&id).await.unwrap().has_content);
+
+    let later = retry_at + Duration::from_secs(1);
+    let leased = store
+        .lease_due("w1", later, later + Duration::from_secs(60), 100)
+        .await
+        .unwrap();
+    assert_eq!(leased[0].recipients.len(), 1);
+    assert_eq!(leased[0].recipients[0].attempts, 1);
+    store
+        .record(
+            vec![RecipientOutcome {
+                message: id.clone(),
+                idx: 1,
+                attempted_at: later,
+                result: OutcomeKind::Failed,
+                reply: "550 no".into(),
+            }],
+            vec![message(b"report".to_vec(), &["alice@corp.example"])],
+        )
+        .await
+        .unwrap();
+    let rcpts = store.recipients(&id).await.unwrap();
+    assert_eq!(rcpts[0].status, RecipientStatus::Delivered);
+    assert_eq!(rcpts[1].status, RecipientStatus::Failed);
+    assert_eq!(rcpts[1].last_reply.as_deref(), Some("550 no"));
+    assert!(!store.message(&id).await.unwrap().has_content, "content purged when final");
+    assert_eq!(store.queue_stats().await.unwrap().queued, 1, "the DSN is queued");
+}
+
+fn to_millis_for_test(t: SystemTime) -> i64 {
+    crate::model::to_millis(t)
+}
+
+#[tokio::test]
+async fn large_content_is_spooled_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let id = {
+        let store = open(&dir).await;
+        store
+            .accept(message(big.clone(), &["a@x.example"]))
+            .await
+            .unwrap()
+    };
+    assert!(dir.path().join("spool").join(id.as_str()).exists());
+    std::fs::write(dir.path().join("spool").join("ORPHAN0000000000"), b"x").unwrap();
+    let store = open(&dir).await;
+    assert!(!dir.path().join("spool").join("ORPHAN0000000000").exists(), "orphan swept");
+    assert_eq!(store.load_body(&id).await.unwrap(), big);
+}
+
+#[tokio::test]
+async fn concurrent_accepts_are_group_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .accept(message(format!("n {i}\r\n").into_bytes(), &["a@x.example"]))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(store.queue_stats().await.unwrap().queued, 200);
+}
+
+#[tokio::test]
+async fn duplicate_id_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let first = message(b"x".to_vec(), &["a@x.example"]);
+    let dup = first.clone();
+    let mut other = message(b"y".to_vec(), &["a@x.example"]);
+    other.recipients[0].decision.policy = Some(PolicyId(7));
+    let (a, b, c) = tokio::join!(store.accept(first), store.accept(dup), store.accept(other));
+    assert!(a.is_ok() != b.is_ok(), "exactly one of two identical ids commits");
+    let c = c.unwrap();
+    assert_eq!(store.recipients(&c).await.unwrap()[0].policy, Some(PolicyId(7)));
+}

@@ -1,0 +1,364 @@
+//! The single writer of the SQLite store, with group commit.
+//!
+//! SQLite admits one writer at a time, and each commit in `synchronous =
+//! FULL` costs an fsync. Rather than let sessions queue for the lock and
+//! pay one fsync each, every write is sent here as a [`Job`]: the task takes
+//! whatever jobs are waiting (up to [`MAX_BATCH`]), applies each inside its
+//! own savepoint (one failing job does not fail its neighbours), commits
+//! once, and only then answers every job. A job is never answered `Ok`
+//! before the commit that contains it has returned.
+
+use std::{collections::BTreeSet, sync::Arc, time::SystemTime};
+
+use sqlx::{Row, sqlite::SqliteConnection};
+use tokio::sync::{mpsc, oneshot};
+
+use sealpost_policy::EmailAddress;
+
+use crate::{
+    DsnReturn, LeasedMessage, LeasedRecipient, MessageKind, NewMessage, Notify, OutcomeKind,
+    QueueId, RecipientOutcome, RecipientStatus, StoreError,
+    model::{from_millis, route_text, to_millis},
+    spool::Spool,
+};
+
+/// Most jobs in one transaction; bounds the latency a batch adds.
+const MAX_BATCH: usize = 256;
+
+/// One write request and where to send its result.
+#[derive(Debug)]
+pub(super) struct Job {
+    pub op: Op,
+    pub reply: oneshot::Sender<Result<OpResult, StoreError>>,
+}
+
+#[derive(Debug)]
+pub(super) enum Op {
+    Accept {
+        message: NewMessage,
+        /// The content is already durable in the spool; store no blob.
+        spooled: bool,
+    },
+    Lease {
+        owner: String,
+        now: SystemTime,
+        until: SystemTime,
+        limit: usize,
+    },
+    Record {
+        outcomes: Vec<RecipientOutcome>,
+        dsns: Vec<NewMessage>,
+    },
+}
+
+#[derive(Debug)]
+pub(super) enum OpResult {
+    Accepted,
+    Leased(Vec<LeasedMessage>),
+    Recorded(Vec<QueueId>),
+}
+
+/// Runs until every sender is dropped.
+pub(super) async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, spool: Arc<Spool>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&mut conn, &mut batch, &spool).await;
+    }
+}
+
+async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Job>, spool: &Spool) {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE").await {
+        fail_all(batch, &e);
+        return;
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    let mut purged = Vec::new();
+    for job in batch.iter_mut() {
+        let result = match exec(conn, "SAVEPOINT job").await {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let r = apply(conn, &mut job.op, &mut purged).await;
+                let end = if r.is_ok() {
+                    "RELEASE job"
+                } else {
+                    "ROLLBACK TO job; RELEASE job"
+                };
+                match exec_raw(conn, end).await {
+                    Ok(()) => r,
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        results.push(result);
+    }
+    if let Err(e) = exec(conn, "COMMIT").await {
+        let _ = exec(conn, "ROLLBACK").await;
+        fail_all(batch, &e);
+        return;
+    }
+    // Content of purged messages is gone from the database now; the files
+    // can follow. A crash before this leaves orphans for the next sweep.
+    for id in purged {
+        spool.remove(&id);
+    }
+    for (job, result) in batch.drain(..).zip(results) {
+        let _ = job.reply.send(result);
+    }
+}
+
+fn fail_all(batch: &mut Vec<Job>, error: &StoreError) {
+    tracing::error!(error = %error, jobs = batch.len(), "database commit failed");
+    for job in batch.drain(..) {
+        let _ = job.reply.send(Err(StoreError::Unavailable(error.to_string())));
+    }
+}
+
+async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), StoreError> {
+    sqlx::query(sql).execute(&mut *conn).await?;
+    Ok(())
+}
+
+async fn exec_raw(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), StoreError> {
+    sqlx::raw_sql(sql).execute(&mut *conn).await?;
+    Ok(())
+}
+
+async fn apply(
+    conn: &mut SqliteConnection,
+    op: &mut Op,
+    purged: &mut Vec<QueueId>,
+) -> Result<OpResult, StoreError> {
+    match op {
+        Op::Accept { message, spooled } => {
+            insert_message(conn, message, *spooled).await?;
+            Ok(OpResult::Accepted)
+        }
+        Op::Lease {
+            owner,
+            now,
+            until,
+            limit,
+        } => lease(conn, owner, *now, *until, *limit).await.map(OpResult::Leased),
+        Op::Record { outcomes, dsns } => {
+            let mut touched = BTreeSet::new();
+            for outcome in outcomes.iter() {
+                record_outcome(conn, outcome).await?;
+                touched.insert(outcome.message.clone());
+            }
+            for id in touched {
+                if purge_if_done(conn, &id).await? {
+                    purged.push(id);
+                }
+            }
+            let mut ids = Vec::with_capacity(dsns.len());
+            for dsn in dsns.iter() {
+                insert_message(conn, dsn, false).await?;
+                ids.push(dsn.id.clone());
+            }
+            Ok(OpResult::Recorded(ids))
+        }
+    }
+}
+
+pub(super) async fn insert_message(
+    conn: &mut SqliteConnection,
+    m: &NewMessage,
+    spooled: bool,
+) -> Result<(), StoreError> {
+    let received = to_millis(m.received_at);
+    sqlx::query(
+        "INSERT INTO messages (id, received_at, sender, client_ip, client_name, helo, protocol,
+            size, body_8bit, smtputf8, env_id, ret, kind, expires_at, content, spooled)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )
+    .bind(m.id.as_str())
+    .bind(received)
+    .bind(m.sender.as_ref().map_or("", EmailAddress::as_str))
+    .bind(m.client.ip.to_string())
+    .bind(m.client.name.as_deref())
+    .bind(m.client.helo.as_deref())
+    .bind(m.client.protocol.as_str())
+    .bind(m.content.len() as i64)
+    .bind(m.body_8bit)
+    .bind(m.smtputf8)
+    .bind(m.env_id.as_deref())
+    .bind(m.ret.map(|r| match r {
+        DsnReturn::Full => "FULL",
+        DsnReturn::Headers => "HDRS",
+    }))
+    .bind(match m.kind {
+        MessageKind::Mail => "mail",
+        MessageKind::Dsn => "dsn",
+    })
+    .bind(to_millis(m.expires_at))
+    .bind((!spooled).then_some(m.content.as_slice()))
+    .bind(spooled)
+    .execute(&mut *conn)
+    .await?;
+    for (idx, r) in m.recipients.iter().enumerate() {
+        let status = RecipientStatus::for_route(&r.decision.route);
+        sqlx::query(
+            "INSERT INTO recipients (message_id, idx, address, orcpt, notify, route, policy_id,
+                status, next_attempt_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+        )
+        .bind(m.id.as_str())
+        .bind(idx as i64)
+        .bind(r.address.as_str())
+        .bind(r.orcpt.as_deref())
+        .bind(r.notify.bits() as i64)
+        .bind(route_text(&r.decision.route))
+        .bind(r.decision.policy.map(|p| p.0))
+        .bind(status.as_str())
+        .bind(received)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn lease(
+    conn: &mut SqliteConnection,
+    owner: &str,
+    now: SystemTime,
+    until: SystemTime,
+    limit: usize,
+) -> Result<Vec<LeasedMessage>, StoreError> {
+    let now = to_millis(now);
+    let rows = sqlx::query(
+        "UPDATE recipients SET lease_owner = ?1, lease_until = ?2
+         WHERE rowid IN (
+             SELECT rowid FROM recipients
+             WHERE status = 'queued' AND next_attempt_at <= ?3 AND lease_until <= ?3
+             ORDER BY next_attempt_at LIMIT ?4)
+         RETURNING message_id, idx, address, orcpt, notify, attempts",
+    )
+    .bind(owner)
+    .bind(to_millis(until))
+    .bind(now)
+    .bind(limit as i64)
+    .fetch_all(&mut *conn)
+    .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut by_message: std::collections::BTreeMap<String, Vec<LeasedRecipient>> =
+        Default::default();
+    for row in &rows {
+        let address: String = row.get("address");
+        let recipient = LeasedRecipient {
+            idx: row.get::<i64, _>("idx") as u32,
+            address: EmailAddress::parse(&address)
+                .map_err(|e| StoreError::Corrupt(format!("stored address {address:?}: {e}")))?,
+            orcpt: row.get("orcpt"),
+            notify: Notify::from_bits(row.get::<i64, _>("notify") as u8),
+            attempts: row.get::<i64, _>("attempts") as u32,
+        };
+        by_message
+            .entry(row.get("message_id"))
+            .or_default()
+            .push(recipient);
+    }
+    let ids: Vec<&String> = by_message.keys().collect();
+    let ids_json = serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let messages = sqlx::query(
+        "SELECT id, received_at, sender, client_ip, size, body_8bit, smtputf8, env_id, ret,
+                expires_at, kind
+         FROM messages WHERE id IN (SELECT value FROM json_each(?1))",
+    )
+    .bind(ids_json)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut leased = Vec::with_capacity(messages.len());
+    for row in messages {
+        let id: String = row.get("id");
+        let mut recipients = by_message.remove(&id).unwrap_or_default();
+        recipients.sort_by_key(|r| r.idx);
+        let sender: String = row.get("sender");
+        let client_ip: String = row.get("client_ip");
+        leased.push(LeasedMessage {
+            id: QueueId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("queue id {id:?}")))?,
+            received_at: from_millis(row.get("received_at")),
+            sender: if sender.is_empty() {
+                None
+            } else {
+                Some(EmailAddress::parse(&sender).map_err(|e| {
+                    StoreError::Corrupt(format!("stored sender {sender:?}: {e}"))
+                })?)
+            },
+            client_ip: client_ip
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("stored client ip {client_ip:?}")))?,
+            size: row.get::<i64, _>("size") as u64,
+            body_8bit: row.get("body_8bit"),
+            smtputf8: row.get("smtputf8"),
+            env_id: row.get("env_id"),
+            ret: match row.get::<Option<String>, _>("ret").as_deref() {
+                Some("FULL") => Some(DsnReturn::Full),
+                Some("HDRS") => Some(DsnReturn::Headers),
+                _ => None,
+            },
+            expires_at: from_millis(row.get("expires_at")),
+            kind: parse_kind(row.get("kind"))?,
+            recipients,
+        });
+    }
+    Ok(leased)
+}
+
+pub(super) fn parse_kind(kind: String) -> Result<MessageKind, StoreError> {
+    match kind.as_str() {
+        "mail" => Ok(MessageKind::Mail),
+        "dsn" => Ok(MessageKind::Dsn),
+        other => Err(StoreError::Corrupt(format!("unknown message kind {other:?}"))),
+    }
+}
+
+async fn record_outcome(
+    conn: &mut SqliteConnection,
+    o: &RecipientOutcome,
+) -> Result<(), StoreError> {
+    let (status, next) = match o.result {
+        OutcomeKind::Delivered => (RecipientStatus::Delivered, None),
+        OutcomeKind::Failed => (RecipientStatus::Failed, None),
+        OutcomeKind::Deferred { retry_at } => (RecipientStatus::Queued, Some(to_millis(retry_at))),
+    };
+    let at = to_millis(o.attempted_at);
+    sqlx::query(
+        "UPDATE recipients SET status = ?1, attempts = attempts + 1,
+             next_attempt_at = COALESCE(?2, next_attempt_at), lease_owner = NULL, lease_until = 0,
+             last_attempt_at = ?3, last_reply = ?4, updated_at = ?3
+         WHERE message_id = ?5 AND idx = ?6",
+    )
+    .bind(status.as_str())
+    .bind(next)
+    .bind(at)
+    .bind(o.reply.as_str())
+    .bind(o.message.as_str())
+    .bind(o.idx as i64)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Drops the content of a message once no recipient still needs it.
+/// Returns whether the message had a spool file to remove.
+async fn purge_if_done(conn: &mut SqliteConnection, id: &QueueId) -> Result<bool, StoreError> {
+    let row = sqlx::query(
+        "UPDATE messages SET content = NULL, has_content = 0
+         WHERE id = ?1 AND has_content = 1 AND NOT EXISTS (
+             SELECT 1 FROM recipients WHERE message_id = ?1 AND status IN ('queued', 'held'))
+         RETURNING spooled",
+    )
+    .bind(id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.is_some_and(|r| r.get::<i64, _>("spooled") != 0))
+}
