@@ -1,0 +1,192 @@
+//! DATA: read the message, route each recipient, commit, answer.
+//!
+//! The order is the durability contract of SPEC §5.2: the reply `250` is
+//! queued only after [`sealpost_store::Store::accept`] returned, and that
+//! returns only after the commit is fsync'd. Anything that fails before
+//! answers `451 4.3.0`, and the client keeps responsibility for the message.
+
+use std::time::{Instant, SystemTime};
+
+use mail_parser::MessageParser;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use sealpost_policy::{DecisionInput, EmailAddress, decide};
+use sealpost_store::{ClientInfo, MessageKind, NewMessage, NewRecipient};
+
+use super::{
+    io::{DataEnd, DataProblem, SmtpStream},
+    session::{Flow, Session, Transaction},
+};
+use crate::reply;
+
+impl Session {
+    pub(super) async fn data<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut SmtpStream<S>,
+    ) -> std::io::Result<Flow> {
+        let Some(transaction) = self.transaction.as_ref() else {
+            self.reject(stream, &reply::NEED_MAIL, "bad_sequence");
+            return Ok(Flow::Continue);
+        };
+        if transaction.recipients.is_empty() {
+            self.reject(stream, &reply::NO_VALID_RECIPIENTS, "bad_sequence");
+            return Ok(Flow::Continue);
+        }
+        let received = self.received_header(transaction);
+        let prefix_len = received.len();
+        stream.queue(&reply::START_DATA);
+        let end = stream
+            .read_data(received, self.inbound.config.max_message_size, transaction.size_hint)
+            .await?;
+        let transaction = self.transaction.take().expect("checked above");
+        let xforward = std::mem::take(&mut self.xforward);
+        let data = match end {
+            DataEnd::Complete(data) => data,
+            DataEnd::Eof => return Ok(Flow::Close),
+            DataEnd::Timeout => {
+                stream.queue(&reply::IDLE_TIMEOUT);
+                return Ok(Flow::Close);
+            }
+        };
+        match data.problem {
+            Some(DataProblem::BareCrLf) => {
+                self.reject(stream, &reply::BARE_CR_LF, "bare_lf");
+                return Ok(Flow::Continue);
+            }
+            Some(DataProblem::LineTooLong) => {
+                self.reject(stream, &reply::DATA_LINE_TOO_LONG, "line_too_long");
+                return Ok(Flow::Continue);
+            }
+            Some(DataProblem::TooBig) => {
+                self.reject(stream, &reply::MESSAGE_TOO_BIG, "message_too_big");
+                return Ok(Flow::Continue);
+            }
+            None => {}
+        }
+        if data.received_headers > self.inbound.config.max_received_headers {
+            self.reject(stream, &reply::TOO_MANY_HOPS, "mail_loop");
+            return Ok(Flow::Continue);
+        }
+
+        let started = Instant::now();
+        let now = SystemTime::now();
+        let client_ip = xforward.addr.unwrap_or(self.peer.ip());
+        let header_from = header_from(&data.content[prefix_len..]);
+        let policy = self.inbound.policy.load();
+        let recipients = transaction
+            .recipients
+            .into_iter()
+            .map(|r| {
+                let decision = decide(
+                    &policy,
+                    &DecisionInput {
+                        envelope_from: transaction.sender.as_ref(),
+                        header_from: header_from.as_ref(),
+                        recipient: &r.address,
+                        client_ip,
+                        now,
+                    },
+                );
+                NewRecipient {
+                    address: r.address,
+                    orcpt: r.orcpt,
+                    notify: r.notify,
+                    decision,
+                }
+            })
+            .collect::<Vec<_>>();
+        let rcpt_count = recipients.len();
+        let size = data.content.len();
+        let message = NewMessage {
+            id: transaction.id,
+            received_at: now,
+            sender: transaction.sender,
+            client: ClientInfo {
+                ip: client_ip,
+                name: xforward.name,
+                helo: xforward.helo.or_else(|| self.helo.clone()),
+                protocol: xforward.proto.unwrap_or_else(|| self.protocol(transaction.smtputf8)),
+            },
+            content: data.content,
+            body_8bit: transaction.body_8bit || data.eight_bit,
+            smtputf8: transaction.smtputf8,
+            env_id: transaction.env_id,
+            ret: transaction.ret,
+            expires_at: now + self.inbound.config.queue_lifetime,
+            kind: MessageKind::Mail,
+            recipients,
+        };
+        let sender = message
+            .sender
+            .as_ref()
+            .map_or_else(String::new, |s| s.to_string());
+        match self.inbound.store.accept(message).await {
+            Ok(id) => {
+                metrics::counter!("sealpost_smtp_messages_accepted_total").increment(1);
+                metrics::histogram!("sealpost_smtp_accept_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                tracing::info!(queue_id = %id, from = %sender, recipients = rcpt_count, size, "accepted");
+                stream.queue(&reply::queued(id.as_str()));
+                self.inbound.queue_wakeup.notify_one();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not store message; answered 451");
+                metrics::counter!("sealpost_smtp_rejected_total", "reason" => "store_unavailable")
+                    .increment(1);
+                stream.queue(&reply::STORE_UNAVAILABLE);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Our trace header (RFC 5321 §4.4), describing this hop as it really
+    /// happened: the connecting peer, not an XFORWARD client (the filter
+    /// that forwarded already wrote that one).
+    fn received_header(&self, transaction: &Transaction) -> Vec<u8> {
+        let helo = self.helo.as_deref().map(header_safe).unwrap_or_default();
+        let ip = match self.peer.ip() {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => format!("IPv6:{v6}"),
+        };
+        let config = &self.inbound.config;
+        let mut header = format!(
+            "Received: from {helo} ([{ip}])\r\n\tby {} (sealpost) with {} id {}",
+            config.hostname,
+            self.protocol(transaction.smtputf8),
+            transaction.id
+        );
+        if let [only] = transaction.recipients.as_slice() {
+            header.push_str(&format!("\r\n\tfor <{}>", only.address));
+        }
+        let date = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc2822)
+            .unwrap_or_default();
+        header.push_str(&format!("; {date}\r\n"));
+        header.into_bytes()
+    }
+}
+
+/// The first address of the header From field, if it parses.
+fn header_from(content: &[u8]) -> Option<EmailAddress> {
+    let end = memchr::memmem::find(content, b"\r\n\r\n").map_or(content.len(), |i| i + 4);
+    let message = MessageParser::new().parse_headers(&content[..end])?;
+    let address = message.from()?.first()?.address()?;
+    EmailAddress::parse(address).ok()
+}
+
+/// Client-supplied text made safe for a header: printable ASCII, bounded.
+fn header_safe(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_graphic()).take(255).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_header_from() {
+        let m = b"Subject: x\r\nFrom: \"Alice A.\" <Alice@Corp.Example>\r\n\r\nFrom: body@not.this\r\n";
+        assert_eq!(header_from(m).unwrap().as_str(), "Alice@corp.example");
+        assert!(header_from(b"Subject: none\r\n\r\nbody").is_none());
+    }
+}

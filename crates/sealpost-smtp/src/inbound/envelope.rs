@@ -1,0 +1,131 @@
+//! MAIL and RCPT: the envelope, its DSN parameters, and relay control.
+//!
+//! Relay control (SPEC §5.1): a recipient in an internal domain is accepted
+//! from anyone; any other recipient only from `smtp.relay_networks`. The
+//! check uses the connecting socket's address, never an XFORWARD address,
+//! so a forwarded client can never widen what the peer may do.
+
+use std::borrow::Cow;
+
+use smtp_proto::{
+    MAIL_BODY_8BITMIME, MAIL_BODY_BINARYMIME, MAIL_RET_FULL, MAIL_RET_HDRS, MAIL_SMTPUTF8,
+    MailFrom, RCPT_NOTIFY_DELAY, RCPT_NOTIFY_FAILURE, RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS,
+    RcptTo,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use sealpost_policy::EmailAddress;
+use sealpost_store::{DsnReturn, Notify, QueueId};
+
+use super::{
+    io::SmtpStream,
+    session::{PendingRecipient, Session, Transaction},
+};
+use crate::reply;
+
+impl Session {
+    pub(super) fn mail<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        from: MailFrom<Cow<'_, str>>,
+        stream: &mut SmtpStream<S>,
+    ) {
+        if self.helo.is_none() {
+            return self.reject(stream, &reply::NEED_HELO, "bad_sequence");
+        }
+        if self.transaction.is_some() {
+            return self.reject(stream, &reply::NESTED_MAIL, "bad_sequence");
+        }
+        if from.flags & MAIL_BODY_BINARYMIME != 0 {
+            return self.reject(stream, &reply::UNSUPPORTED_PARAMETER, "syntax");
+        }
+        let smtputf8 = from.flags & MAIL_SMTPUTF8 != 0;
+        let sender = if from.address.is_empty() {
+            None
+        } else {
+            match EmailAddress::parse(&from.address) {
+                Ok(a) if a.is_utf8() && !smtputf8 => {
+                    return self.reject(stream, &reply::NEED_SMTPUTF8, "bad_address");
+                }
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::debug!(error = %e, "bad sender address");
+                    return self.reject(stream, &reply::BAD_SENDER, "bad_address");
+                }
+            }
+        };
+        if from.size > self.inbound.config.max_message_size {
+            return self.reject(stream, &reply::MESSAGE_TOO_BIG, "message_too_big");
+        }
+        let ret = if from.flags & MAIL_RET_FULL != 0 {
+            Some(DsnReturn::Full)
+        } else if from.flags & MAIL_RET_HDRS != 0 {
+            Some(DsnReturn::Headers)
+        } else {
+            None
+        };
+        self.transaction = Some(Transaction {
+            id: QueueId::generate(),
+            sender,
+            size_hint: from.size,
+            body_8bit: from.flags & MAIL_BODY_8BITMIME != 0,
+            smtputf8,
+            env_id: from.env_id.map(Cow::into_owned),
+            ret,
+            recipients: Vec::new(),
+        });
+        stream.queue(&reply::SENDER_OK);
+    }
+
+    pub(super) fn rcpt<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        to: RcptTo<Cow<'_, str>>,
+        stream: &mut SmtpStream<S>,
+    ) {
+        let max_recipients = self.inbound.config.max_recipients;
+        let Some(transaction) = self.transaction.as_ref() else {
+            return self.reject(stream, &reply::NEED_MAIL, "bad_sequence");
+        };
+        if transaction.recipients.len() >= max_recipients {
+            metrics::counter!("sealpost_smtp_rejected_total", "reason" => "too_many_recipients")
+                .increment(1);
+            stream.queue(&reply::TOO_MANY_RECIPIENTS);
+            return;
+        }
+        let smtputf8 = transaction.smtputf8;
+        let address = match EmailAddress::parse(&to.address) {
+            Ok(a) if a.is_utf8() && !smtputf8 => {
+                return self.reject(stream, &reply::NEED_SMTPUTF8, "bad_address");
+            }
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!(error = %e, "bad recipient address");
+                return self.reject(stream, &reply::BAD_RECIPIENT, "bad_address");
+            }
+        };
+        let internal = self.inbound.policy.load().internal_domains.is_internal(&address);
+        if !internal && !self.inbound.config.relay_networks.contains(self.peer.ip()) {
+            tracing::info!(recipient = %address, "relay denied: external recipient from a client outside smtp.relay_networks");
+            return self.reject(stream, &reply::RELAY_DENIED, "relay_denied");
+        }
+        let mut notify = 0u8;
+        for (flag, bit) in [
+            (RCPT_NOTIFY_SUCCESS, Notify::SUCCESS),
+            (RCPT_NOTIFY_FAILURE, Notify::FAILURE),
+            (RCPT_NOTIFY_DELAY, Notify::DELAY),
+            (RCPT_NOTIFY_NEVER, Notify::NEVER),
+        ] {
+            if to.flags & flag != 0 {
+                notify |= bit;
+            }
+        }
+        let transaction = self.transaction.as_mut().expect("checked above");
+        if !transaction.recipients.iter().any(|r| r.address == address) {
+            transaction.recipients.push(PendingRecipient {
+                address,
+                orcpt: to.orcpt.map(Cow::into_owned),
+                notify: Notify::from_bits(notify),
+            });
+        }
+        stream.queue(&reply::RECIPIENT_OK);
+    }
+}

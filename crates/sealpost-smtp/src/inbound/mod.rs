@@ -1,0 +1,143 @@
+//! The inbound SMTP server: accept loop, sessions, relay control.
+//!
+//! [`serve`] takes a bound listener and a shutdown token; each connection
+//! runs a [`session`] over plain TCP and, after STARTTLS, over TLS. A
+//! message is answered `250` only once [`sealpost_store::Store::accept`]
+//! has committed it durably.
+
+pub mod io;
+mod data;
+mod envelope;
+mod session;
+mod xforward;
+
+use std::{sync::Arc, time::Duration};
+
+use arc_swap::ArcSwap;
+use sealpost_policy::{IpRanges, PolicySet};
+use sealpost_store::Store;
+use tokio::{net::TcpListener, sync::{Notify, Semaphore}};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::reply;
+
+/// Limits and trust settings of the inbound listener, from configuration.
+#[derive(Debug, Clone)]
+pub struct InboundConfig {
+    /// Our name in the greeting, EHLO reply and Received headers.
+    pub hostname: String,
+    /// Clients allowed to relay to external domains (`smtp.relay_networks`).
+    pub relay_networks: IpRanges,
+    /// Clients trusted to send XFORWARD (`smtp.xforward_hosts`).
+    pub xforward_hosts: IpRanges,
+    /// Largest message accepted, in octets (`smtp.max_message_size`).
+    pub max_message_size: usize,
+    /// Most recipients per transaction (`smtp.max_recipients`).
+    pub max_recipients: usize,
+    /// Longest wait for a command or data (`smtp.idle_timeout`).
+    pub idle_timeout: Duration,
+    /// Most concurrent connections (`smtp.max_connections`); one more is
+    /// greeted with 421 and closed.
+    pub max_connections: usize,
+    /// Error replies after which a session is closed with 421.
+    pub max_errors: usize,
+    /// More `Received:` headers than this is taken for a loop.
+    pub max_received_headers: usize,
+    /// How long the queue keeps trying (`relay.queue_lifetime`).
+    pub queue_lifetime: Duration,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        InboundConfig {
+            hostname: "localhost".into(),
+            relay_networks: IpRanges::default(),
+            xforward_hosts: IpRanges::default(),
+            max_message_size: 50 * 1024 * 1024,
+            max_recipients: 100,
+            idle_timeout: Duration::from_secs(300),
+            max_connections: 20_000,
+            max_errors: 20,
+            max_received_headers: 50,
+            queue_lifetime: Duration::from_secs(5 * 86400),
+        }
+    }
+}
+
+/// What every session shares.
+pub struct Inbound {
+    pub config: InboundConfig,
+    pub store: Arc<dyn Store>,
+    /// The current policy snapshot; swapped whole when policies change, so
+    /// the next message sees the change and no message sees half of one.
+    pub policy: Arc<ArcSwap<PolicySet>>,
+    /// Offered as STARTTLS when present.
+    pub tls: Option<TlsAcceptor>,
+    /// Woken after each commit so delivery starts without polling delay.
+    pub queue_wakeup: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbound")
+            .field("config", &self.config)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Accepts connections until `shutdown` is cancelled, then waits for
+/// sessions to finish (each ends its transaction and says 421).
+///
+/// # Errors
+/// Only when accepting fails in a way that is not per-connection.
+pub async fn serve(
+    listener: TcpListener,
+    inbound: Arc<Inbound>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let limit = Arc::new(Semaphore::new(inbound.config.max_connections));
+    let tracker = TaskTracker::new();
+    tracing::info!(addr = %listener.local_addr()?, "SMTP listener started");
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        metrics::counter!("sealpost_smtp_connections_total").increment(1);
+        let permit = match limit.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                metrics::counter!("sealpost_smtp_rejected_total", "reason" => "too_many_connections").increment(1);
+                tracker.spawn(refuse(stream));
+                continue;
+            }
+        };
+        let inbound = inbound.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            session::run(stream, peer, inbound, shutdown).await;
+            drop(permit);
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let mut out = Vec::new();
+    reply::TOO_MANY_CONNECTIONS.write_to(&mut out);
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&out)).await;
+}
