@@ -10,3 +10,5 @@
 
 pub mod inbound;
 pub mod reply;
+pub mod dsn;
+pub mod outbound;

@@ -1,0 +1,431 @@
+//! One SMTP client conversation with one server.
+//!
+//! [`Client::connect`] reads the greeting, says EHLO (HELO if refused) and
+//! upgrades with STARTTLS when offered and wanted. [`Client::send`] runs
+//! one transaction and returns a reply per recipient; an error means the
+//! connection itself failed and nothing more can be said about the
+//! recipients it had not finished.
+
+use std::{sync::Arc, time::Duration};
+
+use rustls::pki_types::ServerName;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
+    net::TcpStream,
+};
+use tokio_rustls::TlsConnector;
+
+use super::{OutboundConfig, lookup::Target};
+
+/// Longest reply line we read, and most lines in one reply.
+const MAX_REPLY_LINE: usize = 4096;
+const MAX_REPLY_LINES: usize = 200;
+
+/// A byte stream we can speak SMTP over: TCP, or TLS over TCP.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A server reply: its code and text (lines joined with `\n`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub code: u16,
+    pub lines: Vec<String>,
+}
+
+impl Response {
+    pub fn is_success(&self) -> bool {
+        (200..400).contains(&self.code)
+    }
+    pub fn is_transient(&self) -> bool {
+        (400..500).contains(&self.code)
+    }
+    /// The reply as one line, for logs, tracking and DSNs.
+    pub fn one_line(&self) -> String {
+        format!("{} {}", self.code, self.lines.join(" "))
+    }
+}
+
+/// Why a conversation could not go on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error("connect to {0} failed: {1}")]
+    Connect(String, String),
+    #[error("{0} refused to talk to us: {1}")]
+    Greeting(String, String),
+    #[error("TLS with {0} failed: {1}")]
+    Tls(String, String),
+    #[error("lost connection with {0}: {1}")]
+    Io(String, String),
+    #[error("timeout talking to {0} ({1})")]
+    Timeout(String, &'static str),
+    #[error("{0} sent a malformed reply: {1}")]
+    Protocol(String, String),
+}
+
+/// What the server offered in its EHLO reply.
+#[derive(Debug, Clone, Default)]
+pub struct Capabilities {
+    pub pipelining: bool,
+    pub size: Option<u64>,
+    pub eight_bit_mime: bool,
+    pub smtputf8: bool,
+    pub dsn: bool,
+    pub starttls: bool,
+}
+
+impl Capabilities {
+    fn from_ehlo(r: &Response) -> Self {
+        let mut caps = Capabilities::default();
+        for line in r.lines.iter().skip(1) {
+            let mut words = line.split_ascii_whitespace();
+            let keyword = words.next().unwrap_or("").to_ascii_uppercase();
+            match keyword.as_str() {
+                "PIPELINING" => caps.pipelining = true,
+                "SIZE" => caps.size = words.next().and_then(|s| s.parse().ok()).filter(|&s| s > 0),
+                "8BITMIME" => caps.eight_bit_mime = true,
+                "SMTPUTF8" => caps.smtputf8 = true,
+                "DSN" => caps.dsn = true,
+                "STARTTLS" => caps.starttls = true,
+                _ => {}
+            }
+        }
+        caps
+    }
+}
+
+/// One recipient of a transaction, as the client needs it.
+#[derive(Debug, Clone)]
+pub struct RcptSpec<'a> {
+    pub address: &'a str,
+    /// Already formatted `NOTIFY=...` and `ORCPT=...` (sent only if the
+    /// server offers DSN).
+    pub dsn_params: Option<String>,
+}
+
+/// One transaction to run.
+#[derive(Debug, Clone)]
+pub struct Transaction<'a> {
+    pub sender: &'a str,
+    pub recipients: Vec<RcptSpec<'a>>,
+    pub content: &'a [u8],
+    pub body_8bit: bool,
+    pub smtputf8: bool,
+    /// `RET=... ENVID=...`, sent only if the server offers DSN.
+    pub dsn_params: Option<String>,
+}
+
+/// The outcome of one transaction, per recipient in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RcptReply {
+    Accepted(Response),
+    Rejected(Response),
+    /// A precondition failed before talking (e.g. SMTPUTF8 not offered).
+    Refused(String),
+}
+
+/// A connected, greeted client.
+pub struct Client {
+    io: BufReader<Box<dyn Io>>,
+    /// The server's name (for messages) and address.
+    pub server: String,
+    pub caps: Capabilities,
+    pub tls: bool,
+    command_timeout: Duration,
+    data_timeout: Duration,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("server", &self.server)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connects to `target`, reads the greeting and says EHLO, upgrading
+    /// to TLS when the server offers it and `tls` is given.
+    pub async fn connect(
+        target: &Target,
+        config: &OutboundConfig,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+    ) -> Result<Client, ClientError> {
+        let server = format!("{}[{}]", target.name, target.addr);
+        let tcp = tokio::time::timeout(config.connect_timeout, TcpStream::connect(target.addr))
+            .await
+            .map_err(|_| ClientError::Timeout(server.clone(), "connect"))?
+            .map_err(|e| ClientError::Connect(server.clone(), e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let mut client = Client {
+            io: BufReader::new(Box::new(tcp)),
+            server,
+            caps: Capabilities::default(),
+            tls: false,
+            command_timeout: config.command_timeout,
+            data_timeout: config.data_timeout,
+        };
+        let greeting = client.read_reply(client.command_timeout).await?;
+        if !greeting.is_success() {
+            return Err(ClientError::Greeting(client.server.clone(), greeting.one_line()));
+        }
+        client.hello(&config.hostname).await?;
+        if let (true, Some(tls)) = (client.caps.starttls, tls) {
+            let reply = client.command("STARTTLS\r\n").await?;
+            if reply.code == 220 {
+                client = client.upgrade(target, tls).await?;
+                client.hello(&config.hostname).await?;
+            }
+        }
+        Ok(client)
+    }
+
+    async fn upgrade(self, target: &Target, tls: &Arc<rustls::ClientConfig>) -> Result<Client, ClientError> {
+        let name = ServerName::try_from(target.name.clone())
+            .unwrap_or_else(|_| ServerName::IpAddress(target.addr.ip().into()));
+        let inner = self.io.into_inner();
+        let stream = tokio::time::timeout(self.command_timeout, TlsConnector::from(tls.clone()).connect(name, inner))
+            .await
+            .map_err(|_| ClientError::Timeout(self.server.clone(), "TLS handshake"))?
+            .map_err(|e| ClientError::Tls(self.server.clone(), e.to_string()))?;
+        Ok(Client {
+            io: BufReader::new(Box::new(stream)),
+            server: self.server,
+            caps: Capabilities::default(),
+            tls: true,
+            command_timeout: self.command_timeout,
+            data_timeout: self.data_timeout,
+        })
+    }
+
+    async fn hello(&mut self, hostname: &str) -> Result<(), ClientError> {
+        let ehlo = self.command(&format!("EHLO {hostname}\r\n")).await?;
+        if ehlo.is_success() {
+            self.caps = Capabilities::from_ehlo(&ehlo);
+            return Ok(());
+        }
+        let helo = self.command(&format!("HELO {hostname}\r\n")).await?;
+        if helo.is_success() {
+            self.caps = Capabilities::default();
+            Ok(())
+        } else {
+            Err(ClientError::Greeting(self.server.clone(), helo.one_line()))
+        }
+    }
+
+    /// Runs one mail transaction. Returns a reply per recipient, in order,
+    /// and the final reply after DATA when at least one was accepted.
+    pub async fn send(
+        &mut self,
+        t: &Transaction<'_>,
+    ) -> Result<(Vec<RcptReply>, Option<Response>), ClientError> {
+        if t.smtputf8 && !self.caps.smtputf8 {
+            let why = format!(
+                "553 5.6.7 {} does not support SMTPUTF8, which this message needs",
+                self.server
+            );
+            return Ok((t.recipients.iter().map(|_| RcptReply::Refused(why.clone())).collect(), None));
+        }
+        if let Some(limit) = self.caps.size
+            && t.content.len() as u64 > limit
+        {
+            let why = format!("552 5.3.4 message size exceeds the limit of {}", self.server);
+            return Ok((t.recipients.iter().map(|_| RcptReply::Refused(why.clone())).collect(), None));
+        }
+        let mut mail = format!("MAIL FROM:<{}>", t.sender);
+        if self.caps.size.is_some() {
+            mail.push_str(&format!(" SIZE={}", t.content.len()));
+        }
+        if t.body_8bit && self.caps.eight_bit_mime {
+            mail.push_str(" BODY=8BITMIME");
+        }
+        if t.smtputf8 {
+            mail.push_str(" SMTPUTF8");
+        }
+        if let (true, Some(p)) = (self.caps.dsn, &t.dsn_params) {
+            mail.push(' ');
+            mail.push_str(p);
+        }
+        mail.push_str("\r\n");
+        let rcpt_lines: Vec<String> = t
+            .recipients
+            .iter()
+            .map(|r| match (self.caps.dsn, &r.dsn_params) {
+                (true, Some(p)) => format!("RCPT TO:<{}> {p}\r\n", r.address),
+                _ => format!("RCPT TO:<{}>\r\n", r.address),
+            })
+            .collect();
+
+        let (mail_reply, rcpt_replies) = if self.caps.pipelining {
+            let mut batch = mail.clone();
+            rcpt_lines.iter().for_each(|l| batch.push_str(l));
+            self.write(batch.as_bytes()).await?;
+            let mail_reply = self.read_reply(self.command_timeout).await?;
+            let mut replies = Vec::with_capacity(rcpt_lines.len());
+            for _ in &rcpt_lines {
+                replies.push(self.read_reply(self.command_timeout).await?);
+            }
+            (mail_reply, replies)
+        } else {
+            let mail_reply = self.command(&mail).await?;
+            let mut replies = Vec::with_capacity(rcpt_lines.len());
+            if mail_reply.is_success() {
+                for line in &rcpt_lines {
+                    replies.push(self.command(line).await?);
+                }
+            }
+            (mail_reply, replies)
+        };
+        if !mail_reply.is_success() {
+            self.reset().await;
+            return Ok((t.recipients.iter().map(|_| RcptReply::Rejected(mail_reply.clone())).collect(), None));
+        }
+        let mut results: Vec<RcptReply> = rcpt_replies
+            .into_iter()
+            .map(|r| if r.is_success() { RcptReply::Accepted(r) } else { RcptReply::Rejected(r) })
+            .collect();
+        if !results.iter().any(|r| matches!(r, RcptReply::Accepted(_))) {
+            self.reset().await;
+            return Ok((results, None));
+        }
+        let data = self.command("DATA\r\n").await?;
+        if data.code != 354 {
+            for r in results.iter_mut() {
+                if matches!(r, RcptReply::Accepted(_)) {
+                    *r = RcptReply::Rejected(data.clone());
+                }
+            }
+            self.reset().await;
+            return Ok((results, None));
+        }
+        self.write_content(t.content).await?;
+        let final_reply = self.read_reply(self.data_timeout).await?;
+        Ok((results, Some(final_reply)))
+    }
+
+    /// Sends RSET, ignoring the outcome (the connection is dropped on the
+    /// next error anyway).
+    pub async fn reset(&mut self) {
+        let _ = self.command("RSET\r\n").await;
+    }
+
+    /// Says QUIT and closes.
+    pub async fn quit(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            let _ = self.command("QUIT\r\n").await;
+            let _ = self.io.get_mut().shutdown().await;
+        })
+        .await;
+    }
+
+    async fn command(&mut self, line: &str) -> Result<Response, ClientError> {
+        self.write(line.as_bytes()).await?;
+        self.read_reply(self.command_timeout).await
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        let io = self.io.get_mut();
+        tokio::time::timeout(self.command_timeout, async {
+            io.write_all(bytes).await?;
+            io.flush().await
+        })
+        .await
+        .map_err(|_| ClientError::Timeout(self.server.clone(), "write"))?
+        .map_err(|e| ClientError::Io(self.server.clone(), e.to_string()))
+    }
+
+    /// Writes the content dot-stuffed, then the end-of-data marker.
+    async fn write_content(&mut self, content: &[u8]) -> Result<(), ClientError> {
+        let server = self.server.clone();
+        let io = self.io.get_mut();
+        tokio::time::timeout(self.data_timeout, async {
+            let mut start = 0;
+            if content.first() == Some(&b'.') {
+                io.write_all(b".").await?;
+            }
+            for i in memchr::memmem::find_iter(content, b"\n.") {
+                io.write_all(&content[start..=i]).await?;
+                io.write_all(b".").await?;
+                start = i + 1;
+            }
+            io.write_all(&content[start..]).await?;
+            if !content.is_empty() && !content.ends_with(b"\r\n") {
+                io.write_all(b"\r\n").await?;
+            }
+            io.write_all(b".\r\n").await?;
+            io.flush().await
+        })
+        .await
+        .map_err(|_| ClientError::Timeout(server.clone(), "sending message data"))?
+        .map_err(|e| ClientError::Io(server, e.to_string()))
+    }
+
+    async fn read_reply(&mut self, timeout: Duration) -> Result<Response, ClientError> {
+        let server = self.server.clone();
+        tokio::time::timeout(timeout, read_reply(&mut self.io, &server))
+            .await
+            .map_err(|_| ClientError::Timeout(server, "waiting for a reply"))?
+    }
+}
+
+async fn read_reply<R: AsyncBufReadExt + Unpin>(io: &mut R, server: &str) -> Result<Response, ClientError> {
+    let mut lines = Vec::new();
+    let mut code = 0;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = (&mut *io)
+            .take(MAX_REPLY_LINE as u64)
+            .read_until(b'\n', &mut buf)
+            .await
+            .map_err(|e| ClientError::Io(server.to_owned(), e.to_string()))?;
+        if n == 0 {
+            return Err(ClientError::Io(server.to_owned(), "connection closed".into()));
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end_matches(['\r', '\n']);
+        let this_code: u16 = line
+            .get(..3)
+            .and_then(|c| c.parse().ok())
+            .filter(|c| (200..600).contains(c))
+            .ok_or_else(|| ClientError::Protocol(server.to_owned(), line.chars().take(80).collect()))?;
+        if code != 0 && this_code != code {
+            return Err(ClientError::Protocol(server.to_owned(), "reply code changed mid-reply".into()));
+        }
+        code = this_code;
+        let more = line.as_bytes().get(3) == Some(&b'-');
+        lines.push(line.get(4..).unwrap_or("").to_owned());
+        if !more {
+            return Ok(Response { code, lines });
+        }
+        if lines.len() >= MAX_REPLY_LINES {
+            return Err(ClientError::Protocol(server.to_owned(), "reply has too many lines".into()));
+        }
+    }
+}
+
+use tokio::io::AsyncReadExt as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn multi_line_reply_and_capabilities() {
+        let wire = b"250-mx.example\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-DSN\r\n250 SMTPUTF8\r\n";
+        let mut r = BufReader::new(&wire[..]);
+        let reply = read_reply(&mut r, "x").await.unwrap();
+        assert_eq!(reply.code, 250);
+        let caps = Capabilities::from_ehlo(&reply);
+        assert!(caps.pipelining && caps.eight_bit_mime && caps.dsn && caps.smtputf8 && !caps.starttls);
+        assert_eq!(caps.size, Some(1000));
+    }
+
+    #[tokio::test]
+    async fn malformed_replies_are_errors() {
+        for wire in [&b"hello\r\n"[..], b"250-a\r\n251 b\r\n", b"250-a\r\n"] {
+            let mut r = BufReader::new(wire);
+            assert!(read_reply(&mut r, "x").await.is_err(), "{wire:?}");
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Delivery of a batch of messages that share a next hop.
+//!
+//! The addresses of the hop are tried in order. One connection carries as
+//! many messages as it can (up to `max_messages_per_connection`); when a
+//! connection fails, the message in flight is deferred (the server may have
+//! taken it, so it is not resent at once) and the rest move on to the next
+//! address. When STARTTLS fails, the same address is tried once in
+//! plaintext, as opportunistic TLS allows.
+
+use std::sync::Arc;
+
+use sealpost_policy::EmailAddress;
+use sealpost_store::{DsnReturn, Notify};
+
+use super::{
+    DeliveryOutcome, OutboundConfig,
+    client::{Client, ClientError, RcptReply, RcptSpec, Response, Transaction},
+    lookup::{Lookup, LookupError, NextHop, Target},
+};
+
+/// A message to deliver to some of its recipients.
+#[derive(Debug, Clone)]
+pub struct OutgoingMessage {
+    pub sender: Option<EmailAddress>,
+    pub recipients: Vec<OutgoingRecipient>,
+    pub content: Arc<Vec<u8>>,
+    pub body_8bit: bool,
+    pub smtputf8: bool,
+    pub env_id: Option<String>,
+    pub ret: Option<DsnReturn>,
+}
+
+/// One recipient of an [`OutgoingMessage`].
+#[derive(Debug, Clone)]
+pub struct OutgoingRecipient {
+    pub address: EmailAddress,
+    /// The original recipient address from ORCPT, decoded.
+    pub orcpt: Option<String>,
+    pub notify: Notify,
+}
+
+/// The outbound side of the gateway. One per process; shared by workers.
+#[derive(Debug)]
+pub struct Delivery {
+    config: OutboundConfig,
+    lookup: Lookup,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Delivery {
+    pub fn new(config: OutboundConfig) -> Self {
+        let tls = config.opportunistic_tls.then(super::opportunistic_tls_config);
+        Delivery {
+            config,
+            lookup: Lookup::default(),
+            tls,
+        }
+    }
+
+    /// Delivers `messages` to `hop`. Returns, for each message, an outcome
+    /// per recipient in the order given.
+    pub async fn deliver(&self, hop: &NextHop, messages: &[OutgoingMessage]) -> Vec<Vec<DeliveryOutcome>> {
+        let targets = match self.lookup.targets(hop).await {
+            Ok(t) if !t.is_empty() => t,
+            Ok(_) => return all(messages, |_| deferred(format!("451 4.4.3 no address for {hop}"), None)),
+            Err(LookupError::Temporary(m)) => return all(messages, |_| deferred(format!("451 4.4.3 {m}"), None)),
+            Err(LookupError::Permanent(m)) => {
+                return all(messages, |_| DeliveryOutcome::Failed {
+                    reply: format!("550 5.1.2 {m}"),
+                    remote: None,
+                });
+            }
+        };
+        let mut results: Vec<Option<Vec<DeliveryOutcome>>> = vec![None; messages.len()];
+        let mut next = 0;
+        let mut target_idx = 0;
+        let mut last_error = String::from("no attempt made");
+        while next < messages.len() && target_idx < targets.len() {
+            let target = &targets[target_idx];
+            let mut client = match self.connect(target).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::info!(target = %target.addr, error = %e, "next hop address failed");
+                    last_error = e.to_string();
+                    target_idx += 1;
+                    continue;
+                }
+            };
+            let mut sent = 0;
+            let mut healthy = true;
+            while next < messages.len() && sent < self.config.max_messages_per_connection {
+                let message = &messages[next];
+                match self.send_one(&mut client, message).await {
+                    Ok(outcomes) => results[next] = Some(outcomes),
+                    Err(e) => {
+                        tracing::info!(server = %client.server, error = %e, "connection failed during delivery");
+                        last_error = e.to_string();
+                        results[next] = Some(message.recipients.iter().map(|_| deferred(format!("451 4.4.2 {e}"), Some(client.server.clone()))).collect());
+                        healthy = false;
+                    }
+                }
+                next += 1;
+                sent += 1;
+                if !healthy {
+                    break;
+                }
+            }
+            if healthy {
+                client.quit().await;
+            } else {
+                target_idx += 1;
+            }
+        }
+        results
+            .into_iter()
+            .zip(messages)
+            .map(|(r, m)| {
+                r.unwrap_or_else(|| m.recipients.iter().map(|_| deferred(format!("451 4.4.1 {last_error}"), None)).collect())
+            })
+            .collect()
+    }
+
+    async fn connect(&self, target: &Target) -> Result<Client, ClientError> {
+        match Client::connect(target, &self.config, self.tls.as_ref()).await {
+            Err(ClientError::Tls(server, why)) => {
+                tracing::info!(%server, %why, "STARTTLS failed; retrying in plaintext");
+                Client::connect(target, &self.config, None).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send_one(&self, client: &mut Client, m: &OutgoingMessage) -> Result<Vec<DeliveryOutcome>, ClientError> {
+        let mut dsn = Vec::new();
+        if let Some(ret) = m.ret {
+            dsn.push(match ret {
+                DsnReturn::Full => "RET=FULL".to_owned(),
+                DsnReturn::Headers => "RET=HDRS".to_owned(),
+            });
+        }
+        if let Some(env_id) = &m.env_id {
+            dsn.push(format!("ENVID={}", xtext(env_id)));
+        }
+        let sender = m.sender.as_ref().map_or("", EmailAddress::as_str);
+        let transaction = Transaction {
+            sender,
+            recipients: m
+                .recipients
+                .iter()
+                .map(|r| RcptSpec {
+                    address: r.address.as_str(),
+                    dsn_params: rcpt_dsn_params(r),
+                })
+                .collect(),
+            content: &m.content,
+            body_8bit: m.body_8bit,
+            smtputf8: m.smtputf8 || m.recipients.iter().any(|r| r.address.is_utf8()) || m.sender.as_ref().is_some_and(EmailAddress::is_utf8),
+            dsn_params: (!dsn.is_empty()).then(|| dsn.join(" ")),
+        };
+        let (replies, final_reply) = client.send(&transaction).await?;
+        let remote = client.server.clone();
+        Ok(replies
+            .into_iter()
+            .map(|r| match r {
+                RcptReply::Refused(why) => DeliveryOutcome::Failed { reply: why, remote: Some(remote.clone()) },
+                RcptReply::Rejected(resp) => classify(&resp, &remote),
+                RcptReply::Accepted(_) => match &final_reply {
+                    Some(resp) => classify(resp, &remote),
+                    None => deferred("451 4.4.2 no reply after DATA".into(), Some(remote.clone())),
+                },
+            })
+            .collect())
+    }
+}
+
+fn classify(resp: &Response, remote: &str) -> DeliveryOutcome {
+    let reply = resp.one_line();
+    let remote = remote.to_owned();
+    if resp.is_success() {
+        DeliveryOutcome::Delivered { reply, remote }
+    } else if resp.is_transient() {
+        DeliveryOutcome::Deferred { reply, remote: Some(remote) }
+    } else {
+        DeliveryOutcome::Failed { reply, remote: Some(remote) }
+    }
+}
+
+fn deferred(reply: String, remote: Option<String>) -> DeliveryOutcome {
+    DeliveryOutcome::Deferred { reply, remote }
+}
+
+fn all(messages: &[OutgoingMessage], f: impl Fn(&OutgoingRecipient) -> DeliveryOutcome) -> Vec<Vec<DeliveryOutcome>> {
+    messages.iter().map(|m| m.recipients.iter().map(&f).collect()).collect()
+}
+
+fn rcpt_dsn_params(r: &OutgoingRecipient) -> Option<String> {
+    let mut params = Vec::new();
+    let bits = r.notify.bits();
+    if bits != 0 {
+        let notify: Vec<&str> = if bits & Notify::NEVER != 0 {
+            vec!["NEVER"]
+        } else {
+            [(Notify::SUCCESS, "SUCCESS"), (Notify::FAILURE, "FAILURE"), (Notify::DELAY, "DELAY")]
+                .iter()
+                .filter(|(b, _)| bits & b != 0)
+                .map(|(_, n)| *n)
+                .collect()
+        };
+        params.push(format!("NOTIFY={}", notify.join(",")));
+    }
+    if let Some(orcpt) = &r.orcpt {
+        params.push(format!("ORCPT=rfc822;{}", xtext(orcpt)));
+    }
+    (!params.is_empty()).then(|| params.join(" "))
+}
+
+/// RFC 3461 §4 xtext: `+XX` for '+', '=', and anything outside `!`..`~`.
+pub fn xtext(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (33..=126).contains(&b) && b != b'+' && b != b'=' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xtext_and_rcpt_params() {
+        assert_eq!(xtext("a+b=c d"), "a+2Bb+3Dc+20d");
+        let r = OutgoingRecipient {
+            address: EmailAddress::parse("x@y.example").unwrap(),
+            orcpt: Some("X@Y.example".into()),
+            notify: Notify::from_bits(Notify::SUCCESS | Notify::FAILURE),
+        };
+        assert_eq!(rcpt_dsn_params(&r).unwrap(), "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;X@Y.example");
+    }
+}

@@ -1,0 +1,231 @@
+//! Next-hop resolution: where to connect for a recipient domain.
+//!
+//! A configured next hop (`relay.next_hop`, `relay.internal_next_hop`) is
+//! used as given. Otherwise the domain's MX records are tried in order of
+//! preference; a domain with no MX record is its own mail host (RFC 5321
+//! §5.1, implicit MX); a null MX (RFC 7505) means the domain takes no mail.
+//! The DNS resolver is built on first use, so a gateway whose next hops are
+//! all configured never needs one.
+
+use std::{fmt, net::{IpAddr, SocketAddr}};
+
+use hickory_resolver::{TokioResolver, proto::rr::RData};
+use tokio::sync::OnceCell;
+
+/// A `host:port` as written in configuration. `[host]` brackets (as in
+/// Postfix) and IPv6 literals in brackets are accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl HostPort {
+    /// Parses `host`, `host:port`, `[host]:port` or `[2001:db8::1]:25`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (host, after) = rest
+                .split_once(']')
+                .ok_or_else(|| format!("{text:?}: missing ']'"))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p),
+                None if after.is_empty() => None,
+                None => return Err(format!("{text:?}: expected ':port' after ']'")),
+            };
+            (host, port)
+        } else {
+            match text.rsplit_once(':') {
+                Some((h, p)) if !h.contains(':') => (h, Some(p)),
+                _ => (text, None),
+            }
+        };
+        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+            return Err(format!("{text:?}: expected host:port"));
+        }
+        let port = match port {
+            None => 25,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| format!("{text:?}: port must be a number from 1 to 65535"))?,
+        };
+        Ok(HostPort {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Where a recipient's mail goes next.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum NextHop {
+    /// A configured host.
+    Host(HostPort),
+    /// The MX hosts of the recipient's domain.
+    Mx(String),
+}
+
+impl fmt::Display for NextHop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NextHop::Host(h) => write!(f, "{h}"),
+            NextHop::Mx(d) => write!(f, "MX of {d}"),
+        }
+    }
+}
+
+/// One address to try, with the host name it came from (for TLS and logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+/// Why no address could be found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupError {
+    /// The domain does not take mail; bounce.
+    Permanent(String),
+    /// DNS trouble; try later.
+    Temporary(String),
+}
+
+/// Resolves next hops. One per gateway; cheap to share.
+#[derive(Debug, Default)]
+pub struct Lookup {
+    resolver: OnceCell<TokioResolver>,
+}
+
+impl Lookup {
+    async fn resolver(&self) -> Result<&TokioResolver, LookupError> {
+        self.resolver
+            .get_or_try_init(|| async {
+                TokioResolver::builder_tokio()
+                    .and_then(|b| b.build())
+                    .map_err(|e| LookupError::Temporary(format!("DNS resolver unavailable: {e}")))
+            })
+            .await
+    }
+
+    /// The addresses to try for `hop`, best first.
+    pub async fn targets(&self, hop: &NextHop) -> Result<Vec<Target>, LookupError> {
+        match hop {
+            NextHop::Host(hp) => self.host_addresses(&hp.host, hp.port).await,
+            NextHop::Mx(domain) => self.mx_targets(domain).await,
+        }
+    }
+
+    async fn host_addresses(&self, host: &str, port: u16) -> Result<Vec<Target>, LookupError> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![Target {
+                name: host.to_owned(),
+                addr: SocketAddr::new(ip, port),
+            }]);
+        }
+        let resolver = self.resolver().await?;
+        match resolver.lookup_ip(host).await {
+            Ok(ips) => Ok(ips
+                .iter()
+                .map(|ip| Target {
+                    name: host.to_owned(),
+                    addr: SocketAddr::new(ip, port),
+                })
+                .collect()),
+            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Err(LookupError::Permanent(
+                format!("Host or domain name not found: {host}"),
+            )),
+            Err(e) => Err(LookupError::Temporary(format!("DNS lookup of {host} failed: {e}"))),
+        }
+    }
+
+    async fn mx_targets(&self, domain: &str) -> Result<Vec<Target>, LookupError> {
+        if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+            let ip = literal.strip_prefix("ipv6:").unwrap_or(literal);
+            return self.host_addresses(ip, 25).await;
+        }
+        let resolver = self.resolver().await?;
+        let mut exchanges: Vec<(u16, String)> = match resolver.mx_lookup(domain).await {
+            Ok(lookup) => lookup
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::MX(mx) => Some((mx.preference, mx.exchange.to_ascii())),
+                    _ => None,
+                })
+                .collect(),
+            Err(e) if e.is_nx_domain() => {
+                return Err(LookupError::Permanent(format!("Domain {domain} does not exist")));
+            }
+            Err(e) if e.is_no_records_found() => Vec::new(),
+            Err(e) => {
+                return Err(LookupError::Temporary(format!("MX lookup for {domain} failed: {e}")));
+            }
+        };
+        if exchanges.len() == 1 && matches!(exchanges[0].1.as_str(), "." | "") {
+            return Err(LookupError::Permanent(format!(
+                "Domain {domain} does not accept mail (null MX)"
+            )));
+        }
+        if exchanges.is_empty() {
+            return self.host_addresses(domain, 25).await;
+        }
+        exchanges.sort();
+        let mut targets = Vec::new();
+        let mut last_error = None;
+        for (_, host) in exchanges {
+            let host = host.trim_end_matches('.').to_owned();
+            match self.host_addresses(&host, 25).await {
+                Ok(mut t) => targets.append(&mut t),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        if targets.is_empty() {
+            // MX hosts that do not resolve are a DNS problem on the
+            // recipient's side that may be fixed: defer.
+            return Err(match last_error {
+                Some(LookupError::Permanent(m)) | Some(LookupError::Temporary(m)) => {
+                    LookupError::Temporary(m)
+                }
+                None => LookupError::Temporary(format!("no usable MX host for {domain}")),
+            });
+        }
+        Ok(targets)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(HostPort::parse("mx.example:2525").unwrap(), HostPort { host: "mx.example".into(), port: 2525 });
+        assert_eq!(HostPort::parse("[mx.example]").unwrap().port, 25);
+        assert_eq!(HostPort::parse("[::1]:2526").unwrap(), HostPort { host: "::1".into(), port: 2526 });
+        assert_eq!(HostPort::parse("::1").unwrap().host, "::1");
+        assert_eq!(HostPort::parse("[::1]:2526").unwrap().to_string(), "[::1]:2526");
+        for bad in ["", "host:0", "host:99999", "host:x", "[::1", "a b:25"] {
+            assert!(HostPort::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn ip_hosts_need_no_dns() {
+        let l = Lookup::default();
+        let t = l.targets(&NextHop::Host(HostPort::parse("127.0.0.1:2525").unwrap())).await.unwrap();
+        assert_eq!(t[0].addr, "127.0.0.1:2525".parse().unwrap());
+        assert!(l.resolver.get().is_none(), "no resolver built for an IP next hop");
+    }
+}

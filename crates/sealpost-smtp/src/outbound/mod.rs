@@ -1,0 +1,115 @@
+//! Outbound SMTP: hand messages to the next hop and report, per recipient,
+//! how it went.
+//!
+//! - [`lookup`] turns a next hop (a configured host, or a domain's MX
+//!   records with the RFC 5321 §5.1 fallback to A/AAAA) into addresses.
+//! - [`client`] speaks SMTP to one server: EHLO, opportunistic STARTTLS,
+//!   MAIL/RCPT (pipelined when offered), DATA.
+//! - [`delivery`] delivers a batch of messages for one next hop over as few
+//!   connections as possible, trying the next address when one fails.
+//!
+//! The result of an attempt is a [`DeliveryOutcome`] per recipient; the
+//! queue decides what a deferral means for the retry schedule.
+
+pub mod client;
+pub mod delivery;
+pub mod lookup;
+
+use std::{sync::Arc, time::Duration};
+
+pub use delivery::{Delivery, OutgoingMessage, OutgoingRecipient};
+pub use lookup::{HostPort, NextHop};
+
+/// How one recipient's attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// The next hop took responsibility (2xx after DATA).
+    Delivered { reply: String, remote: String },
+    /// Worth trying again later (4xx, connection or DNS trouble).
+    Deferred { reply: String, remote: Option<String> },
+    /// Will never work (5xx, null MX, no such domain).
+    Failed { reply: String, remote: Option<String> },
+}
+
+/// Settings of the outbound side.
+#[derive(Debug, Clone)]
+pub struct OutboundConfig {
+    /// Our name in EHLO.
+    pub hostname: String,
+    pub connect_timeout: Duration,
+    /// Timeout for each reply to a command (RFC 5321 §4.5.3.2 suggests
+    /// minutes; we use less to free connections from stuck peers sooner).
+    pub command_timeout: Duration,
+    /// Timeout for the reply after the final `.` of DATA.
+    pub data_timeout: Duration,
+    /// Try STARTTLS when the server offers it.
+    pub opportunistic_tls: bool,
+    /// Most messages sent over one connection before it is renewed.
+    pub max_messages_per_connection: usize,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            hostname: "localhost".into(),
+            connect_timeout: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(120),
+            data_timeout: Duration::from_secs(600),
+            opportunistic_tls: true,
+            max_messages_per_connection: 100,
+        }
+    }
+}
+
+/// TLS settings for opportunistic STARTTLS: like Postfix's
+/// `smtp_tls_security_level = may`, the certificate is not verified (a
+/// failed verification would only push us back to plaintext), but the
+/// handshake signatures are, so the session is encrypted for real.
+pub fn opportunistic_tls_config() -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
