@@ -1,0 +1,419 @@
+//! Delivery workers: lease → deliver → record.
+//!
+//! [`Worker::run`] keeps up to `max_batches_in_flight` batches delivering at
+//! once; each batch is a lease of up to `batch_size` due recipients, grouped
+//! by next hop, each hop's messages split over up to
+//! `max_connections_per_hop` connections. [`Worker::run_once`] does one batch
+//! to completion, for tests and tools that want the queue driven by hand.
+//!
+//! Outcomes and the DSNs they cause are recorded in one commit. A worker
+//! that dies mid-batch loses nothing: its leases expire and the recipients
+//! are delivered again (at-least-once).
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr},
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use arc_swap::ArcSwap;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use sealpost_policy::{Decision, EmailAddress, PolicySet, Route};
+use sealpost_smtp::{
+    dsn::{self, DsnAction, DsnInput, DsnRecipient},
+    outbound::{Delivery, DeliveryOutcome, HostPort, NextHop, OutgoingMessage, OutgoingRecipient},
+};
+use sealpost_store::{
+    ClientInfo, LeasedMessage, LeasedRecipient, MessageKind, NewMessage, NewRecipient, Notify as DsnNotify,
+    OutcomeKind, QueueId, RecipientOutcome, Store, StoreError,
+};
+
+use crate::schedule::{RetrySchedule, Verdict};
+
+/// Settings of the queue.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// Our host name, for DSNs.
+    pub hostname: String,
+    pub retry: RetrySchedule,
+    /// How long a DSN we generate may stay queued.
+    pub queue_lifetime: Duration,
+    /// `relay.next_hop`: smart host for external domains (else MX).
+    pub next_hop: Option<HostPort>,
+    /// `relay.internal_next_hop`: where internal domains' mail goes (else MX).
+    pub internal_next_hop: Option<HostPort>,
+    /// How long a lease lasts. It must outlast the slowest batch (connect
+    /// and data timeouts of its connections in sequence), or a second
+    /// worker could deliver the same recipients while the first still is.
+    pub lease_duration: Duration,
+    /// Recipients leased per batch.
+    pub batch_size: usize,
+    /// Batches delivering at once.
+    pub max_batches_in_flight: usize,
+    /// Connections one batch opens to one next hop.
+    pub max_connections_per_hop: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            hostname: "localhost".into(),
+            retry: RetrySchedule::default(),
+            queue_lifetime: Duration::from_secs(5 * 86400),
+            next_hop: None,
+            internal_next_hop: None,
+            lease_duration: Duration::from_secs(30 * 60),
+            batch_size: 200,
+            max_batches_in_flight: 8,
+            max_connections_per_hop: 4,
+        }
+    }
+}
+
+/// Errors of one queue pass (delivery problems are outcomes, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A delivery worker. Cheap to clone; clones share everything.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn Store>,
+    delivery: Arc<Delivery>,
+    policy: Arc<ArcSwap<PolicySet>>,
+    config: QueueConfig,
+    /// Names this worker's leases in the store.
+    owner: String,
+    wakeup: Arc<Notify>,
+}
+
+impl Worker {
+    pub fn new(
+        store: Arc<dyn Store>,
+        delivery: Arc<Delivery>,
+        policy: Arc<ArcSwap<PolicySet>>,
+        config: QueueConfig,
+        wakeup: Arc<Notify>,
+    ) -> Self {
+        let owner = format!("{}:{}:{}", config.hostname, std::process::id(), QueueId::generate());
+        Worker {
+            inner: Arc::new(Inner {
+                store,
+                delivery,
+                policy,
+                config,
+                owner,
+                wakeup,
+            }),
+        }
+    }
+
+    /// Leases one batch of due recipients and delivers it to completion.
+    /// Returns how many recipients it handled (0: nothing was due).
+    pub async fn run_once(&self) -> Result<usize, QueueError> {
+        let batch = self.lease(self.inner.config.batch_size).await?;
+        let count = batch.iter().map(|m| m.recipients.len()).sum();
+        self.process(batch).await?;
+        Ok(count)
+    }
+
+    /// Runs until `shutdown`, then waits for batches in flight.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(self.inner.config.max_batches_in_flight));
+        let tracker = TaskTracker::new();
+        let mut stats_due = tokio::time::Instant::now();
+        loop {
+            if tokio::time::Instant::now() >= stats_due {
+                self.publish_queue_depth().await;
+                stats_due = tokio::time::Instant::now() + Duration::from_secs(5);
+            }
+            let slot = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                slot = slots.clone().acquire_owned() => slot.expect("semaphore never closed"),
+            };
+            let batch = match self.lease(self.inner.config.batch_size).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not lease queue work; retrying shortly");
+                    drop(slot);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            if batch.is_empty() {
+                drop(slot);
+                let wait = self.time_until_due().await;
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = self.inner.wakeup.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                continue;
+            }
+            let worker = self.clone();
+            tracker.spawn(async move {
+                if let Err(e) = worker.process(batch).await {
+                    tracing::error!(error = %e, "recording delivery outcomes failed; leases will expire and the recipients be retried");
+                }
+                drop(slot);
+            });
+        }
+        tracker.close();
+        tracker.wait().await;
+    }
+
+    async fn time_until_due(&self) -> Duration {
+        // Re-check at least every few seconds: another node may have
+        // queued work, and our own wake-ups may have raced the lease.
+        let cap = Duration::from_secs(5);
+        match self.inner.store.next_due().await {
+            Ok(Some(at)) => at
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+                .max(Duration::from_millis(20))
+                .min(cap),
+            _ => cap,
+        }
+    }
+
+    async fn publish_queue_depth(&self) {
+        if let Ok(stats) = self.inner.store.queue_stats().await {
+            metrics::gauge!("sealpost_queue_depth").set(stats.queued as f64);
+            metrics::gauge!("sealpost_queue_deferred").set(stats.deferred as f64);
+            metrics::gauge!("sealpost_queue_held").set(stats.held as f64);
+        }
+    }
+
+    async fn lease(&self, limit: usize) -> Result<Vec<LeasedMessage>, QueueError> {
+        let now = SystemTime::now();
+        Ok(self
+            .inner
+            .store
+            .lease_due(&self.inner.owner, now, now + self.inner.config.lease_duration, limit)
+            .await?)
+    }
+
+    /// The next hop of one recipient.
+    fn next_hop(&self, policy: &PolicySet, recipient: &EmailAddress) -> NextHop {
+        let config = &self.inner.config;
+        let configured = if policy.internal_domains.is_internal(recipient) {
+            &config.internal_next_hop
+        } else {
+            &config.next_hop
+        };
+        match configured {
+            Some(hp) => NextHop::Host(hp.clone()),
+            None => NextHop::Mx(recipient.domain_str().to_owned()),
+        }
+    }
+
+    async fn process(&self, batch: Vec<LeasedMessage>) -> Result<(), QueueError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let policy = self.inner.policy.load_full();
+        // Load each message's content once; a message whose content is gone
+        // (purged by another node) is left for its lease to expire.
+        let mut contents = Vec::with_capacity(batch.len());
+        for message in &batch {
+            contents.push(match self.inner.store.load_body(&message.id).await {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    tracing::error!(queue_id = %message.id, error = %e, "cannot read message content");
+                    None
+                }
+            });
+        }
+        // Group (message, recipients) by next hop.
+        let mut by_hop: HashMap<NextHop, Vec<(usize, Vec<&LeasedRecipient>)>> = HashMap::new();
+        for (i, message) in batch.iter().enumerate() {
+            if contents[i].is_none() {
+                continue;
+            }
+            let mut per_hop: HashMap<NextHop, Vec<&LeasedRecipient>> = HashMap::new();
+            for r in &message.recipients {
+                per_hop.entry(self.next_hop(&policy, &r.address)).or_default().push(r);
+            }
+            for (hop, rcpts) in per_hop {
+                by_hop.entry(hop).or_default().push((i, rcpts));
+            }
+        }
+        // Deliver every hop, each over up to max_connections_per_hop
+        // connections, all concurrently.
+        let mut deliveries = Vec::new();
+        for (hop, jobs) in &by_hop {
+            let chunk_size = jobs.len().div_ceil(self.inner.config.max_connections_per_hop.max(1)).max(1);
+            for chunk in jobs.chunks(chunk_size) {
+                let outgoing: Vec<OutgoingMessage> = chunk
+                    .iter()
+                    .map(|(i, rcpts)| outgoing(&batch[*i], rcpts, contents[*i].clone().expect("filtered above")))
+                    .collect();
+                let delivery = self.inner.delivery.clone();
+                let hop = hop.clone();
+                deliveries.push(async move {
+                    let outcomes = delivery.deliver(&hop, &outgoing).await;
+                    (chunk, outcomes)
+                });
+            }
+        }
+        let results = futures_util::future::join_all(deliveries).await;
+
+        let now = SystemTime::now();
+        let mut records = Vec::new();
+        let mut failures: HashMap<usize, Vec<DsnRecipient>> = HashMap::new();
+        for (chunk, outcomes) in results {
+            for ((i, rcpts), message_outcomes) in chunk.iter().zip(outcomes) {
+                let message = &batch[*i];
+                for (r, outcome) in rcpts.iter().zip(message_outcomes) {
+                    let (result, reply, remote) = self.judge(message, r, outcome, now);
+                    tracing::info!(queue_id = %message.id, to = %r.address, result = ?result, %reply, "delivery attempt");
+                    if result == OutcomeKind::Failed
+                        && r.notify.on_failure()
+                        && message.kind == MessageKind::Mail
+                        && message.sender.is_some()
+                    {
+                        failures.entry(*i).or_default().push(DsnRecipient {
+                            address: r.address.clone(),
+                            orcpt: r.orcpt.clone(),
+                            action: DsnAction::Failed,
+                            reply: reply.clone(),
+                            remote_mta: remote,
+                            last_attempt: now,
+                        });
+                    }
+                    records.push(RecipientOutcome {
+                        message: message.id.clone(),
+                        idx: r.idx,
+                        attempted_at: now,
+                        result,
+                        reply,
+                    });
+                }
+            }
+        }
+        let dsns: Vec<NewMessage> = failures
+            .into_iter()
+            .map(|(i, recipients)| self.dsn(&batch[i], contents[i].as_deref().map_or(&[][..], Vec::as_slice), recipients, now))
+            .collect();
+        let dsn_count = dsns.len();
+        let ids = self.inner.store.record(records, dsns).await?;
+        if dsn_count > 0 {
+            for id in &ids {
+                tracing::info!(queue_id = %id, "queued delivery status notification");
+            }
+            self.inner.wakeup.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Turns one delivery outcome into what the store records.
+    fn judge(
+        &self,
+        message: &LeasedMessage,
+        r: &LeasedRecipient,
+        outcome: DeliveryOutcome,
+        now: SystemTime,
+    ) -> (OutcomeKind, String, Option<String>) {
+        match outcome {
+            DeliveryOutcome::Delivered { reply, remote } => {
+                metrics::counter!("sealpost_delivery_delivered_total").increment(1);
+                (OutcomeKind::Delivered, reply, Some(remote))
+            }
+            DeliveryOutcome::Failed { reply, remote } => {
+                metrics::counter!("sealpost_delivery_bounced_total").increment(1);
+                (OutcomeKind::Failed, reply, remote)
+            }
+            DeliveryOutcome::Deferred { reply, remote } => {
+                match self.inner.config.retry.after_deferral(r.attempts + 1, now, message.expires_at) {
+                    Verdict::RetryAt(at) => {
+                        metrics::counter!("sealpost_delivery_deferred_total").increment(1);
+                        (OutcomeKind::Deferred { retry_at: at }, reply, remote)
+                    }
+                    Verdict::Expire => {
+                        metrics::counter!("sealpost_delivery_bounced_total").increment(1);
+                        metrics::counter!("sealpost_delivery_expired_total").increment(1);
+                        (
+                            OutcomeKind::Failed,
+                            format!("{reply} (gave up: message was queued too long, see relay.queue_lifetime)"),
+                            remote,
+                        )
+                    }
+                }
+            }
+        }
+    }
+
+    fn dsn(&self, message: &LeasedMessage, original: &[u8], recipients: Vec<DsnRecipient>, now: SystemTime) -> NewMessage {
+        let sender = message.sender.clone().expect("DSNs only for messages with a sender");
+        let id = QueueId::generate();
+        let content = dsn::build(&DsnInput {
+            reporting_mta: &self.inner.config.hostname,
+            sender: &sender,
+            queue_id: message.id.as_str(),
+            env_id: message.env_id.as_deref(),
+            arrival: message.received_at,
+            ret: message.ret,
+            original,
+            recipients,
+            now,
+        });
+        NewMessage {
+            id,
+            received_at: now,
+            sender: None,
+            client: ClientInfo {
+                ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                name: None,
+                helo: None,
+                protocol: "local".into(),
+            },
+            body_8bit: !content.is_ascii(),
+            content,
+            smtputf8: sender.is_utf8(),
+            env_id: None,
+            ret: None,
+            expires_at: now + self.inner.config.queue_lifetime,
+            kind: MessageKind::Dsn,
+            recipients: vec![NewRecipient {
+                address: sender,
+                orcpt: None,
+                notify: DsnNotify::from_bits(DsnNotify::NEVER),
+                decision: Decision {
+                    route: Route::Relay,
+                    policy: None,
+                },
+            }],
+        }
+    }
+}
+
+fn outgoing(message: &LeasedMessage, rcpts: &[&LeasedRecipient], content: Arc<Vec<u8>>) -> OutgoingMessage {
+    OutgoingMessage {
+        sender: message.sender.clone(),
+        recipients: rcpts
+            .iter()
+            .map(|r| OutgoingRecipient {
+                address: r.address.clone(),
+                orcpt: r.orcpt.clone(),
+                notify: r.notify,
+            })
+            .collect(),
+        content,
+        body_8bit: message.body_8bit,
+        smtputf8: message.smtputf8,
+        env_id: message.env_id.clone(),
+        ret: message.ret,
+    }
+}
