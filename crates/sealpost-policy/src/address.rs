@@ -194,7 +194,9 @@ fn validate_local(local: &str) -> Result<(), AddressError> {
         return Err(AddressError::LocalLength);
     }
     if let Some(quoted) = local.strip_prefix('"') {
-        let inner = quoted.strip_suffix('"').ok_or(AddressError::LocalChar('"'))?;
+        let inner = quoted
+            .strip_suffix('"')
+            .ok_or(AddressError::LocalChar('"'))?;
         let mut chars = inner.chars();
         while let Some(c) = chars.next() {
             match c {
@@ -263,7 +265,10 @@ mod tests {
             "a@[300.1.1.1]",
             "a@ex..com",
         ] {
-            assert!(EmailAddress::parse(bad).is_err(), "{bad:?} should be refused");
+            assert!(
+                EmailAddress::parse(bad).is_err(),
+                "{bad:?} should be refused"
+            );
         }
         let long_local = format!("{}@example.com", "a".repeat(65));
         assert_eq!(
@@ -275,7 +280,11 @@ mod tests {
     #[test]
     fn subdomain_containment() {
         let parent = Domain::parse("example.com").unwrap();
-        assert!(Domain::parse("mail.example.com").unwrap().is_within(&parent));
+        assert!(
+            Domain::parse("mail.example.com")
+                .unwrap()
+                .is_within(&parent)
+        );
         assert!(Domain::parse("example.com").unwrap().is_within(&parent));
         assert!(!Domain::parse("badexample.com").unwrap().is_within(&parent));
     }

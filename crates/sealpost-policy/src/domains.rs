@@ -89,7 +89,12 @@ mod tests {
     use super::*;
 
     fn list(items: &[&str]) -> InternalDomains {
-        InternalDomains::new(items.iter().map(|i| DomainPattern::parse(i).unwrap()).collect())
+        InternalDomains::new(
+            items
+                .iter()
+                .map(|i| DomainPattern::parse(i).unwrap())
+                .collect(),
+        )
     }
 
     #[test]

@@ -11,7 +11,9 @@ use ipnet::IpNet;
 
 /// Why a string is not a valid IP range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{input:?} is not an IP address or CIDR range (expected e.g. 192.0.2.0/24 or 2001:db8::/32)")]
+#[error(
+    "{input:?} is not an IP address or CIDR range (expected e.g. 192.0.2.0/24 or 2001:db8::/32)"
+)]
 pub struct IpRangeError {
     input: String,
 }
@@ -101,7 +103,10 @@ mod tests {
         assert_eq!(r.to_string(), "192.0.2.10/32");
         assert!(r.contains("192.0.2.10".parse().unwrap()));
         assert!(!r.contains("192.0.2.11".parse().unwrap()));
-        assert_eq!(IpRange::parse("2001:db8::1").unwrap().to_string(), "2001:db8::1/128");
+        assert_eq!(
+            IpRange::parse("2001:db8::1").unwrap().to_string(),
+            "2001:db8::1/128"
+        );
     }
 
     #[test]
@@ -113,7 +118,14 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "10.0.0.0/33", "10.0.0", "2001:db8::/129", "example.com", "1.2.3.4/x"] {
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "10.0.0",
+            "2001:db8::/129",
+            "example.com",
+            "1.2.3.4/x",
+        ] {
             assert!(IpRange::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -44,7 +44,12 @@ impl RetrySchedule {
     /// of a message that expires at `expires_at`. A retry that would fall
     /// after expiry is moved to the expiry time, so the last attempt is made
     /// right at the end of the lifetime rather than skipped.
-    pub fn after_deferral(&self, attempts: u32, now: SystemTime, expires_at: SystemTime) -> Verdict {
+    pub fn after_deferral(
+        &self,
+        attempts: u32,
+        now: SystemTime,
+        expires_at: SystemTime,
+    ) -> Verdict {
         if now >= expires_at {
             return Verdict::Expire;
         }
@@ -76,8 +81,15 @@ mod tests {
         let s = RetrySchedule::default();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let exp = t0 + Duration::from_secs(120);
-        assert_eq!(s.after_deferral(1, t0, exp), Verdict::RetryAt(t0 + Duration::from_secs(60)));
-        assert_eq!(s.after_deferral(2, t0 + Duration::from_secs(60), exp), Verdict::RetryAt(exp), "clamped to expiry");
+        assert_eq!(
+            s.after_deferral(1, t0, exp),
+            Verdict::RetryAt(t0 + Duration::from_secs(60))
+        );
+        assert_eq!(
+            s.after_deferral(2, t0 + Duration::from_secs(60), exp),
+            Verdict::RetryAt(exp),
+            "clamped to expiry"
+        );
         assert_eq!(s.after_deferral(3, exp, exp), Verdict::Expire);
     }
 }

@@ -27,8 +27,8 @@ use sealpost_smtp::{
     outbound::{Delivery, DeliveryOutcome, HostPort, NextHop, OutgoingMessage, OutgoingRecipient},
 };
 use sealpost_store::{
-    ClientInfo, LeasedMessage, LeasedRecipient, MessageKind, NewMessage, NewRecipient, Notify as DsnNotify,
-    OutcomeKind, QueueId, RecipientOutcome, Store, StoreError,
+    ClientInfo, LeasedMessage, LeasedRecipient, MessageKind, NewMessage, NewRecipient,
+    Notify as DsnNotify, OutcomeKind, QueueId, RecipientOutcome, Store, StoreError,
 };
 
 use crate::schedule::{RetrySchedule, Verdict};
@@ -105,7 +105,12 @@ impl Worker {
         config: QueueConfig,
         wakeup: Arc<Notify>,
     ) -> Self {
-        let owner = format!("{}:{}:{}", config.hostname, std::process::id(), QueueId::generate());
+        let owner = format!(
+            "{}:{}:{}",
+            config.hostname,
+            std::process::id(),
+            QueueId::generate()
+        );
         Worker {
             inner: Arc::new(Inner {
                 store,
@@ -201,7 +206,12 @@ impl Worker {
         Ok(self
             .inner
             .store
-            .lease_due(&self.inner.owner, now, now + self.inner.config.lease_duration, limit)
+            .lease_due(
+                &self.inner.owner,
+                now,
+                now + self.inner.config.lease_duration,
+                limit,
+            )
             .await?)
     }
 
@@ -244,7 +254,10 @@ impl Worker {
             }
             let mut per_hop: HashMap<NextHop, Vec<&LeasedRecipient>> = HashMap::new();
             for r in &message.recipients {
-                per_hop.entry(self.next_hop(&policy, &r.address)).or_default().push(r);
+                per_hop
+                    .entry(self.next_hop(&policy, &r.address))
+                    .or_default()
+                    .push(r);
             }
             for (hop, rcpts) in per_hop {
                 by_hop.entry(hop).or_default().push((i, rcpts));
@@ -254,11 +267,20 @@ impl Worker {
         // connections, all concurrently.
         let mut deliveries = Vec::new();
         for (hop, jobs) in &by_hop {
-            let chunk_size = jobs.len().div_ceil(self.inner.config.max_connections_per_hop.max(1)).max(1);
+            let chunk_size = jobs
+                .len()
+                .div_ceil(self.inner.config.max_connections_per_hop.max(1))
+                .max(1);
             for chunk in jobs.chunks(chunk_size) {
                 let outgoing: Vec<OutgoingMessage> = chunk
                     .iter()
-                    .map(|(i, rcpts)| outgoing(&batch[*i], rcpts, contents[*i].clone().expect("filtered above")))
+                    .map(|(i, rcpts)| {
+                        outgoing(
+                            &batch[*i],
+                            rcpts,
+                            contents[*i].clone().expect("filtered above"),
+                        )
+                    })
                     .collect();
                 let delivery = self.inner.delivery.clone();
                 let hop = hop.clone();
@@ -305,7 +327,14 @@ impl Worker {
         }
         let dsns: Vec<NewMessage> = failures
             .into_iter()
-            .map(|(i, recipients)| self.dsn(&batch[i], contents[i].as_deref().map_or(&[][..], Vec::as_slice), recipients, now))
+            .map(|(i, recipients)| {
+                self.dsn(
+                    &batch[i],
+                    contents[i].as_deref().map_or(&[][..], Vec::as_slice),
+                    recipients,
+                    now,
+                )
+            })
             .collect();
         let dsn_count = dsns.len();
         let ids = self.inner.store.record(records, dsns).await?;
@@ -336,7 +365,11 @@ impl Worker {
                 (OutcomeKind::Failed, reply, remote)
             }
             DeliveryOutcome::Deferred { reply, remote } => {
-                match self.inner.config.retry.after_deferral(r.attempts + 1, now, message.expires_at) {
+                match self.inner.config.retry.after_deferral(
+                    r.attempts + 1,
+                    now,
+                    message.expires_at,
+                ) {
                     Verdict::RetryAt(at) => {
                         metrics::counter!("sealpost_delivery_deferred_total").increment(1);
                         (OutcomeKind::Deferred { retry_at: at }, reply, remote)
@@ -346,7 +379,9 @@ impl Worker {
                         metrics::counter!("sealpost_delivery_expired_total").increment(1);
                         (
                             OutcomeKind::Failed,
-                            format!("{reply} (gave up: message was queued too long, see relay.queue_lifetime)"),
+                            format!(
+                                "{reply} (gave up: message was queued too long, see relay.queue_lifetime)"
+                            ),
                             remote,
                         )
                     }
@@ -355,8 +390,17 @@ impl Worker {
         }
     }
 
-    fn dsn(&self, message: &LeasedMessage, original: &[u8], recipients: Vec<DsnRecipient>, now: SystemTime) -> NewMessage {
-        let sender = message.sender.clone().expect("DSNs only for messages with a sender");
+    fn dsn(
+        &self,
+        message: &LeasedMessage,
+        original: &[u8],
+        recipients: Vec<DsnRecipient>,
+        now: SystemTime,
+    ) -> NewMessage {
+        let sender = message
+            .sender
+            .clone()
+            .expect("DSNs only for messages with a sender");
         let id = QueueId::generate();
         let content = dsn::build(&DsnInput {
             reporting_mta: &self.inner.config.hostname,
@@ -399,7 +443,11 @@ impl Worker {
     }
 }
 
-fn outgoing(message: &LeasedMessage, rcpts: &[&LeasedRecipient], content: Arc<Vec<u8>>) -> OutgoingMessage {
+fn outgoing(
+    message: &LeasedMessage,
+    rcpts: &[&LeasedRecipient],
+    content: Arc<Vec<u8>>,
+) -> OutgoingMessage {
     OutgoingMessage {
         sender: message.sender.clone(),
         recipients: rcpts

@@ -64,22 +64,42 @@ pub struct DsnInput<'a> {
 
 /// Builds the report message (headers and body, CRLF line ends).
 pub fn build(input: &DsnInput<'_>) -> Vec<u8> {
-    let boundary = format!("{}.{}/{}", input.queue_id, unix(input.now), input.reporting_mta);
+    let boundary = format!(
+        "{}.{}/{}",
+        input.queue_id,
+        unix(input.now),
+        input.reporting_mta
+    );
     let utf8 = input.sender.is_utf8() || input.recipients.iter().any(|r| r.address.is_utf8());
-    let failed = input.recipients.iter().any(|r| r.action == DsnAction::Failed);
+    let failed = input
+        .recipients
+        .iter()
+        .any(|r| r.action == DsnAction::Failed);
     let subject = if failed {
         "Undelivered Mail Returned to Sender"
-    } else if input.recipients.iter().any(|r| r.action == DsnAction::Delayed) {
+    } else if input
+        .recipients
+        .iter()
+        .any(|r| r.action == DsnAction::Delayed)
+    {
         "Delayed Mail (still being retried)"
     } else {
         "Successful Mail Delivery Report"
     };
     let mut out = String::new();
-    out.push_str(&format!("From: Mail Delivery System <MAILER-DAEMON@{}>\r\n", input.reporting_mta));
+    out.push_str(&format!(
+        "From: Mail Delivery System <MAILER-DAEMON@{}>\r\n",
+        input.reporting_mta
+    ));
     out.push_str(&format!("To: <{}>\r\n", input.sender));
     out.push_str(&format!("Subject: {subject}\r\n"));
     out.push_str(&format!("Date: {}\r\n", rfc2822(input.now)));
-    out.push_str(&format!("Message-ID: <{}.{}.dsn@{}>\r\n", input.queue_id, unix(input.now), input.reporting_mta));
+    out.push_str(&format!(
+        "Message-ID: <{}.{}.dsn@{}>\r\n",
+        input.queue_id,
+        unix(input.now),
+        input.reporting_mta
+    ));
     out.push_str("Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n");
     out.push_str(&format!(
         "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"{boundary}\"\r\n\r\n"
@@ -88,7 +108,10 @@ pub fn build(input: &DsnInput<'_>) -> Vec<u8> {
 
     // Part 1: for people.
     out.push_str(&format!("--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"));
-    out.push_str(&format!("This is the mail system at host {}.\r\n\r\n", input.reporting_mta));
+    out.push_str(&format!(
+        "This is the mail system at host {}.\r\n\r\n",
+        input.reporting_mta
+    ));
     if failed {
         out.push_str("Your message could not be delivered to one or more recipients.\r\nThe details are below; the original message is attached.\r\n\r\n");
     } else {
@@ -100,9 +123,15 @@ pub fn build(input: &DsnInput<'_>) -> Vec<u8> {
     out.push_str("\r\n");
 
     // Part 2: for machines.
-    let status_type = if utf8 { "message/global-delivery-status" } else { "message/delivery-status" };
+    let status_type = if utf8 {
+        "message/global-delivery-status"
+    } else {
+        "message/delivery-status"
+    };
     let addr_type = if utf8 { "utf-8" } else { "rfc822" };
-    out.push_str(&format!("--{boundary}\r\nContent-Type: {status_type}\r\n\r\n"));
+    out.push_str(&format!(
+        "--{boundary}\r\nContent-Type: {status_type}\r\n\r\n"
+    ));
     out.push_str(&format!("Reporting-MTA: dns; {}\r\n", input.reporting_mta));
     out.push_str(&format!("X-Sealpost-Queue-ID: {}\r\n", input.queue_id));
     if let Some(env_id) = input.env_id {
@@ -113,29 +142,41 @@ pub fn build(input: &DsnInput<'_>) -> Vec<u8> {
         out.push_str("\r\n");
         out.push_str(&format!("Final-Recipient: {addr_type}; {}\r\n", r.address));
         if let Some(orcpt) = &r.orcpt {
-            out.push_str(&format!("Original-Recipient: rfc822; {}\r\n", one_line(orcpt)));
+            out.push_str(&format!(
+                "Original-Recipient: rfc822; {}\r\n",
+                one_line(orcpt)
+            ));
         }
         out.push_str(&format!("Action: {}\r\n", r.action.as_str()));
         out.push_str(&format!("Status: {}\r\n", status_of(r)));
         if let Some(mta) = &r.remote_mta {
             out.push_str(&format!("Remote-MTA: dns; {}\r\n", one_line(mta)));
         }
-        out.push_str(&format!("Diagnostic-Code: smtp; {}\r\n", one_line(&r.reply)));
-        out.push_str(&format!("Last-Attempt-Date: {}\r\n", rfc2822(r.last_attempt)));
+        out.push_str(&format!(
+            "Diagnostic-Code: smtp; {}\r\n",
+            one_line(&r.reply)
+        ));
+        out.push_str(&format!(
+            "Last-Attempt-Date: {}\r\n",
+            rfc2822(r.last_attempt)
+        ));
     }
     out.push_str("\r\n");
 
     // Part 3: the original, whole or headers only (RFC 3462, RFC 6522).
     let mut bytes = out.into_bytes();
-    let headers_end = memchr::memmem::find(input.original, b"\r\n\r\n").map_or(input.original.len(), |i| i + 2);
-    let full = input.ret != Some(DsnReturn::Headers) && input.original.len() <= MAX_RETURNED_CONTENT;
+    let headers_end =
+        memchr::memmem::find(input.original, b"\r\n\r\n").map_or(input.original.len(), |i| i + 2);
+    let full =
+        input.ret != Some(DsnReturn::Headers) && input.original.len() <= MAX_RETURNED_CONTENT;
     let (part_type, content) = match (full, utf8) {
         (true, false) => ("message/rfc822", input.original),
         (true, true) => ("message/global", input.original),
         (false, false) => ("text/rfc822-headers", &input.original[..headers_end]),
         (false, true) => ("message/global-headers", &input.original[..headers_end]),
     };
-    bytes.extend_from_slice(format!("--{boundary}\r\nContent-Type: {part_type}\r\n\r\n").as_bytes());
+    bytes
+        .extend_from_slice(format!("--{boundary}\r\nContent-Type: {part_type}\r\n\r\n").as_bytes());
     bytes.extend_from_slice(content);
     if !content.ends_with(b"\r\n") {
         bytes.extend_from_slice(b"\r\n");
@@ -166,15 +207,21 @@ fn is_enhanced(s: &str) -> bool {
     let parts: Vec<&str> = s.split('.').collect();
     parts.len() == 3
         && matches!(parts[0], "2" | "4" | "5")
-        && parts[1..].iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts[1..]
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn one_line(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 fn unix(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn rfc2822(t: SystemTime) -> String {
@@ -187,7 +234,11 @@ fn rfc2822(t: SystemTime) -> String {
 mod tests {
     use super::*;
 
-    fn input<'a>(sender: &'a EmailAddress, original: &'a [u8], ret: Option<DsnReturn>) -> DsnInput<'a> {
+    fn input<'a>(
+        sender: &'a EmailAddress,
+        original: &'a [u8],
+        ret: Option<DsnReturn>,
+    ) -> DsnInput<'a> {
         DsnInput {
             reporting_mta: "gw.corp.example",
             sender,
@@ -235,7 +286,8 @@ mod tests {
     fn ret_hdrs_returns_headers_only() {
         let sender = EmailAddress::parse("alice@corp.example").unwrap();
         let original = b"Subject: hello\r\n\r\nsecret body\r\n";
-        let report = String::from_utf8(build(&input(&sender, original, Some(DsnReturn::Headers)))).unwrap();
+        let report =
+            String::from_utf8(build(&input(&sender, original, Some(DsnReturn::Headers)))).unwrap();
         assert!(report.contains("Content-Type: text/rfc822-headers"));
         assert!(report.contains("Subject: hello"));
         assert!(!report.contains("secret body"));
@@ -243,9 +295,15 @@ mod tests {
 
     #[test]
     fn status_derivation() {
-        let mut r = input(&EmailAddress::parse("a@b.example").unwrap(), b"", None).recipients.remove(0);
+        let mut r = input(&EmailAddress::parse("a@b.example").unwrap(), b"", None)
+            .recipients
+            .remove(0);
         r.reply = "451 try later".into();
-        assert_eq!(status_of(&r), "4.4.7", "a temporary reply that ends in failure is an expiry");
+        assert_eq!(
+            status_of(&r),
+            "4.4.7",
+            "a temporary reply that ends in failure is an expiry"
+        );
         r.reply = "554 denied".into();
         assert_eq!(status_of(&r), "5.0.0");
     }

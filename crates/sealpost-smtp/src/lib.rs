@@ -8,7 +8,7 @@
 //! - [`dsn`]: RFC 3464 delivery status notifications, built from outcomes.
 //! - [`reply`]: every reply code and text the server sends.
 
-pub mod inbound;
-pub mod reply;
 pub mod dsn;
+pub mod inbound;
 pub mod outbound;
+pub mod reply;

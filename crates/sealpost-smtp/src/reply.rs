@@ -42,8 +42,14 @@ impl Reply {
         for (i, line) in lines.iter().enumerate() {
             let sep = if i + 1 == lines.len() { ' ' } else { '-' };
             let line = line.trim_end_matches('\r');
-            let status_prefix = if self.status.is_empty() { String::new() } else { format!("{} ", self.status) };
-            out.extend_from_slice(format!("{}{}{}{}\r\n", self.code, sep, status_prefix, line).as_bytes());
+            let status_prefix = if self.status.is_empty() {
+                String::new()
+            } else {
+                format!("{} ", self.status)
+            };
+            out.extend_from_slice(
+                format!("{}{}{}{}\r\n", self.code, sep, status_prefix, line).as_bytes(),
+            );
         }
     }
 }
@@ -65,15 +71,25 @@ pub const RECIPIENT_OK: Reply = Reply::new(250, "2.1.5", "Recipient ok");
 pub const START_DATA: Reply = Reply::new(354, "", "End data with <CR><LF>.<CR><LF>");
 pub const READY_TLS: Reply = Reply::new(220, "2.0.0", "Ready to start TLS");
 pub const BYE: Reply = Reply::new(221, "2.0.0", "Bye");
-pub const VRFY: Reply = Reply::new(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery");
+pub const VRFY: Reply = Reply::new(
+    252,
+    "2.5.0",
+    "Cannot VRFY user, but will accept message and attempt delivery",
+);
 pub const HELP: Reply = Reply::new(214, "2.0.0", "See RFC 5321");
 
 // Temporary failures.
-pub const SHUTTING_DOWN: Reply = Reply::new(421, "4.3.2", "Service shutting down, closing connection");
+pub const SHUTTING_DOWN: Reply =
+    Reply::new(421, "4.3.2", "Service shutting down, closing connection");
 pub const IDLE_TIMEOUT: Reply = Reply::new(421, "4.4.2", "Idle timeout, closing connection");
 pub const TOO_MANY_ERRORS: Reply = Reply::new(421, "4.7.0", "Too many errors, closing connection");
-pub const TOO_MANY_CONNECTIONS: Reply = Reply::new(421, "4.3.2", "Too many connections, try again later");
-pub const STORE_UNAVAILABLE: Reply = Reply::new(451, "4.3.0", "Temporary failure storing the message, try again later");
+pub const TOO_MANY_CONNECTIONS: Reply =
+    Reply::new(421, "4.3.2", "Too many connections, try again later");
+pub const STORE_UNAVAILABLE: Reply = Reply::new(
+    451,
+    "4.3.0",
+    "Temporary failure storing the message, try again later",
+);
 pub const TOO_MANY_RECIPIENTS: Reply = Reply::new(452, "4.5.3", "Too many recipients");
 pub const TLS_FAILED: Reply = Reply::new(454, "4.7.0", "TLS not available due to temporary reason");
 
@@ -91,15 +107,33 @@ pub const NEED_MAIL: Reply = Reply::new(503, "5.5.1", "Send MAIL FROM first");
 pub const NEED_RCPT: Reply = Reply::new(503, "5.5.1", "Send RCPT TO first");
 pub const NO_VALID_RECIPIENTS: Reply = Reply::new(554, "5.5.1", "No valid recipients");
 pub const ALREADY_TLS: Reply = Reply::new(503, "5.5.1", "TLS already active");
-pub const XFORWARD_DENIED: Reply = Reply::new(550, "5.7.0", "XFORWARD not permitted from this client");
+pub const XFORWARD_DENIED: Reply =
+    Reply::new(550, "5.7.0", "XFORWARD not permitted from this client");
 pub const XFORWARD_SYNTAX: Reply = Reply::new(501, "5.5.4", "Syntax: XFORWARD attribute=value ...");
 pub const RELAY_DENIED: Reply = Reply::new(550, "5.7.1", "Relay access denied");
-pub const MESSAGE_TOO_BIG: Reply = Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size");
-pub const DATA_LINE_TOO_LONG: Reply = Reply::new(500, "5.5.2", "Message has a line longer than 1000 octets (RFC 5321 4.5.3.1.6); refused");
-pub const BARE_CR_LF: Reply = Reply::new(550, "5.6.0", "Message contains bare <CR> or <LF> characters (RFC 5321 2.3.8); refused");
+pub const MESSAGE_TOO_BIG: Reply = Reply::new(
+    552,
+    "5.3.4",
+    "Message size exceeds fixed maximum message size",
+);
+pub const DATA_LINE_TOO_LONG: Reply = Reply::new(
+    500,
+    "5.5.2",
+    "Message has a line longer than 1000 octets (RFC 5321 4.5.3.1.6); refused",
+);
+pub const BARE_CR_LF: Reply = Reply::new(
+    550,
+    "5.6.0",
+    "Message contains bare <CR> or <LF> characters (RFC 5321 2.3.8); refused",
+);
 pub const BAD_SENDER: Reply = Reply::new(553, "5.1.7", "Sender address rejected: invalid address");
-pub const BAD_RECIPIENT: Reply = Reply::new(553, "5.1.3", "Recipient address rejected: invalid address");
-pub const NEED_SMTPUTF8: Reply = Reply::new(553, "5.6.7", "UTF-8 address requires the SMTPUTF8 parameter");
+pub const BAD_RECIPIENT: Reply =
+    Reply::new(553, "5.1.3", "Recipient address rejected: invalid address");
+pub const NEED_SMTPUTF8: Reply = Reply::new(
+    553,
+    "5.6.7",
+    "UTF-8 address requires the SMTPUTF8 parameter",
+);
 pub const TOO_MANY_HOPS: Reply = Reply::new(554, "5.4.6", "Too many Received headers: mail loop?");
 pub const SYNTAX_ERROR: Reply = Reply::new(501, "5.5.2", "Syntax error");
 pub const BAD_PARAMETER: Reply = Reply::new(501, "5.5.4", "Invalid parameter");

@@ -1,1 +1,128 @@
-//! placeholder
+//! The HTTP side of sealpost, served on the administration listener
+//! (`admin.listen`): the health check and Prometheus metrics now; the REST
+//! API and the admin console join them here. The recipient portal will have
+//! a listener of its own and never shares this one.
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use metrics_exporter_prometheus::PrometheusHandle;
+use sealpost_store::Store;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// Renders the process's metrics in the Prometheus text format.
+    pub metrics: PrometheusHandle,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The application's routes, without a socket (tests call it directly).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown`.
+///
+/// # Errors
+/// When the server fails (not per request).
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "admin HTTP listener started");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// The JSON error body every endpoint uses.
+#[derive(Debug, Serialize)]
+pub struct ApiError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Health {
+    status: &'static str,
+    database: String,
+    queue: Option<QueueHealth>,
+}
+
+#[derive(Debug, Serialize)]
+struct QueueHealth {
+    queued: u64,
+    deferred: u64,
+    held: u64,
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let ping = state.store.ping().await;
+    let stats = state.store.queue_stats().await.ok();
+    let (code, status, database) = match ping {
+        Ok(()) => (StatusCode::OK, "ok", "ok".to_owned()),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: database unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "unavailable".to_owned(),
+            )
+        }
+    };
+    let body = Health {
+        status,
+        database,
+        queue: stats.map(|s| QueueHealth {
+            queued: s.queued,
+            deferred: s.deferred,
+            held: s.held,
+        }),
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(ApiError {
+            code: "not_found",
+            message: "no such endpoint".into(),
+        }),
+    )
+        .into_response()
+}

@@ -1,1 +1,218 @@
-fn main() {}
+//! `sealpost`: the command line. Parses arguments, loads configuration,
+//! and hands over to [`sealpost::serve`].
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use sealpost::{
+    config::{self, Config},
+    serve::Application,
+    tls::CertificateSource,
+};
+
+#[derive(Debug, Parser)]
+#[command(name = "sealpost", version, about = "Secure-messaging email gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway (SMTP listener, relay queue, admin HTTP).
+    Serve {
+        /// Configuration file; without one the embedded defaults apply
+        /// (SQLite in ./data, SMTP on 127.0.0.1:2525).
+        #[arg(long, short, env = "SEALPOST_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Work with the configuration file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration and explain every error with its key.
+    Check {
+        #[arg(long, short, env = "SEALPOST_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Check { config },
+        } => check(config),
+        Command::Serve { config } => serve(config),
+    }
+}
+
+fn load(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
+    config::load(path, std::env::vars()).map_err(|errors| {
+        let source = path.map_or_else(
+            || "the built-in defaults".to_owned(),
+            |p| p.display().to_string(),
+        );
+        eprintln!(
+            "sealpost: the configuration ({source}) has {} error(s):",
+            errors.0.len()
+        );
+        for e in &errors.0 {
+            eprintln!("  {e}");
+        }
+        eprintln!("See docs/configuration.md for every key and its default.");
+        ExitCode::from(2)
+    })
+}
+
+fn check(path: Option<PathBuf>) -> ExitCode {
+    match load(path.as_deref()) {
+        Err(code) => code,
+        Ok(c) => {
+            println!("configuration ok");
+            println!("  server.hostname      {}", c.hostname);
+            println!("  server.data_dir      {}", c.data_dir.display());
+            println!("  database.url         {}", c.database_url);
+            println!("  smtp.listen          {}", join(&c.smtp.listen));
+            println!(
+                "  smtp.relay_networks  {}",
+                join(&c.smtp.relay_networks.iter().collect::<Vec<_>>())
+            );
+            println!(
+                "  domains.internal     {}",
+                join(&c.internal_domains.iter().collect::<Vec<_>>())
+            );
+            println!(
+                "  relay.next_hop       {}",
+                c.relay
+                    .next_hop
+                    .as_ref()
+                    .map_or("(MX lookup)".to_owned(), ToString::to_string)
+            );
+            println!("  admin.listen         {}", c.admin_listen);
+            if c.internal_domains.iter().next().is_some() && c.relay.internal_next_hop.is_none() {
+                println!(
+                    "warning: domains.internal is set but relay.internal_next_hop is not: mail to internal domains will go to their MX hosts"
+                );
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn join<T: std::fmt::Display>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "(none)".into();
+    }
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn serve(path: Option<PathBuf>) -> ExitCode {
+    let config = match load(path.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    init_tracing(&config);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sealpost: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let app = match Application::build(config.clone()).await {
+            Ok(app) => app,
+            Err(e) => {
+                eprintln!("sealpost: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        banner(&config, &app);
+        match app.run_until_stopped(stop_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sealpost: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn banner(config: &Config, app: &Application) {
+    println!("sealpost {} is running", env!("CARGO_PKG_VERSION"));
+    println!("  SMTP:      {}", join(&app.smtp_addrs));
+    println!(
+        "  admin:     http://{} (GET /health, GET /metrics)",
+        app.admin_addr
+    );
+    println!(
+        "  data:      {} ({})",
+        config.data_dir.display(),
+        config.database_url
+    );
+    match &app.certificate {
+        CertificateSource::Generated(p) => {
+            println!("  STARTTLS:  new self-signed certificate {}", p.display())
+        }
+        CertificateSource::Existing(p) => {
+            println!("  STARTTLS:  self-signed certificate {}", p.display())
+        }
+        CertificateSource::Configured(p) => println!("  STARTTLS:  {}", p.display()),
+    }
+    println!(
+        "  relaying for {} to {}",
+        join(&config.smtp.relay_networks.iter().collect::<Vec<_>>()),
+        config
+            .relay
+            .next_hop
+            .as_ref()
+            .map_or("recipients' MX hosts".to_owned(), |h| format!(
+                "next hop {h}"
+            ))
+    );
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log.json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

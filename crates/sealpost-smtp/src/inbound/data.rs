@@ -36,7 +36,11 @@ impl Session {
         let prefix_len = received.len();
         stream.queue(&reply::START_DATA);
         let end = stream
-            .read_data(received, self.inbound.config.max_message_size, transaction.size_hint)
+            .read_data(
+                received,
+                self.inbound.config.max_message_size,
+                transaction.size_hint,
+            )
             .await?;
         let transaction = self.transaction.take().expect("checked above");
         let xforward = std::mem::take(&mut self.xforward);
@@ -105,7 +109,9 @@ impl Session {
                 ip: client_ip,
                 name: xforward.name,
                 helo: xforward.helo.or_else(|| self.helo.clone()),
-                protocol: xforward.proto.unwrap_or_else(|| self.protocol(transaction.smtputf8)),
+                protocol: xforward
+                    .proto
+                    .unwrap_or_else(|| self.protocol(transaction.smtputf8)),
             },
             content: data.content,
             body_8bit: transaction.body_8bit || data.eight_bit,
@@ -176,7 +182,10 @@ fn header_from(content: &[u8]) -> Option<EmailAddress> {
 
 /// Client-supplied text made safe for a header: printable ASCII, bounded.
 fn header_safe(s: &str) -> String {
-    s.chars().filter(|c| c.is_ascii_graphic()).take(255).collect()
+    s.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(255)
+        .collect()
 }
 
 #[cfg(test)]
@@ -185,7 +194,8 @@ mod tests {
 
     #[test]
     fn finds_header_from() {
-        let m = b"Subject: x\r\nFrom: \"Alice A.\" <Alice@Corp.Example>\r\n\r\nFrom: body@not.this\r\n";
+        let m =
+            b"Subject: x\r\nFrom: \"Alice A.\" <Alice@Corp.Example>\r\n\r\nFrom: body@not.this\r\n";
         assert_eq!(header_from(m).unwrap().as_str(), "Alice@corp.example");
         assert!(header_from(b"Subject: none\r\n\r\nbody").is_none());
     }

@@ -102,7 +102,12 @@ impl Session {
                 return self.reject(stream, &reply::BAD_RECIPIENT, "bad_address");
             }
         };
-        let internal = self.inbound.policy.load().internal_domains.is_internal(&address);
+        let internal = self
+            .inbound
+            .policy
+            .load()
+            .internal_domains
+            .is_internal(&address);
         if !internal && !self.inbound.config.relay_networks.contains(self.peer.ip()) {
             tracing::info!(recipient = %address, "relay denied: external recipient from a client outside smtp.relay_networks");
             return self.reject(stream, &reply::RELAY_DENIED, "relay_denied");

@@ -236,7 +236,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
                     after_crlf = crlf;
                     continue;
                 }
-                let payload = if line.first() == Some(&b'.') { &line[1..] } else { &line[..] };
+                let payload = if line.first() == Some(&b'.') {
+                    &line[1..]
+                } else {
+                    &line[..]
+                };
                 if data.content.len() - base + payload.len() > max_size {
                     too_big = true;
                     data.content = Vec::new();
@@ -297,11 +301,15 @@ mod tests {
 
     #[tokio::test]
     async fn unstuffs_and_stops_at_crlf_dot_crlf() {
-        let (end, rest) = data_of(b"Subject: x\r\n\r\n..leading dot\r\nbody\r\n.\r\nQUIT\r\n").await;
+        let (end, rest) =
+            data_of(b"Subject: x\r\n\r\n..leading dot\r\nbody\r\n.\r\nQUIT\r\n").await;
         let d = complete(end);
         assert_eq!(d.problem, None);
         assert_eq!(d.content, b"Subject: x\r\n\r\n.leading dot\r\nbody\r\n");
-        assert_eq!(rest, b"QUIT\r\n", "bytes after the end stay for the command reader");
+        assert_eq!(
+            rest, b"QUIT\r\n",
+            "bytes after the end stay for the command reader"
+        );
     }
 
     #[tokio::test]
@@ -314,11 +322,16 @@ mod tests {
             b"a\r\n.\r\r\n",
         ] {
             let mut wire = smuggle.to_vec();
-            wire.extend_from_slice(b"MAIL FROM:<evil@x>\r\nRCPT TO:<v@y>\r\nDATA\r\nsmuggled\r\n.\r\nQUIT\r\n");
+            wire.extend_from_slice(
+                b"MAIL FROM:<evil@x>\r\nRCPT TO:<v@y>\r\nDATA\r\nsmuggled\r\n.\r\nQUIT\r\n",
+            );
             let (end, rest) = data_of(&wire).await;
             let d = complete(end);
             assert_eq!(d.problem, Some(DataProblem::BareCrLf), "{smuggle:?}");
-            assert_eq!(rest, b"QUIT\r\n", "{smuggle:?}: the smuggled commands were swallowed as data");
+            assert_eq!(
+                rest, b"QUIT\r\n",
+                "{smuggle:?}: the smuggled commands were swallowed as data"
+            );
         }
     }
 
@@ -326,7 +339,10 @@ mod tests {
     async fn long_lines_and_oversize_are_reported_after_the_end() {
         let mut wire = vec![b'x'; 5000];
         wire.extend_from_slice(b"\r\n.\r\n");
-        assert_eq!(complete(data_of(&wire).await.0).problem, Some(DataProblem::LineTooLong));
+        assert_eq!(
+            complete(data_of(&wire).await.0).problem,
+            Some(DataProblem::LineTooLong)
+        );
 
         let (mut client, server) = tokio::io::duplex(1 << 20);
         let mut wire = Vec::new();
@@ -337,7 +353,11 @@ mod tests {
         wire.extend_from_slice(b".\r\n");
         client.write_all(&wire).await.unwrap();
         let mut s = SmtpStream::new(server, Duration::from_secs(5));
-        let d = complete(s.read_data(b"Received: x\r\n".to_vec(), 5_000, 0).await.unwrap());
+        let d = complete(
+            s.read_data(b"Received: x\r\n".to_vec(), 5_000, 0)
+                .await
+                .unwrap(),
+        );
         assert_eq!(d.problem, Some(DataProblem::TooBig));
         assert!(d.content.is_empty());
     }
@@ -345,9 +365,12 @@ mod tests {
     #[tokio::test]
     async fn counts_received_headers_and_eight_bit() {
         let d = complete(
-            data_of("Received: a\r\nreceived: b\r\nSubject: é\r\n\r\nReceived: body\r\n.\r\n".as_bytes())
-                .await
-                .0,
+            data_of(
+                "Received: a\r\nreceived: b\r\nSubject: é\r\n\r\nReceived: body\r\n.\r\n"
+                    .as_bytes(),
+            )
+            .await
+            .0,
         );
         assert_eq!(d.received_headers, 2);
         assert!(d.eight_bit);
@@ -362,11 +385,24 @@ mod tests {
         client.write_all(&wire).await.unwrap();
         let mut s = SmtpStream::new(server, Duration::from_secs(5));
         let t = CancellationToken::new();
-        assert!(matches!(s.read_command(512, &t).await.unwrap(), CommandLine::Line(l) if &l[..] == b"NOOP\r\n"));
-        assert!(matches!(s.read_command(512, &t).await.unwrap(), CommandLine::Malformed));
-        assert!(matches!(s.read_command(512, &t).await.unwrap(), CommandLine::TooLong));
-        assert!(matches!(s.read_command(512, &t).await.unwrap(), CommandLine::Line(l) if &l[..] == b"QUIT\r\n"));
+        assert!(
+            matches!(s.read_command(512, &t).await.unwrap(), CommandLine::Line(l) if &l[..] == b"NOOP\r\n")
+        );
+        assert!(matches!(
+            s.read_command(512, &t).await.unwrap(),
+            CommandLine::Malformed
+        ));
+        assert!(matches!(
+            s.read_command(512, &t).await.unwrap(),
+            CommandLine::TooLong
+        ));
+        assert!(
+            matches!(s.read_command(512, &t).await.unwrap(), CommandLine::Line(l) if &l[..] == b"QUIT\r\n")
+        );
         drop(client);
-        assert!(matches!(s.read_command(512, &t).await.unwrap(), CommandLine::Eof));
+        assert!(matches!(
+            s.read_command(512, &t).await.unwrap(),
+            CommandLine::Eof
+        ));
     }
 }

@@ -5,9 +5,9 @@
 //! message is answered `250` only once [`sealpost_store::Store::accept`]
 //! has committed it durably.
 
-pub mod io;
 mod data;
 mod envelope;
+pub mod io;
 mod session;
 mod xforward;
 
@@ -16,7 +16,10 @@ use std::{sync::Arc, time::Duration};
 use arc_swap::ArcSwap;
 use sealpost_policy::{IpRanges, PolicySet};
 use sealpost_store::Store;
-use tokio::{net::TcpListener, sync::{Notify, Semaphore}};
+use tokio::{
+    net::TcpListener,
+    sync::{Notify, Semaphore},
+};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 

@@ -129,7 +129,8 @@ impl Session {
                 CommandLine::Eof => return Ok(Flow::Close),
                 CommandLine::Timeout => {
                     stream.queue(&reply::IDLE_TIMEOUT);
-                    metrics::counter!("sealpost_smtp_rejected_total", "reason" => "idle_timeout").increment(1);
+                    metrics::counter!("sealpost_smtp_rejected_total", "reason" => "idle_timeout")
+                        .increment(1);
                     stream.flush().await?;
                     return Ok(Flow::Close);
                 }
@@ -149,7 +150,10 @@ impl Session {
                     stream.flush().await?;
                     let dropped = stream.discard_input();
                     if dropped > 0 {
-                        tracing::warn!(octets = dropped, "discarded input pipelined after STARTTLS");
+                        tracing::warn!(
+                            octets = dropped,
+                            "discarded input pipelined after STARTTLS"
+                        );
                     }
                     return Ok(Flow::StartTls);
                 }
@@ -167,9 +171,13 @@ impl Session {
         line: &[u8],
         stream: &mut SmtpStream<S>,
     ) -> std::io::Result<Flow> {
-        let verb_end = line.iter().position(|b| b.is_ascii_whitespace()).unwrap_or(line.len());
+        let verb_end = line
+            .iter()
+            .position(|b| b.is_ascii_whitespace())
+            .unwrap_or(line.len());
         let verb = &line[..verb_end];
-        let takes_parameters = verb.eq_ignore_ascii_case(b"MAIL") || verb.eq_ignore_ascii_case(b"RCPT");
+        let takes_parameters =
+            verb.eq_ignore_ascii_case(b"MAIL") || verb.eq_ignore_ascii_case(b"RCPT");
         if line.len() > MAX_COMMAND_LINE && !takes_parameters {
             self.reject(stream, &reply::LINE_TOO_LONG, "line_too_long");
             return Ok(Flow::Continue);
@@ -274,7 +282,11 @@ impl Session {
             (false, true) => "ESMTP",
             (false, false) => "SMTP",
         };
-        if self.tls { format!("{base}S") } else { base.to_owned() }
+        if self.tls {
+            format!("{base}S")
+        } else {
+            base.to_owned()
+        }
     }
 }
 
@@ -292,7 +304,11 @@ fn parse_error_reply(e: &ParseError) -> (Reply, &'static str) {
             "syntax",
         ),
         ParseError::UnsupportedParameter { param } => (
-            Reply::owned(555, "5.5.4", format!("Unsupported parameter {}", printable(param))),
+            Reply::owned(
+                555,
+                "5.5.4",
+                format!("Unsupported parameter {}", printable(param)),
+            ),
             "syntax",
         ),
         _ => (reply::SYNTAX_ERROR, "syntax"),
@@ -332,7 +348,9 @@ pub(super) async fn run(
         stream.queue(&reply::greeting(&inbound.config.hostname));
         match session.drive(&mut stream, &shutdown).await {
             Ok(Flow::StartTls) => {
-                let Some(acceptor) = inbound.tls.clone() else { return };
+                let Some(acceptor) = inbound.tls.clone() else {
+                    return;
+                };
                 let tcp = stream.into_inner();
                 let tls = match tokio::time::timeout(idle, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => tls,

@@ -34,13 +34,17 @@ impl XForward {
         for pair in args.split_ascii_whitespace() {
             let (key, value) = pair.split_once('=').ok_or(())?;
             let value = xtext_decode(value).ok_or(())?;
-            let value = (!matches!(value.as_str(), "[UNAVAILABLE]" | "[TEMPUNAVAIL]")).then_some(value);
+            let value =
+                (!matches!(value.as_str(), "[UNAVAILABLE]" | "[TEMPUNAVAIL]")).then_some(value);
             match key.to_ascii_uppercase().as_str() {
                 "ADDR" => {
                     self.addr = match value {
                         None => None,
                         Some(v) => {
-                            let v = v.strip_prefix("IPv6:").or_else(|| v.strip_prefix("ipv6:")).unwrap_or(&v);
+                            let v = v
+                                .strip_prefix("IPv6:")
+                                .or_else(|| v.strip_prefix("ipv6:"))
+                                .unwrap_or(&v);
                             Some(v.parse().map_err(|_| ())?)
                         }
                     }

@@ -167,7 +167,10 @@ impl Client {
         };
         let greeting = client.read_reply(client.command_timeout).await?;
         if !greeting.is_success() {
-            return Err(ClientError::Greeting(client.server.clone(), greeting.one_line()));
+            return Err(ClientError::Greeting(
+                client.server.clone(),
+                greeting.one_line(),
+            ));
         }
         client.hello(&config.hostname).await?;
         if let (true, Some(tls)) = (client.caps.starttls, tls) {
@@ -180,14 +183,21 @@ impl Client {
         Ok(client)
     }
 
-    async fn upgrade(self, target: &Target, tls: &Arc<rustls::ClientConfig>) -> Result<Client, ClientError> {
+    async fn upgrade(
+        self,
+        target: &Target,
+        tls: &Arc<rustls::ClientConfig>,
+    ) -> Result<Client, ClientError> {
         let name = ServerName::try_from(target.name.clone())
             .unwrap_or_else(|_| ServerName::IpAddress(target.addr.ip().into()));
         let inner = self.io.into_inner();
-        let stream = tokio::time::timeout(self.command_timeout, TlsConnector::from(tls.clone()).connect(name, inner))
-            .await
-            .map_err(|_| ClientError::Timeout(self.server.clone(), "TLS handshake"))?
-            .map_err(|e| ClientError::Tls(self.server.clone(), e.to_string()))?;
+        let stream = tokio::time::timeout(
+            self.command_timeout,
+            TlsConnector::from(tls.clone()).connect(name, inner),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout(self.server.clone(), "TLS handshake"))?
+        .map_err(|e| ClientError::Tls(self.server.clone(), e.to_string()))?;
         Ok(Client {
             io: BufReader::new(Box::new(stream)),
             server: self.server,
@@ -224,13 +234,28 @@ impl Client {
                 "553 5.6.7 {} does not support SMTPUTF8, which this message needs",
                 self.server
             );
-            return Ok((t.recipients.iter().map(|_| RcptReply::Refused(why.clone())).collect(), None));
+            return Ok((
+                t.recipients
+                    .iter()
+                    .map(|_| RcptReply::Refused(why.clone()))
+                    .collect(),
+                None,
+            ));
         }
         if let Some(limit) = self.caps.size
             && t.content.len() as u64 > limit
         {
-            let why = format!("552 5.3.4 message size exceeds the limit of {}", self.server);
-            return Ok((t.recipients.iter().map(|_| RcptReply::Refused(why.clone())).collect(), None));
+            let why = format!(
+                "552 5.3.4 message size exceeds the limit of {}",
+                self.server
+            );
+            return Ok((
+                t.recipients
+                    .iter()
+                    .map(|_| RcptReply::Refused(why.clone()))
+                    .collect(),
+                None,
+            ));
         }
         let mut mail = format!("MAIL FROM:<{}>", t.sender);
         if self.caps.size.is_some() {
@@ -278,11 +303,23 @@ impl Client {
         };
         if !mail_reply.is_success() {
             self.reset().await;
-            return Ok((t.recipients.iter().map(|_| RcptReply::Rejected(mail_reply.clone())).collect(), None));
+            return Ok((
+                t.recipients
+                    .iter()
+                    .map(|_| RcptReply::Rejected(mail_reply.clone()))
+                    .collect(),
+                None,
+            ));
         }
         let mut results: Vec<RcptReply> = rcpt_replies
             .into_iter()
-            .map(|r| if r.is_success() { RcptReply::Accepted(r) } else { RcptReply::Rejected(r) })
+            .map(|r| {
+                if r.is_success() {
+                    RcptReply::Accepted(r)
+                } else {
+                    RcptReply::Rejected(r)
+                }
+            })
             .collect();
         if !results.iter().any(|r| matches!(r, RcptReply::Accepted(_))) {
             self.reset().await;
@@ -368,7 +405,10 @@ impl Client {
     }
 }
 
-async fn read_reply<R: AsyncBufReadExt + Unpin>(io: &mut R, server: &str) -> Result<Response, ClientError> {
+async fn read_reply<R: AsyncBufReadExt + Unpin>(
+    io: &mut R,
+    server: &str,
+) -> Result<Response, ClientError> {
     let mut lines = Vec::new();
     let mut code = 0;
     let mut buf = Vec::new();
@@ -380,7 +420,10 @@ async fn read_reply<R: AsyncBufReadExt + Unpin>(io: &mut R, server: &str) -> Res
             .await
             .map_err(|e| ClientError::Io(server.to_owned(), e.to_string()))?;
         if n == 0 {
-            return Err(ClientError::Io(server.to_owned(), "connection closed".into()));
+            return Err(ClientError::Io(
+                server.to_owned(),
+                "connection closed".into(),
+            ));
         }
         let line = String::from_utf8_lossy(&buf);
         let line = line.trim_end_matches(['\r', '\n']);
@@ -388,9 +431,14 @@ async fn read_reply<R: AsyncBufReadExt + Unpin>(io: &mut R, server: &str) -> Res
             .get(..3)
             .and_then(|c| c.parse().ok())
             .filter(|c| (200..600).contains(c))
-            .ok_or_else(|| ClientError::Protocol(server.to_owned(), line.chars().take(80).collect()))?;
+            .ok_or_else(|| {
+                ClientError::Protocol(server.to_owned(), line.chars().take(80).collect())
+            })?;
         if code != 0 && this_code != code {
-            return Err(ClientError::Protocol(server.to_owned(), "reply code changed mid-reply".into()));
+            return Err(ClientError::Protocol(
+                server.to_owned(),
+                "reply code changed mid-reply".into(),
+            ));
         }
         code = this_code;
         let more = line.as_bytes().get(3) == Some(&b'-');
@@ -399,7 +447,10 @@ async fn read_reply<R: AsyncBufReadExt + Unpin>(io: &mut R, server: &str) -> Res
             return Ok(Response { code, lines });
         }
         if lines.len() >= MAX_REPLY_LINES {
-            return Err(ClientError::Protocol(server.to_owned(), "reply has too many lines".into()));
+            return Err(ClientError::Protocol(
+                server.to_owned(),
+                "reply has too many lines".into(),
+            ));
         }
     }
 }
@@ -417,7 +468,9 @@ mod tests {
         let reply = read_reply(&mut r, "x").await.unwrap();
         assert_eq!(reply.code, 250);
         let caps = Capabilities::from_ehlo(&reply);
-        assert!(caps.pipelining && caps.eight_bit_mime && caps.dsn && caps.smtputf8 && !caps.starttls);
+        assert!(
+            caps.pipelining && caps.eight_bit_mime && caps.dsn && caps.smtputf8 && !caps.starttls
+        );
         assert_eq!(caps.size, Some(1000));
     }
 

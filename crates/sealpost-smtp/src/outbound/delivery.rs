@@ -49,7 +49,9 @@ pub struct Delivery {
 
 impl Delivery {
     pub fn new(config: OutboundConfig) -> Self {
-        let tls = config.opportunistic_tls.then(super::opportunistic_tls_config);
+        let tls = config
+            .opportunistic_tls
+            .then(super::opportunistic_tls_config);
         Delivery {
             config,
             lookup: Lookup::default(),
@@ -59,11 +61,21 @@ impl Delivery {
 
     /// Delivers `messages` to `hop`. Returns, for each message, an outcome
     /// per recipient in the order given.
-    pub async fn deliver(&self, hop: &NextHop, messages: &[OutgoingMessage]) -> Vec<Vec<DeliveryOutcome>> {
+    pub async fn deliver(
+        &self,
+        hop: &NextHop,
+        messages: &[OutgoingMessage],
+    ) -> Vec<Vec<DeliveryOutcome>> {
         let targets = match self.lookup.targets(hop).await {
             Ok(t) if !t.is_empty() => t,
-            Ok(_) => return all(messages, |_| deferred(format!("451 4.4.3 no address for {hop}"), None)),
-            Err(LookupError::Temporary(m)) => return all(messages, |_| deferred(format!("451 4.4.3 {m}"), None)),
+            Ok(_) => {
+                return all(messages, |_| {
+                    deferred(format!("451 4.4.3 no address for {hop}"), None)
+                });
+            }
+            Err(LookupError::Temporary(m)) => {
+                return all(messages, |_| deferred(format!("451 4.4.3 {m}"), None));
+            }
             Err(LookupError::Permanent(m)) => {
                 return all(messages, |_| DeliveryOutcome::Failed {
                     reply: format!("550 5.1.2 {m}"),
@@ -95,7 +107,15 @@ impl Delivery {
                     Err(e) => {
                         tracing::info!(server = %client.server, error = %e, "connection failed during delivery");
                         last_error = e.to_string();
-                        results[next] = Some(message.recipients.iter().map(|_| deferred(format!("451 4.4.2 {e}"), Some(client.server.clone()))).collect());
+                        results[next] = Some(
+                            message
+                                .recipients
+                                .iter()
+                                .map(|_| {
+                                    deferred(format!("451 4.4.2 {e}"), Some(client.server.clone()))
+                                })
+                                .collect(),
+                        );
                         healthy = false;
                     }
                 }
@@ -115,7 +135,12 @@ impl Delivery {
             .into_iter()
             .zip(messages)
             .map(|(r, m)| {
-                r.unwrap_or_else(|| m.recipients.iter().map(|_| deferred(format!("451 4.4.1 {last_error}"), None)).collect())
+                r.unwrap_or_else(|| {
+                    m.recipients
+                        .iter()
+                        .map(|_| deferred(format!("451 4.4.1 {last_error}"), None))
+                        .collect()
+                })
             })
             .collect()
     }
@@ -130,7 +155,11 @@ impl Delivery {
         }
     }
 
-    async fn send_one(&self, client: &mut Client, m: &OutgoingMessage) -> Result<Vec<DeliveryOutcome>, ClientError> {
+    async fn send_one(
+        &self,
+        client: &mut Client,
+        m: &OutgoingMessage,
+    ) -> Result<Vec<DeliveryOutcome>, ClientError> {
         let mut dsn = Vec::new();
         if let Some(ret) = m.ret {
             dsn.push(match ret {
@@ -154,7 +183,9 @@ impl Delivery {
                 .collect(),
             content: &m.content,
             body_8bit: m.body_8bit,
-            smtputf8: m.smtputf8 || m.recipients.iter().any(|r| r.address.is_utf8()) || m.sender.as_ref().is_some_and(EmailAddress::is_utf8),
+            smtputf8: m.smtputf8
+                || m.recipients.iter().any(|r| r.address.is_utf8())
+                || m.sender.as_ref().is_some_and(EmailAddress::is_utf8),
             dsn_params: (!dsn.is_empty()).then(|| dsn.join(" ")),
         };
         let (replies, final_reply) = client.send(&transaction).await?;
@@ -162,7 +193,10 @@ impl Delivery {
         Ok(replies
             .into_iter()
             .map(|r| match r {
-                RcptReply::Refused(why) => DeliveryOutcome::Failed { reply: why, remote: Some(remote.clone()) },
+                RcptReply::Refused(why) => DeliveryOutcome::Failed {
+                    reply: why,
+                    remote: Some(remote.clone()),
+                },
                 RcptReply::Rejected(resp) => classify(&resp, &remote),
                 RcptReply::Accepted(_) => match &final_reply {
                     Some(resp) => classify(resp, &remote),
@@ -179,9 +213,15 @@ fn classify(resp: &Response, remote: &str) -> DeliveryOutcome {
     if resp.is_success() {
         DeliveryOutcome::Delivered { reply, remote }
     } else if resp.is_transient() {
-        DeliveryOutcome::Deferred { reply, remote: Some(remote) }
+        DeliveryOutcome::Deferred {
+            reply,
+            remote: Some(remote),
+        }
     } else {
-        DeliveryOutcome::Failed { reply, remote: Some(remote) }
+        DeliveryOutcome::Failed {
+            reply,
+            remote: Some(remote),
+        }
     }
 }
 
@@ -189,8 +229,14 @@ fn deferred(reply: String, remote: Option<String>) -> DeliveryOutcome {
     DeliveryOutcome::Deferred { reply, remote }
 }
 
-fn all(messages: &[OutgoingMessage], f: impl Fn(&OutgoingRecipient) -> DeliveryOutcome) -> Vec<Vec<DeliveryOutcome>> {
-    messages.iter().map(|m| m.recipients.iter().map(&f).collect()).collect()
+fn all(
+    messages: &[OutgoingMessage],
+    f: impl Fn(&OutgoingRecipient) -> DeliveryOutcome,
+) -> Vec<Vec<DeliveryOutcome>> {
+    messages
+        .iter()
+        .map(|m| m.recipients.iter().map(&f).collect())
+        .collect()
 }
 
 fn rcpt_dsn_params(r: &OutgoingRecipient) -> Option<String> {
@@ -200,11 +246,15 @@ fn rcpt_dsn_params(r: &OutgoingRecipient) -> Option<String> {
         let notify: Vec<&str> = if bits & Notify::NEVER != 0 {
             vec!["NEVER"]
         } else {
-            [(Notify::SUCCESS, "SUCCESS"), (Notify::FAILURE, "FAILURE"), (Notify::DELAY, "DELAY")]
-                .iter()
-                .filter(|(b, _)| bits & b != 0)
-                .map(|(_, n)| *n)
-                .collect()
+            [
+                (Notify::SUCCESS, "SUCCESS"),
+                (Notify::FAILURE, "FAILURE"),
+                (Notify::DELAY, "DELAY"),
+            ]
+            .iter()
+            .filter(|(b, _)| bits & b != 0)
+            .map(|(_, n)| *n)
+            .collect()
         };
         params.push(format!("NOTIFY={}", notify.join(",")));
     }
@@ -239,6 +289,9 @@ mod tests {
             orcpt: Some("X@Y.example".into()),
             notify: Notify::from_bits(Notify::SUCCESS | Notify::FAILURE),
         };
-        assert_eq!(rcpt_dsn_params(&r).unwrap(), "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;X@Y.example");
+        assert_eq!(
+            rcpt_dsn_params(&r).unwrap(),
+            "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;X@Y.example"
+        );
     }
 }

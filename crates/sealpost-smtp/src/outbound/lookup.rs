@@ -7,7 +7,10 @@
 //! The DNS resolver is built on first use, so a gateway whose next hops are
 //! all configured never needs one.
 
-use std::{fmt, net::{IpAddr, SocketAddr}};
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+};
 
 use hickory_resolver::{TokioResolver, proto::rr::RData};
 use tokio::sync::OnceCell;
@@ -146,7 +149,9 @@ impl Lookup {
             Err(e) if e.is_nx_domain() || e.is_no_records_found() => Err(LookupError::Permanent(
                 format!("Host or domain name not found: {host}"),
             )),
-            Err(e) => Err(LookupError::Temporary(format!("DNS lookup of {host} failed: {e}"))),
+            Err(e) => Err(LookupError::Temporary(format!(
+                "DNS lookup of {host} failed: {e}"
+            ))),
         }
     }
 
@@ -166,11 +171,15 @@ impl Lookup {
                 })
                 .collect(),
             Err(e) if e.is_nx_domain() => {
-                return Err(LookupError::Permanent(format!("Domain {domain} does not exist")));
+                return Err(LookupError::Permanent(format!(
+                    "Domain {domain} does not exist"
+                )));
             }
             Err(e) if e.is_no_records_found() => Vec::new(),
             Err(e) => {
-                return Err(LookupError::Temporary(format!("MX lookup for {domain} failed: {e}")));
+                return Err(LookupError::Temporary(format!(
+                    "MX lookup for {domain} failed: {e}"
+                )));
             }
         };
         if exchanges.len() == 1 && matches!(exchanges[0].1.as_str(), "." | "") {
@@ -211,11 +220,26 @@ mod tests {
 
     #[test]
     fn host_port_forms() {
-        assert_eq!(HostPort::parse("mx.example:2525").unwrap(), HostPort { host: "mx.example".into(), port: 2525 });
+        assert_eq!(
+            HostPort::parse("mx.example:2525").unwrap(),
+            HostPort {
+                host: "mx.example".into(),
+                port: 2525
+            }
+        );
         assert_eq!(HostPort::parse("[mx.example]").unwrap().port, 25);
-        assert_eq!(HostPort::parse("[::1]:2526").unwrap(), HostPort { host: "::1".into(), port: 2526 });
+        assert_eq!(
+            HostPort::parse("[::1]:2526").unwrap(),
+            HostPort {
+                host: "::1".into(),
+                port: 2526
+            }
+        );
         assert_eq!(HostPort::parse("::1").unwrap().host, "::1");
-        assert_eq!(HostPort::parse("[::1]:2526").unwrap().to_string(), "[::1]:2526");
+        assert_eq!(
+            HostPort::parse("[::1]:2526").unwrap().to_string(),
+            "[::1]:2526"
+        );
         for bad in ["", "host:0", "host:99999", "host:x", "[::1", "a b:25"] {
             assert!(HostPort::parse(bad).is_err(), "{bad:?}");
         }
@@ -224,8 +248,14 @@ mod tests {
     #[tokio::test]
     async fn ip_hosts_need_no_dns() {
         let l = Lookup::default();
-        let t = l.targets(&NextHop::Host(HostPort::parse("127.0.0.1:2525").unwrap())).await.unwrap();
+        let t = l
+            .targets(&NextHop::Host(HostPort::parse("127.0.0.1:2525").unwrap()))
+            .await
+            .unwrap();
         assert_eq!(t[0].addr, "127.0.0.1:2525".parse().unwrap());
-        assert!(l.resolver.get().is_none(), "no resolver built for an IP next hop");
+        assert!(
+            l.resolver.get().is_none(),
+            "no resolver built for an IP next hop"
+        );
     }
 }

@@ -26,9 +26,15 @@ pub enum DeliveryOutcome {
     /// The next hop took responsibility (2xx after DATA).
     Delivered { reply: String, remote: String },
     /// Worth trying again later (4xx, connection or DNS trouble).
-    Deferred { reply: String, remote: Option<String> },
+    Deferred {
+        reply: String,
+        remote: Option<String>,
+    },
     /// Will never work (5xx, null MX, no such domain).
-    Failed { reply: String, remote: Option<String> },
+    Failed {
+        reply: String,
+        remote: Option<String>,
+    },
 }
 
 /// Settings of the outbound side.
@@ -97,7 +103,12 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -106,7 +117,12 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {

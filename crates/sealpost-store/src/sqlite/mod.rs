@@ -15,12 +15,11 @@ use std::{
 };
 
 use sqlx::{
-    Row,
+    ConnectOptions, Row,
     sqlite::{
-        SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
-        SqlitePoolOptions, SqliteSynchronous,
+        SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+        SqliteSynchronous,
     },
-    ConnectOptions,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -77,7 +76,10 @@ impl SqliteStore {
                 .collect();
         let swept = spool.sweep(&referenced)?;
         if swept > 0 {
-            tracing::info!(files = swept, "removed spool files left by an interrupted accept");
+            tracing::info!(
+                files = swept,
+                "removed spool files left by an interrupted accept"
+            );
         }
 
         let read = SqlitePoolOptions::new()
@@ -120,9 +122,12 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         sqlx::raw_sql(*sql).execute(&mut *tx).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {}", i + 1)))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PRAGMA user_version = {}",
+            i + 1
+        )))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         tracing::info!(version = i + 1, "applied database migration");
     }
@@ -138,7 +143,7 @@ impl Store for SqliteStore {
             let content = std::mem::take(&mut message.content);
             self.spool.write_durable(&id, content).await?;
         }
-        match self.submit(Op::Accept { message, spooled }).await {
+        match self.submit(Op::Accept { message: Box::new(message), spooled }).await {
             Ok(_) => Ok(id),
             Err(e) => {
                 if spooled {
@@ -166,7 +171,9 @@ impl Store for SqliteStore {
             .await?
         {
             OpResult::Leased(messages) => Ok(messages),
-            other => Err(StoreError::Corrupt(format!("unexpected writer result {other:?}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "unexpected writer result {other:?}"
+            ))),
         }
     }
 
@@ -193,7 +200,9 @@ impl Store for SqliteStore {
     ) -> Result<Vec<QueueId>, StoreError> {
         match self.submit(Op::Record { outcomes, dsns }).await? {
             OpResult::Recorded(ids) => Ok(ids),
-            other => Err(StoreError::Corrupt(format!("unexpected writer result {other:?}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "unexpected writer result {other:?}"
+            ))),
         }
     }
 

@@ -52,7 +52,10 @@ async fn accept_lease_defer_deliver_purge() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     let id = store
-        .accept(message(b"Subject: hi\r\n\r\nbody\r\n".to_vec(), &["a@x.example", "b@y.example"]))
+        .accept(message(
+            b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
+            &["a@x.example", "b@y.example"],
+        ))
         .await
         .unwrap();
 
@@ -64,11 +67,13 @@ async fn accept_lease_defer_deliver_purge() {
     assert_eq!(leased.len(), 1);
     assert_eq!(leased[0].recipients.len(), 2);
     // A live lease hides the recipients from other workers.
-    assert!(store
-        .lease_due("w2", now, now + Duration::from_secs(60), 100)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        store
+            .lease_due("w2", now, now + Duration::from_secs(60), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let retry_at = now + Duration::from_secs(300);
     store
@@ -95,7 +100,10 @@ async fn accept_lease_defer_deliver_purge() {
         .unwrap();
     let stats = store.queue_stats().await.unwrap();
     assert_eq!((stats.queued, stats.deferred), (1, 1));
-    assert_eq!(store.next_due().await.unwrap(), Some(from_millis(to_millis_for_test(retry_at))));
+    assert_eq!(
+        store.next_due().await.unwrap(),
+        Some(from_millis(to_millis_for_test(retry_at)))
+    );
     assert!(store.message(&id).await.unwrap().has_content);
 
     let later = retry_at + Duration::from_secs(1);
@@ -122,8 +130,15 @@ async fn accept_lease_defer_deliver_purge() {
     assert_eq!(rcpts[0].status, RecipientStatus::Delivered);
     assert_eq!(rcpts[1].status, RecipientStatus::Failed);
     assert_eq!(rcpts[1].last_reply.as_deref(), Some("550 no"));
-    assert!(!store.message(&id).await.unwrap().has_content, "content purged when final");
-    assert_eq!(store.queue_stats().await.unwrap().queued, 1, "the DSN is queued");
+    assert!(
+        !store.message(&id).await.unwrap().has_content,
+        "content purged when final"
+    );
+    assert_eq!(
+        store.queue_stats().await.unwrap().queued,
+        1,
+        "the DSN is queued"
+    );
 }
 
 fn to_millis_for_test(t: SystemTime) -> i64 {
@@ -144,7 +159,10 @@ async fn large_content_is_spooled_and_survives_reopen() {
     assert!(dir.path().join("spool").join(id.as_str()).exists());
     std::fs::write(dir.path().join("spool").join("ORPHAN0000000000"), b"x").unwrap();
     let store = open(&dir).await;
-    assert!(!dir.path().join("spool").join("ORPHAN0000000000").exists(), "orphan swept");
+    assert!(
+        !dir.path().join("spool").join("ORPHAN0000000000").exists(),
+        "orphan swept"
+    );
     assert_eq!(store.load_body(&id).await.unwrap(), big);
 }
 
@@ -177,7 +195,13 @@ async fn duplicate_id_fails_alone() {
     let mut other = message(b"y".to_vec(), &["a@x.example"]);
     other.recipients[0].decision.policy = Some(PolicyId(7));
     let (a, b, c) = tokio::join!(store.accept(first), store.accept(dup), store.accept(other));
-    assert!(a.is_ok() != b.is_ok(), "exactly one of two identical ids commits");
+    assert!(
+        a.is_ok() != b.is_ok(),
+        "exactly one of two identical ids commits"
+    );
     let c = c.unwrap();
-    assert_eq!(store.recipients(&c).await.unwrap()[0].policy, Some(PolicyId(7)));
+    assert_eq!(
+        store.recipients(&c).await.unwrap()[0].policy,
+        Some(PolicyId(7))
+    );
 }

@@ -35,7 +35,7 @@ pub(super) struct Job {
 #[derive(Debug)]
 pub(super) enum Op {
     Accept {
-        message: NewMessage,
+        message: Box<NewMessage>,
         /// The content is already durable in the spool; store no blob.
         spooled: bool,
     },
@@ -59,7 +59,11 @@ pub(super) enum OpResult {
 }
 
 /// Runs until every sender is dropped.
-pub(super) async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, spool: Arc<Spool>) {
+pub(super) async fn run(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Job>,
+    spool: Arc<Spool>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -116,7 +120,9 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Job>, spool: 
 fn fail_all(batch: &mut Vec<Job>, error: &StoreError) {
     tracing::error!(error = %error, jobs = batch.len(), "database commit failed");
     for job in batch.drain(..) {
-        let _ = job.reply.send(Err(StoreError::Unavailable(error.to_string())));
+        let _ = job
+            .reply
+            .send(Err(StoreError::Unavailable(error.to_string())));
     }
 }
 
@@ -145,7 +151,9 @@ async fn apply(
             now,
             until,
             limit,
-        } => lease(conn, owner, *now, *until, *limit).await.map(OpResult::Leased),
+        } => lease(conn, owner, *now, *until, *limit)
+            .await
+            .map(OpResult::Leased),
         Op::Record { outcomes, dsns } => {
             let mut touched = BTreeSet::new();
             for outcome in outcomes.iter() {
@@ -284,14 +292,17 @@ async fn lease(
         let sender: String = row.get("sender");
         let client_ip: String = row.get("client_ip");
         leased.push(LeasedMessage {
-            id: QueueId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("queue id {id:?}")))?,
+            id: QueueId::parse(&id)
+                .ok_or_else(|| StoreError::Corrupt(format!("queue id {id:?}")))?,
             received_at: from_millis(row.get("received_at")),
             sender: if sender.is_empty() {
                 None
             } else {
-                Some(EmailAddress::parse(&sender).map_err(|e| {
-                    StoreError::Corrupt(format!("stored sender {sender:?}: {e}"))
-                })?)
+                Some(
+                    EmailAddress::parse(&sender).map_err(|e| {
+                        StoreError::Corrupt(format!("stored sender {sender:?}: {e}"))
+                    })?,
+                )
             },
             client_ip: client_ip
                 .parse()
@@ -317,7 +328,9 @@ pub(super) fn parse_kind(kind: String) -> Result<MessageKind, StoreError> {
     match kind.as_str() {
         "mail" => Ok(MessageKind::Mail),
         "dsn" => Ok(MessageKind::Dsn),
-        other => Err(StoreError::Corrupt(format!("unknown message kind {other:?}"))),
+        other => Err(StoreError::Corrupt(format!(
+            "unknown message kind {other:?}"
+        ))),
     }
 }
 

@@ -1,0 +1,7 @@
+//! The sealpost gateway as a library: configuration and wiring, so the
+//! binary stays thin and end-to-end tests can start a real gateway
+//! in-process on port 0.
+
+pub mod config;
+pub mod serve;
+pub mod tls;

@@ -1,0 +1,266 @@
+//! Wiring: build every part from a [`Config`] and run them together.
+//!
+//! [`Application::build`] binds every listener (so tests can ask for port
+//! 0 and read the real ports back), opens the store and starts nothing;
+//! [`Application::run_until_stopped`] runs the SMTP listeners, the queue
+//! worker and the admin HTTP server until a stop signal or until any of
+//! them exits, then shuts the rest down gracefully.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::{net::TcpListener, sync::Notify, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use sealpost_policy::PolicySet;
+use sealpost_queue::{QueueConfig, RetrySchedule, Worker};
+use sealpost_smtp::{
+    inbound::{self, Inbound, InboundConfig},
+    outbound::{Delivery, OutboundConfig},
+};
+use sealpost_store::{SqliteStore, Store};
+
+use crate::{config::Config, tls};
+
+/// How long a graceful shutdown may take before the process exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// A built gateway, ready to run.
+pub struct Application {
+    pub smtp_addrs: Vec<SocketAddr>,
+    pub admin_addr: SocketAddr,
+    pub store: Arc<dyn Store>,
+    pub worker: Worker,
+    pub policy: Arc<ArcSwap<PolicySet>>,
+    pub certificate: tls::CertificateSource,
+    smtp_listeners: Vec<TcpListener>,
+    admin_listener: TcpListener,
+    inbound: Arc<Inbound>,
+    metrics: PrometheusHandle,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("smtp_addrs", &self.smtp_addrs)
+            .field("admin_addr", &self.admin_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once; later calls get
+/// the same handle, so several applications can live in one test process).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed");
+            }
+            handle
+        })
+        .clone()
+}
+
+impl Application {
+    /// Opens the store, loads TLS material and binds every listener.
+    ///
+    /// # Errors
+    /// A listener that cannot bind (named with its address and key), an
+    /// unusable data directory, database or certificate.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create data directory {} (server.data_dir)",
+                config.data_dir.display()
+            )
+        })?;
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open_url(&config.database_url, &config.data_dir.join("spool"))
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot open database {} (database.url)",
+                        config.database_url
+                    )
+                })?,
+        );
+        let (acceptor, certificate) = tls::acceptor(&config)?;
+
+        let mut smtp_listeners = Vec::new();
+        for addr in &config.smtp.listen {
+            smtp_listeners.push(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (smtp.listen)"))?,
+            );
+        }
+        let admin_listener = TcpListener::bind(config.admin_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (admin.listen)", config.admin_listen))?;
+        let smtp_addrs = smtp_listeners
+            .iter()
+            .map(TcpListener::local_addr)
+            .collect::<Result<_, _>>()?;
+        let admin_addr = admin_listener.local_addr()?;
+
+        let policy = Arc::new(ArcSwap::from_pointee(PolicySet {
+            internal_domains: config.internal_domains.clone(),
+        }));
+        let wakeup = Arc::new(Notify::new());
+        let inbound = Arc::new(Inbound {
+            config: InboundConfig {
+                hostname: config.hostname.clone(),
+                relay_networks: config.smtp.relay_networks.clone(),
+                xforward_hosts: config.smtp.xforward_hosts.clone(),
+                max_message_size: config.smtp.max_message_size as usize,
+                max_recipients: config.smtp.max_recipients,
+                idle_timeout: config.smtp.idle_timeout,
+                max_connections: config.smtp.max_connections,
+                queue_lifetime: config.relay.queue_lifetime,
+                ..InboundConfig::default()
+            },
+            store: store.clone(),
+            policy: policy.clone(),
+            tls: Some(acceptor),
+            queue_wakeup: wakeup.clone(),
+        });
+        let delivery = Arc::new(Delivery::new(OutboundConfig {
+            hostname: config.hostname.clone(),
+            connect_timeout: config.relay.connect_timeout,
+            opportunistic_tls: config.relay.opportunistic_tls,
+            ..OutboundConfig::default()
+        }));
+        let worker = Worker::new(
+            store.clone(),
+            delivery,
+            policy.clone(),
+            QueueConfig {
+                hostname: config.hostname.clone(),
+                retry: RetrySchedule::new(config.relay.retry_schedule.clone())
+                    .context("relay.retry_schedule needs at least one non-zero delay")?,
+                queue_lifetime: config.relay.queue_lifetime,
+                next_hop: config.relay.next_hop.clone(),
+                internal_next_hop: config.relay.internal_next_hop.clone(),
+                max_connections_per_hop: config.relay.max_connections_per_hop,
+                ..QueueConfig::default()
+            },
+            wakeup,
+        );
+        Ok(Application {
+            smtp_addrs,
+            admin_addr,
+            store,
+            worker,
+            policy,
+            certificate,
+            smtp_listeners,
+            admin_listener,
+            inbound,
+            metrics: metrics_handle(),
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// A token that stops the application when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Runs every part until `stop` completes or a part exits, then shuts
+    /// down gracefully (sessions finish their transaction and say 421,
+    /// deliveries in flight finish) within a grace period.
+    ///
+    /// # Errors
+    /// The first part that failed, named.
+    pub async fn run_until_stopped(
+        self,
+        stop: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let shutdown = self.shutdown.clone();
+        let mut tasks: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
+        for listener in self.smtp_listeners {
+            let (inbound, shutdown) = (self.inbound.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                (
+                    "SMTP listener",
+                    inbound::serve(listener, inbound, shutdown)
+                        .await
+                        .map_err(Into::into),
+                )
+            });
+        }
+        {
+            let (worker, shutdown) = (self.worker.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                worker.run(shutdown).await;
+                ("queue worker", Ok(()))
+            });
+        }
+        {
+            let state = sealpost_web::AppState {
+                store: self.store.clone(),
+                metrics: self.metrics.clone(),
+            };
+            let shutdown = shutdown.clone();
+            let listener = self.admin_listener;
+            tasks.spawn(async move {
+                (
+                    "admin HTTP server",
+                    sealpost_web::serve(listener, state, shutdown)
+                        .await
+                        .map_err(Into::into),
+                )
+            });
+        }
+        {
+            let (metrics, shutdown) = (self.metrics.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return ("metrics upkeep", Ok(())),
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => metrics.run_upkeep(),
+                    }
+                }
+            });
+        }
+
+        let mut first_error = None;
+        tokio::select! {
+            _ = stop => tracing::info!("stop requested; shutting down"),
+            _ = shutdown.cancelled() => {}
+            Some(joined) = tasks.join_next() => {
+                let (name, result) = joined.unwrap_or(("a task", Err(anyhow::anyhow!("panicked"))));
+                let e = result.err().unwrap_or_else(|| anyhow::anyhow!("stopped unexpectedly"));
+                tracing::error!(part = name, error = %e, "a part of the gateway exited; shutting down");
+                first_error = Some(e.context(format!("{name} failed")));
+            }
+        }
+        shutdown.cancel();
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while let Some(joined) = tasks.join_next().await {
+                if let Ok((name, Err(e))) = joined {
+                    tracing::warn!(part = name, error = %e, "error during shutdown");
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("graceful shutdown took too long; exiting");
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The server certificate for STARTTLS.
+//!
+//! Operators name a certificate and key (`smtp.tls_cert`, `smtp.tls_key`);
+//! without them, a self-signed pair for `server.hostname` is generated in
+//! `<data_dir>/tls/` on first start and reused afterwards, so the embedded
+//! default offers encryption from the first message. The key file is
+//! created with mode 0600.
+
+use std::{
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use anyhow::{Context, bail};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Config;
+
+/// Where the certificate came from, for the start-up banner.
+#[derive(Debug, Clone)]
+pub enum CertificateSource {
+    Configured(PathBuf),
+    Generated(PathBuf),
+    Existing(PathBuf),
+}
+
+/// Builds the TLS acceptor, generating a self-signed pair if needed.
+///
+/// # Errors
+/// Unreadable or mismatched certificate and key, with the file named.
+pub fn acceptor(config: &Config) -> anyhow::Result<(TlsAcceptor, CertificateSource)> {
+    let (cert, key, source) = match &config.smtp.tls {
+        Some((c, k)) => (
+            c.clone(),
+            k.clone(),
+            CertificateSource::Configured(c.clone()),
+        ),
+        None => {
+            let dir = config.data_dir.join("tls");
+            let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
+            if c.exists() && k.exists() {
+                (c.clone(), k, CertificateSource::Existing(c))
+            } else {
+                generate(&dir, &c, &k, &config.hostname)?;
+                (c.clone(), k, CertificateSource::Generated(c))
+            }
+        }
+    };
+    Ok((load(&cert, &key)?, source))
+}
+
+fn generate(dir: &Path, cert: &Path, key: &Path, hostname: &str) -> anyhow::Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut names = vec![hostname.to_owned()];
+    if hostname != "localhost" {
+        names.push("localhost".to_owned());
+    }
+    let pair = rcgen::generate_simple_self_signed(names)
+        .context("generating a self-signed certificate")?;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(key)
+        .and_then(|mut f| f.write_all(pair.signing_key.serialize_pem().as_bytes()))
+        .with_context(|| format!("writing {}", key.display()))?;
+    fs::write(cert, pair.cert.pem()).with_context(|| format!("writing {}", cert.display()))?;
+    tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate");
+    Ok(())
+}
+
+fn load(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("reading certificate {} (smtp.tls_cert)", cert.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("parsing certificate {} (smtp.tls_cert)", cert.display()))?;
+    if certs.is_empty() {
+        bail!(
+            "{} (smtp.tls_cert) contains no PEM certificate",
+            cert.display()
+        );
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("reading private key {} (smtp.tls_key)", key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS protocol versions")?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .context("certificate and key do not match (smtp.tls_cert, smtp.tls_key)")?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
