@@ -9,6 +9,8 @@ mod data;
 mod envelope;
 pub mod io;
 mod session;
+
+pub use session::run as run_session;
 mod xforward;
 
 use std::{sync::Arc, time::Duration};

@@ -16,10 +16,7 @@ use std::{
 };
 
 use smtp_proto::{Error as ParseError, Request};
-use tokio::{
-    io::{AsyncRead, AsyncWrite, AsyncWriteExt},
-    net::TcpStream,
-};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -323,13 +320,12 @@ fn printable(s: &str) -> String {
         .collect()
 }
 
-/// Runs one connection to its end.
-pub(super) async fn run(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    inbound: Arc<Inbound>,
-    shutdown: CancellationToken,
-) {
+/// Runs one connection to its end, over any byte stream (TCP in the
+/// server; an in-memory pipe in tests and fuzzing).
+pub async fn run<S>(tcp: S, peer: SocketAddr, inbound: Arc<Inbound>, shutdown: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let id = SESSION_IDS.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("smtp", session = id, client = %peer.ip());
     async move {

@@ -143,7 +143,13 @@ impl Store for SqliteStore {
             let content = std::mem::take(&mut message.content);
             self.spool.write_durable(&id, content).await?;
         }
-        match self.submit(Op::Accept { message: Box::new(message), spooled }).await {
+        match self
+            .submit(Op::Accept {
+                message: Box::new(message),
+                spooled,
+            })
+            .await
+        {
             Ok(_) => Ok(id),
             Err(e) => {
                 if spooled {
