@@ -237,13 +237,18 @@ impl Application {
 
         let mut first_error = None;
         tokio::select! {
+            biased;
             _ = stop => tracing::info!("stop requested; shutting down"),
             _ = shutdown.cancelled() => {}
             Some(joined) = tasks.join_next() => {
-                let (name, result) = joined.unwrap_or(("a task", Err(anyhow::anyhow!("panicked"))));
-                let e = result.err().unwrap_or_else(|| anyhow::anyhow!("stopped unexpectedly"));
-                tracing::error!(part = name, error = %e, "a part of the gateway exited; shutting down");
-                first_error = Some(e.context(format!("{name} failed")));
+                // Parts end on their own only when shutdown was requested
+                // (then this is the race with the branch above) or on error.
+                if !shutdown.is_cancelled() {
+                    let (name, result) = joined.unwrap_or(("a task", Err(anyhow::anyhow!("panicked"))));
+                    let e = result.err().unwrap_or_else(|| anyhow::anyhow!("stopped unexpectedly"));
+                    tracing::error!(part = name, error = %e, "a part of the gateway exited; shutting down");
+                    first_error = Some(e.context(format!("{name} failed")));
+                }
             }
         }
         shutdown.cancel();

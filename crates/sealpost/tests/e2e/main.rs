@@ -1,0 +1,17 @@
+//! End-to-end tests: a real gateway on loopback, driven by real SMTP
+//! clients (swaks, Python's smtplib, raw sockets for malformed input) and
+//! delivering to real sinks (Postfix's smtp-sink, an aiosmtpd sink).
+//!
+//! The tools come from `scripts/install-test-tools.sh`; a missing tool
+//! fails the test with the command that installs it.
+
+mod helpers;
+
+mod admin_http;
+mod cli;
+mod delivery;
+mod limits;
+mod relay;
+mod smuggling;
+mod tls;
+mod xforward;

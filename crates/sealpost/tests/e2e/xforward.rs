@@ -1,0 +1,49 @@
+//! XFORWARD: trusted only from smtp.xforward_hosts; its ADDR becomes the
+//! message's client address.
+
+use crate::helpers::*;
+
+#[test]
+fn trusted_host_forwards_the_original_client() {
+    let sink = Sink::start(&[]);
+    let gw = TestGateway::start(&format!(
+        "[smtp]\nxforward_hosts = [\"127.0.0.1/32\"]\n[relay]\nnext_hop = \"{}\"",
+        sink.addr()
+    ));
+    let mut c = Raw::connect(gw.smtp);
+    let ehlo = c.cmd("EHLO postfix.corp.example", "250");
+    assert!(ehlo.contains("XFORWARD NAME ADDR PROTO HELO"), "{ehlo}");
+    c.cmd(
+        "XFORWARD NAME=ws12.corp.example ADDR=192.0.2.7 PROTO=ESMTP",
+        "250",
+    );
+    c.cmd("XFORWARD HELO=ws12.corp.example", "250");
+    c.cmd("XFORWARD ADDR=not-an-ip", "501 5.5.4");
+    c.cmd("MAIL FROM:<alice@corp.example>", "250");
+    c.cmd("XFORWARD ADDR=192.0.2.8", "503 5.5.1");
+    c.cmd("RCPT TO:<bob@ext.example>", "250");
+    c.cmd("DATA", "354");
+    c.send(b"Subject: filtered\r\n\r\nx\r\n.\r\n");
+    let id = queue_id(&c.expect("250"));
+    // The attributes end with the transaction.
+    c.cmd("MAIL FROM:<alice@corp.example>", "250");
+    c.cmd("RCPT TO:<bob@ext.example>", "250");
+    c.cmd("DATA", "354");
+    c.send(b"Subject: direct\r\n\r\nx\r\n.\r\n");
+    let second = queue_id(&c.expect("250"));
+    c.cmd("QUIT", "221");
+    let record = gw.block_on(gw.store.message(&id)).unwrap();
+    assert_eq!(record.client_ip, "192.0.2.7");
+    let record = gw.block_on(gw.store.message(&second)).unwrap();
+    assert_eq!(record.client_ip, "127.0.0.1");
+    sink.wait_for(2);
+}
+
+#[test]
+fn untrusted_hosts_cannot_forward() {
+    let gw = TestGateway::start("[smtp]\nxforward_hosts = [\"127.0.0.1/32\"]");
+    let mut c = Raw::connect_from(gw.smtp, Some("127.0.0.2"));
+    let ehlo = c.cmd("EHLO sneaky.example", "250");
+    assert!(!ehlo.contains("XFORWARD"), "{ehlo}");
+    c.cmd("XFORWARD ADDR=10.0.0.1", "550 5.7.0");
+}
