@@ -264,77 +264,68 @@ impl Worker {
             }
         }
         // Deliver every hop, each over up to max_connections_per_hop
-        // connections, all concurrently.
+        // connections, all concurrently. Each chunk records its outcomes as
+        // soon as it is done, so a crash repeats as little as possible.
         let mut deliveries = Vec::new();
         for (hop, jobs) in &by_hop {
-            let chunk_size = jobs
-                .len()
-                .div_ceil(self.inner.config.max_connections_per_hop.max(1))
-                .max(1);
+            let chunk_size = jobs.len().div_ceil(self.inner.config.max_connections_per_hop.max(1)).max(1);
             for chunk in jobs.chunks(chunk_size) {
-                let outgoing: Vec<OutgoingMessage> = chunk
-                    .iter()
-                    .map(|(i, rcpts)| {
-                        outgoing(
-                            &batch[*i],
-                            rcpts,
-                            contents[*i].clone().expect("filtered above"),
-                        )
-                    })
-                    .collect();
-                let delivery = self.inner.delivery.clone();
-                let hop = hop.clone();
-                deliveries.push(async move {
-                    let outcomes = delivery.deliver(&hop, &outgoing).await;
-                    (chunk, outcomes)
-                });
+                deliveries.push(self.deliver_chunk(hop, chunk, &batch, &contents));
             }
         }
         let results = futures_util::future::join_all(deliveries).await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(())
+    }
 
+    /// Delivers one chunk of a batch over one connection (at a time) and
+    /// records its outcomes and the DSNs they cause in one commit.
+    async fn deliver_chunk(
+        &self,
+        hop: &NextHop,
+        chunk: &[(usize, Vec<&LeasedRecipient>)],
+        batch: &[LeasedMessage],
+        contents: &[Option<Arc<Vec<u8>>>],
+    ) -> Result<(), QueueError> {
+        let outgoing: Vec<OutgoingMessage> = chunk
+            .iter()
+            .map(|(i, rcpts)| outgoing(&batch[*i], rcpts, contents[*i].clone().expect("only messages with content are grouped")))
+            .collect();
+        let outcomes = self.inner.delivery.deliver(hop, &outgoing).await;
         let now = SystemTime::now();
         let mut records = Vec::new();
         let mut failures: HashMap<usize, Vec<DsnRecipient>> = HashMap::new();
-        for (chunk, outcomes) in results {
-            for ((i, rcpts), message_outcomes) in chunk.iter().zip(outcomes) {
-                let message = &batch[*i];
-                for (r, outcome) in rcpts.iter().zip(message_outcomes) {
-                    let (result, reply, remote) = self.judge(message, r, outcome, now);
-                    tracing::info!(queue_id = %message.id, to = %r.address, result = ?result, %reply, "delivery attempt");
-                    if result == OutcomeKind::Failed
-                        && r.notify.on_failure()
-                        && message.kind == MessageKind::Mail
-                        && message.sender.is_some()
-                    {
-                        failures.entry(*i).or_default().push(DsnRecipient {
-                            address: r.address.clone(),
-                            orcpt: r.orcpt.clone(),
-                            action: DsnAction::Failed,
-                            reply: reply.clone(),
-                            remote_mta: remote,
-                            last_attempt: now,
-                        });
-                    }
-                    records.push(RecipientOutcome {
-                        message: message.id.clone(),
-                        idx: r.idx,
-                        attempted_at: now,
-                        result,
-                        reply,
+        for ((i, rcpts), message_outcomes) in chunk.iter().zip(outcomes) {
+            let message = &batch[*i];
+            for (r, outcome) in rcpts.iter().zip(message_outcomes) {
+                let (result, reply, remote) = self.judge(message, r, outcome, now);
+                tracing::info!(queue_id = %message.id, to = %r.address, %hop, result = ?result, %reply, "delivery attempt");
+                if result == OutcomeKind::Failed
+                    && r.notify.on_failure()
+                    && message.kind == MessageKind::Mail
+                    && message.sender.is_some()
+                {
+                    failures.entry(*i).or_default().push(DsnRecipient {
+                        address: r.address.clone(),
+                        orcpt: r.orcpt.clone(),
+                        action: DsnAction::Failed,
+                        reply: reply.clone(),
+                        remote_mta: remote,
+                        last_attempt: now,
                     });
                 }
+                records.push(RecipientOutcome {
+                    message: message.id.clone(),
+                    idx: r.idx,
+                    attempted_at: now,
+                    result,
+                    reply,
+                });
             }
         }
         let dsns: Vec<NewMessage> = failures
             .into_iter()
-            .map(|(i, recipients)| {
-                self.dsn(
-                    &batch[i],
-                    contents[i].as_deref().map_or(&[][..], Vec::as_slice),
-                    recipients,
-                    now,
-                )
-            })
+            .map(|(i, recipients)| self.dsn(&batch[i], contents[i].as_deref().map_or(&[][..], Vec::as_slice), recipients, now))
             .collect();
         let dsn_count = dsns.len();
         let ids = self.inner.store.record(records, dsns).await?;

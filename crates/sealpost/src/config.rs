@@ -35,6 +35,7 @@ const LIST_KEYS: &[&str] = &[
     "smtp.xforward_hosts",
     "domains.internal",
     "relay.retry_schedule",
+    "relay.dns_servers",
 ];
 
 /// The file as written.
@@ -93,6 +94,7 @@ pub struct RelaySection {
     pub opportunistic_tls: Option<bool>,
     pub connect_timeout: Option<String>,
     pub max_connections_per_hop: Option<u32>,
+    pub dns_servers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -152,6 +154,8 @@ pub struct RelayConfig {
     pub opportunistic_tls: bool,
     pub connect_timeout: Duration,
     pub max_connections_per_hop: usize,
+    /// Name servers for MX lookups; empty: the system's resolv.conf.
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -437,6 +441,11 @@ impl Config {
             &mut errors,
         );
         let max_connections_per_hop = r.max_connections_per_hop.unwrap_or(4).max(1) as usize;
+        let dns_servers = parse_list("relay.dns_servers", r.dns_servers.unwrap_or_default(), &mut errors, |v| {
+            v.parse::<SocketAddr>()
+                .or_else(|_| v.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                .map_err(|_| format!("{v:?} is not an IP address or address:port such as 192.0.2.53 or 127.0.0.1:5353"))
+        });
 
         let admin_listen = file
             .admin
@@ -497,6 +506,7 @@ impl Config {
                 opportunistic_tls: r.opportunistic_tls.unwrap_or(true),
                 connect_timeout,
                 max_connections_per_hop,
+                dns_servers,
             },
             admin_listen,
             log: LogConfig { level, json },

@@ -139,6 +139,7 @@ impl Application {
             hostname: config.hostname.clone(),
             connect_timeout: config.relay.connect_timeout,
             opportunistic_tls: config.relay.opportunistic_tls,
+            dns_servers: config.relay.dns_servers.clone(),
             ..OutboundConfig::default()
         }));
         let worker = Worker::new(

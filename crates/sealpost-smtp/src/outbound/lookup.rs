@@ -12,7 +12,12 @@ use std::{
     net::{IpAddr, SocketAddr},
 };
 
-use hickory_resolver::{TokioResolver, proto::rr::RData};
+use hickory_resolver::{
+    TokioResolver,
+    config::{NameServerConfig, ResolverConfig},
+    net::runtime::TokioRuntimeProvider,
+    proto::rr::RData,
+};
 use tokio::sync::OnceCell;
 
 /// A `host:port` as written in configuration. `[host]` brackets (as in
@@ -109,15 +114,44 @@ pub enum LookupError {
 #[derive(Debug, Default)]
 pub struct Lookup {
     resolver: OnceCell<TokioResolver>,
+    /// Name servers to ask (`relay.dns_servers`); empty means the system's
+    /// (`/etc/resolv.conf`).
+    servers: Vec<SocketAddr>,
 }
 
 impl Lookup {
+    /// A lookup that asks `servers`, or the system's resolvers when empty.
+    pub fn new(servers: Vec<SocketAddr>) -> Self {
+        Lookup {
+            resolver: OnceCell::new(),
+            servers,
+        }
+    }
+
     async fn resolver(&self) -> Result<&TokioResolver, LookupError> {
         self.resolver
             .get_or_try_init(|| async {
-                TokioResolver::builder_tokio()
-                    .and_then(|b| b.build())
-                    .map_err(|e| LookupError::Temporary(format!("DNS resolver unavailable: {e}")))
+                let built = if self.servers.is_empty() {
+                    TokioResolver::builder_tokio().and_then(|b| b.build())
+                } else {
+                    let servers = self
+                        .servers
+                        .iter()
+                        .map(|addr| {
+                            let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+                            for c in &mut ns.connections {
+                                c.port = addr.port();
+                            }
+                            ns
+                        })
+                        .collect();
+                    TokioResolver::builder_with_config(
+                        ResolverConfig::from_parts(None, Vec::new(), servers),
+                        TokioRuntimeProvider::default(),
+                    )
+                    .build()
+                };
+                built.map_err(|e| LookupError::Temporary(format!("DNS resolver unavailable: {e}")))
             })
             .await
     }

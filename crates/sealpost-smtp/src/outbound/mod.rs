@@ -52,6 +52,8 @@ pub struct OutboundConfig {
     pub opportunistic_tls: bool,
     /// Most messages sent over one connection before it is renewed.
     pub max_messages_per_connection: usize,
+    /// DNS servers for MX and address lookups; empty: the system's.
+    pub dns_servers: Vec<std::net::SocketAddr>,
 }
 
 impl Default for OutboundConfig {
@@ -63,6 +65,7 @@ impl Default for OutboundConfig {
             data_timeout: Duration::from_secs(600),
             opportunistic_tls: true,
             max_messages_per_connection: 100,
+            dns_servers: Vec::new(),
         }
     }
 }

@@ -40,6 +40,9 @@ const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
 /// The SQLite store. Cheap to clone; all clones share one writer.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// An exclusive lock on `<database>.lock`, held for the life of the
+    /// store: a SQLite database belongs to one process at a time.
+    _lock: Arc<std::fs::File>,
     read: SqlitePool,
     writer: mpsc::Sender<Job>,
     spool: Arc<Spool>,
@@ -53,6 +56,7 @@ impl SqliteStore {
     /// # Errors
     /// [`StoreError`] when the file cannot be opened or migrated.
     pub async fn open(db_path: &Path, spool_dir: &Path) -> Result<Self, StoreError> {
+        let lock = lock_database(db_path)?;
         let options = SqliteConnectOptions::new()
             .filename(db_path)
             .create_if_missing(true)
@@ -74,6 +78,17 @@ impl SqliteStore {
                 .await?
                 .into_iter()
                 .collect();
+        // The lock proves no other process uses this database, so every
+        // lease in it belongs to a process that is gone (killed or crashed
+        // mid-batch). Release them now rather than wait for them to expire:
+        // those recipients are due again at once (at-least-once delivery).
+        let released = sqlx::query("UPDATE recipients SET lease_owner = NULL, lease_until = 0 WHERE lease_owner IS NOT NULL")
+            .execute(&mut conn)
+            .await?
+            .rows_affected();
+        if released > 0 {
+            tracing::info!(recipients = released, "released queue leases left by a previous process");
+        }
         let swept = spool.sweep(&referenced)?;
         if swept > 0 {
             tracing::info!(
@@ -89,6 +104,7 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(writer::run(conn, rx, spool.clone()));
         Ok(SqliteStore {
+            _lock: Arc::new(lock),
             read,
             writer: tx,
             spool,
@@ -112,6 +128,29 @@ impl SqliteStore {
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// Takes the exclusive lock beside the database file.
+fn lock_database(db_path: &Path) -> Result<std::fs::File, StoreError> {
+    if let Some(dir) = db_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut name = db_path.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
+            "{} is in use by another sealpost process (lock {})",
+            db_path.display(),
+            Path::new(&name).display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
     }
 }
 

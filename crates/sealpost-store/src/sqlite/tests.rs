@@ -205,3 +205,34 @@ async fn duplicate_id_fails_alone() {
         Some(PolicyId(7))
     );
 }
+
+#[tokio::test]
+async fn a_second_process_cannot_open_the_database_and_leases_are_released_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let err = SqliteStore::open(&dir.path().join("db.sqlite"), &dir.path().join("spool"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("in use by another sealpost process"), "{err}");
+
+    store.accept(message(b"x".to_vec(), &["a@x.example"])).await.unwrap();
+    let now = SystemTime::now() + Duration::from_secs(1);
+    let leased = store.lease_due("dead-worker", now, now + Duration::from_secs(3600), 10).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    drop(store);
+    // The writer task holds the store's last clone until it sees the
+    // channel close; give it a moment to let go of the lock.
+    let mut reopened = None;
+    for _ in 0..250 {
+        match SqliteStore::open(&dir.path().join("db.sqlite"), &dir.path().join("spool")).await {
+            Ok(s) => {
+                reopened = Some(s);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    let store = reopened.expect("the lock is released when the store is dropped");
+    let again = store.lease_due("new-worker", now, now + Duration::from_secs(60), 10).await.unwrap();
+    assert_eq!(again.len(), 1, "the dead process's lease was released at open");
+}
