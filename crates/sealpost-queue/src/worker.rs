@@ -268,7 +268,10 @@ impl Worker {
         // soon as it is done, so a crash repeats as little as possible.
         let mut deliveries = Vec::new();
         for (hop, jobs) in &by_hop {
-            let chunk_size = jobs.len().div_ceil(self.inner.config.max_connections_per_hop.max(1)).max(1);
+            let chunk_size = jobs
+                .len()
+                .div_ceil(self.inner.config.max_connections_per_hop.max(1))
+                .max(1);
             for chunk in jobs.chunks(chunk_size) {
                 deliveries.push(self.deliver_chunk(hop, chunk, &batch, &contents));
             }
@@ -289,26 +292,35 @@ impl Worker {
     ) -> Result<(), QueueError> {
         let outgoing: Vec<OutgoingMessage> = chunk
             .iter()
-            .map(|(i, rcpts)| outgoing(&batch[*i], rcpts, contents[*i].clone().expect("only messages with content are grouped")))
+            .map(|(i, rcpts)| {
+                outgoing(
+                    &batch[*i],
+                    rcpts,
+                    contents[*i]
+                        .clone()
+                        .expect("only messages with content are grouped"),
+                )
+            })
             .collect();
         let outcomes = self.inner.delivery.deliver(hop, &outgoing).await;
         let now = SystemTime::now();
         let mut records = Vec::new();
-        let mut failures: HashMap<usize, Vec<DsnRecipient>> = HashMap::new();
+        let mut reports: HashMap<usize, Vec<DsnRecipient>> = HashMap::new();
         for ((i, rcpts), message_outcomes) in chunk.iter().zip(outcomes) {
             let message = &batch[*i];
             for (r, outcome) in rcpts.iter().zip(message_outcomes) {
-                let (result, reply, remote) = self.judge(message, r, outcome, now);
+                let (result, reply, remote, report) = self.judge(message, r, outcome, now);
                 tracing::info!(queue_id = %message.id, to = %r.address, %hop, result = ?result, %reply, "delivery attempt");
-                if result == OutcomeKind::Failed
-                    && r.notify.on_failure()
+                // Reports go to real senders about real mail, never about
+                // a report (no bounce loops).
+                if let Some(action) = report
                     && message.kind == MessageKind::Mail
                     && message.sender.is_some()
                 {
-                    failures.entry(*i).or_default().push(DsnRecipient {
+                    reports.entry(*i).or_default().push(DsnRecipient {
                         address: r.address.clone(),
                         orcpt: r.orcpt.clone(),
-                        action: DsnAction::Failed,
+                        action,
                         reply: reply.clone(),
                         remote_mta: remote,
                         last_attempt: now,
@@ -323,9 +335,16 @@ impl Worker {
                 });
             }
         }
-        let dsns: Vec<NewMessage> = failures
+        let dsns: Vec<NewMessage> = reports
             .into_iter()
-            .map(|(i, recipients)| self.dsn(&batch[i], contents[i].as_deref().map_or(&[][..], Vec::as_slice), recipients, now))
+            .map(|(i, recipients)| {
+                self.dsn(
+                    &batch[i],
+                    contents[i].as_deref().map_or(&[][..], Vec::as_slice),
+                    recipients,
+                    now,
+                )
+            })
             .collect();
         let dsn_count = dsns.len();
         let ids = self.inner.store.record(records, dsns).await?;
@@ -338,22 +357,29 @@ impl Worker {
         Ok(())
     }
 
-    /// Turns one delivery outcome into what the store records.
+    /// Turns one delivery outcome into what the store records, and the
+    /// report (DSN action) the sender asked for, if any.
     fn judge(
         &self,
         message: &LeasedMessage,
         r: &LeasedRecipient,
         outcome: DeliveryOutcome,
         now: SystemTime,
-    ) -> (OutcomeKind, String, Option<String>) {
+    ) -> (OutcomeKind, String, Option<String>, Option<DsnAction>) {
+        let failure_report = r.notify.on_failure().then_some(DsnAction::Failed);
         match outcome {
-            DeliveryOutcome::Delivered { reply, remote } => {
+            DeliveryOutcome::Delivered {
+                reply,
+                remote,
+                dsn_passed,
+            } => {
                 metrics::counter!("sealpost_delivery_delivered_total").increment(1);
-                (OutcomeKind::Delivered, reply, Some(remote))
+                let report = (r.notify.on_success() && !dsn_passed).then_some(DsnAction::Relayed);
+                (OutcomeKind::Delivered, reply, Some(remote), report)
             }
             DeliveryOutcome::Failed { reply, remote } => {
                 metrics::counter!("sealpost_delivery_bounced_total").increment(1);
-                (OutcomeKind::Failed, reply, remote)
+                (OutcomeKind::Failed, reply, remote, failure_report)
             }
             DeliveryOutcome::Deferred { reply, remote } => {
                 match self.inner.config.retry.after_deferral(
@@ -363,7 +389,7 @@ impl Worker {
                 ) {
                     Verdict::RetryAt(at) => {
                         metrics::counter!("sealpost_delivery_deferred_total").increment(1);
-                        (OutcomeKind::Deferred { retry_at: at }, reply, remote)
+                        (OutcomeKind::Deferred { retry_at: at }, reply, remote, None)
                     }
                     Verdict::Expire => {
                         metrics::counter!("sealpost_delivery_bounced_total").increment(1);
@@ -374,6 +400,7 @@ impl Worker {
                                 "{reply} (gave up: message was queued too long, see relay.queue_lifetime)"
                             ),
                             remote,
+                            failure_report,
                         )
                     }
                 }
@@ -391,7 +418,7 @@ impl Worker {
         let sender = message
             .sender
             .clone()
-            .expect("DSNs only for messages with a sender");
+            .expect("reports only for messages with a sender");
         let id = QueueId::generate();
         let content = dsn::build(&DsnInput {
             reporting_mta: &self.inner.config.hostname,

@@ -114,6 +114,12 @@ pub fn build(input: &DsnInput<'_>) -> Vec<u8> {
     ));
     if failed {
         out.push_str("Your message could not be delivered to one or more recipients.\r\nThe details are below; the original message is attached.\r\n\r\n");
+    } else if input
+        .recipients
+        .iter()
+        .any(|r| r.action == DsnAction::Relayed)
+    {
+        out.push_str("Your message was relayed to a server that does not send delivery\r\nnotifications, so this is the last report you will get about it.\r\n\r\n");
     } else {
         out.push_str("This is a report about your message; the details are below.\r\n\r\n");
     }
@@ -167,8 +173,11 @@ pub fn build(input: &DsnInput<'_>) -> Vec<u8> {
     let mut bytes = out.into_bytes();
     let headers_end =
         memchr::memmem::find(input.original, b"\r\n\r\n").map_or(input.original.len(), |i| i + 2);
-    let full =
-        input.ret != Some(DsnReturn::Headers) && input.original.len() <= MAX_RETURNED_CONTENT;
+    // Only a failure report returns the whole message; a success report
+    // carries the headers, enough to identify it (RFC 3461 §6.2.1).
+    let full = failed
+        && input.ret != Some(DsnReturn::Headers)
+        && input.original.len() <= MAX_RETURNED_CONTENT;
     let (part_type, content) = match (full, utf8) {
         (true, false) => ("message/rfc822", input.original),
         (true, true) => ("message/global", input.original),
@@ -188,6 +197,9 @@ pub fn build(input: &DsnInput<'_>) -> Vec<u8> {
 /// The RFC 3463 status: the reply's enhanced code when it has one, else
 /// derived from its class.
 fn status_of(r: &DsnRecipient) -> String {
+    if matches!(r.action, DsnAction::Relayed | DsnAction::Delivered) {
+        return "2.0.0".into();
+    }
     let mut words = r.reply.split_ascii_whitespace();
     let code = words.next().unwrap_or("");
     if let Some(enhanced) = words.next()

@@ -190,6 +190,7 @@ impl Delivery {
         };
         let (replies, final_reply) = client.send(&transaction).await?;
         let remote = client.server.clone();
+        let dsn_passed = client.caps.dsn;
         Ok(replies
             .into_iter()
             .map(|r| match r {
@@ -197,9 +198,9 @@ impl Delivery {
                     reply: why,
                     remote: Some(remote.clone()),
                 },
-                RcptReply::Rejected(resp) => classify(&resp, &remote),
+                RcptReply::Rejected(resp) => classify(&resp, &remote, dsn_passed),
                 RcptReply::Accepted(_) => match &final_reply {
-                    Some(resp) => classify(resp, &remote),
+                    Some(resp) => classify(resp, &remote, dsn_passed),
                     None => deferred("451 4.4.2 no reply after DATA".into(), Some(remote.clone())),
                 },
             })
@@ -207,11 +208,15 @@ impl Delivery {
     }
 }
 
-fn classify(resp: &Response, remote: &str) -> DeliveryOutcome {
+fn classify(resp: &Response, remote: &str, dsn_passed: bool) -> DeliveryOutcome {
     let reply = resp.one_line();
     let remote = remote.to_owned();
     if resp.is_success() {
-        DeliveryOutcome::Delivered { reply, remote }
+        DeliveryOutcome::Delivered {
+            reply,
+            remote,
+            dsn_passed,
+        }
     } else if resp.is_transient() {
         DeliveryOutcome::Deferred {
             reply,

@@ -23,8 +23,15 @@ pub use lookup::{HostPort, NextHop};
 /// How one recipient's attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
-    /// The next hop took responsibility (2xx after DATA).
-    Delivered { reply: String, remote: String },
+    /// The next hop took responsibility (2xx after DATA). `dsn_passed`:
+    /// the next hop supports DSN, so it got our NOTIFY/ORCPT and reports
+    /// success itself; otherwise a NOTIFY=SUCCESS sender is owed a
+    /// "relayed" report from us (RFC 3461 §6.2.2).
+    Delivered {
+        reply: String,
+        remote: String,
+        dsn_passed: bool,
+    },
     /// Worth trying again later (4xx, connection or DNS trouble).
     Deferred {
         reply: String,

@@ -256,3 +256,44 @@ fn storage_failure_answers_451_and_loses_nothing_acknowledged() {
     let content = gw.block_on(gw.store.load_body(&first_id)).unwrap();
     assert!(content.len() > 2_000_000);
 }
+
+#[test]
+fn notify_success_through_a_hop_without_dsn_gets_a_relayed_report() {
+    let external = Sink::start(&[]); // aiosmtpd: no DSN extension
+    let senders = Sink::start(&[]);
+    let gw = TestGateway::start(&format!(
+        "[domains]\ninternal = [\"corp.example\"]\n[relay]\nnext_hop = \"{}\"\ninternal_next_hop = \"{}\"",
+        external.addr(),
+        senders.addr()
+    ));
+    let mut c = Raw::connect(gw.smtp);
+    c.cmd("EHLO client.example", "250");
+    c.cmd("MAIL FROM:<alice@corp.example> ENVID=track-1", "250");
+    c.cmd("RCPT TO:<bob@ext.example> NOTIFY=SUCCESS,FAILURE", "250");
+    c.cmd("RCPT TO:<carol@ext.example>", "250");
+    c.cmd("DATA", "354");
+    c.send(b"Subject: tell me when it's out\r\n\r\nSECRET-BODY-55\r\n.\r\n");
+    c.expect("250");
+    c.cmd("QUIT", "221");
+    external.wait_for(1);
+    let report = &senders.wait_for(1)[0];
+    let status = delivery_status(report);
+    assert!(
+        status.contains("Final-Recipient: rfc822; bob@ext.example"),
+        "{status}"
+    );
+    assert!(
+        status.contains("Action: relayed") && status.contains("Status: 2.0.0"),
+        "{status}"
+    );
+    assert!(
+        !status.contains("carol"),
+        "carol asked for nothing:\n{status}"
+    );
+    assert!(
+        !report.text().contains("SECRET-BODY-55"),
+        "a success report carries headers only"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(senders.messages().len(), 1);
+}

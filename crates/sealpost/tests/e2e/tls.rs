@@ -113,3 +113,37 @@ fn commands_pipelined_after_starttls_are_discarded() {
         );
     });
 }
+
+#[test]
+fn outbound_uses_starttls_when_the_next_hop_offers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = rcgen::generate_simple_self_signed(vec!["sink.test".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, pair.cert.pem()).unwrap();
+    std::fs::write(&key, pair.signing_key.serialize_pem()).unwrap();
+    let sink = Sink::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let gw = TestGateway::start(&format!("[relay]\nnext_hop = \"{}\"", sink.addr()));
+    let (ok, out) = swaks(
+        gw.smtp,
+        &["--from", "alice@corp.example", "--to", "bob@ext.example"],
+    );
+    assert!(ok, "{out}");
+    assert!(sink.wait_for(1)[0].tls, "the relay hop was encrypted");
+
+    let plain = Sink::start(&[]);
+    let gw = TestGateway::start(&format!(
+        "[relay]\nnext_hop = \"{}\"\nopportunistic_tls = false",
+        plain.addr()
+    ));
+    let (ok, out) = swaks(
+        gw.smtp,
+        &["--from", "alice@corp.example", "--to", "bob@ext.example"],
+    );
+    assert!(ok, "{out}");
+    assert!(!plain.wait_for(1)[0].tls);
+}
