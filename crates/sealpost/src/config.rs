@@ -441,11 +441,16 @@ impl Config {
             &mut errors,
         );
         let max_connections_per_hop = r.max_connections_per_hop.unwrap_or(4).max(1) as usize;
-        let dns_servers = parse_list("relay.dns_servers", r.dns_servers.unwrap_or_default(), &mut errors, |v| {
-            v.parse::<SocketAddr>()
+        let dns_servers = parse_list(
+            "relay.dns_servers",
+            r.dns_servers.unwrap_or_default(),
+            &mut errors,
+            |v| {
+                v.parse::<SocketAddr>()
                 .or_else(|_| v.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
                 .map_err(|_| format!("{v:?} is not an IP address or address:port such as 192.0.2.53 or 127.0.0.1:5353"))
-        });
+            },
+        );
 
         let admin_listen = file
             .admin

@@ -87,7 +87,10 @@ impl SqliteStore {
             .await?
             .rows_affected();
         if released > 0 {
-            tracing::info!(recipients = released, "released queue leases left by a previous process");
+            tracing::info!(
+                recipients = released,
+                "released queue leases left by a previous process"
+            );
         }
         let swept = spool.sweep(&referenced)?;
         if swept > 0 {

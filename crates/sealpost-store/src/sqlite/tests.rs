@@ -213,11 +213,21 @@ async fn a_second_process_cannot_open_the_database_and_leases_are_released_on_re
     let err = SqliteStore::open(&dir.path().join("db.sqlite"), &dir.path().join("spool"))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("in use by another sealpost process"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("in use by another sealpost process"),
+        "{err}"
+    );
 
-    store.accept(message(b"x".to_vec(), &["a@x.example"])).await.unwrap();
+    store
+        .accept(message(b"x".to_vec(), &["a@x.example"]))
+        .await
+        .unwrap();
     let now = SystemTime::now() + Duration::from_secs(1);
-    let leased = store.lease_due("dead-worker", now, now + Duration::from_secs(3600), 10).await.unwrap();
+    let leased = store
+        .lease_due("dead-worker", now, now + Duration::from_secs(3600), 10)
+        .await
+        .unwrap();
     assert_eq!(leased.len(), 1);
     drop(store);
     // The writer task holds the store's last clone until it sees the
@@ -233,6 +243,13 @@ async fn a_second_process_cannot_open_the_database_and_leases_are_released_on_re
         }
     }
     let store = reopened.expect("the lock is released when the store is dropped");
-    let again = store.lease_due("new-worker", now, now + Duration::from_secs(60), 10).await.unwrap();
-    assert_eq!(again.len(), 1, "the dead process's lease was released at open");
+    let again = store
+        .lease_due("new-worker", now, now + Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.len(),
+        1,
+        "the dead process's lease was released at open"
+    );
 }
