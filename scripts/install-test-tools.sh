@@ -2,7 +2,7 @@
 # install-test-tools.sh - install the external tools sealpost's end-to-end
 # tests and benchmarks rely on (Debian 12 / bookworm).
 #
-#   apt:     swaks python3-aiosmtpd openssl procps psmisc postfix
+#   apt:     swaks python3-aiosmtpd python3-dnslib openssl procps psmisc postfix
 #
 # postfix is installed only for its test utilities /usr/sbin/smtp-sink and
 # /usr/sbin/smtp-source. The install is done so that NO postfix daemon is
@@ -35,7 +35,7 @@ export DEBIAN_FRONTEND=noninteractive
 export DEBCONF_NONINTERACTIVE_SEEN=true
 APT_OPTS=(-y -q -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300
           -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-APT_PKGS=(swaks python3-aiosmtpd openssl procps psmisc)
+APT_PKGS=(swaks python3-aiosmtpd python3-dnslib openssl procps psmisc)
 POLICY_RC=/usr/sbin/policy-rc.d
 POSTFIX_LIBDIR=/usr/lib/postfix
 
