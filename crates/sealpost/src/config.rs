@@ -95,6 +95,7 @@ pub struct RelaySection {
     pub connect_timeout: Option<String>,
     pub max_connections_per_hop: Option<u32>,
     pub dns_servers: Option<Vec<String>>,
+    pub mx_port: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,6 +157,8 @@ pub struct RelayConfig {
     pub max_connections_per_hop: usize,
     /// Name servers for MX lookups; empty: the system's resolv.conf.
     pub dns_servers: Vec<SocketAddr>,
+    /// The port MX hosts are contacted on (25).
+    pub mx_port: u16,
 }
 
 #[derive(Debug, Clone)]
@@ -512,6 +515,14 @@ impl Config {
                 connect_timeout,
                 max_connections_per_hop,
                 dns_servers,
+                mx_port: match r.mx_port {
+                    Some(0) => {
+                        errors.push(err("relay.mx_port", "must be a port from 1 to 65535"));
+                        25
+                    }
+                    Some(p) => p,
+                    None => 25,
+                },
             },
             admin_listen,
             log: LogConfig { level, json },

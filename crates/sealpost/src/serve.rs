@@ -140,6 +140,7 @@ impl Application {
             connect_timeout: config.relay.connect_timeout,
             opportunistic_tls: config.relay.opportunistic_tls,
             dns_servers: config.relay.dns_servers.clone(),
+            mx_port: config.relay.mx_port,
             ..OutboundConfig::default()
         }));
         let worker = Worker::new(

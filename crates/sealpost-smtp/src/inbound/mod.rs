@@ -7,6 +7,8 @@
 
 mod data;
 mod envelope;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod io;
 mod session;
 

@@ -53,8 +53,8 @@ impl Delivery {
             .opportunistic_tls
             .then(super::opportunistic_tls_config);
         Delivery {
+            lookup: Lookup::new(config.dns_servers.clone(), config.mx_port),
             config,
-            lookup: Lookup::default(),
             tls,
         }
     }
@@ -76,9 +76,9 @@ impl Delivery {
             Err(LookupError::Temporary(m)) => {
                 return all(messages, |_| deferred(format!("451 4.4.3 {m}"), None));
             }
-            Err(LookupError::Permanent(m)) => {
+            Err(LookupError::Permanent(reply)) => {
                 return all(messages, |_| DeliveryOutcome::Failed {
-                    reply: format!("550 5.1.2 {m}"),
+                    reply: reply.clone(),
                     remote: None,
                 });
             }

@@ -104,27 +104,32 @@ pub struct Target {
 /// Why no address could be found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LookupError {
-    /// The domain does not take mail; bounce.
+    /// The domain does not take mail; bounce with this reply (code,
+    /// enhanced code and text).
     Permanent(String),
     /// DNS trouble; try later.
     Temporary(String),
 }
 
 /// Resolves next hops. One per gateway; cheap to share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Lookup {
     resolver: OnceCell<TokioResolver>,
     /// Name servers to ask (`relay.dns_servers`); empty means the system's
     /// (`/etc/resolv.conf`).
     servers: Vec<SocketAddr>,
+    /// The port of MX hosts (`relay.mx_port`; 25 everywhere but tests).
+    mx_port: u16,
 }
 
 impl Lookup {
-    /// A lookup that asks `servers`, or the system's resolvers when empty.
-    pub fn new(servers: Vec<SocketAddr>) -> Self {
+    /// A lookup that asks `servers` (the system's resolvers when empty)
+    /// and connects to MX hosts on `mx_port`.
+    pub fn new(servers: Vec<SocketAddr>, mx_port: u16) -> Self {
         Lookup {
             resolver: OnceCell::new(),
             servers,
+            mx_port,
         }
     }
 
@@ -181,7 +186,7 @@ impl Lookup {
                 })
                 .collect()),
             Err(e) if e.is_nx_domain() || e.is_no_records_found() => Err(LookupError::Permanent(
-                format!("Host or domain name not found: {host}"),
+                format!("550 5.1.2 Host or domain name not found: {host}"),
             )),
             Err(e) => Err(LookupError::Temporary(format!(
                 "DNS lookup of {host} failed: {e}"
@@ -192,7 +197,7 @@ impl Lookup {
     async fn mx_targets(&self, domain: &str) -> Result<Vec<Target>, LookupError> {
         if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
             let ip = literal.strip_prefix("ipv6:").unwrap_or(literal);
-            return self.host_addresses(ip, 25).await;
+            return self.host_addresses(ip, self.mx_port).await;
         }
         let resolver = self.resolver().await?;
         let mut exchanges: Vec<(u16, String)> = match resolver.mx_lookup(domain).await {
@@ -206,7 +211,7 @@ impl Lookup {
                 .collect(),
             Err(e) if e.is_nx_domain() => {
                 return Err(LookupError::Permanent(format!(
-                    "Domain {domain} does not exist"
+                    "550 5.1.2 Domain {domain} does not exist"
                 )));
             }
             Err(e) if e.is_no_records_found() => Vec::new(),
@@ -217,19 +222,20 @@ impl Lookup {
             }
         };
         if exchanges.len() == 1 && matches!(exchanges[0].1.as_str(), "." | "") {
+            // RFC 7505 §4.2 names this reply.
             return Err(LookupError::Permanent(format!(
-                "Domain {domain} does not accept mail (null MX)"
+                "556 5.1.10 Domain {domain} does not accept mail (null MX)"
             )));
         }
         if exchanges.is_empty() {
-            return self.host_addresses(domain, 25).await;
+            return self.host_addresses(domain, self.mx_port).await;
         }
         exchanges.sort();
         let mut targets = Vec::new();
         let mut last_error = None;
         for (_, host) in exchanges {
             let host = host.trim_end_matches('.').to_owned();
-            match self.host_addresses(&host, 25).await {
+            match self.host_addresses(&host, self.mx_port).await {
                 Ok(mut t) => targets.append(&mut t),
                 Err(e) => last_error = Some(e),
             }
@@ -238,10 +244,8 @@ impl Lookup {
             // MX hosts that do not resolve are a DNS problem on the
             // recipient's side that may be fixed: defer.
             return Err(match last_error {
-                Some(LookupError::Permanent(m)) | Some(LookupError::Temporary(m)) => {
-                    LookupError::Temporary(m)
-                }
-                None => LookupError::Temporary(format!("no usable MX host for {domain}")),
+                Some(LookupError::Temporary(m)) => LookupError::Temporary(m),
+                _ => LookupError::Temporary(format!("no MX host of {domain} resolves")),
             });
         }
         Ok(targets)
@@ -281,7 +285,7 @@ mod tests {
 
     #[tokio::test]
     async fn ip_hosts_need_no_dns() {
-        let l = Lookup::default();
+        let l = Lookup::new(Vec::new(), 25);
         let t = l
             .targets(&NextHop::Host(HostPort::parse("127.0.0.1:2525").unwrap()))
             .await

@@ -61,6 +61,8 @@ pub struct OutboundConfig {
     pub max_messages_per_connection: usize,
     /// DNS servers for MX and address lookups; empty: the system's.
     pub dns_servers: Vec<std::net::SocketAddr>,
+    /// Port of MX hosts (25; tests point it elsewhere).
+    pub mx_port: u16,
 }
 
 impl Default for OutboundConfig {
@@ -73,6 +75,7 @@ impl Default for OutboundConfig {
             opportunistic_tls: true,
             max_messages_per_connection: 100,
             dns_servers: Vec::new(),
+            mx_port: 25,
         }
     }
 }

@@ -494,3 +494,50 @@ fn connect_bound(source: &str, addr: SocketAddr) -> TcpStream {
     stream.set_nonblocking(false).unwrap();
     stream
 }
+
+/// The loopback DNS server of `tests/support/dns.py`, serving a zone.
+pub struct DnsServer {
+    pub port: u16,
+    _zone: tempfile::NamedTempFile,
+    child: Child,
+}
+
+impl DnsServer {
+    /// Serves `zone` (JSON, see tests/support/README.md); `extra` are
+    /// dns.py options such as `["--servfail", "regex"]`.
+    pub fn start(zone: &serde_json::Value, extra: &[&str]) -> DnsServer {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), zone.to_string()).unwrap();
+        let mut child = Command::new(require("/usr/bin/python3"))
+            .arg(repo_root().join("tests/support/dns.py"))
+            .args(["--listen", "127.0.0.1:0", "--zone"])
+            .arg(file.path())
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dns.py starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .strip_prefix("READY ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| {
+                panic!("dns.py did not start (is python3-dnslib installed?): {line:?}")
+            });
+        DnsServer {
+            port,
+            _zone: file,
+            child,
+        }
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -11,6 +11,7 @@ mod admin_http;
 mod cli;
 mod delivery;
 mod limits;
+mod mx;
 mod relay;
 mod smuggling;
 mod tls;
