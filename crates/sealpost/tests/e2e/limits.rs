@@ -182,3 +182,15 @@ fn mail_loops_are_refused() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(sink.messages().is_empty());
 }
+
+#[test]
+fn shutdown_says_421_to_waiting_sessions() {
+    let (_sink, gw) = gateway("");
+    let mut c = Raw::connect(gw.smtp);
+    c.cmd("EHLO client.example", "250");
+    c.cmd("MAIL FROM:<a@corp.example>", "250");
+    let stopper = std::thread::spawn(move || gw.stop());
+    c.expect("421 4.3.2");
+    assert!(c.closed());
+    stopper.join().unwrap();
+}
