@@ -124,16 +124,16 @@ fn notify_never_and_the_null_sender_get_no_report() {
     ));
     let mut c = Raw::connect(gw.smtp);
     c.cmd("EHLO client.example", "250");
-    c.cmd("MAIL FROM:<alice@corp.example>", "250");
-    c.cmd("RCPT TO:<bob@ext.example> NOTIFY=NEVER", "250");
-    c.cmd("DATA", "354");
-    c.send(b"Subject: quiet\r\n\r\nx\r\n.\r\n");
-    let quiet = queue_id(&c.expect("250"));
-    c.cmd("MAIL FROM:<>", "250");
-    c.cmd("RCPT TO:<bob@ext.example>", "250");
-    c.cmd("DATA", "354");
-    c.send(b"Subject: a bounce that bounces\r\n\r\nx\r\n.\r\n");
-    let null = queue_id(&c.expect("250"));
+    let quiet = queue_id(&c.transaction(
+        "<alice@corp.example>",
+        &["<bob@ext.example> NOTIFY=NEVER"],
+        b"Subject: quiet\r\n\r\nx\r\n",
+    ));
+    let null = queue_id(&c.transaction(
+        "<>",
+        &["<bob@ext.example>"],
+        b"Subject: a bounce that bounces\r\n\r\nx\r\n",
+    ));
     c.cmd("QUIT", "221");
     gw.recipients_when(&quiet, "failure", |r| r.status == RecipientStatus::Failed);
     gw.recipients_when(&null, "failure", |r| r.status == RecipientStatus::Failed);
@@ -222,12 +222,11 @@ fn storage_failure_answers_451_and_loses_nothing_acknowledged() {
         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n".repeat(40_000)
     );
     let send = |c: &mut Raw, body: &str| {
-        c.cmd("MAIL FROM:<alice@corp.example>", "250");
-        c.cmd("RCPT TO:<bob@ext.example>", "250");
-        c.cmd("DATA", "354");
-        c.send(body.as_bytes());
-        c.send(b".\r\n");
-        c.reply()
+        c.transaction(
+            "<alice@corp.example>",
+            &["<bob@ext.example>"],
+            body.as_bytes(),
+        )
     };
     let mut c = Raw::connect(gw.smtp);
     c.cmd("EHLO client.example", "250");

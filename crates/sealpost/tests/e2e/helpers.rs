@@ -223,6 +223,29 @@ impl Received {
     }
 }
 
+/// Starts a support script that prints `READY <port>` when listening, and
+/// returns the process and the port.
+fn spawn_ready(script: &str, args: &[&std::ffi::OsStr]) -> (Child, u16) {
+    let mut child = Command::new(require("/usr/bin/python3"))
+        .arg(repo_root().join("tests/support").join(script))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{script} starts: {e}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .strip_prefix("READY ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| {
+            panic!("{script} did not start (run scripts/install-test-tools.sh): {line:?}")
+        });
+    (child, port)
+}
+
 /// The aiosmtpd sink of `tests/support/sink.py`.
 pub struct Sink {
     pub port: u16,
@@ -236,25 +259,16 @@ impl Sink {
     }
 
     pub fn start_on(port: u16, args: &[&str]) -> Sink {
-        let python = require("/usr/bin/python3");
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(python)
-            .arg(repo_root().join("tests/support/sink.py"))
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--dir"])
-            .arg(dir.path())
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sink.py starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .strip_prefix("READY ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("sink.py did not start: {line:?}"));
+        let listen = format!("127.0.0.1:{port}");
+        let mut all: Vec<&std::ffi::OsStr> = vec![
+            "--listen".as_ref(),
+            listen.as_ref(),
+            "--dir".as_ref(),
+            dir.path().as_os_str(),
+        ];
+        all.extend(args.iter().map(std::ffi::OsStr::new));
+        let (child, port) = spawn_ready("sink.py", &all);
         Sink { port, dir, child }
     }
 
@@ -472,6 +486,20 @@ impl Raw {
         self.expect(prefix)
     }
 
+    /// One whole transaction after EHLO: MAIL, each RCPT (all must be
+    /// accepted), DATA and `data` (which must end with CRLF); returns the
+    /// reply to the end of data.
+    pub fn transaction(&mut self, mail: &str, rcpts: &[&str], data: &[u8]) -> String {
+        self.cmd(&format!("MAIL FROM:{mail}"), "250");
+        for r in rcpts {
+            self.cmd(&format!("RCPT TO:{r}"), "250");
+        }
+        self.cmd("DATA", "354");
+        self.send(data);
+        self.send(b".\r\n");
+        self.reply()
+    }
+
     /// Whether the server closed the connection (reads to EOF).
     pub fn closed(&mut self) -> bool {
         let mut chunk = [0u8; 64];
@@ -508,25 +536,14 @@ impl DnsServer {
     pub fn start(zone: &serde_json::Value, extra: &[&str]) -> DnsServer {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), zone.to_string()).unwrap();
-        let mut child = Command::new(require("/usr/bin/python3"))
-            .arg(repo_root().join("tests/support/dns.py"))
-            .args(["--listen", "127.0.0.1:0", "--zone"])
-            .arg(file.path())
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dns.py starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .strip_prefix("READY ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| {
-                panic!("dns.py did not start (is python3-dnslib installed?): {line:?}")
-            });
+        let mut all: Vec<&std::ffi::OsStr> = vec![
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--zone".as_ref(),
+            file.path().as_os_str(),
+        ];
+        all.extend(extra.iter().map(std::ffi::OsStr::new));
+        let (child, port) = spawn_ready("dns.py", &all);
         DnsServer {
             port,
             _zone: file,

@@ -113,11 +113,12 @@ fn size_limits_get_552() {
     c.send(b".\r\n");
     c.expect("552 5.3.4");
     // The session goes on and a message within limits passes.
-    c.cmd("MAIL FROM:<a@corp.example>", "250");
-    c.cmd("RCPT TO:<b@ext.example>", "250");
-    c.cmd("DATA", "354");
-    c.send(b"Subject: small\r\n\r\nfits\r\n.\r\n");
-    c.expect("250 2.0.0");
+    let reply = c.transaction(
+        "<a@corp.example>",
+        &["<b@ext.example>"],
+        b"Subject: small\r\n\r\nfits\r\n",
+    );
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
     let got = sink.wait_for(1);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
@@ -171,14 +172,16 @@ fn mail_loops_are_refused() {
     let (sink, gw) = gateway("");
     let mut c = Raw::connect(gw.smtp);
     c.cmd("EHLO client.example", "250");
-    c.cmd("MAIL FROM:<a@corp.example>", "250");
-    c.cmd("RCPT TO:<b@ext.example>", "250");
-    c.cmd("DATA", "354");
+    let mut data = String::new();
     for i in 0..60 {
-        c.send(format!("Received: from hop{i}.example by hop{}.example; Fri, 27 Nov 2026 00:00:00 +0000\r\n", i + 1).as_bytes());
+        data.push_str(&format!(
+            "Received: from hop{i}.example by hop{}.example; Fri, 27 Nov 2026 00:00:00 +0000\r\n",
+            i + 1
+        ));
     }
-    c.send(b"Subject: looping\r\n\r\nround and round\r\n.\r\n");
-    c.expect("554 5.4.6");
+    data.push_str("Subject: looping\r\n\r\nround and round\r\n");
+    let reply = c.transaction("<a@corp.example>", &["<b@ext.example>"], data.as_bytes());
+    assert!(reply.starts_with("554 5.4.6"), "{reply}");
     std::thread::sleep(Duration::from_millis(300));
     assert!(sink.messages().is_empty());
 }

@@ -26,11 +26,11 @@ fn trusted_host_forwards_the_original_client() {
     c.send(b"Subject: filtered\r\n\r\nx\r\n.\r\n");
     let id = queue_id(&c.expect("250"));
     // The attributes end with the transaction.
-    c.cmd("MAIL FROM:<alice@corp.example>", "250");
-    c.cmd("RCPT TO:<bob@ext.example>", "250");
-    c.cmd("DATA", "354");
-    c.send(b"Subject: direct\r\n\r\nx\r\n.\r\n");
-    let second = queue_id(&c.expect("250"));
+    let second = queue_id(&c.transaction(
+        "<alice@corp.example>",
+        &["<bob@ext.example>"],
+        b"Subject: direct\r\n\r\nx\r\n",
+    ));
     c.cmd("QUIT", "221");
     let record = gw.block_on(gw.store.message(&id)).unwrap();
     assert_eq!(record.client_ip, "192.0.2.7");
