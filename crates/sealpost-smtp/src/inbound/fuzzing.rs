@@ -808,6 +808,44 @@ mod tests {
     }
 
     #[test]
+    fn reply_checks_catch_bad_output() {
+        let good =
+            b"220 mx ESMTP\r\n250-mx\r\n250 SIZE 1\r\n220 2.0.0 Ready to start TLS\r\n\x15\x03\x03";
+        assert!(check_replies(good).tls_started);
+        for bad in [
+            &b"250 not the greeting\r\n"[..],
+            b"220 mx\r\n250 ok\n",
+            b"220 mx\r\n250 o\rk\r\n",
+            b"220 mx\r\n25O ok\r\n",
+            b"220 mx\r\n600 ok\r\n",
+            b"220 mx\r\n250-a\r\n251 b\r\n",
+            b"220 mx\r\n250-a\r\n",
+            b"220 mx\r\n221 bye\r\n250 ok\r\n",
+            b"220 mx\r\n250 no CRLF",
+            b"220 mx\r\n220 2.0.0 Ready to start TLS\r\n250 ok\r\n",
+        ] {
+            let caught = std::panic::catch_unwind(|| check_replies(bad)).is_err();
+            assert!(caught, "not caught: {}", escape(bad));
+        }
+        let long = [b"220 ".as_slice(), &[b'x'; 600], b"\r\n"].concat();
+        assert!(std::panic::catch_unwind(|| check_replies(&long)).is_err());
+    }
+
+    #[test]
+    fn data_model() {
+        let m = model_data(b"a\r\n..b\r\n.\r\nrest", 100);
+        assert_eq!(m.end, Some(11));
+        assert!(m.accepted);
+        assert_eq!(m.content, b"a\r\n.b\r\n");
+        for refused in [&b"a\n.\r\nb\r\n.\r\n"[..], b"a\rb\r\n.\r\n"] {
+            assert!(!model_data(refused, 100).accepted);
+        }
+        assert_eq!(model_data(b"a\n.\r\nb\r\n.\r\n", 100).end, Some(11));
+        assert!(!model_data(b"0123456789\r\n.\r\n", 5).accepted);
+        assert_eq!(model_data(b"no end\r\n", 100).end, None);
+    }
+
+    #[test]
     fn data_reader_agrees_with_the_model() {
         for input in [
             &b""[..],
