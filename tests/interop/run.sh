@@ -488,6 +488,8 @@ EOF
     check "content filter: Postfix log: re-injected mail to the sink, relay=127.0.0.1[127.0.0.1]:$SINK_PORT status=sent" \
         helper maillog --log "$P/maillog" --rcpt henry@example.net \
         --relay "127.0.0.1[127.0.0.1]:$SINK_PORT"
+    check "content filter: sealpost passed XFORWARD on: the re-injection smtpd logged orig_client=...[127.0.0.2]" \
+        grep -qE 'smtpd\[[0-9]+\]: [0-9A-F]+: client=localhost\[127\.0\.0\.1\], orig_client=[^ ]*\[127\.0\.0\.2\]' "$P/maillog"
     check "content filter: no deferrals or bounces in Postfix's log" \
         bash -c "! grep -E 'status=(deferred|bounced)' '$P/maillog'"
 

@@ -481,5 +481,6 @@ fn outgoing(
         smtputf8: message.smtputf8,
         env_id: message.env_id.clone(),
         ret: message.ret,
+        client: (message.kind == MessageKind::Mail).then(|| message.client.clone()),
     }
 }

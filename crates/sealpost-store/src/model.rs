@@ -174,7 +174,9 @@ pub struct LeasedMessage {
     pub id: QueueId,
     pub received_at: SystemTime,
     pub sender: Option<EmailAddress>,
-    pub client_ip: IpAddr,
+    /// Who handed it to us (passed on with XFORWARD where the next hop
+    /// offers it).
+    pub client: ClientInfo,
     pub size: u64,
     pub body_8bit: bool,
     pub smtputf8: bool,

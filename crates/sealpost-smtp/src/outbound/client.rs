@@ -71,6 +71,8 @@ pub struct Capabilities {
     pub smtputf8: bool,
     pub dsn: bool,
     pub starttls: bool,
+    /// Postfix's XFORWARD (a re-injection service offers it).
+    pub xforward: bool,
 }
 
 impl Capabilities {
@@ -86,6 +88,7 @@ impl Capabilities {
                 "SMTPUTF8" => caps.smtputf8 = true,
                 "DSN" => caps.dsn = true,
                 "STARTTLS" => caps.starttls = true,
+                "XFORWARD" => caps.xforward = true,
                 _ => {}
             }
         }
@@ -112,6 +115,9 @@ pub struct Transaction<'a> {
     pub smtputf8: bool,
     /// `RET=... ENVID=...`, sent only if the server offers DSN.
     pub dsn_params: Option<String>,
+    /// `XFORWARD ...` command lines describing the original client, sent
+    /// before MAIL only if the server offers XFORWARD.
+    pub xforward: Vec<String>,
 }
 
 /// The outcome of one transaction, per recipient in order.
@@ -256,6 +262,15 @@ impl Client {
                     .collect(),
                 None,
             ));
+        }
+        if self.caps.xforward {
+            for line in &t.xforward {
+                let reply = self.command(line).await?;
+                if !reply.is_success() {
+                    // Only attribution is lost; the mail still goes.
+                    tracing::info!(server = %self.server, reply = %reply.one_line(), "XFORWARD refused");
+                }
+            }
         }
         let mut mail = format!("MAIL FROM:<{}>", t.sender);
         if self.caps.size.is_some() {

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use sealpost_policy::EmailAddress;
-use sealpost_store::{DsnReturn, Notify};
+use sealpost_store::{ClientInfo, DsnReturn, Notify};
 
 use super::{
     DeliveryOutcome, OutboundConfig,
@@ -28,6 +28,9 @@ pub struct OutgoingMessage {
     pub smtputf8: bool,
     pub env_id: Option<String>,
     pub ret: Option<DsnReturn>,
+    /// The client that handed us the message, forwarded with XFORWARD to
+    /// next hops that offer it; `None` for reports we generated.
+    pub client: Option<ClientInfo>,
 }
 
 /// One recipient of an [`OutgoingMessage`].
@@ -187,6 +190,7 @@ impl Delivery {
                 || m.recipients.iter().any(|r| r.address.is_utf8())
                 || m.sender.as_ref().is_some_and(EmailAddress::is_utf8),
             dsn_params: (!dsn.is_empty()).then(|| dsn.join(" ")),
+            xforward: m.client.as_ref().map(xforward_lines).unwrap_or_default(),
         };
         let (replies, final_reply) = client.send(&transaction).await?;
         let remote = client.server.clone();
@@ -269,6 +273,36 @@ fn rcpt_dsn_params(r: &OutgoingRecipient) -> Option<String> {
     (!params.is_empty()).then(|| params.join(" "))
 }
 
+/// XFORWARD commands for `client`, each kept under the 512-octet command
+/// limit as Postfix does (a long NAME and HELO go in separate commands).
+fn xforward_lines(client: &ClientInfo) -> Vec<String> {
+    let addr = match client.ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => format!("IPv6:{v6}"),
+    };
+    let mut attrs = vec![
+        format!("ADDR={}", xtext(&addr)),
+        format!("PROTO={}", xtext(&client.protocol)),
+    ];
+    if let Some(name) = &client.name {
+        attrs.push(format!("NAME={}", xtext(name)));
+    }
+    if let Some(helo) = &client.helo {
+        attrs.push(format!("HELO={}", xtext(helo)));
+    }
+    let mut lines: Vec<String> = Vec::new();
+    for attr in attrs {
+        match lines.last_mut() {
+            Some(line) if line.len() + attr.len() + 3 <= 512 => {
+                line.insert(line.len() - 2, ' ');
+                line.insert_str(line.len() - 2, &attr);
+            }
+            _ => lines.push(format!("XFORWARD {attr}\r\n")),
+        }
+    }
+    lines
+}
+
 /// RFC 3461 §4 xtext: `+XX` for '+', '=', and anything outside `!`..`~`.
 pub fn xtext(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -285,6 +319,34 @@ pub fn xtext(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xforward_lines_stay_under_the_command_limit() {
+        let client = ClientInfo {
+            ip: "2001:db8::7".parse().unwrap(),
+            name: Some("ws12.corp.example".into()),
+            helo: Some("ws12 local".into()),
+            protocol: "ESMTP".into(),
+        };
+        assert_eq!(
+            xforward_lines(&client),
+            vec![
+                "XFORWARD ADDR=IPv6:2001:db8::7 PROTO=ESMTP NAME=ws12.corp.example HELO=ws12+20local\r\n"
+            ]
+        );
+        let long = ClientInfo {
+            name: Some("n".repeat(250)),
+            helo: Some("h".repeat(250)),
+            ..client
+        };
+        let lines = xforward_lines(&long);
+        assert_eq!(lines.len(), 2);
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.len() <= 512 && l.starts_with("XFORWARD ") && l.ends_with("\r\n"))
+        );
+    }
 
     #[test]
     fn xtext_and_rcpt_params() {

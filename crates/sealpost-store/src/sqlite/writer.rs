@@ -16,8 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 use sealpost_policy::EmailAddress;
 
 use crate::{
-    DsnReturn, LeasedMessage, LeasedRecipient, MessageKind, NewMessage, Notify, OutcomeKind,
-    QueueId, RecipientOutcome, RecipientStatus, StoreError,
+    ClientInfo, DsnReturn, LeasedMessage, LeasedRecipient, MessageKind, NewMessage, Notify,
+    OutcomeKind, QueueId, RecipientOutcome, RecipientStatus, StoreError,
     model::{from_millis, route_text, to_millis},
     spool::Spool,
 };
@@ -277,7 +277,7 @@ async fn lease(
     let ids: Vec<&String> = by_message.keys().collect();
     let ids_json = serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let messages = sqlx::query(
-        "SELECT id, received_at, sender, client_ip, size, body_8bit, smtputf8, env_id, ret,
+        "SELECT id, received_at, sender, client_ip, client_name, helo, protocol, size, body_8bit, smtputf8, env_id, ret,
                 expires_at, kind
          FROM messages WHERE id IN (SELECT value FROM json_each(?1))",
     )
@@ -304,9 +304,14 @@ async fn lease(
                     })?,
                 )
             },
-            client_ip: client_ip
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("stored client ip {client_ip:?}")))?,
+            client: ClientInfo {
+                ip: client_ip
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("stored client ip {client_ip:?}")))?,
+                name: row.get("client_name"),
+                helo: row.get("helo"),
+                protocol: row.get("protocol"),
+            },
             size: row.get::<i64, _>("size") as u64,
             body_8bit: row.get("body_8bit"),
             smtputf8: row.get("smtputf8"),

@@ -47,3 +47,41 @@ fn untrusted_hosts_cannot_forward() {
     assert!(!ehlo.contains("XFORWARD"), "{ehlo}");
     c.cmd("XFORWARD ADDR=10.0.0.1", "550 5.7.0");
 }
+
+#[test]
+fn the_original_client_is_forwarded_to_a_next_hop_that_offers_xforward() {
+    // Two gateways in a row: `second` trusts XFORWARD from loopback (like
+    // Postfix's re-injection service), `first` is where the client connects.
+    let sink = Sink::start(&[]);
+    let second = TestGateway::start(&format!(
+        "[smtp]\nxforward_hosts = [\"127.0.0.1/32\"]\n[relay]\nnext_hop = \"{}\"",
+        sink.addr()
+    ));
+    let first = TestGateway::start(&format!("[relay]\nnext_hop = \"{}\"", second.smtp));
+    let (ok, out) = swaks(
+        first.smtp,
+        &[
+            "--local-interface",
+            "127.0.0.2",
+            "--ehlo",
+            "ws12.corp.example",
+            "--from",
+            "alice@corp.example",
+            "--to",
+            "bob@ext.example",
+        ],
+    );
+    assert!(ok, "{out}");
+    let m = &sink.wait_for(1)[0];
+    let second_id = {
+        let text = m.text();
+        // The newest Received header (first line) is the second gateway's.
+        let at = text.find(" id ").unwrap();
+        sealpost_store::QueueId::parse(&text[at + 4..at + 20]).unwrap()
+    };
+    let record = second.block_on(second.store.message(&second_id)).unwrap();
+    assert_eq!(
+        record.client_ip, "127.0.0.2",
+        "the first gateway forwarded its client's address"
+    );
+}
