@@ -123,6 +123,7 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
         Err(code) => return code,
     };
     init_tracing(&config);
+    raise_file_limit(config.smtp.max_connections);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -181,6 +182,21 @@ fn banner(config: &Config, app: &Application) {
                 "next hop {h}"
             ))
     );
+}
+
+/// Raises the soft open-files limit to the hard limit: every SMTP
+/// connection is a file descriptor, and distributions' default soft limit
+/// (1024) is far below `smtp.max_connections`.
+fn raise_file_limit(max_connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if (limit as usize) < max_connections + 256 => tracing::warn!(
+            open_files = limit,
+            max_connections,
+            "the open-files limit is below smtp.max_connections; raise it (ulimit -n, LimitNOFILE=)"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
+    }
 }
 
 fn init_tracing(config: &Config) {

@@ -22,6 +22,11 @@ use crate::reply::Reply;
 /// Longest text line of message data, CRLF included (RFC 5321 §4.5.3.1.6).
 pub const MAX_TEXT_LINE: usize = 1000;
 
+/// Input buffer between messages.
+const COMMAND_BUFFER: usize = 1024;
+/// Input buffer while message data streams in: large reads, few syscalls.
+const DATA_BUFFER: usize = 64 * 1024;
+
 /// What reading one command line produced.
 #[derive(Debug)]
 pub enum CommandLine {
@@ -81,8 +86,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
     pub fn new(inner: S, idle_timeout: Duration) -> Self {
         SmtpStream {
             inner,
-            input: BytesMut::with_capacity(4096),
-            output: Vec::with_capacity(512),
+            // Small: most connections idle between short commands, and
+            // ten thousand of them must fit in a few tens of megabytes.
+            // DATA grows the buffer while it runs (see `read_data`).
+            input: BytesMut::with_capacity(COMMAND_BUFFER),
+            output: Vec::with_capacity(256),
             idle_timeout,
         }
     }
@@ -176,6 +184,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
     /// not count against `max_size`, so the content is built in one buffer
     /// and never copied to add the header.
     pub async fn read_data(
+        &mut self,
+        prefix: Vec<u8>,
+        max_size: usize,
+        size_hint: usize,
+    ) -> io::Result<DataEnd> {
+        self.input.reserve(DATA_BUFFER);
+        let result = self.read_data_inner(prefix, max_size, size_hint).await;
+        if self.input.is_empty() && self.input.capacity() > 4 * COMMAND_BUFFER {
+            self.input = BytesMut::with_capacity(COMMAND_BUFFER);
+        }
+        result
+    }
+
+    async fn read_data_inner(
         &mut self,
         prefix: Vec<u8>,
         max_size: usize,
