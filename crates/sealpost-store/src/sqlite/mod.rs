@@ -63,7 +63,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: in WAL mode every commit fsyncs the WAL before it
             // returns. This is what lets the SMTP session answer 250 only
-            // once the message is on stable storage.
+            // once the message is on stable storage. The writer lowers it
+            // to NORMAL for batches that accept nothing (see
+            // `writer::needs_fsync`).
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30))

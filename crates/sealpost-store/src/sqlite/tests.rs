@@ -253,3 +253,40 @@ async fn a_second_process_cannot_open_the_database_and_leases_are_released_on_re
         "the dead process's lease was released at open"
     );
 }
+
+#[tokio::test]
+async fn spool_files_of_delivered_messages_go_only_after_an_fsynced_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let big = vec![b'x'; 2 * 1024 * 1024];
+    let id = store.accept(message(big, &["a@x.example"])).await.unwrap();
+    let file = dir.path().join("spool").join(id.as_str());
+    let now = SystemTime::now() + Duration::from_secs(1);
+    store
+        .lease_due("w", now, now + Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    store
+        .record(
+            vec![RecipientOutcome {
+                message: id.clone(),
+                idx: 0,
+                attempted_at: now,
+                result: OutcomeKind::Delivered,
+                reply: "250 ok".into(),
+            }],
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(!store.message(&id).await.unwrap().has_content);
+    assert!(
+        file.exists(),
+        "the purge was not fsync'd yet, so the file stays"
+    );
+    store
+        .accept(message(b"small".to_vec(), &["a@x.example"]))
+        .await
+        .unwrap();
+    assert!(!file.exists(), "removed after the next fsync'd commit");
+}

@@ -65,6 +65,10 @@ pub(super) async fn run(
     spool: Arc<Spool>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut state = WriterState {
+        synchronous_full: true,
+        pending_removals: Vec::new(),
+    };
     while let Some(first) = rx.recv().await {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -73,11 +77,49 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
-        commit_batch(&mut conn, &mut batch, &spool).await;
+        commit_batch(&mut conn, &mut batch, &spool, &mut state).await;
     }
 }
 
-async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Job>, spool: &Spool) {
+/// What the writer remembers between batches.
+struct WriterState {
+    /// The connection's current `PRAGMA synchronous` (FULL or NORMAL).
+    synchronous_full: bool,
+    /// Spool files whose purge was committed without an fsync: removed
+    /// only after the next fsync'd commit, so a crash can never leave a row
+    /// that points at a deleted file.
+    pending_removals: Vec<QueueId>,
+}
+
+/// Only a batch that accepts mail needs its own fsync: that is the `250`
+/// promise. Leases and delivery outcomes commit without one (`synchronous
+/// = NORMAL`; in WAL mode the log is still written in order and fsync'd by
+/// the next FULL commit or checkpoint). A crash can lose such a commit
+/// and nothing more: a lost lease is released at the next start, a lost
+/// outcome means the recipient is delivered again (at-least-once).
+fn needs_fsync(batch: &[Job]) -> bool {
+    batch.iter().any(|job| matches!(job.op, Op::Accept { .. }))
+}
+
+async fn commit_batch(
+    conn: &mut SqliteConnection,
+    batch: &mut Vec<Job>,
+    spool: &Spool,
+    state: &mut WriterState,
+) {
+    let full = needs_fsync(batch);
+    if full != state.synchronous_full {
+        let pragma = if full {
+            "PRAGMA synchronous = FULL"
+        } else {
+            "PRAGMA synchronous = NORMAL"
+        };
+        if let Err(e) = exec(conn, pragma).await {
+            fail_all(batch, &e);
+            return;
+        }
+        state.synchronous_full = full;
+    }
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE").await {
         fail_all(batch, &e);
         return;
@@ -107,10 +149,14 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Job>, spool: 
         fail_all(batch, &e);
         return;
     }
-    // Content of purged messages is gone from the database now; the files
-    // can follow. A crash before this leaves orphans for the next sweep.
-    for id in purged {
-        spool.remove(&id);
+    state.pending_removals.append(&mut purged);
+    if full {
+        // Everything committed so far is on stable storage now, including
+        // the purges of earlier NORMAL batches: their files can go. A crash
+        // before this leaves orphans for the next start's sweep.
+        for id in state.pending_removals.drain(..) {
+            spool.remove(&id);
+        }
     }
     for (job, result) in batch.drain(..).zip(results) {
         let _ = job.reply.send(result);
