@@ -355,6 +355,11 @@ impl Client {
         Ok((results, Some(final_reply)))
     }
 
+    /// Whether an idle connection still works (RSET answered 250).
+    pub async fn probe(&mut self) -> bool {
+        matches!(self.command("RSET\r\n").await, Ok(r) if r.is_success())
+    }
+
     /// Sends RSET, ignoring the outcome (the connection is dropped on the
     /// next error anyway).
     pub async fn reset(&mut self) {

@@ -7,7 +7,11 @@
 //! address. When STARTTLS fails, the same address is tried once in
 //! plaintext, as opportunistic TLS allows.
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use sealpost_policy::EmailAddress;
 use sealpost_store::{ClientInfo, DsnReturn, Notify};
@@ -42,12 +46,30 @@ pub struct OutgoingRecipient {
     pub notify: Notify,
 }
 
+/// How long an idle outbound connection is kept for reuse (Postfix keeps
+/// them 2 s by default; our batches follow each other closely).
+const IDLE_LIMIT: Duration = Duration::from_secs(5);
+/// Most idle connections kept per next hop.
+const MAX_IDLE_PER_HOP: usize = 8;
+
 /// The outbound side of the gateway. One per process; shared by workers.
 #[derive(Debug)]
 pub struct Delivery {
     config: OutboundConfig,
     lookup: Lookup,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// Idle connections by next hop, for the next batch to reuse.
+    idle: Mutex<HashMap<NextHop, Vec<IdleClient>>>,
+}
+
+/// A connection waiting for the next batch to its hop.
+#[derive(Debug)]
+struct IdleClient {
+    client: Client,
+    since: Instant,
+    /// Messages it has carried (it is renewed at
+    /// `max_messages_per_connection`).
+    sent: usize,
 }
 
 impl Delivery {
@@ -59,6 +81,7 @@ impl Delivery {
             lookup: Lookup::new(config.dns_servers.clone(), config.mx_port),
             config,
             tls,
+            idle: Mutex::new(HashMap::new()),
         }
     }
 
@@ -69,39 +92,41 @@ impl Delivery {
         hop: &NextHop,
         messages: &[OutgoingMessage],
     ) -> Vec<Vec<DeliveryOutcome>> {
-        let targets = match self.lookup.targets(hop).await {
-            Ok(t) if !t.is_empty() => t,
-            Ok(_) => {
-                return all(messages, |_| {
-                    deferred(format!("451 4.4.3 no address for {hop}"), None)
-                });
-            }
-            Err(LookupError::Temporary(m)) => {
-                return all(messages, |_| deferred(format!("451 4.4.3 {m}"), None));
-            }
-            Err(LookupError::Permanent(reply)) => {
-                return all(messages, |_| DeliveryOutcome::Failed {
-                    reply: reply.clone(),
-                    remote: None,
-                });
-            }
-        };
         let mut results: Vec<Option<Vec<DeliveryOutcome>>> = vec![None; messages.len()];
         let mut next = 0;
+        let mut cached = self.take_idle(hop).await;
+        let mut targets: Option<Vec<Target>> = None;
         let mut target_idx = 0;
         let mut last_error = String::from("no attempt made");
-        while next < messages.len() && target_idx < targets.len() {
-            let target = &targets[target_idx];
-            let mut client = match self.connect(target).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::info!(target = %target.addr, error = %e, "next hop address failed");
-                    last_error = e.to_string();
-                    target_idx += 1;
-                    continue;
+        while next < messages.len() {
+            let reused = cached.is_some();
+            let (mut client, mut sent) = match cached.take() {
+                Some(idle) => idle,
+                None => {
+                    if targets.is_none() {
+                        match self.lookup.targets(hop).await {
+                            Ok(t) if !t.is_empty() => targets = Some(t),
+                            failure => {
+                                let outcome = lookup_failure(hop, failure.err());
+                                fill(&mut results, messages, |_| outcome.clone());
+                                break;
+                            }
+                        }
+                    }
+                    let Some(target) = targets.as_ref().and_then(|t| t.get(target_idx)) else {
+                        break;
+                    };
+                    match self.connect(target).await {
+                        Ok(c) => (c, 0),
+                        Err(e) => {
+                            tracing::info!(target = %target.addr, error = %e, "next hop address failed");
+                            last_error = e.to_string();
+                            target_idx += 1;
+                            continue;
+                        }
+                    }
                 }
             };
-            let mut sent = 0;
             let mut healthy = true;
             while next < messages.len() && sent < self.config.max_messages_per_connection {
                 let message = &messages[next];
@@ -110,13 +135,12 @@ impl Delivery {
                     Err(e) => {
                         tracing::info!(server = %client.server, error = %e, "connection failed during delivery");
                         last_error = e.to_string();
+                        let server = client.server.clone();
                         results[next] = Some(
                             message
                                 .recipients
                                 .iter()
-                                .map(|_| {
-                                    deferred(format!("451 4.4.2 {e}"), Some(client.server.clone()))
-                                })
+                                .map(|_| deferred(format!("451 4.4.2 {e}"), Some(server.clone())))
                                 .collect(),
                         );
                         healthy = false;
@@ -128,24 +152,54 @@ impl Delivery {
                     break;
                 }
             }
-            if healthy {
-                client.quit().await;
+            if !healthy {
+                // A fresh connection failing moves on to the next address;
+                // a reused one failing says nothing about the first.
+                if !reused {
+                    target_idx += 1;
+                }
+            } else if sent < self.config.max_messages_per_connection {
+                self.put_idle(hop, client, sent);
             } else {
-                target_idx += 1;
+                client.quit().await;
             }
         }
-        results
-            .into_iter()
-            .zip(messages)
-            .map(|(r, m)| {
-                r.unwrap_or_else(|| {
-                    m.recipients
-                        .iter()
-                        .map(|_| deferred(format!("451 4.4.1 {last_error}"), None))
-                        .collect()
-                })
-            })
-            .collect()
+        fill(&mut results, messages, |_| {
+            deferred(format!("451 4.4.1 {last_error}"), None)
+        });
+        results.into_iter().map(|r| r.unwrap_or_default()).collect()
+    }
+
+    /// An idle connection to `hop` left by an earlier batch, checked with
+    /// RSET (the server may have closed it meanwhile). Reusing one saves
+    /// the TCP and TLS handshakes and EHLO, which dominate small messages.
+    async fn take_idle(&self, hop: &NextHop) -> Option<(Client, usize)> {
+        loop {
+            let idle = {
+                let mut pool = self.idle.lock().expect("idle pool lock");
+                let list = pool.get_mut(hop)?;
+                list.retain(|c| c.since.elapsed() < IDLE_LIMIT);
+                list.pop()?
+            };
+            let mut client = idle.client;
+            if client.probe().await {
+                return Some((client, idle.sent));
+            }
+        }
+    }
+
+    /// Keeps a healthy connection for the next batch to the same hop.
+    fn put_idle(&self, hop: &NextHop, client: Client, sent: usize) {
+        let mut pool = self.idle.lock().expect("idle pool lock");
+        let list = pool.entry(hop.clone()).or_default();
+        list.retain(|c| c.since.elapsed() < IDLE_LIMIT);
+        if list.len() < MAX_IDLE_PER_HOP {
+            list.push(IdleClient {
+                client,
+                since: Instant::now(),
+                sent,
+            });
+        }
     }
 
     async fn connect(&self, target: &Target) -> Result<Client, ClientError> {
@@ -238,14 +292,29 @@ fn deferred(reply: String, remote: Option<String>) -> DeliveryOutcome {
     DeliveryOutcome::Deferred { reply, remote }
 }
 
-fn all(
+/// Gives every message still without an outcome `f` for each recipient.
+fn fill(
+    results: &mut [Option<Vec<DeliveryOutcome>>],
     messages: &[OutgoingMessage],
     f: impl Fn(&OutgoingRecipient) -> DeliveryOutcome,
-) -> Vec<Vec<DeliveryOutcome>> {
-    messages
-        .iter()
-        .map(|m| m.recipients.iter().map(&f).collect())
-        .collect()
+) {
+    for (r, m) in results.iter_mut().zip(messages) {
+        if r.is_none() {
+            *r = Some(m.recipients.iter().map(&f).collect());
+        }
+    }
+}
+
+/// The outcome for every recipient when the next hop cannot be resolved.
+fn lookup_failure(hop: &NextHop, error: Option<LookupError>) -> DeliveryOutcome {
+    match error {
+        Some(LookupError::Permanent(reply)) => DeliveryOutcome::Failed {
+            reply,
+            remote: None,
+        },
+        Some(LookupError::Temporary(m)) => deferred(format!("451 4.4.3 {m}"), None),
+        None => deferred(format!("451 4.4.3 no address for {hop}"), None),
+    }
 }
 
 fn rcpt_dsn_params(r: &OutgoingRecipient) -> Option<String> {

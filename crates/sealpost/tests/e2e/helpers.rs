@@ -204,6 +204,8 @@ pub struct Received {
     pub mail_from: String,
     pub rcpt_tos: Vec<String>,
     pub mail_options: Vec<String>,
+    /// The sending side's `ip:port` as the sink saw it.
+    pub peer: String,
     pub tls: bool,
     pub content: Vec<u8>,
 }
@@ -304,6 +306,7 @@ impl Sink {
                     mail_from: meta["mail_from"].as_str().unwrap_or_default().to_owned(),
                     rcpt_tos: strings("rcpt_tos"),
                     mail_options: strings("mail_options"),
+                    peer: meta["peer"].as_str().unwrap_or_default().to_owned(),
                     tls: meta["tls"].as_bool().unwrap_or(false),
                     content,
                 }

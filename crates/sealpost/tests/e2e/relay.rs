@@ -204,3 +204,23 @@ fn null_sender_and_pipelining() {
     assert_eq!(m.mail_from, "<>", "the null sender is relayed as <>");
     assert_eq!(m.rcpt_tos.len(), 2);
 }
+
+#[test]
+fn outbound_connections_are_reused_between_batches() {
+    let sink = Sink::start(&[]);
+    let gw = TestGateway::start(&format!("[relay]\nnext_hop = \"{}\"", sink.addr()));
+    for n in 1..=3 {
+        let (ok, out) = swaks(
+            gw.smtp,
+            &["--from", "alice@corp.example", "--to", "bob@ext.example"],
+        );
+        assert!(ok, "{out}");
+        sink.wait_for(n);
+    }
+    let peers: Vec<String> = sink.messages().into_iter().map(|m| m.peer).collect();
+    assert!(!peers[0].is_empty());
+    assert!(
+        peers.iter().all(|p| p == &peers[0]),
+        "one connection carried all three batches: {peers:?}"
+    );
+}
