@@ -81,7 +81,7 @@ impl Domain {
                 return Err(AddressError::DomainLabel(label.to_owned()));
             }
         }
-        Ok(Domain(input.to_lowercase()))
+        Ok(Domain(lowercase_ascii_letters(input)))
     }
 
     /// The domain as text, lower-case.
@@ -102,6 +102,14 @@ impl Domain {
     pub fn is_utf8(&self) -> bool {
         !self.0.is_ascii()
     }
+}
+
+/// Lower-cases ASCII letters only. Unicode case mapping could turn a
+/// non-ASCII character into ASCII (U+212A KELVIN SIGN becomes `k`), which
+/// would change the address and hide that it needs SMTPUTF8. Full IDNA
+/// normalisation of U-labels belongs to the policy engine's address rules.
+fn lowercase_ascii_letters(s: &str) -> String {
+    s.chars().map(|c| c.to_ascii_lowercase()).collect()
 }
 
 impl fmt::Display for Domain {
@@ -274,6 +282,17 @@ mod tests {
         assert_eq!(
             EmailAddress::parse(&long_local),
             Err(AddressError::LocalLength)
+        );
+    }
+
+    #[test]
+    fn lowercasing_never_turns_non_ascii_into_ascii() {
+        let kelvin = EmailAddress::parse("a@\u{212A}elvin.example").unwrap();
+        assert!(kelvin.is_utf8(), "still needs SMTPUTF8");
+        assert_eq!(kelvin.domain_str(), "\u{212A}elvin.example");
+        assert_eq!(
+            Domain::parse("MAIL.Example").unwrap().as_str(),
+            "mail.example"
         );
     }
 

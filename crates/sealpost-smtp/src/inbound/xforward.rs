@@ -28,8 +28,16 @@ impl XForward {
     }
 
     /// Applies `NAME=... ADDR=...` pairs; `[UNAVAILABLE]` and
-    /// `[TEMPUNAVAIL]` clear an attribute.
+    /// `[TEMPUNAVAIL]` clear an attribute. All or nothing: a command with
+    /// one bad pair changes no attribute.
     pub fn apply(&mut self, args: &str) -> Result<(), ()> {
+        let mut next = self.clone();
+        next.apply_pairs(args)?;
+        *self = next;
+        Ok(())
+    }
+
+    fn apply_pairs(&mut self, args: &str) -> Result<(), ()> {
         let mut any = false;
         for pair in args.split_ascii_whitespace() {
             let (key, value) = pair.split_once('=').ok_or(())?;
@@ -120,6 +128,12 @@ mod tests {
         assert_eq!(x.addr, Some("192.0.2.7".parse().unwrap()));
         assert_eq!(x.helo.as_deref(), Some("client.example"));
         assert!(x.apply("ADDR=not-an-ip").is_err());
+        assert!(x.apply("ADDR=198.51.100.1 BOGUS=1").is_err());
+        assert_eq!(
+            x.addr,
+            Some("192.0.2.7".parse().unwrap()),
+            "a refused command changes nothing"
+        );
         assert!(x.apply("BOGUS=1").is_err());
         assert!(x.apply("").is_err());
     }
