@@ -229,21 +229,25 @@ impl Worker {
         }
     }
 
-    async fn process(&self, batch: Vec<LeasedMessage>) -> Result<(), QueueError> {
+    async fn process(&self, mut batch: Vec<LeasedMessage>) -> Result<(), QueueError> {
         if batch.is_empty() {
             return Ok(());
         }
         let policy = self.inner.policy.load_full();
-        // Load each message's content once; a message whose content is gone
-        // (purged by another node) is left for its lease to expire.
+        // Each message's content, once: inline content came with the lease;
+        // spooled content is read from its file. A message whose content is
+        // gone (purged by another node) is left for its lease to expire.
         let mut contents = Vec::with_capacity(batch.len());
-        for message in &batch {
-            contents.push(match self.inner.store.load_body(&message.id).await {
-                Ok(c) => Some(Arc::new(c)),
-                Err(e) => {
-                    tracing::error!(queue_id = %message.id, error = %e, "cannot read message content");
-                    None
-                }
+        for message in &mut batch {
+            contents.push(match message.content.take() {
+                Some(c) => Some(Arc::new(c)),
+                None => match self.inner.store.load_body(&message.id).await {
+                    Ok(c) => Some(Arc::new(c)),
+                    Err(e) => {
+                        tracing::error!(queue_id = %message.id, error = %e, "cannot read message content");
+                        None
+                    }
+                },
             });
         }
         // Group (message, recipients) by next hop.

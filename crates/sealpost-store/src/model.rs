@@ -185,6 +185,10 @@ pub struct LeasedMessage {
     pub expires_at: SystemTime,
     pub kind: MessageKind,
     pub recipients: Vec<LeasedRecipient>,
+    /// The content, when it is stored inline (read in the same query as the
+    /// lease, sparing a round trip per message); `None` when it is in a
+    /// spool file: read it with [`crate::Store::load_body`].
+    pub content: Option<Vec<u8>>,
 }
 
 /// One leased recipient.
