@@ -178,8 +178,25 @@ async fn run_jobs(
     purged: &mut Vec<QueueId>,
 ) -> Result<Vec<Result<OpResult, StoreError>>, StoreError> {
     exec(conn, "BEGIN IMMEDIATE").await?;
+    // All accepts of the batch in one go (the common case under load),
+    // then the other jobs in order.
+    let accepts: Vec<(&NewMessage, bool)> = jobs
+        .iter()
+        .filter_map(|job| match &job.op {
+            Op::Accept { message, spooled } => Some((&**message, *spooled)),
+            _ => None,
+        })
+        .collect();
+    if let Err(e) = insert_messages(conn, &accepts).await {
+        let _ = exec(conn, "ROLLBACK").await;
+        return Err(e);
+    }
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs.iter_mut() {
+        if matches!(job.op, Op::Accept { .. }) {
+            results.push(Ok(OpResult::Accepted));
+            continue;
+        }
         match apply(conn, &mut job.op, purged).await {
             Ok(r) => results.push(Ok(r)),
             Err(e) => {
@@ -207,7 +224,7 @@ async fn apply(
 ) -> Result<OpResult, StoreError> {
     match op {
         Op::Accept { message, spooled } => {
-            insert_message(conn, message, *spooled).await?;
+            insert_messages(conn, &[(message, *spooled)]).await?;
             Ok(OpResult::Accepted)
         }
         Op::Lease {
@@ -232,57 +249,89 @@ async fn apply(
     }
 }
 
+/// Rows per multi-row INSERT of messages: few statement variants for the
+/// prepared-statement cache, far below SQLite's bind-parameter limit.
+const INSERT_ROWS: usize = 16;
+
+/// Inserts one message and its recipients.
 pub(super) async fn insert_message(
     conn: &mut SqliteConnection,
     m: &NewMessage,
     spooled: bool,
 ) -> Result<(), StoreError> {
-    let received = to_millis(m.received_at);
-    sqlx::query(
-        "INSERT INTO messages (id, received_at, sender, client_ip, client_name, helo, protocol,
-            size, body_8bit, smtputf8, env_id, ret, kind, expires_at, content, spooled)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-    )
-    .bind(m.id.as_str())
-    .bind(received)
-    .bind(m.sender.as_ref().map_or("", EmailAddress::as_str))
-    .bind(m.client.ip.to_string())
-    .bind(m.client.name.as_deref())
-    .bind(m.client.helo.as_deref())
-    .bind(m.client.protocol.as_str())
-    .bind(m.content.len() as i64)
-    .bind(m.body_8bit)
-    .bind(m.smtputf8)
-    .bind(m.env_id.as_deref())
-    .bind(m.ret.map(|r| match r {
-        DsnReturn::Full => "FULL",
-        DsnReturn::Headers => "HDRS",
-    }))
-    .bind(match m.kind {
-        MessageKind::Mail => "mail",
-        MessageKind::Dsn => "dsn",
-    })
-    .bind(to_millis(m.expires_at))
-    .bind((!spooled).then_some(m.content.as_slice()))
-    .bind(spooled)
-    .execute(&mut *conn)
-    .await?;
-    for (idx, r) in m.recipients.iter().enumerate() {
-        let status = RecipientStatus::for_route(&r.decision.route);
+    insert_messages(conn, &[(m, spooled)]).await
+}
+
+/// Inserts messages and all their recipients with as few statements as
+/// possible: messages up to [`INSERT_ROWS`] per statement, recipients in
+/// one statement (as a JSON array).
+pub(super) async fn insert_messages(
+    conn: &mut SqliteConnection,
+    messages: &[(&NewMessage, bool)],
+) -> Result<(), StoreError> {
+    for chunk in messages.chunks(INSERT_ROWS) {
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO messages (id, received_at, sender, client_ip, client_name, helo, protocol,
+                size, body_8bit, smtputf8, env_id, ret, kind, expires_at, content, spooled)
+             VALUES {rows}"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (m, spooled) in chunk {
+            query = query
+                .bind(m.id.as_str())
+                .bind(to_millis(m.received_at))
+                .bind(m.sender.as_ref().map_or("", EmailAddress::as_str))
+                .bind(m.client.ip.to_string())
+                .bind(m.client.name.as_deref())
+                .bind(m.client.helo.as_deref())
+                .bind(m.client.protocol.as_str())
+                .bind(m.content.len() as i64)
+                .bind(m.body_8bit)
+                .bind(m.smtputf8)
+                .bind(m.env_id.as_deref())
+                .bind(m.ret.map(|r| match r {
+                    DsnReturn::Full => "FULL",
+                    DsnReturn::Headers => "HDRS",
+                }))
+                .bind(match m.kind {
+                    MessageKind::Mail => "mail",
+                    MessageKind::Dsn => "dsn",
+                })
+                .bind(to_millis(m.expires_at))
+                .bind((!*spooled).then_some(m.content.as_slice()))
+                .bind(*spooled);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    let recipients: Vec<serde_json::Value> = messages
+        .iter()
+        .flat_map(|(m, _)| {
+            m.recipients.iter().enumerate().map(|(idx, r)| {
+                serde_json::json!({
+                    "m": m.id.as_str(),
+                    "i": idx,
+                    "a": r.address.as_str(),
+                    "o": r.orcpt,
+                    "n": r.notify.bits(),
+                    "r": route_text(&r.decision.route),
+                    "p": r.decision.policy.map(|p| p.0),
+                    "s": RecipientStatus::for_route(&r.decision.route).as_str(),
+                    "t": to_millis(m.received_at),
+                })
+            })
+        })
+        .collect();
+    if !recipients.is_empty() {
         sqlx::query(
             "INSERT INTO recipients (message_id, idx, address, orcpt, notify, route, policy_id,
                 status, next_attempt_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+             SELECT value ->> '$.m', value ->> '$.i', value ->> '$.a', value ->> '$.o',
+                    value ->> '$.n', value ->> '$.r', value ->> '$.p', value ->> '$.s',
+                    value ->> '$.t', value ->> '$.t'
+             FROM json_each(?1)",
         )
-        .bind(m.id.as_str())
-        .bind(idx as i64)
-        .bind(r.address.as_str())
-        .bind(r.orcpt.as_deref())
-        .bind(r.notify.bits() as i64)
-        .bind(route_text(&r.decision.route))
-        .bind(r.decision.policy.map(|p| p.0))
-        .bind(status.as_str())
-        .bind(received)
+        .bind(serde_json::Value::Array(recipients).to_string())
         .execute(&mut *conn)
         .await?;
     }
