@@ -235,33 +235,32 @@ impl Client {
         &mut self,
         t: &Transaction<'_>,
     ) -> Result<(Vec<RcptReply>, Option<Response>), ClientError> {
-        if t.smtputf8 && !self.caps.smtputf8 {
-            let why = format!(
+        // Preconditions the server announced in EHLO: checked before
+        // talking, each failing every recipient alike.
+        let refusal = if t.smtputf8 && !self.caps.smtputf8 {
+            Some(format!(
                 "553 5.6.7 {} does not support SMTPUTF8, which this message needs",
                 self.server
-            );
-            return Ok((
-                t.recipients
-                    .iter()
-                    .map(|_| RcptReply::Refused(why.clone()))
-                    .collect(),
-                None,
-            ));
-        }
-        if let Some(limit) = self.caps.size
-            && t.content.len() as u64 > limit
+            ))
+        } else if self
+            .caps
+            .size
+            .is_some_and(|limit| t.content.len() as u64 > limit)
         {
-            let why = format!(
+            Some(format!(
                 "552 5.3.4 message size exceeds the limit of {}",
                 self.server
-            );
-            return Ok((
-                t.recipients
-                    .iter()
-                    .map(|_| RcptReply::Refused(why.clone()))
-                    .collect(),
-                None,
-            ));
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            let replies = t
+                .recipients
+                .iter()
+                .map(|_| RcptReply::Refused(why.clone()))
+                .collect();
+            return Ok((replies, None));
         }
         if self.caps.xforward {
             for line in &t.xforward {

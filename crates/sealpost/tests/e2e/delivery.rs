@@ -296,3 +296,42 @@ fn notify_success_through_a_hop_without_dsn_gets_a_relayed_report() {
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(senders.messages().len(), 1);
 }
+
+#[test]
+fn a_message_over_the_next_hops_size_limit_fails_without_being_sent() {
+    let small = Sink::start(&["--max-size", "2000"]);
+    let gw = TestGateway::start(&format!("[relay]\nnext_hop = \"{}\"", small.addr()));
+    let body = "x"
+        .repeat(70)
+        .repeat(60)
+        .chars()
+        .collect::<Vec<_>>()
+        .chunks(70)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (ok, out) = swaks(
+        gw.smtp,
+        &[
+            "--from",
+            "alice@corp.example",
+            "--to",
+            "bob@ext.example",
+            "--body",
+            &body,
+        ],
+    );
+    assert!(ok, "{out}");
+    let failed = gw.recipients_when(&queue_id(&out), "a permanent failure", |r| {
+        r.status == RecipientStatus::Failed
+    });
+    assert!(
+        failed[0]
+            .last_reply
+            .as_deref()
+            .unwrap()
+            .starts_with("552 5.3.4"),
+        "{failed:?}"
+    );
+    assert!(small.messages().is_empty());
+}
