@@ -354,9 +354,14 @@ impl Client {
         Ok((results, Some(final_reply)))
     }
 
-    /// Whether an idle connection still works (RSET answered 250).
-    pub async fn probe(&mut self) -> bool {
-        matches!(self.command("RSET\r\n").await, Ok(r) if r.is_success())
+    /// Whether an idle connection still looks usable, without a round
+    /// trip: a peer that closed it (or sent a 421) has made the socket
+    /// readable, while a live idle server sends nothing until asked.
+    pub fn is_reusable(&mut self) -> bool {
+        use futures_util::FutureExt;
+        use tokio::io::AsyncBufReadExt;
+        // Pending: nothing to read, the connection is idle and open.
+        self.io.fill_buf().now_or_never().is_none()
     }
 
     /// Sends RSET, ignoring the outcome (the connection is dropped on the

@@ -94,7 +94,7 @@ impl Delivery {
     ) -> Vec<Vec<DeliveryOutcome>> {
         let mut results: Vec<Option<Vec<DeliveryOutcome>>> = vec![None; messages.len()];
         let mut next = 0;
-        let mut cached = self.take_idle(hop).await;
+        let mut cached = self.take_idle(hop);
         let mut targets: Option<Vec<Target>> = None;
         let mut target_idx = 0;
         let mut last_error = String::from("no attempt made");
@@ -170,10 +170,10 @@ impl Delivery {
         results.into_iter().map(|r| r.unwrap_or_default()).collect()
     }
 
-    /// An idle connection to `hop` left by an earlier batch, checked with
-    /// RSET (the server may have closed it meanwhile). Reusing one saves
-    /// the TCP and TLS handshakes and EHLO, which dominate small messages.
-    async fn take_idle(&self, hop: &NextHop) -> Option<(Client, usize)> {
+    /// An idle connection to `hop` left by an earlier batch that the server
+    /// has not closed meanwhile. Reusing one saves the TCP and TLS
+    /// handshakes and EHLO, which dominate small messages.
+    fn take_idle(&self, hop: &NextHop) -> Option<(Client, usize)> {
         loop {
             let idle = {
                 let mut pool = self.idle.lock().expect("idle pool lock");
@@ -182,7 +182,7 @@ impl Delivery {
                 list.pop()?
             };
             let mut client = idle.client;
-            if client.probe().await {
+            if client.is_reusable() {
                 return Some((client, idle.sent));
             }
         }
