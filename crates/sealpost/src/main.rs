@@ -189,7 +189,7 @@ fn banner(config: &Config, app: &Application) {
 /// (1024) is far below `smtp.max_connections`.
 fn raise_file_limit(max_connections: usize) {
     match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) if (limit as usize) < max_connections + 256 => tracing::warn!(
+        Ok(limit) if (limit as usize) < max_connections => tracing::warn!(
             open_files = limit,
             max_connections,
             "the open-files limit is below smtp.max_connections; raise it (ulimit -n, LimitNOFILE=)"

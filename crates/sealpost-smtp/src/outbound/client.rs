@@ -262,13 +262,11 @@ impl Client {
                 .collect();
             return Ok((replies, None));
         }
-        if self.caps.xforward {
-            for line in &t.xforward {
+        let xforward: &[String] = if self.caps.xforward { &t.xforward } else { &[] };
+        if !self.caps.pipelining {
+            for line in xforward {
                 let reply = self.command(line).await?;
-                if !reply.is_success() {
-                    // Only attribution is lost; the mail still goes.
-                    tracing::info!(server = %self.server, reply = %reply.one_line(), "XFORWARD refused");
-                }
+                log_xforward_refusal(&self.server, &reply);
             }
         }
         let mut mail = format!("MAIL FROM:<{}>", t.sender);
@@ -296,9 +294,15 @@ impl Client {
             .collect();
 
         let (mail_reply, rcpt_replies) = if self.caps.pipelining {
-            let mut batch = mail.clone();
+            // XFORWARD, MAIL and every RCPT in one write (RFC 2920).
+            let mut batch: String = xforward.concat();
+            batch.push_str(&mail);
             rcpt_lines.iter().for_each(|l| batch.push_str(l));
             self.write(batch.as_bytes()).await?;
+            for _ in xforward {
+                let reply = self.read_reply(self.command_timeout).await?;
+                log_xforward_refusal(&self.server, &reply);
+            }
             let mail_reply = self.read_reply(self.command_timeout).await?;
             let mut replies = Vec::with_capacity(rcpt_lines.len());
             for _ in &rcpt_lines {
@@ -426,6 +430,13 @@ impl Client {
         tokio::time::timeout(timeout, read_reply(&mut self.io, &server))
             .await
             .map_err(|_| ClientError::Timeout(server, "waiting for a reply"))?
+    }
+}
+
+/// A refused XFORWARD loses attribution only; the mail still goes.
+fn log_xforward_refusal(server: &str, reply: &Response) {
+    if !reply.is_success() {
+        tracing::info!(%server, reply = %reply.one_line(), "XFORWARD refused");
     }
 }
 

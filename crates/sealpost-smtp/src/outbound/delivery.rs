@@ -174,31 +174,54 @@ impl Delivery {
     /// has not closed meanwhile. Reusing one saves the TCP and TLS
     /// handshakes and EHLO, which dominate small messages.
     fn take_idle(&self, hop: &NextHop) -> Option<(Client, usize)> {
-        loop {
-            let idle = {
-                let mut pool = self.idle.lock().expect("idle pool lock");
-                let list = pool.get_mut(hop)?;
-                list.retain(|c| c.since.elapsed() < IDLE_LIMIT);
-                list.pop()?
-            };
+        let (mut candidates, expired): (Vec<_>, Vec<_>) = {
+            let mut pool = self.idle.lock().expect("idle pool lock");
+            let list = pool.get_mut(hop)?;
+            list.drain(..).partition(|c| c.since.elapsed() < IDLE_LIMIT)
+        };
+        for old in expired {
+            tokio::spawn(old.client.quit());
+        }
+        // Newest first; the rest go back for other batches.
+        let mut found = None;
+        while let Some(idle) = candidates.pop() {
             let mut client = idle.client;
             if client.is_reusable() {
-                return Some((client, idle.sent));
+                found = Some((client, idle.sent));
+                break;
             }
         }
+        if !candidates.is_empty() {
+            let mut pool = self.idle.lock().expect("idle pool lock");
+            pool.entry(hop.clone()).or_default().extend(candidates);
+        }
+        found
     }
 
-    /// Keeps a healthy connection for the next batch to the same hop.
+    /// Keeps a healthy connection for the next batch to the same hop;
+    /// connections past their idle time or over the per-hop limit are
+    /// closed politely (QUIT) in the background.
     fn put_idle(&self, hop: &NextHop, client: Client, sent: usize) {
-        let mut pool = self.idle.lock().expect("idle pool lock");
-        let list = pool.entry(hop.clone()).or_default();
-        list.retain(|c| c.since.elapsed() < IDLE_LIMIT);
-        if list.len() < MAX_IDLE_PER_HOP {
-            list.push(IdleClient {
-                client,
-                since: Instant::now(),
-                sent,
-            });
+        let mut surplus = Vec::new();
+        {
+            let mut pool = self.idle.lock().expect("idle pool lock");
+            let list = pool.entry(hop.clone()).or_default();
+            let (keep, expired): (Vec<_>, Vec<_>) =
+                list.drain(..).partition(|c| c.since.elapsed() < IDLE_LIMIT);
+            *list = keep;
+            surplus.extend(expired.into_iter().map(|c| c.client));
+            if list.len() < MAX_IDLE_PER_HOP {
+                list.push(IdleClient {
+                    client,
+                    since: Instant::now(),
+                    sent,
+                });
+            } else {
+                surplus.push(client);
+            }
+        }
+        for client in surplus {
+            tokio::spawn(client.quit());
         }
     }
 
