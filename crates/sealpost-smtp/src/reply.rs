@@ -32,10 +32,6 @@ impl Reply {
         }
     }
 
-    pub fn is_positive(&self) -> bool {
-        self.code < 400
-    }
-
     /// Appends the wire form (one or several CRLF-terminated lines).
     pub fn write_to(&self, out: &mut Vec<u8>) {
         let lines: Vec<&str> = self.text.split('\n').collect();
@@ -91,7 +87,6 @@ pub const STORE_UNAVAILABLE: Reply = Reply::new(
     "Temporary failure storing the message, try again later",
 );
 pub const TOO_MANY_RECIPIENTS: Reply = Reply::new(452, "4.5.3", "Too many recipients");
-pub const TLS_FAILED: Reply = Reply::new(454, "4.7.0", "TLS not available due to temporary reason");
 
 // Permanent failures.
 pub const UNKNOWN_COMMAND: Reply = Reply::new(500, "5.5.1", "Command unrecognized");
@@ -104,7 +99,6 @@ pub const NOT_IMPLEMENTED: Reply = Reply::new(502, "5.5.1", "Command not impleme
 pub const NEED_HELO: Reply = Reply::new(503, "5.5.1", "Send EHLO or HELO first");
 pub const NESTED_MAIL: Reply = Reply::new(503, "5.5.1", "Sender already given; send RSET first");
 pub const NEED_MAIL: Reply = Reply::new(503, "5.5.1", "Send MAIL FROM first");
-pub const NEED_RCPT: Reply = Reply::new(503, "5.5.1", "Send RCPT TO first");
 pub const NO_VALID_RECIPIENTS: Reply = Reply::new(554, "5.5.1", "No valid recipients");
 pub const ALREADY_TLS: Reply = Reply::new(503, "5.5.1", "TLS already active");
 pub const XFORWARD_DENIED: Reply =
@@ -136,7 +130,6 @@ pub const NEED_SMTPUTF8: Reply = Reply::new(
 );
 pub const TOO_MANY_HOPS: Reply = Reply::new(554, "5.4.6", "Too many Received headers: mail loop?");
 pub const SYNTAX_ERROR: Reply = Reply::new(501, "5.5.2", "Syntax error");
-pub const BAD_PARAMETER: Reply = Reply::new(501, "5.5.4", "Invalid parameter");
 pub const UNSUPPORTED_PARAMETER: Reply = Reply::new(555, "5.5.4", "Unsupported parameter");
 
 /// `250 2.0.0 Ok: queued as <id>` after a committed DATA.

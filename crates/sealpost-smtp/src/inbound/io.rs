@@ -13,7 +13,7 @@
 
 use std::{io, time::Duration};
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -285,11 +285,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
                 Fill::Timeout => return Ok(DataEnd::Timeout),
             }
         }
-    }
-
-    /// Whether unread input is buffered.
-    pub fn has_input(&self) -> bool {
-        self.input.has_remaining()
     }
 }
 

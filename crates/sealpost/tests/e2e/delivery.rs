@@ -8,6 +8,18 @@ use sealpost_store::RecipientStatus;
 
 use crate::helpers::*;
 
+/// A gateway whose internal domain is `corp.example`, delivering external
+/// mail to `next_hop` and internal mail (the senders' reports) to the sink
+/// it returns; `extra` is more `[relay]` TOML, `\n`-separated.
+fn gateway_with_senders(next_hop: &str, extra: &str) -> (Sink, TestGateway) {
+    let senders = Sink::start(&[]);
+    let gw = TestGateway::start(&format!(
+        "[domains]\ninternal = [\"corp.example\"]\n[relay]\nnext_hop = \"{next_hop}\"\ninternal_next_hop = \"{}\"{extra}",
+        senders.addr()
+    ));
+    (senders, gw)
+}
+
 /// The delivery-status part of a DSN, as text.
 fn delivery_status(dsn: &Received) -> String {
     let text = dsn.text();
@@ -52,11 +64,7 @@ fn soft_failure_is_retried_and_delivered_once() {
 fn hard_failure_bounces_with_an_rfc3464_report() {
     let port = free_port();
     let _hard = PostfixSink::start(port, &["-f", "RCPT"]);
-    let senders = Sink::start(&[]);
-    let gw = TestGateway::start(&format!(
-        "[domains]\ninternal = [\"corp.example\"]\n[relay]\nnext_hop = \"127.0.0.1:{port}\"\ninternal_next_hop = \"{}\"",
-        senders.addr()
-    ));
+    let (senders, gw) = gateway_with_senders(&format!("127.0.0.1:{port}"), "");
     let mut c = Raw::connect(gw.smtp);
     c.cmd("EHLO client.example", "250");
     c.cmd(
@@ -117,11 +125,7 @@ fn hard_failure_bounces_with_an_rfc3464_report() {
 fn notify_never_and_the_null_sender_get_no_report() {
     let port = free_port();
     let _hard = PostfixSink::start(port, &["-f", "RCPT"]);
-    let senders = Sink::start(&[]);
-    let gw = TestGateway::start(&format!(
-        "[domains]\ninternal = [\"corp.example\"]\n[relay]\nnext_hop = \"127.0.0.1:{port}\"\ninternal_next_hop = \"{}\"",
-        senders.addr()
-    ));
+    let (senders, gw) = gateway_with_senders(&format!("127.0.0.1:{port}"), "");
     let mut c = Raw::connect(gw.smtp);
     c.cmd("EHLO client.example", "250");
     let quiet = queue_id(&c.transaction(
@@ -147,11 +151,10 @@ fn notify_never_and_the_null_sender_get_no_report() {
 #[test]
 fn queue_lifetime_expiry_bounces_with_delayed_status() {
     let closed = free_port(); // nothing listens here
-    let senders = Sink::start(&[]);
-    let gw = TestGateway::start(&format!(
-        "[domains]\ninternal = [\"corp.example\"]\n[relay]\nnext_hop = \"127.0.0.1:{closed}\"\ninternal_next_hop = \"{}\"\nretry_schedule = [\"1s\"]\nqueue_lifetime = \"3s\"",
-        senders.addr()
-    ));
+    let (senders, gw) = gateway_with_senders(
+        &format!("127.0.0.1:{closed}"),
+        "\nretry_schedule = [\"1s\"]\nqueue_lifetime = \"3s\"",
+    );
     let (ok, out) = swaks(
         gw.smtp,
         &["--from", "alice@corp.example", "--to", "bob@ext.example"],
@@ -259,12 +262,7 @@ fn storage_failure_answers_451_and_loses_nothing_acknowledged() {
 #[test]
 fn notify_success_through_a_hop_without_dsn_gets_a_relayed_report() {
     let external = Sink::start(&[]); // aiosmtpd: no DSN extension
-    let senders = Sink::start(&[]);
-    let gw = TestGateway::start(&format!(
-        "[domains]\ninternal = [\"corp.example\"]\n[relay]\nnext_hop = \"{}\"\ninternal_next_hop = \"{}\"",
-        external.addr(),
-        senders.addr()
-    ));
+    let (senders, gw) = gateway_with_senders(&external.addr(), "");
     let mut c = Raw::connect(gw.smtp);
     c.cmd("EHLO client.example", "250");
     c.cmd("MAIL FROM:<alice@corp.example> ENVID=track-1", "250");
