@@ -27,7 +27,7 @@ pub use sqlite::SqliteStore;
 #[non_exhaustive]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] rusqlite::Error),
     #[error("spool file error: {0}")]
     Io(#[from] std::io::Error),
     #[error("stored data is inconsistent: {0}")]

@@ -1,34 +1,26 @@
 //! The SQLite implementation of [`Store`], the embedded default.
 //!
-//! One process owns the database. Reads go through a small pool; every
-//! write goes through one writer task ([`writer`]) that batches concurrent
-//! requests into a single transaction: one fsync makes a whole batch of
-//! accepted messages durable (group commit).
+//! One process owns the database (an exclusive lock file proves it). Every
+//! write goes through one writer thread ([`writer`]) that batches
+//! concurrent requests into a single transaction: one fsync makes a whole
+//! batch of accepted messages durable (group commit). Reads run on a small
+//! pool of connections on tokio's blocking threads ([`readers`]). The SQL
+//! itself is in [`queue`].
 
+mod queue;
+mod readers;
 mod writer;
 
-use std::{
-    collections::HashSet,
-    path::Path,
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::{collections::HashSet, path::Path, sync::Arc, time::SystemTime};
 
-use sqlx::{
-    ConnectOptions, Row,
-    sqlite::{
-        SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-        SqliteSynchronous,
-    },
-};
-use tokio::sync::{mpsc, oneshot};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::{
     LeasedMessage, MessageRecord, NewMessage, QueueId, QueueStats, RecipientOutcome,
-    RecipientRecord, RecipientStatus, Store, StoreError, model::from_millis, spool::Spool,
+    RecipientRecord, Store, StoreError, spool::Spool,
 };
-use sealpost_policy::PolicyId;
-use writer::{Job, Op, OpResult};
+use readers::Readers;
+use writer::Writer;
 
 /// Contents larger than this go to a spool file instead of the row.
 const DEFAULT_INLINE_LIMIT: usize = 1024 * 1024;
@@ -37,57 +29,50 @@ const DEFAULT_INLINE_LIMIT: usize = 1024 * 1024;
 /// many have run.
 const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
 
+/// How long a connection waits for a lock held by another connection of
+/// this process (a checkpoint, say) before it reports the database busy.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The SQLite store. Cheap to clone; all clones share one writer.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     /// An exclusive lock on `<database>.lock`, held for the life of the
     /// store: a SQLite database belongs to one process at a time.
     _lock: Arc<std::fs::File>,
-    read: SqlitePool,
-    writer: mpsc::Sender<Job>,
+    readers: Arc<Readers>,
+    writer: Writer,
     spool: Arc<Spool>,
     inline_limit: usize,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `db_path` with its spool
-    /// directory, applies migrations and removes orphaned spool files.
+    /// directory, applies migrations, releases leases left by a previous
+    /// process and removes orphaned spool files.
     ///
     /// # Errors
-    /// [`StoreError`] when the file cannot be opened or migrated.
+    /// [`StoreError`] when the file is in use by another process, or
+    /// cannot be opened or migrated.
     pub async fn open(db_path: &Path, spool_dir: &Path) -> Result<Self, StoreError> {
-        let lock = lock_database(db_path)?;
-        let options = SqliteConnectOptions::new()
-            .filename(db_path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: in WAL mode every commit fsyncs the WAL before it
-            // returns. This is what lets the SMTP session answer 250 only
-            // once the message is on stable storage. The writer lowers it
-            // to NORMAL for batches that accept nothing (see
-            // `writer::needs_fsync`).
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30))
-            .disable_statement_logging();
-        let mut conn: SqliteConnection = options.connect().await?;
-        migrate(&mut conn).await?;
+        let db_path = db_path.to_owned();
+        let spool_dir = spool_dir.to_owned();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&db_path, &spool_dir))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("opening the database: {e}")))?
+    }
+
+    fn open_blocking(db_path: &Path, spool_dir: &Path) -> Result<Self, StoreError> {
+        let lock = Arc::new(lock_database(db_path)?);
+        let mut conn = connect(db_path, false)?;
+        migrate(&mut conn)?;
 
         let spool = Arc::new(Spool::open(spool_dir)?);
-        let referenced: HashSet<String> =
-            sqlx::query_scalar("SELECT id FROM messages WHERE spooled = 1 AND has_content = 1")
-                .fetch_all(&mut conn)
-                .await?
-                .into_iter()
-                .collect();
+        let referenced: HashSet<String> = queue::spooled_ids(&conn)?.into_iter().collect();
         // The lock proves no other process uses this database, so every
         // lease in it belongs to a process that is gone (killed or crashed
         // mid-batch). Release them now rather than wait for them to expire:
         // those recipients are due again at once (at-least-once delivery).
-        let released = sqlx::query("UPDATE recipients SET lease_owner = NULL, lease_until = 0 WHERE lease_owner IS NOT NULL")
-            .execute(&mut conn)
-            .await?
-            .rows_affected();
+        let released = queue::release_all_leases(&conn)?;
         if released > 0 {
             tracing::info!(
                 recipients = released,
@@ -102,16 +87,12 @@ impl SqliteStore {
             );
         }
 
-        let read = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(writer::run(conn, rx, spool.clone()));
+        let readers = Arc::new(Readers::new(db_path.to_owned()));
+        let writer = Writer::start(conn, spool.clone())?;
         Ok(SqliteStore {
-            _lock: Arc::new(lock),
-            read,
-            writer: tx,
+            _lock: lock,
+            readers,
+            writer,
             spool,
             inline_limit: DEFAULT_INLINE_LIMIT,
         })
@@ -125,15 +106,30 @@ impl SqliteStore {
             .unwrap_or(url);
         Self::open(Path::new(path), spool_dir).await
     }
+}
 
-    async fn submit(&self, op: Op) -> Result<OpResult, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.writer
-            .send(Job { op, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+/// Opens one connection with the settings every connection of the store
+/// shares. `read_only` connections refuse writes (`query_only`).
+fn connect(db_path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        db_path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: in WAL mode every commit fsyncs the WAL before it returns. This
+    // is what lets the SMTP session answer 250 only once the message is on
+    // stable storage. The writer lowers it to NORMAL for batches that
+    // accept nothing (see `writer::needs_fsync`).
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    if read_only {
+        conn.pragma_update(None, "query_only", true)?;
     }
+    Ok(conn)
 }
 
 /// Takes the exclusive lock beside the database file.
@@ -159,20 +155,13 @@ fn lock_database(db_path: &Path) -> Result<std::fs::File, StoreError> {
     }
 }
 
-async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
-        .fetch_one(&mut *conn)
-        .await?;
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        sqlx::raw_sql(*sql).execute(&mut *tx).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "PRAGMA user_version = {}",
-            i + 1
-        )))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
         tracing::info!(version = i + 1, "applied database migration");
     }
     Ok(())
@@ -187,14 +176,14 @@ impl Store for SqliteStore {
             let content = std::mem::take(&mut message.content);
             self.spool.write_durable(&id, content).await?;
         }
-        match self
-            .submit(Op::Accept {
-                message: Box::new(message),
-                spooled,
+        let result = self
+            .writer
+            .write(true, move |conn, _| {
+                queue::insert_message(conn, &message, spooled)
             })
-            .await
-        {
-            Ok(_) => Ok(id),
+            .await;
+        match result {
+            Ok(()) => Ok(id),
             Err(e) => {
                 if spooled {
                     self.spool.remove(&id);
@@ -211,36 +200,24 @@ impl Store for SqliteStore {
         lease_until: SystemTime,
         limit: usize,
     ) -> Result<Vec<LeasedMessage>, StoreError> {
-        match self
-            .submit(Op::Lease {
-                owner: owner.to_owned(),
-                now,
-                until: lease_until,
-                limit,
+        let owner = owner.to_owned();
+        self.writer
+            .write(false, move |conn, _| {
+                queue::lease(conn, &owner, now, lease_until, limit)
             })
-            .await?
-        {
-            OpResult::Leased(messages) => Ok(messages),
-            other => Err(StoreError::Corrupt(format!(
-                "unexpected writer result {other:?}"
-            ))),
-        }
+            .await
     }
 
     async fn load_body(&self, id: &QueueId) -> Result<Vec<u8>, StoreError> {
-        let row = sqlx::query("SELECT content, spooled, has_content FROM messages WHERE id = ?1")
-            .bind(id.as_str())
-            .fetch_optional(&self.read)
+        let key = id.clone();
+        match self
+            .readers
+            .read(move |conn| queue::load_body(conn, &key))
             .await?
-            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
-        if row.get::<i64, _>("has_content") == 0 {
-            return Err(StoreError::NotFound(id.clone()));
+        {
+            queue::Body::Inline(content) => Ok(content),
+            queue::Body::Spooled => Ok(self.spool.read(id).await?),
         }
-        if row.get::<i64, _>("spooled") != 0 {
-            return Ok(self.spool.read(id).await?);
-        }
-        row.get::<Option<Vec<u8>>, _>("content")
-            .ok_or_else(|| StoreError::Corrupt(format!("message {id} has no content")))
     }
 
     async fn record(
@@ -248,86 +225,43 @@ impl Store for SqliteStore {
         outcomes: Vec<RecipientOutcome>,
         dsns: Vec<NewMessage>,
     ) -> Result<Vec<QueueId>, StoreError> {
-        match self.submit(Op::Record { outcomes, dsns }).await? {
-            OpResult::Recorded(ids) => Ok(ids),
-            other => Err(StoreError::Corrupt(format!(
-                "unexpected writer result {other:?}"
-            ))),
-        }
+        self.writer
+            .write(false, move |conn, effects| {
+                effects.purged = queue::record_outcomes(conn, &outcomes)?;
+                for dsn in &dsns {
+                    queue::insert_message(conn, dsn, false)?;
+                }
+                Ok(dsns.iter().map(|dsn| dsn.id.clone()).collect())
+            })
+            .await
     }
 
     async fn next_due(&self) -> Result<Option<SystemTime>, StoreError> {
-        let due: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(MAX(next_attempt_at, lease_until)) FROM recipients WHERE status = 'queued'",
-        )
-        .fetch_one(&self.read)
-        .await?;
-        Ok(due.map(from_millis))
+        self.readers.read(queue::next_due).await
     }
 
     async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
-        let row = sqlx::query(
-            "SELECT
-               (SELECT COUNT(*) FROM recipients WHERE status = 'queued') AS queued,
-               (SELECT COUNT(*) FROM recipients WHERE status = 'queued' AND attempts > 0) AS deferred,
-               (SELECT COUNT(*) FROM recipients WHERE status = 'held') AS held",
-        )
-        .fetch_one(&self.read)
-        .await?;
-        Ok(QueueStats {
-            queued: row.get::<i64, _>("queued") as u64,
-            deferred: row.get::<i64, _>("deferred") as u64,
-            held: row.get::<i64, _>("held") as u64,
-            ..QueueStats::default()
-        })
+        self.readers.read(queue::queue_stats).await
     }
 
     async fn recipients(&self, id: &QueueId) -> Result<Vec<RecipientRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT idx, address, status, route, policy_id, attempts, last_reply
-             FROM recipients WHERE message_id = ?1 ORDER BY idx",
-        )
-        .bind(id.as_str())
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let status: String = row.get("status");
-                Ok(RecipientRecord {
-                    idx: row.get::<i64, _>("idx") as u32,
-                    address: row.get("address"),
-                    status: RecipientStatus::parse(&status)
-                        .ok_or_else(|| StoreError::Corrupt(format!("unknown status {status:?}")))?,
-                    route: row.get("route"),
-                    policy: row.get::<Option<i64>, _>("policy_id").map(PolicyId),
-                    attempts: row.get::<i64, _>("attempts") as u32,
-                    last_reply: row.get("last_reply"),
-                })
-            })
-            .collect()
+        let id = id.clone();
+        self.readers
+            .read(move |conn| queue::recipients(conn, &id))
+            .await
     }
 
     async fn message(&self, id: &QueueId) -> Result<MessageRecord, StoreError> {
-        let row = sqlx::query(
-            "SELECT sender, client_ip, size, kind, has_content FROM messages WHERE id = ?1",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&self.read)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(id.clone()))?;
-        Ok(MessageRecord {
-            id: id.clone(),
-            sender: row.get("sender"),
-            client_ip: row.get("client_ip"),
-            size: row.get::<i64, _>("size") as u64,
-            kind: writer::parse_kind(row.get("kind"))?,
-            has_content: row.get::<i64, _>("has_content") != 0,
-        })
+        let id = id.clone();
+        self.readers
+            .read(move |conn| queue::message(conn, &id))
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
-        Ok(())
+        self.readers
+            .read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
     }
 }
 

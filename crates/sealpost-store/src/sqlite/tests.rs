@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime};
 use sealpost_policy::{Decision, EmailAddress, PolicyId, Route};
 
 use super::*;
-use crate::{ClientInfo, MessageKind, NewRecipient, Notify, OutcomeKind};
+use crate::{
+    ClientInfo, MessageKind, NewRecipient, Notify, OutcomeKind, RecipientStatus, model::from_millis,
+};
 
 fn message(content: Vec<u8>, rcpts: &[&str]) -> NewMessage {
     let now = SystemTime::now();
