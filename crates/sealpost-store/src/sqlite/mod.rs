@@ -13,7 +13,7 @@ mod writer;
 
 use std::{collections::HashSet, path::Path, sync::Arc, time::SystemTime};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, config::DbConfig};
 
 use crate::{
     LeasedMessage, MessageRecord, NewMessage, QueueId, QueueStats, RecipientOutcome,
@@ -119,6 +119,11 @@ fn connect(db_path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(64);
+    // The query planner's stability guarantee: plans do not depend on bound
+    // values. Without it (the bundled SQLite has STAT4), every new binding
+    // of an indexed range re-prepares the statement, which was 7% of the
+    // writer's CPU in the one-session benchmark.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: in WAL mode every commit fsyncs the WAL before it returns. This
     // is what lets the SMTP session answer 250 only once the message is on
