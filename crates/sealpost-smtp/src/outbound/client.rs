@@ -129,6 +129,9 @@ pub enum RcptReply {
     Refused(String),
 }
 
+/// Bytes per write while sending message data.
+const DATA_CHUNK: usize = 64 * 1024;
+
 /// A connected, greeted client.
 pub struct Client {
     io: BufReader<Box<dyn Io>>,
@@ -293,11 +296,15 @@ impl Client {
             })
             .collect();
 
-        let (mail_reply, rcpt_replies) = if self.caps.pipelining {
-            // XFORWARD, MAIL and every RCPT in one write (RFC 2920).
+        // With PIPELINING, XFORWARD, MAIL, every RCPT and DATA go in one
+        // write (RFC 2920 §3.1: DATA may end a group); the server answers
+        // DATA with 354 only if a recipient was accepted. Without it, one
+        // command per round trip, and no DATA unless a recipient passed.
+        let (mail_reply, rcpt_replies, data_reply) = if self.caps.pipelining {
             let mut batch: String = xforward.concat();
             batch.push_str(&mail);
             rcpt_lines.iter().for_each(|l| batch.push_str(l));
+            batch.push_str("DATA\r\n");
             self.write(batch.as_bytes()).await?;
             for _ in xforward {
                 let reply = self.read_reply(self.command_timeout).await?;
@@ -308,7 +315,8 @@ impl Client {
             for _ in &rcpt_lines {
                 replies.push(self.read_reply(self.command_timeout).await?);
             }
-            (mail_reply, replies)
+            let data_reply = self.read_reply(self.command_timeout).await?;
+            (mail_reply, replies, Some(data_reply))
         } else {
             let mail_reply = self.command(&mail).await?;
             let mut replies = Vec::with_capacity(rcpt_lines.len());
@@ -317,10 +325,19 @@ impl Client {
                     replies.push(self.command(line).await?);
                 }
             }
-            (mail_reply, replies)
+            (mail_reply, replies, None)
         };
-        if !mail_reply.is_success() {
+        let accepted_any = mail_reply.is_success() && rcpt_replies.iter().any(Response::is_success);
+        if !accepted_any {
+            if data_reply.as_ref().is_some_and(|r| r.code == 354) {
+                // A server that opened DATA with no valid recipient: end
+                // the empty message at once, and ignore what it says.
+                self.write(b".\r\n").await?;
+                let _ = self.read_reply(self.data_timeout).await?;
+            }
             self.reset().await;
+        }
+        if !mail_reply.is_success() {
             return Ok((
                 t.recipients
                     .iter()
@@ -339,11 +356,13 @@ impl Client {
                 }
             })
             .collect();
-        if !results.iter().any(|r| matches!(r, RcptReply::Accepted(_))) {
-            self.reset().await;
+        if !accepted_any {
             return Ok((results, None));
         }
-        let data = self.command("DATA\r\n").await?;
+        let data = match data_reply {
+            Some(reply) => reply,
+            None => self.command("DATA\r\n").await?,
+        };
         if data.code != 354 {
             for r in results.iter_mut() {
                 if matches!(r, RcptReply::Accepted(_)) {
@@ -399,25 +418,43 @@ impl Client {
         .map_err(|e| ClientError::Io(self.server.clone(), e.to_string()))
     }
 
-    /// Writes the content dot-stuffed, then the end-of-data marker.
+    /// Writes the content dot-stuffed, then the end-of-data marker, in
+    /// writes of about [`DATA_CHUNK`] bytes: few segments for a small
+    /// message, bounded memory for a large one.
     async fn write_content(&mut self, content: &[u8]) -> Result<(), ClientError> {
         let server = self.server.clone();
         let io = self.io.get_mut();
         tokio::time::timeout(self.data_timeout, async {
+            let mut chunk = Vec::with_capacity(content.len().min(DATA_CHUNK) + 8);
             let mut start = 0;
             if content.first() == Some(&b'.') {
-                io.write_all(b".").await?;
+                chunk.push(b'.');
             }
-            for i in memchr::memmem::find_iter(content, b"\n.") {
-                io.write_all(&content[start..=i]).await?;
-                io.write_all(b".").await?;
-                start = i + 1;
+            let stuff_points = memchr::memmem::find_iter(content, b"\n.").map(|i| i + 1);
+            for end in stuff_points.chain(std::iter::once(content.len())) {
+                // `content[start..end]` is followed by a dot to double,
+                // except for the last piece.
+                let mut piece = &content[start..end];
+                while !piece.is_empty() {
+                    let room = DATA_CHUNK.saturating_sub(chunk.len()).max(1);
+                    let (now, later) = piece.split_at(piece.len().min(room));
+                    chunk.extend_from_slice(now);
+                    piece = later;
+                    if chunk.len() >= DATA_CHUNK {
+                        io.write_all(&chunk).await?;
+                        chunk.clear();
+                    }
+                }
+                if end < content.len() {
+                    chunk.push(b'.');
+                }
+                start = end;
             }
-            io.write_all(&content[start..]).await?;
             if !content.is_empty() && !content.ends_with(b"\r\n") {
-                io.write_all(b"\r\n").await?;
+                chunk.extend_from_slice(b"\r\n");
             }
-            io.write_all(b".\r\n").await?;
+            chunk.extend_from_slice(b".\r\n");
+            io.write_all(&chunk).await?;
             io.flush().await
         })
         .await
@@ -507,6 +544,67 @@ mod tests {
             caps.pipelining && caps.eight_bit_mime && caps.dsn && caps.smtputf8 && !caps.starttls
         );
         assert_eq!(caps.size, Some(1000));
+    }
+
+    /// RFC 5321 §4.5.2 transparency, written the obvious way.
+    fn stuffed(content: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, &b) in content.iter().enumerate() {
+            if b == b'.' && (i == 0 || content[i - 1] == b'\n') {
+                out.push(b'.');
+            }
+            out.push(b);
+        }
+        if !content.is_empty() && !content.ends_with(b"\r\n") {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+        out
+    }
+
+    #[tokio::test]
+    async fn content_is_dot_stuffed_across_write_chunks() {
+        let mut big = Vec::new();
+        while big.len() < 3 * DATA_CHUNK {
+            // Lines of varying length so dots fall on and around chunk edges.
+            let n = big.len() % 97;
+            big.extend_from_slice(&vec![b'x'; n]);
+            big.extend_from_slice(b"\r\n.");
+        }
+        let cases: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b".".to_vec(),
+            b".\r\n".to_vec(),
+            b"Subject: a\r\n\r\n.hidden\r\n..two\r\nend".to_vec(),
+            b"no dots\r\n".to_vec(),
+            big,
+        ];
+        for content in cases {
+            let (ours, mut theirs) = tokio::io::duplex(8 * DATA_CHUNK);
+            let mut client = Client {
+                io: BufReader::new(Box::new(ours)),
+                server: "test".into(),
+                caps: Capabilities::default(),
+                tls: false,
+                command_timeout: Duration::from_secs(5),
+                data_timeout: Duration::from_secs(5),
+            };
+            let expected = stuffed(&content);
+            let reader = tokio::spawn(async move {
+                let mut got = Vec::new();
+                theirs.read_to_end(&mut got).await.unwrap();
+                got
+            });
+            client.write_content(&content).await.unwrap();
+            drop(client);
+            let got = reader.await.unwrap();
+            assert!(
+                got == expected,
+                "{} bytes sent, {} expected",
+                got.len(),
+                expected.len()
+            );
+        }
     }
 
     #[tokio::test]
