@@ -5,7 +5,7 @@
 //! stored lower-cased so comparisons need no further normalisation; the
 //! local part keeps its case, as RFC 5321 requires of relays.
 
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 /// Longest local part RFC 5321 §4.5.3.1.1 allows, in octets.
 const MAX_LOCAL_LEN: usize = 64;
@@ -102,6 +102,24 @@ impl Domain {
     pub fn is_utf8(&self) -> bool {
         !self.0.is_ascii()
     }
+
+    /// The domain in ASCII (IDNA A-labels), the form policies compare:
+    /// `bücher.example` and `xn--bcher-kva.example` are one domain. A
+    /// U-label IDNA refuses is kept as it is (it can only equal itself).
+    pub fn ascii(&self) -> Cow<'_, str> {
+        ascii_domain(&self.0)
+    }
+}
+
+pub(crate) fn ascii_domain(domain: &str) -> Cow<'_, str> {
+    if domain.is_ascii() {
+        Cow::Borrowed(domain)
+    } else {
+        match idna::domain_to_ascii(domain) {
+            Ok(ascii) => Cow::Owned(ascii),
+            Err(_) => Cow::Borrowed(domain),
+        }
+    }
 }
 
 /// Lower-cases ASCII letters only. Unicode case mapping could turn a
@@ -182,6 +200,17 @@ impl EmailAddress {
     /// Whether the address needs SMTPUTF8 to be transported.
     pub fn is_utf8(&self) -> bool {
         !self.full.is_ascii()
+    }
+
+    /// The form policies compare addresses in: the local part with ASCII
+    /// letters lower-cased (mailbox names are case-insensitive in practice,
+    /// and only ASCII is folded so no look-alike character can stand in
+    /// for another) and the domain in ASCII.
+    pub fn match_key(&self) -> String {
+        let mut key = lowercase_ascii_letters(self.local_part());
+        key.push('@');
+        key.push_str(&ascii_domain(self.domain_str()));
+        key
     }
 }
 

@@ -1,15 +1,44 @@
-//! The routing decision for one recipient of one message.
+//! Policy selection (SPEC §3): the route of one recipient of one message,
+//! and the explanation of it.
 //!
 //! The SMTP path calls [`decide`] once per accepted recipient and stores the
 //! returned [`Decision`] with the recipient, so the tracking record can name
-//! the policy that decided it.
+//! the policy that decided it. [`explain`] applies the same rules to every
+//! policy and says, for each, why it matched or the first reason it did not;
+//! its winner is by construction the one [`decide`] picks.
+//!
+//! The rules, in the order they apply:
+//! 1. Secure delivery is for internal → external mail only: a null or
+//!    external envelope sender, or an internal recipient, is relayed and no
+//!    policy is consulted.
+//! 2. Candidates: enabled policies whose date range contains *now*, whose
+//!    source IP ranges (if any) contain the client IP (the XFORWARD address
+//!    when one was trusted), whose Emails From matches the sender and whose
+//!    Emails To matches the recipient.
+//! 3. If any candidate has *policy override*, only those remain.
+//! 4. The most specific wins: recipient specificity first, then sender
+//!    specificity; then a policy with source IP ranges beats one without, a
+//!    dated one beats an always-on one, and finally the lower id wins.
+//! 5. The winner's action applies: a definition means secure delivery,
+//!    *take no action* means normal delivery. No candidate: normal delivery.
 
-use std::{net::IpAddr, time::SystemTime};
+use std::{cmp::Reverse, fmt, net::IpAddr, time::SystemTime};
 
-use crate::{address::EmailAddress, domains::InternalDomains};
+use serde::Serialize;
+
+use crate::{
+    address::EmailAddress,
+    definitions::DefinitionId,
+    policy::{Action, AddressBasis, Party, Policy},
+    set::{PolicySet, Subject},
+};
 
 /// Identifies a stored policy; lower ids are older (the final tie-break).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(transparent)]
 pub struct PolicyId(pub i64);
 
 /// Where one recipient's copy goes.
@@ -17,16 +46,25 @@ pub struct PolicyId(pub i64);
 pub enum Route {
     /// Normal delivery: the relay queue hands it to the next hop.
     Relay,
-    /// Secure delivery under the named Secure Messaging definition.
-    Secure { definition: String },
+    /// Secure delivery under a Secure Messaging definition.
+    Secure { definition: DefinitionId },
 }
 
 /// The outcome of [`decide`]: the route, and the policy that chose it
-/// (`None` when no policy matched).
+/// (`None` when no policy matched). A *take no action* winner gives
+/// [`Route::Relay`] with its id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub route: Route,
     pub policy: Option<PolicyId>,
+}
+
+impl Decision {
+    /// Normal delivery, no policy involved.
+    pub const RELAY: Decision = Decision {
+        route: Route::Relay,
+        policy: None,
+    };
 }
 
 /// Everything a decision depends on, for one recipient.
@@ -34,7 +72,7 @@ pub struct Decision {
 pub struct DecisionInput<'a> {
     /// Envelope sender; `None` for the null sender `<>`.
     pub envelope_from: Option<&'a EmailAddress>,
-    /// The header From address, when known (not at RCPT time).
+    /// The header From address, when known.
     pub header_from: Option<&'a EmailAddress>,
     pub recipient: &'a EmailAddress,
     /// The connecting client, or the address XFORWARD named.
@@ -42,44 +80,302 @@ pub struct DecisionInput<'a> {
     pub now: SystemTime,
 }
 
-/// An immutable snapshot of everything policy selection reads. The gateway
-/// swaps in a new snapshot when an administrator saves a change, so the next
-/// message sees it.
-#[derive(Debug, Clone, Default)]
-pub struct PolicySet {
-    pub internal_domains: InternalDomains,
-}
-
 /// Decides the route of one recipient.
-///
-/// With no Secure Messaging policies defined (the policy engine arrives in
-/// its own issue) every recipient is relayed and no policy is named.
-pub fn decide(policies: &PolicySet, input: &DecisionInput<'_>) -> Decision {
-    let _ = (&policies.internal_domains, input);
-    Decision {
-        route: Route::Relay,
-        policy: None,
+pub fn decide(set: &PolicySet, input: &DecisionInput<'_>) -> Decision {
+    let Some(ctx) = Context::new(set, input) else {
+        return Decision::RELAY;
+    };
+    let mut candidates = Vec::with_capacity(8);
+    set.index.to.collect(&ctx.recipient, &mut candidates);
+    set.index.from.collect(&ctx.envelope, &mut candidates);
+    if let Some(header) = &ctx.header {
+        set.index.from.collect(header, &mut candidates);
+    }
+    candidates.extend_from_slice(&set.index.broad);
+    candidates.sort_unstable();
+    candidates.dedup();
+    let winner = candidates
+        .into_iter()
+        .map(|pos| &set.policies[pos as usize])
+        .filter(|p| ctx.mismatch(p).is_none())
+        .max_by_key(|p| rank(p));
+    ctx.decision(winner)
+}
+
+/// Why a policy did not match, the first reason found in the order the
+/// issue lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Mismatch {
+    Disabled,
+    /// The date range has not started or has ended.
+    OutsideDates,
+    /// Source IP ranges are set and the client IP is in none of them.
+    SourceIpNotInRanges,
+    /// Emails From does not match the sender.
+    Sender {
+        expected: String,
+    },
+    /// Emails To does not match the recipient.
+    Recipient {
+        expected: String,
+    },
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mismatch::Disabled => f.write_str("disabled"),
+            Mismatch::OutsideDates => f.write_str("outside its dates"),
+            Mismatch::SourceIpNotInRanges => f.write_str("client IP not in its source IP ranges"),
+            Mismatch::Sender { expected } => write!(f, "sender is not {expected}"),
+            Mismatch::Recipient { expected } => write!(f, "recipient is not {expected}"),
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Whether selection applies to this sender/recipient pair at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Internal sender, external recipient: policies apply.
+    InternalToExternal,
+    /// The null sender `<>` (a bounce): always relayed.
+    NullSender,
+    /// The envelope sender is external: always relayed.
+    ExternalSender,
+    /// The recipient is internal: always relayed.
+    InternalRecipient,
+}
 
-    #[test]
-    fn relays_everyone_without_policies() {
-        let to = EmailAddress::parse("x@external.example").unwrap();
-        let d = decide(
-            &PolicySet::default(),
-            &DecisionInput {
-                envelope_from: None,
-                header_from: None,
-                recipient: &to,
-                client_ip: "127.0.0.1".parse().unwrap(),
-                now: SystemTime::now(),
-            },
-        );
-        assert_eq!(d.route, Route::Relay);
-        assert_eq!(d.policy, None);
+/// One policy's verdict in an [`Explanation`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Verdict {
+    pub policy: PolicyId,
+    pub matched: bool,
+    /// Why not, when it did not match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mismatch: Option<Mismatch>,
+}
+
+/// Every policy's verdict, the ranking of the candidates and the winner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Explanation {
+    pub direction: Direction,
+    /// One per policy, in id order.
+    pub verdicts: Vec<Verdict>,
+    /// Whether an override candidate narrowed the field (step 3).
+    pub override_applied: bool,
+    /// The candidates that survived step 3, best first.
+    pub ranking: Vec<PolicyId>,
+    pub winner: Option<PolicyId>,
+    /// `secure` or `relay`.
+    pub route: &'static str,
+    /// The definition applied, for a secure route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub definition: Option<DefinitionId>,
+}
+
+/// Applies every rule to every policy and reports what happened.
+pub fn explain(set: &PolicySet, input: &DecisionInput<'_>) -> Explanation {
+    let direction = direction(set, input);
+    let ctx = Context::new(set, input);
+    let verdicts: Vec<Verdict> = set
+        .policies
+        .iter()
+        .map(|p| {
+            let mismatch = match &ctx {
+                Some(ctx) => ctx.mismatch(p),
+                // Selection does not apply, but the verdicts still say
+                // which conditions would hold, evaluated on a context made
+                // regardless of direction.
+                None => Context::unchecked(set, input).mismatch(p),
+            };
+            Verdict {
+                policy: p.id,
+                matched: mismatch.is_none(),
+                mismatch,
+            }
+        })
+        .collect();
+    let mut candidates: Vec<&Policy> = set
+        .policies
+        .iter()
+        .zip(&verdicts)
+        .filter(|(_, v)| v.matched)
+        .map(|(p, _)| p)
+        .collect();
+    let override_applied = candidates.iter().any(|p| p.override_);
+    if override_applied {
+        candidates.retain(|p| p.override_);
     }
+    candidates.sort_by_key(|p| Reverse(rank(p)));
+    let ranking: Vec<PolicyId> = candidates.iter().map(|p| p.id).collect();
+    let decision = match &ctx {
+        Some(ctx) => ctx.decision(candidates.first().copied()),
+        None => Decision::RELAY,
+    };
+    Explanation {
+        direction,
+        verdicts,
+        override_applied,
+        ranking: if ctx.is_some() { ranking } else { Vec::new() },
+        winner: decision.policy,
+        route: match decision.route {
+            Route::Relay => "relay",
+            Route::Secure { .. } => "secure",
+        },
+        definition: match decision.route {
+            Route::Secure { definition } => Some(definition),
+            Route::Relay => None,
+        },
+    }
+}
+
+fn direction(set: &PolicySet, input: &DecisionInput<'_>) -> Direction {
+    match input.envelope_from {
+        None => Direction::NullSender,
+        Some(s) if !set.is_internal(s) => Direction::ExternalSender,
+        Some(_) if set.is_internal(input.recipient) => Direction::InternalRecipient,
+        Some(_) => Direction::InternalToExternal,
+    }
+}
+
+/// The ranking key: larger is better (SPEC §3 steps 3 and 4).
+fn rank(p: &Policy) -> (bool, u8, u8, bool, bool, Reverse<PolicyId>) {
+    (
+        p.override_,
+        p.to.specificity(),
+        p.from.specificity(),
+        !p.source_ips.is_empty(),
+        !p.validity.is_eternal(),
+        Reverse(p.id),
+    )
+}
+
+/// The addresses of one decision, resolved once.
+struct Context<'a> {
+    envelope: Subject<'a>,
+    header: Option<Subject<'a>>,
+    recipient: Subject<'a>,
+    client_ip: IpAddr,
+    now: SystemTime,
+}
+
+impl<'a> Context<'a> {
+    /// `None` when selection does not apply (rule 1).
+    fn new(set: &'a PolicySet, input: &DecisionInput<'_>) -> Option<Self> {
+        let sender = input.envelope_from?;
+        let envelope = Subject::new(set, sender);
+        if !envelope.internal {
+            return None;
+        }
+        let recipient = Subject::new(set, input.recipient);
+        if recipient.internal {
+            return None;
+        }
+        Some(Context {
+            envelope,
+            header: input.header_from.map(|h| Subject::new(set, h)),
+            recipient,
+            client_ip: input.client_ip,
+            now: input.now,
+        })
+    }
+
+    /// A context whatever the direction, for explaining conditions. A null
+    /// sender is evaluated as the (impossible) empty address: it matches
+    /// only "everyone" and "external".
+    fn unchecked(set: &'a PolicySet, input: &DecisionInput<'_>) -> Self {
+        let null = EmailAddress::parse("MAILER-DAEMON@invalid").expect("a valid address");
+        Context {
+            envelope: Subject::new(set, input.envelope_from.unwrap_or(&null)),
+            header: input.header_from.map(|h| Subject::new(set, h)),
+            recipient: Subject::new(set, input.recipient),
+            client_ip: input.client_ip,
+            now: input.now,
+        }
+    }
+
+    /// The first reason `p` does not match, or `None` when it does.
+    fn mismatch(&self, p: &Policy) -> Option<Mismatch> {
+        if !p.enabled {
+            return Some(Mismatch::Disabled);
+        }
+        if !p.validity.contains(self.now) {
+            return Some(Mismatch::OutsideDates);
+        }
+        if !p.source_ips.is_empty() && !p.source_ips.contains(self.client_ip) {
+            return Some(Mismatch::SourceIpNotInRanges);
+        }
+        let sender_ok = match p.from_basis {
+            AddressBasis::Envelope => self.envelope.is(&p.from),
+            AddressBasis::Header => self.header.as_ref().is_some_and(|h| h.is(&p.from)),
+            AddressBasis::Both => {
+                self.envelope.is(&p.from) || self.header.as_ref().is_some_and(|h| h.is(&p.from))
+            }
+        };
+        if !sender_ok {
+            return Some(Mismatch::Sender {
+                expected: describe(&p.from, Some(p.from_basis)),
+            });
+        }
+        if !self.recipient.is(&p.to) {
+            return Some(Mismatch::Recipient {
+                expected: describe(&p.to, None),
+            });
+        }
+        None
+    }
+
+    fn decision(&self, winner: Option<&Policy>) -> Decision {
+        match winner {
+            None => Decision::RELAY,
+            Some(p) => Decision {
+                route: match p.action {
+                    Action::ApplyDefinition(definition) => Route::Secure { definition },
+                    Action::NoAction => Route::Relay,
+                },
+                policy: Some(p.id),
+            },
+        }
+    }
+}
+
+/// A condition in words, for mismatch reasons.
+fn describe(party: &Party, basis: Option<AddressBasis>) -> String {
+    let what = match party {
+        Party::Everyone => "anyone".to_owned(),
+        Party::Internal => "internal".to_owned(),
+        Party::External => "external".to_owned(),
+        Party::Domain(d) => format!("in domain {d}"),
+        Party::Group(g) => format!("in profile group {}", g.0),
+        Party::Attribute { name, value } => format!("a directory user with {name} = {value}"),
+        Party::Address { address, .. } => address.to_string(),
+    };
+    match basis {
+        Some(AddressBasis::Header) => format!("{what} (header From)"),
+        Some(AddressBasis::Both) => format!("{what} (envelope or header From)"),
+        _ => what,
+    }
+}
+
+/// The naive baseline: every policy checked, no index. Kept public (and
+/// hidden) for the benchmark and the property tests, which compare it with
+/// [`decide`].
+#[doc(hidden)]
+pub fn decide_by_scan(set: &PolicySet, input: &DecisionInput<'_>) -> Decision {
+    let Some(ctx) = Context::new(set, input) else {
+        return Decision::RELAY;
+    };
+    let winner = set
+        .policies
+        .iter()
+        .filter(|p| ctx.mismatch(p).is_none())
+        .max_by_key(|p| rank(p));
+    ctx.decision(winner)
 }

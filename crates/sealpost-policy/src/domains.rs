@@ -20,22 +20,37 @@ impl DomainPattern {
     ///
     /// # Errors
     /// [`AddressError`] for a malformed domain.
+    /// The domain is kept in ASCII (IDNA A-labels), so a pattern written
+    /// with U-labels matches addresses written either way.
     pub fn parse(input: &str) -> Result<Self, AddressError> {
         let input = input.trim();
-        match input.strip_prefix("*.") {
-            Some(rest) => Ok(DomainPattern {
-                domain: Domain::parse(rest)?,
-                subdomains: true,
-            }),
-            None => Ok(DomainPattern {
-                domain: Domain::parse(input)?,
-                subdomains: false,
-            }),
-        }
+        let (rest, subdomains) = match input.strip_prefix("*.") {
+            Some(rest) => (rest, true),
+            None => (input, false),
+        };
+        let domain = Domain::parse(rest)?;
+        let domain = match domain.ascii() {
+            std::borrow::Cow::Borrowed(_) => domain,
+            std::borrow::Cow::Owned(ascii) => Domain::parse(&ascii)?,
+        };
+        Ok(DomainPattern { domain, subdomains })
     }
 
-    /// Whether `domain` falls under this pattern.
+    /// The domain, without the `*.`.
+    pub fn domain(&self) -> &Domain {
+        &self.domain
+    }
+
+    /// Whether the pattern also covers subdomains (`*.`).
+    pub fn covers_subdomains(&self) -> bool {
+        self.subdomains
+    }
+
+    /// Whether `domain` (lower-case; ASCII or U-labels) falls under this
+    /// pattern.
     pub fn matches(&self, domain: &str) -> bool {
+        let domain = crate::address::ascii_domain(domain);
+        let domain = domain.as_ref();
         let own = self.domain.as_str();
         if self.subdomains {
             domain == own
@@ -107,6 +122,16 @@ mod tests {
         assert!(!d.contains_domain("badexample.org"));
         let a = EmailAddress::parse("x@EU.Example.ORG").unwrap();
         assert!(d.is_internal(&a));
+    }
+
+    #[test]
+    fn idn_domains_match_in_either_form() {
+        let d = list(&["*.bücher.example"]);
+        assert!(d.contains_domain("xn--bcher-kva.example"));
+        assert!(d.contains_domain("shop.bücher.example"));
+        let d = list(&["xn--bcher-kva.example"]);
+        assert!(d.contains_domain("bücher.example"));
+        assert!(!d.contains_domain("bucher.example"));
     }
 
     #[test]

@@ -1,26 +1,40 @@
 //! The sealpost policy engine: a pure library.
 //!
-//! It owns the domain types that every edge parses input into once
-//! ([`EmailAddress`], [`Domain`], [`DomainPattern`], [`IpRange`]), the
-//! organisation's [`InternalDomains`], and [`decide`], which picks the route
-//! of one recipient of one message.
+//! It owns the domain types every edge parses input into once
+//! ([`EmailAddress`], [`Domain`], [`DomainPattern`], [`IpRange`]) and the
+//! administrator's objects ([`DirectoryUser`], [`Group`], [`Definition`],
+//! [`Policy`]), each validated from its submitted draft with errors that
+//! name the field ([`Invalid`]). [`PolicySet::compile`] checks a whole
+//! configuration and indexes it; [`decide`] picks the route of one
+//! recipient (SPEC §3) and [`explain`] says why.
 //!
 //! No I/O, no async, no clock: the caller passes the client IP and `now`, so
 //! every decision is reproducible and can be explained.
-//!
-//! # Selection rules (SPEC §3)
-//! The full Secure Messaging selection (candidates, override, specificity
-//! ranking, tie-breaks) arrives with the policy engine issue. Until then
-//! [`decide`] routes every recipient to [`Route::Relay`] with no deciding
-//! policy, but the call, its inputs and its output are already the ones the
-//! SMTP path uses and stores per recipient.
 
 mod address;
 mod decide;
+mod definitions;
+mod directory;
 mod domains;
+mod groups;
+mod invalid;
 mod net;
+mod policy;
+mod set;
 
 pub use address::{AddressError, Domain, EmailAddress};
-pub use decide::{Decision, DecisionInput, PolicyId, PolicySet, Route, decide};
+pub use decide::{
+    Decision, DecisionInput, Direction, Explanation, Mismatch, PolicyId, Route, Verdict, decide,
+    decide_by_scan, explain,
+};
+pub use definitions::{DEFAULT_DEFINITION_NAME, Definition, DefinitionDraft, DefinitionId};
+pub use directory::{DirectoryUser, UserDraft, attribute_name};
 pub use domains::{DomainPattern, InternalDomains};
+pub use groups::{Group, GroupDraft, GroupId, Membership};
+pub use invalid::Invalid;
 pub use net::{IpRange, IpRangeError, IpRanges};
+pub use policy::{
+    Action, ActionKind, AddressBasis, Party, PartyDraft, PartyKind, Policy, PolicyDraft,
+    PolicyStatus, PolicyType, Validity,
+};
+pub use set::{PolicyConfig, PolicySet};

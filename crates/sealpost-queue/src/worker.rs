@@ -218,7 +218,7 @@ impl Worker {
     /// The next hop of one recipient.
     fn next_hop(&self, policy: &PolicySet, recipient: &EmailAddress) -> NextHop {
         let config = &self.inner.config;
-        let configured = if policy.internal_domains.is_internal(recipient) {
+        let configured = if policy.is_internal(recipient) {
             &config.internal_next_hop
         } else {
             &config.next_hop

@@ -272,6 +272,6 @@ pub(crate) fn from_millis(ms: i64) -> SystemTime {
 pub(crate) fn route_text(route: &Route) -> String {
     match route {
         Route::Relay => "relay".to_owned(),
-        Route::Secure { definition } => format!("secure:{definition}"),
+        Route::Secure { definition } => format!("secure:{}", definition.0),
     }
 }

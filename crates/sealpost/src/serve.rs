@@ -114,9 +114,9 @@ impl Application {
             .collect::<Result<_, _>>()?;
         let admin_addr = admin_listener.local_addr()?;
 
-        let policy = Arc::new(ArcSwap::from_pointee(PolicySet {
-            internal_domains: config.internal_domains.clone(),
-        }));
+        let policy = Arc::new(ArcSwap::from_pointee(PolicySet::with_internal_domains(
+            config.internal_domains.clone(),
+        )));
         let wakeup = Arc::new(Notify::new());
         let inbound = Arc::new(Inbound {
             config: InboundConfig {

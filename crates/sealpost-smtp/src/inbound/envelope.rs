@@ -106,7 +106,7 @@ impl Session {
             .inbound
             .policy
             .load()
-            .internal_domains
+            .internal_domains()
             .is_internal(&address);
         if !internal && !self.inbound.config.relay_networks.contains(self.peer.ip()) {
             tracing::info!(recipient = %address, "relay denied: external recipient from a client outside smtp.relay_networks");

@@ -272,9 +272,9 @@ fn inbound(store: Arc<MemoryStore>) -> Inbound {
             queue_lifetime: Duration::from_secs(86_400),
         },
         store,
-        policy: Arc::new(ArcSwap::from_pointee(PolicySet {
-            internal_domains: internal,
-        })),
+        policy: Arc::new(ArcSwap::from_pointee(PolicySet::with_internal_domains(
+            internal,
+        ))),
         tls: Some(tls_acceptor()),
         queue_wakeup: Arc::new(Notify::new()),
     }
