@@ -3,6 +3,8 @@
 # tests and benchmarks rely on (Debian 12 / bookworm).
 #
 #   apt:     swaks python3-aiosmtpd python3-dnslib openssl procps psmisc postfix
+#   PyPI:    openapi-spec-validator (for python3 on PATH; checks the API's
+#            OpenAPI document in the end-to-end tests)
 #
 # postfix is installed only for its test utilities /usr/sbin/smtp-sink and
 # /usr/sbin/smtp-source. The install is done so that NO postfix daemon is
@@ -213,5 +215,13 @@ done
 trap - EXIT
 [ "$smoke_ok" -eq 1 ] || die "smoke check failed: smtp-source could not deliver to smtp-sink"
 log "smoke check ok: smtp-source delivered 1 message to smtp-sink on 127.0.0.1:$port"
+
+if python3 -c 'import openapi_spec_validator' 2>/dev/null; then
+    log "openapi-spec-validator present"
+else
+    log "installing openapi-spec-validator from PyPI"
+    python3 -m pip install --quiet openapi-spec-validator \
+        || die "pip install openapi-spec-validator failed"
+fi
 
 log "done"

@@ -15,6 +15,7 @@ mod address;
 mod decide;
 mod definitions;
 mod directory;
+mod document;
 mod domains;
 mod groups;
 mod invalid;
@@ -29,6 +30,7 @@ pub use decide::{
 };
 pub use definitions::{DEFAULT_DEFINITION_NAME, Definition, DefinitionDraft, DefinitionId};
 pub use directory::{DirectoryUser, UserDraft, attribute_name};
+pub use document::{DefinitionEntry, GroupEntry, PolicyDocument, PolicyEntry};
 pub use domains::{DomainPattern, InternalDomains};
 pub use groups::{Group, GroupDraft, GroupId, Membership};
 pub use invalid::Invalid;

@@ -11,12 +11,14 @@
 //! simply lets its lease run out and another picks the recipient up again
 //! (delivery is at-least-once; a duplicate is possible, a loss is not).
 
+pub mod admin;
 mod model;
 mod spool;
 pub mod sqlite;
 
 use std::time::SystemTime;
 
+pub use admin::{AdminStore, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, Role};
 pub use model::*;
 pub use sqlite::SqliteStore;
 
@@ -34,6 +36,12 @@ pub enum StoreError {
     Corrupt(String),
     #[error("message {0} not found")]
     NotFound(QueueId),
+    /// A configuration object that does not exist, e.g. `policy 7`.
+    #[error("{0} not found")]
+    NoSuch(String),
+    /// A configuration change refused by validation; nothing was stored.
+    #[error("{0}")]
+    Rejected(sealpost_policy::Invalid),
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
     #[error("the store is shutting down")]

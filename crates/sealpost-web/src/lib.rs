@@ -1,7 +1,10 @@
 //! The HTTP side of sealpost, served on the administration listener
-//! (`admin.listen`): the health check and Prometheus metrics now; the REST
-//! API and the admin console join them here. The recipient portal will have
-//! a listener of its own and never shares this one.
+//! (`admin.listen`): the health check, Prometheus metrics and the REST API
+//! v1 ([`api`]); the admin console will join them here. The recipient
+//! portal will have a listener of its own and never shares this one.
+
+pub mod api;
+mod csv;
 
 use std::sync::Arc;
 
@@ -22,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    pub api: api::ApiState,
     /// Renders the process's metrics in the Prometheus text format.
     pub metrics: PrometheusHandle,
 }
@@ -36,11 +40,13 @@ impl std::fmt::Debug for AppState {
 
 /// The application's routes, without a socket (tests call it directly).
 pub fn router(state: AppState) -> Router {
+    let api = api::router(state.api.clone());
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .fallback(not_found)
         .with_state(state)
+        .nest("/api/v1", api)
+        .fallback(not_found)
 }
 
 /// Serves `router(state)` on `listener` until `shutdown`.

@@ -32,6 +32,27 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Manage API keys for the REST API (/api/v1).
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApikeyCommand {
+    /// Create a key and print it once (only its hash is stored). Works
+    /// while the gateway runs.
+    Create {
+        /// super_admin, policy_admin, tracking_admin or read_only.
+        #[arg(long)]
+        role: String,
+        /// A note to recognise the key by.
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long, short, env = "SEALPOST_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +71,9 @@ fn main() -> ExitCode {
             command: ConfigCommand::Check { config },
         } => check(config),
         Command::Serve { config } => serve(config),
+        Command::Apikey {
+            command: ApikeyCommand::Create { role, name, config },
+        } => apikey_create(config, &role, &name),
     }
 }
 
@@ -150,13 +174,78 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
     })
 }
 
+fn apikey_create(path: Option<PathBuf>, role: &str, name: &str) -> ExitCode {
+    let Some(role) = sealpost_store::Role::parse(role) else {
+        let roles: Vec<&str> = sealpost_store::Role::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .collect();
+        eprintln!(
+            "sealpost: unknown role {role:?}; use one of: {}",
+            roles.join(", ")
+        );
+        return ExitCode::from(2);
+    };
+    let config = match load(path.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sealpost: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        use sealpost_store::AdminStore;
+        let db = sealpost_store::SqliteStore::path_of_url(&config.database_url);
+        let store =
+            match sealpost_store::SqliteStore::open_shared(&db, &config.data_dir.join("spool"))
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!(
+                        "sealpost: cannot open the database {} (database.url): {e}",
+                        db.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
+        let key = sealpost_web::api::generate_api_key(role, name);
+        if let Err(e) = store.create_api_key(key.record).await {
+            eprintln!("sealpost: cannot store the key: {e}");
+            return ExitCode::FAILURE;
+        }
+        println!("{}", key.token);
+        eprintln!(
+            "Created a {} API key. It is shown only now; use it as 'Authorization: Bearer <key>'.",
+            role.as_str()
+        );
+        ExitCode::SUCCESS
+    })
+}
+
 fn banner(config: &Config, app: &Application) {
     println!("sealpost {} is running", env!("CARGO_PKG_VERSION"));
     println!("  SMTP:      {}", join(&app.smtp_addrs));
     println!(
-        "  admin:     http://{} (GET /health, GET /metrics)",
+        "  admin:     http://{} (GET /health, GET /metrics, REST API at /api/v1)",
         app.admin_addr
     );
+    if let Some(key) = &app.first_run_api_key {
+        println!("  first run: created an administrator API key (role super_admin).");
+        println!("             It is shown only now; store it somewhere safe:");
+        println!("               {key}");
+        println!(
+            "             Try: curl -H 'Authorization: Bearer {key}' http://{}/api/v1/policies",
+            app.admin_addr
+        );
+    }
     println!(
         "  data:      {} ({})",
         config.data_dir.display(),

@@ -25,9 +25,14 @@ use sealpost_smtp::{
     inbound::{self, Inbound, InboundConfig},
     outbound::{Delivery, OutboundConfig},
 };
-use sealpost_store::{SqliteStore, Store};
+use sealpost_store::{AdminStore, Role, SqliteStore, Store};
+use sealpost_web::api::{ApiState, PolicyService, generate_api_key};
 
 use crate::{config::Config, tls};
+
+/// Longest definition expiry accepted until the vault's retention setting
+/// arrives (10 years).
+const MAX_EXPIRY_DAYS: u32 = 3650;
 
 /// How long a graceful shutdown may take before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -40,10 +45,14 @@ pub struct Application {
     pub worker: Worker,
     pub policy: Arc<ArcSwap<PolicySet>>,
     pub certificate: tls::CertificateSource,
+    /// On the first start only: the super-admin API key created for the
+    /// operator (shown once; only its hash is stored).
+    pub first_run_api_key: Option<String>,
     smtp_listeners: Vec<TcpListener>,
     admin_listener: TcpListener,
     inbound: Arc<Inbound>,
     metrics: PrometheusHandle,
+    api: ApiState,
     shutdown: CancellationToken,
 }
 
@@ -85,7 +94,7 @@ impl Application {
                 config.data_dir.display()
             )
         })?;
-        let store: Arc<dyn Store> = Arc::new(
+        let sqlite = Arc::new(
             SqliteStore::open_url(&config.database_url, &config.data_dir.join("spool"))
                 .await
                 .with_context(|| {
@@ -95,6 +104,8 @@ impl Application {
                     )
                 })?,
         );
+        let store: Arc<dyn Store> = sqlite.clone();
+        let admin: Arc<dyn AdminStore> = sqlite;
         let (acceptor, certificate) = tls::acceptor(&config)?;
 
         let mut smtp_listeners = Vec::new();
@@ -117,6 +128,23 @@ impl Application {
         let policy = Arc::new(ArcSwap::from_pointee(PolicySet::with_internal_domains(
             config.internal_domains.clone(),
         )));
+        let policy_service = Arc::new(PolicyService::new(
+            admin.clone(),
+            policy.clone(),
+            config.internal_domains.iter().cloned().collect(),
+            MAX_EXPIRY_DAYS,
+        ));
+        policy_service
+            .load()
+            .await
+            .context("the stored policy configuration does not validate")?;
+        let first_run_api_key = if admin.has_api_keys().await? {
+            None
+        } else {
+            let key = generate_api_key(Role::SuperAdmin, "first-run administrator");
+            admin.create_api_key(key.record).await?;
+            Some(key.token)
+        };
         let wakeup = Arc::new(Notify::new());
         let inbound = Arc::new(Inbound {
             config: InboundConfig {
@@ -166,10 +194,15 @@ impl Application {
             worker,
             policy,
             certificate,
+            first_run_api_key,
             smtp_listeners,
             admin_listener,
             inbound,
             metrics: metrics_handle(),
+            api: ApiState {
+                admin,
+                policy: policy_service,
+            },
             shutdown: CancellationToken::new(),
         })
     }
@@ -212,6 +245,7 @@ impl Application {
         {
             let state = sealpost_web::AppState {
                 store: self.store.clone(),
+                api: self.api.clone(),
                 metrics: self.metrics.clone(),
             };
             let shutdown = shutdown.clone();

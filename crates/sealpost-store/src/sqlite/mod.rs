@@ -7,6 +7,7 @@
 //! pool of connections on tokio's blocking threads ([`readers`]). The SQL
 //! itself is in [`queue`].
 
+mod admin;
 mod queue;
 mod readers;
 mod writer;
@@ -15,9 +16,12 @@ use std::{collections::HashSet, path::Path, sync::Arc, time::SystemTime};
 
 use rusqlite::{Connection, OpenFlags, config::DbConfig};
 
+use sealpost_policy::PolicyDocument;
+
 use crate::{
-    LeasedMessage, MessageRecord, NewMessage, QueueId, QueueStats, RecipientOutcome,
-    RecipientRecord, Store, StoreError, spool::Spool,
+    AdminStore, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, LeasedMessage, MessageRecord,
+    NewMessage, QueueId, QueueStats, RecipientOutcome, RecipientRecord, Store, StoreError,
+    spool::Spool,
 };
 use readers::Readers;
 use writer::Writer;
@@ -27,7 +31,7 @@ const DEFAULT_INLINE_LIMIT: usize = 1024 * 1024;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
 /// many have run.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
 
 /// How long a connection waits for a lock held by another connection of
 /// this process (a checkpoint, say) before it reports the database busy.
@@ -38,7 +42,7 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct SqliteStore {
     /// An exclusive lock on `<database>.lock`, held for the life of the
     /// store: a SQLite database belongs to one process at a time.
-    _lock: Arc<std::fs::File>,
+    _lock: Option<Arc<std::fs::File>>,
     readers: Arc<Readers>,
     writer: Writer,
     spool: Arc<Spool>,
@@ -56,17 +60,49 @@ impl SqliteStore {
     pub async fn open(db_path: &Path, spool_dir: &Path) -> Result<Self, StoreError> {
         let db_path = db_path.to_owned();
         let spool_dir = spool_dir.to_owned();
-        tokio::task::spawn_blocking(move || Self::open_blocking(&db_path, &spool_dir))
+        tokio::task::spawn_blocking(move || Self::open_blocking(&db_path, &spool_dir, false))
             .await
             .map_err(|e| StoreError::Unavailable(format!("opening the database: {e}")))?
     }
 
-    fn open_blocking(db_path: &Path, spool_dir: &Path) -> Result<Self, StoreError> {
-        let lock = Arc::new(lock_database(db_path)?);
+    /// Opens the database beside a running gateway, for administration
+    /// commands (`sealpost apikey create`): no exclusive lock, and none of
+    /// the start-up recovery that only the owning process may do (lease
+    /// release, spool sweep). Use it only for the configuration and API
+    /// keys, never for the mail queue.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database cannot be opened or migrated.
+    pub async fn open_shared(db_path: &Path, spool_dir: &Path) -> Result<Self, StoreError> {
+        let db_path = db_path.to_owned();
+        let spool_dir = spool_dir.to_owned();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&db_path, &spool_dir, true))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("opening the database: {e}")))?
+    }
+
+    fn open_blocking(db_path: &Path, spool_dir: &Path, shared: bool) -> Result<Self, StoreError> {
+        let lock = if shared {
+            None
+        } else {
+            Some(Arc::new(lock_database(db_path)?))
+        };
         let mut conn = connect(db_path, false)?;
         migrate(&mut conn)?;
-
+        admin::ensure_default_definition(&conn)?;
         let spool = Arc::new(Spool::open(spool_dir)?);
+        if shared {
+            let readers = Arc::new(Readers::new(db_path.to_owned()));
+            let writer = Writer::start(conn, spool.clone())?;
+            return Ok(SqliteStore {
+                _lock: None,
+                readers,
+                writer,
+                spool,
+                inline_limit: DEFAULT_INLINE_LIMIT,
+            });
+        }
+
         let referenced: HashSet<String> = queue::spooled_ids(&conn)?.into_iter().collect();
         // The lock proves no other process uses this database, so every
         // lease in it belongs to a process that is gone (killed or crashed
@@ -100,11 +136,16 @@ impl SqliteStore {
 
     /// Opens the store named by a `sqlite://path` URL (or a bare path).
     pub async fn open_url(url: &str, spool_dir: &Path) -> Result<Self, StoreError> {
+        Self::open(&Self::path_of_url(url), spool_dir).await
+    }
+
+    /// The file a `sqlite://path` URL (or a bare path) names.
+    pub fn path_of_url(url: &str) -> std::path::PathBuf {
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
-        Self::open(Path::new(path), spool_dir).await
+        std::path::PathBuf::from(path)
     }
 }
 
@@ -266,6 +307,53 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.readers
             .read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl AdminStore for SqliteStore {
+    async fn load_config(&self) -> Result<PolicyDocument, StoreError> {
+        self.readers.read(admin::load_document).await
+    }
+
+    async fn change_config(
+        &self,
+        change: ConfigChange,
+        mut check: ConfigCheck,
+    ) -> Result<Changed, StoreError> {
+        self.writer
+            .write(true, move |conn, _| {
+                let id = admin::apply_change(conn, &change)?;
+                let document = admin::load_document(conn)?;
+                let set = check(&document).map_err(StoreError::Rejected)?;
+                Ok(Changed { id, set })
+            })
+            .await
+    }
+
+    async fn create_api_key(&self, key: ApiKeyRecord) -> Result<(), StoreError> {
+        self.writer
+            .write(true, move |conn, _| admin::insert_api_key(conn, &key))
+            .await
+    }
+
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let id = id.to_owned();
+        self.readers
+            .read(move |conn| admin::api_key(conn, &id))
+            .await
+    }
+
+    async fn has_api_keys(&self) -> Result<bool, StoreError> {
+        self.readers
+            .read(|conn| {
+                Ok(
+                    conn.query_row("SELECT EXISTS (SELECT 1 FROM api_keys)", [], |row| {
+                        row.get(0)
+                    })?,
+                )
+            })
             .await
     }
 }

@@ -292,3 +292,95 @@ async fn spool_files_of_delivered_messages_go_only_after_an_fsynced_commit() {
         .unwrap();
     assert!(!file.exists(), "removed after the next fsync'd commit");
 }
+
+fn check() -> crate::ConfigCheck {
+    Box::new(|doc: &sealpost_policy::PolicyDocument| doc.compile(&[], 3650))
+}
+
+#[tokio::test]
+async fn configuration_changes_are_checked_as_a_whole_before_they_commit() {
+    use crate::{AdminStore, ConfigChange};
+    use sealpost_policy::{DefinitionId, GroupDraft, GroupId, PolicyDraft};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let doc = store.load_config().await.unwrap();
+    assert_eq!(
+        doc.definitions.len(),
+        1,
+        "a new database has the default definition"
+    );
+    assert!(doc.definitions[0].is_default);
+    let default = doc.definitions[0].id;
+
+    let group = store
+        .change_config(
+            ConfigChange::CreateGroup(GroupDraft {
+                name: "Partners".into(),
+                description: String::new(),
+                addresses: vec!["p@partner.example".into()],
+                domains: vec![],
+                groups: vec![],
+            }),
+            check(),
+        )
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    let policy: PolicyDraft = serde_json::from_str(&format!(
+        r#"{{"action": "apply_definition", "definition_id": {}, "from": {{"kind": "internal"}},
+            "to": {{"kind": "group", "group_id": {group}}}}}"#,
+        default.0
+    ))
+    .unwrap();
+    let changed = store
+        .change_config(ConfigChange::CreatePolicy(policy), check())
+        .await
+        .unwrap();
+    assert_eq!(changed.set.policies().len(), 1);
+
+    // Deleting the group the policy names is refused, and nothing changes.
+    let err = store
+        .change_config(ConfigChange::RemoveGroup(GroupId(group)), check())
+        .await
+        .unwrap_err();
+    match err {
+        StoreError::Rejected(e) => assert_eq!(e.code, "unknown_group", "{e}"),
+        other => panic!("{other}"),
+    }
+    assert_eq!(store.load_config().await.unwrap().groups.len(), 1);
+
+    // The default definition cannot be deleted; a missing one is NoSuch.
+    let err = store
+        .change_config(ConfigChange::RemoveDefinition(default), check())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Rejected(ref e) if e.code == "default_definition"),
+        "{err}"
+    );
+    let err = store
+        .change_config(ConfigChange::RemoveDefinition(DefinitionId(99)), check())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NoSuch(_)), "{err}");
+
+    // Everything survives a reopen.
+    drop(store);
+    let mut reopened = None;
+    for _ in 0..250 {
+        match SqliteStore::open(&dir.path().join("db.sqlite"), &dir.path().join("spool")).await {
+            Ok(s) => {
+                reopened = Some(s);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    let doc = reopened.unwrap().load_config().await.unwrap();
+    assert_eq!(
+        (doc.groups.len(), doc.policies.len(), doc.definitions.len()),
+        (1, 1, 1)
+    );
+}

@@ -75,7 +75,7 @@ fn serve_runs_on_the_embedded_default_and_stops_on_sigterm() {
     let mut banner = String::new();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut smtp = None;
-    for _ in 0..8 {
+    for _ in 0..20 {
         let mut line = String::new();
         if out.read_line(&mut line).unwrap() == 0 {
             break;
@@ -90,6 +90,11 @@ fn serve_runs_on_the_embedded_default_and_stops_on_sigterm() {
     }
     assert!(
         banner.contains("sealpost") && banner.contains("self-signed"),
+        "{banner}"
+    );
+    // The first start prints the administrator's API key, once.
+    assert!(
+        banner.contains("first run") && banner.contains("Bearer sp_"),
         "{banner}"
     );
     let smtp = smtp.unwrap_or_else(|| panic!("no SMTP address in banner:\n{banner}"));

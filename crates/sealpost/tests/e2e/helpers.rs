@@ -73,6 +73,9 @@ pub struct TestGateway {
     pub admin: SocketAddr,
     pub store: Arc<dyn Store>,
     pub worker: Worker,
+    /// The super-admin API key created on the first start (None after a
+    /// restart on the same data directory).
+    pub api_key: Option<String>,
     pub dir: Option<tempfile::TempDir>,
     rt: Option<tokio::runtime::Runtime>,
     shutdown: CancellationToken,
@@ -102,6 +105,7 @@ impl TestGateway {
             .block_on(Application::build(config))
             .expect("gateway builds");
         let shutdown = app.shutdown_token();
+        let api_key = app.first_run_api_key.clone();
         let (smtp, admin, store, worker) = (
             app.smtp_addrs[0],
             app.admin_addr,
@@ -114,6 +118,7 @@ impl TestGateway {
             admin,
             store,
             worker,
+            api_key,
             dir: Some(dir),
             rt: Some(rt),
             shutdown,

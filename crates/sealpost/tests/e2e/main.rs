@@ -12,6 +12,7 @@ mod cli;
 mod delivery;
 mod limits;
 mod mx;
+mod policy_api;
 mod relay;
 mod smuggling;
 mod tls;

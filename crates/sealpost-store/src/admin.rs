@@ -1,0 +1,127 @@
+//! The administration side of storage: the policy configuration and API
+//! keys.
+//!
+//! A configuration change is applied, the whole configuration re-read and
+//! checked by the caller's `check` (which compiles the policy snapshot),
+//! all inside one transaction: a change that would leave the configuration
+//! inconsistent (a policy naming a deleted group, say) is rolled back and
+//! never seen, however many administrators save at once. The caller gets
+//! the new snapshot with the commit, and swaps it in for the next message.
+
+use sealpost_policy::{
+    DefinitionDraft, DefinitionId, GroupDraft, GroupId, Invalid, PolicyDocument, PolicyDraft,
+    PolicyId, PolicySet, UserDraft,
+};
+
+use crate::StoreError;
+
+/// One change to the policy configuration.
+#[derive(Debug, Clone)]
+pub enum ConfigChange {
+    AddInternalDomain(String),
+    RemoveInternalDomain(String),
+    /// Creates or replaces the user with this address.
+    PutUser(UserDraft),
+    RemoveUser(String),
+    /// Creates or replaces each user, in one commit.
+    ImportUsers(Vec<UserDraft>),
+    CreateGroup(GroupDraft),
+    UpdateGroup(GroupId, GroupDraft),
+    RemoveGroup(GroupId),
+    CreateDefinition(DefinitionDraft),
+    UpdateDefinition(DefinitionId, DefinitionDraft),
+    RemoveDefinition(DefinitionId),
+    CreatePolicy(PolicyDraft),
+    UpdatePolicy(PolicyId, PolicyDraft),
+    RemovePolicy(PolicyId),
+    /// Replaces the whole configuration (import of an exported document).
+    Replace(PolicyDocument),
+}
+
+/// Validates a configuration and builds its snapshot; supplied by the
+/// caller, who knows the settings that take part (configuration-file
+/// domains, retention).
+pub type ConfigCheck = Box<dyn FnMut(&PolicyDocument) -> Result<PolicySet, Invalid> + Send>;
+
+/// What a committed change gives back.
+#[derive(Debug)]
+pub struct Changed {
+    /// The id of a created object.
+    pub id: Option<i64>,
+    /// The snapshot of the configuration as committed.
+    pub set: PolicySet,
+}
+
+/// The roles an API key (and later an admin account) can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything.
+    SuperAdmin,
+    /// Policies, definitions, groups, directory, internal domains.
+    PolicyAdmin,
+    /// Message tracking.
+    TrackingAdmin,
+    /// Reads only.
+    ReadOnly,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [
+        Role::SuperAdmin,
+        Role::PolicyAdmin,
+        Role::TrackingAdmin,
+        Role::ReadOnly,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::SuperAdmin => "super_admin",
+            Role::PolicyAdmin => "policy_admin",
+            Role::TrackingAdmin => "tracking_admin",
+            Role::ReadOnly => "read_only",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
+    /// Whether this role may change the policy configuration.
+    pub fn may_edit_policy(self) -> bool {
+        matches!(self, Role::SuperAdmin | Role::PolicyAdmin)
+    }
+}
+
+/// A stored API key: only a hash of its secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub secret_hash: Vec<u8>,
+    pub role: Role,
+    pub name: String,
+}
+
+/// The administration storage boundary.
+#[async_trait::async_trait]
+pub trait AdminStore: Send + Sync + std::fmt::Debug + 'static {
+    /// The whole policy configuration.
+    async fn load_config(&self) -> Result<PolicyDocument, StoreError>;
+
+    /// Applies `change`, re-reads the configuration and runs `check` on it,
+    /// and commits only if the check passes ([`StoreError::Rejected`]
+    /// otherwise). Durable before it returns.
+    async fn change_config(
+        &self,
+        change: ConfigChange,
+        check: ConfigCheck,
+    ) -> Result<Changed, StoreError>;
+
+    /// Stores a new API key.
+    async fn create_api_key(&self, key: ApiKeyRecord) -> Result<(), StoreError>;
+
+    /// The key with this id, if any.
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Whether any API key exists (none: a first start).
+    async fn has_api_keys(&self) -> Result<bool, StoreError>;
+}

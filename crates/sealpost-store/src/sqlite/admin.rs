@@ -1,0 +1,316 @@
+//! The SQL of the policy configuration and API keys.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Serialize, de::DeserializeOwned};
+
+use sealpost_policy::{
+    DefinitionDraft, DefinitionEntry, DefinitionId, DirectoryUser, DomainPattern, GroupEntry,
+    GroupId, Invalid, PolicyDocument, PolicyEntry, PolicyId,
+};
+
+use crate::{
+    StoreError,
+    admin::{ApiKeyRecord, ConfigChange, Role},
+    model::to_millis,
+};
+
+fn now() -> i64 {
+    to_millis(std::time::SystemTime::now())
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("stored {what}: {e}")))
+}
+
+/// Creates the default definition if there is none (a new database).
+pub(super) fn ensure_default_definition(conn: &Connection) -> Result<(), StoreError> {
+    let doc = to_json(&DefinitionDraft::default_definition())?;
+    conn.execute(
+        "INSERT INTO definitions (is_default, doc, updated_at)
+         SELECT 1, ?1, ?2 WHERE NOT EXISTS (SELECT 1 FROM definitions WHERE is_default = 1)",
+        params![doc, now()],
+    )?;
+    Ok(())
+}
+
+pub(super) fn load_document(conn: &Connection) -> Result<PolicyDocument, StoreError> {
+    let mut doc = PolicyDocument::default();
+    let mut stmt = conn.prepare_cached("SELECT pattern FROM internal_domains ORDER BY pattern")?;
+    doc.internal_domains = stmt
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = conn.prepare_cached("SELECT doc FROM directory_users ORDER BY key")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        doc.users
+            .push(from_json("user", &row.get::<_, String>(0)?)?);
+    }
+    let mut stmt = conn.prepare_cached("SELECT id, doc FROM profile_groups ORDER BY id")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        doc.groups.push(GroupEntry {
+            id: GroupId(row.get(0)?),
+            group: from_json("group", &row.get::<_, String>(1)?)?,
+        });
+    }
+    let mut stmt =
+        conn.prepare_cached("SELECT id, is_default, doc FROM definitions ORDER BY id")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        doc.definitions.push(DefinitionEntry {
+            id: DefinitionId(row.get(0)?),
+            is_default: row.get(1)?,
+            definition: from_json("definition", &row.get::<_, String>(2)?)?,
+        });
+    }
+    let mut stmt = conn.prepare_cached("SELECT id, doc FROM policies ORDER BY id")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        doc.policies.push(PolicyEntry {
+            id: PolicyId(row.get(0)?),
+            policy: from_json("policy", &row.get::<_, String>(1)?)?,
+        });
+    }
+    Ok(doc)
+}
+
+fn missing(kind: &str, id: impl std::fmt::Display) -> StoreError {
+    StoreError::NoSuch(format!("{kind} {id}"))
+}
+
+/// Applies one change; returns the id of a created object.
+pub(super) fn apply_change(
+    conn: &Connection,
+    change: &ConfigChange,
+) -> Result<Option<i64>, StoreError> {
+    let t = now();
+    match change {
+        ConfigChange::AddInternalDomain(pattern) => {
+            let parsed = DomainPattern::parse(pattern).map_err(|e| {
+                StoreError::Rejected(Invalid::new(
+                    "domain",
+                    "invalid_domain",
+                    format!("{pattern:?} is not a valid domain or *.domain pattern: {e}"),
+                ))
+            })?;
+            let added = conn.execute(
+                "INSERT OR IGNORE INTO internal_domains (pattern, created_at) VALUES (?1, ?2)",
+                params![parsed.to_string(), t],
+            )?;
+            if added == 0 {
+                return Err(StoreError::Rejected(Invalid::new(
+                    "domain",
+                    "duplicate",
+                    format!("{parsed} is already an internal domain"),
+                )));
+            }
+            Ok(None)
+        }
+        ConfigChange::RemoveInternalDomain(pattern) => {
+            let canonical = DomainPattern::parse(pattern)
+                .map(|p| p.to_string())
+                .unwrap_or_else(|_| pattern.clone());
+            match conn.execute(
+                "DELETE FROM internal_domains WHERE pattern = ?1",
+                [&canonical],
+            )? {
+                0 => Err(missing("internal domain", pattern)),
+                _ => Ok(None),
+            }
+        }
+        ConfigChange::PutUser(draft) => {
+            put_user(conn, draft, t)?;
+            Ok(None)
+        }
+        ConfigChange::ImportUsers(drafts) => {
+            for (i, draft) in drafts.iter().enumerate() {
+                put_user(conn, draft, t).map_err(|e| match e {
+                    StoreError::Rejected(invalid) => {
+                        StoreError::Rejected(invalid.within(&format!("[{i}]")))
+                    }
+                    other => other,
+                })?;
+            }
+            Ok(Some(drafts.len() as i64))
+        }
+        ConfigChange::RemoveUser(address) => {
+            let key = sealpost_policy::EmailAddress::parse(address.trim())
+                .map(|a| a.match_key())
+                .map_err(|_| missing("directory user", address))?;
+            match conn.execute("DELETE FROM directory_users WHERE key = ?1", [&key])? {
+                0 => Err(missing("directory user", address)),
+                _ => Ok(None),
+            }
+        }
+        ConfigChange::CreateGroup(draft) => {
+            conn.execute(
+                "INSERT INTO profile_groups (doc, updated_at) VALUES (?1, ?2)",
+                params![to_json(draft)?, t],
+            )?;
+            Ok(Some(conn.last_insert_rowid()))
+        }
+        ConfigChange::UpdateGroup(id, draft) => {
+            update(conn, "profile_groups", "group", id.0, &to_json(draft)?, t)
+        }
+        ConfigChange::RemoveGroup(id) => remove(conn, "profile_groups", "group", id.0),
+        ConfigChange::CreateDefinition(draft) => {
+            conn.execute(
+                "INSERT INTO definitions (is_default, doc, updated_at) VALUES (0, ?1, ?2)",
+                params![to_json(draft)?, t],
+            )?;
+            Ok(Some(conn.last_insert_rowid()))
+        }
+        ConfigChange::UpdateDefinition(id, draft) => {
+            update(conn, "definitions", "definition", id.0, &to_json(draft)?, t)
+        }
+        ConfigChange::RemoveDefinition(id) => {
+            let is_default: Option<bool> = conn
+                .query_row(
+                    "SELECT is_default FROM definitions WHERE id = ?1",
+                    [id.0],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            match is_default {
+                None => Err(missing("definition", id.0)),
+                Some(true) => Err(StoreError::Rejected(Invalid::new(
+                    "",
+                    "default_definition",
+                    "the default Secure Messaging definition cannot be deleted (edit it instead)",
+                ))),
+                Some(false) => remove(conn, "definitions", "definition", id.0),
+            }
+        }
+        ConfigChange::CreatePolicy(draft) => {
+            conn.execute(
+                "INSERT INTO policies (doc, created_at, updated_at) VALUES (?1, ?2, ?2)",
+                params![to_json(draft)?, t],
+            )?;
+            Ok(Some(conn.last_insert_rowid()))
+        }
+        ConfigChange::UpdatePolicy(id, draft) => {
+            update(conn, "policies", "policy", id.0, &to_json(draft)?, t)
+        }
+        ConfigChange::RemovePolicy(id) => remove(conn, "policies", "policy", id.0),
+        ConfigChange::Replace(doc) => {
+            conn.execute_batch(
+                "DELETE FROM internal_domains; DELETE FROM directory_users;
+                 DELETE FROM profile_groups; DELETE FROM definitions; DELETE FROM policies;",
+            )?;
+            for d in &doc.internal_domains {
+                conn.execute(
+                    "INSERT OR IGNORE INTO internal_domains (pattern, created_at) VALUES (?1, ?2)",
+                    params![d, t],
+                )?;
+            }
+            for (i, u) in doc.users.iter().enumerate() {
+                put_user(conn, u, t).map_err(|e| match e {
+                    StoreError::Rejected(invalid) => {
+                        StoreError::Rejected(invalid.within(&format!("users[{i}]")))
+                    }
+                    other => other,
+                })?;
+            }
+            for g in &doc.groups {
+                conn.execute(
+                    "INSERT INTO profile_groups (id, doc, updated_at) VALUES (?1, ?2, ?3)",
+                    params![g.id.0, to_json(&g.group)?, t],
+                )?;
+            }
+            for d in &doc.definitions {
+                conn.execute(
+                    "INSERT INTO definitions (id, is_default, doc, updated_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![d.id.0, d.is_default, to_json(&d.definition)?, t],
+                )?;
+            }
+            for p in &doc.policies {
+                conn.execute(
+                    "INSERT INTO policies (id, doc, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+                    params![p.id.0, to_json(&p.policy)?, t],
+                )?;
+            }
+            Ok(None)
+        }
+    }
+}
+
+fn put_user(
+    conn: &Connection,
+    draft: &sealpost_policy::UserDraft,
+    t: i64,
+) -> Result<(), StoreError> {
+    let user = DirectoryUser::from_draft(draft).map_err(StoreError::Rejected)?;
+    conn.prepare_cached(
+        "INSERT INTO directory_users (key, doc, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        user.address.match_key(),
+        to_json(&user.to_draft())?,
+        t
+    ])?;
+    Ok(())
+}
+
+fn update(
+    conn: &Connection,
+    table: &'static str,
+    kind: &str,
+    id: i64,
+    doc: &str,
+    t: i64,
+) -> Result<Option<i64>, StoreError> {
+    let sql = format!("UPDATE {table} SET doc = ?1, updated_at = ?2 WHERE id = ?3");
+    match conn.execute(&sql, params![doc, t, id])? {
+        0 => Err(missing(kind, id)),
+        _ => Ok(None),
+    }
+}
+
+fn remove(
+    conn: &Connection,
+    table: &'static str,
+    kind: &str,
+    id: i64,
+) -> Result<Option<i64>, StoreError> {
+    let sql = format!("DELETE FROM {table} WHERE id = ?1");
+    match conn.execute(&sql, [id])? {
+        0 => Err(missing(kind, id)),
+        _ => Ok(None),
+    }
+}
+
+pub(super) fn insert_api_key(conn: &Connection, key: &ApiKeyRecord) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO api_keys (id, secret_hash, role, name, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![key.id, key.secret_hash, key.role.as_str(), key.name, now()],
+    )?;
+    Ok(())
+}
+
+pub(super) fn api_key(conn: &Connection, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+    let row = conn
+        .prepare_cached("SELECT secret_hash, role, name FROM api_keys WHERE id = ?1")?
+        .query_row([id], |row| {
+            Ok((
+                row.get::<_, Vec<u8>>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })
+        .optional()?;
+    row.map(|(secret_hash, role, name)| {
+        Ok(ApiKeyRecord {
+            id: id.to_owned(),
+            secret_hash,
+            role: Role::parse(&role)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?,
+            name,
+        })
+    })
+    .transpose()
+}

@@ -1,0 +1,131 @@
+//! API keys: `Authorization: Bearer sp_<id>_<secret>`.
+//!
+//! A key is shown once, when it is created; the store keeps its id, role
+//! and a SHA-256 hash of its 256-bit random secret (a slow password hash
+//! buys nothing for a secret of that strength). Every request looks the key
+//! up afresh, so a new or revoked key takes effect at once.
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+use ring::digest;
+use sealpost_store::{ApiKeyRecord, Role};
+
+use super::{ApiError, ApiState};
+
+/// A newly created key: the text to hand to the operator (shown once) and
+/// the record to store.
+#[derive(Debug)]
+pub struct NewApiKey {
+    pub token: String,
+    pub record: ApiKeyRecord,
+}
+
+/// Creates a key with `role`.
+///
+/// # Panics
+/// If the operating system has no random source.
+pub fn generate_api_key(role: Role, name: &str) -> NewApiKey {
+    let mut id = [0u8; 6];
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut id).expect("the OS random source is available");
+    getrandom::fill(&mut secret).expect("the OS random source is available");
+    let id = hex(&id);
+    let secret = hex(&secret);
+    NewApiKey {
+        token: format!("sp_{id}_{secret}"),
+        record: ApiKeyRecord {
+            secret_hash: hash(&secret),
+            id,
+            role,
+            name: name.to_owned(),
+        },
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hash(secret: &str) -> Vec<u8> {
+    digest::digest(&digest::SHA256, secret.as_bytes())
+        .as_ref()
+        .to_vec()
+}
+
+/// The caller of an API request, authenticated by its key.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key_id: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// Refuses callers whose role may not change the policy configuration.
+    pub fn require_policy_edit(&self) -> Result<(), ApiError> {
+        if self.role.may_edit_policy() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "role {} may not change the policy configuration",
+                self.role.as_str()
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <api key>"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError::unauthorized("expected Authorization: Bearer <api key>"))?
+            .trim();
+        let (id, secret) = token
+            .strip_prefix("sp_")
+            .and_then(|rest| rest.split_once('_'))
+            .ok_or_else(|| ApiError::unauthorized("malformed API key"))?;
+        let record = state
+            .admin
+            .api_key(id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
+        // Comparing digests of a 256-bit secret: how long the comparison
+        // takes tells an attacker nothing about the secret itself.
+        if hash(secret) != record.secret_hash {
+            return Err(ApiError::unauthorized("unknown API key"));
+        }
+        Ok(Caller {
+            key_id: record.id,
+            role: record.role,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_random_and_only_their_hash_is_kept() {
+        let a = generate_api_key(Role::ReadOnly, "ci");
+        let b = generate_api_key(Role::ReadOnly, "ci");
+        assert_ne!(a.token, b.token);
+        assert!(a.token.starts_with(&format!("sp_{}_", a.record.id)));
+        let secret = a.token.rsplit('_').next().unwrap();
+        assert_eq!(secret.len(), 64);
+        assert_eq!(a.record.secret_hash, hash(secret));
+        assert!(
+            !a.record
+                .secret_hash
+                .windows(8)
+                .any(|w| secret.as_bytes().windows(8).any(|s| s == w))
+        );
+    }
+}

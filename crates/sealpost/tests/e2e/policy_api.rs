@@ -1,0 +1,404 @@
+//! The policy engine end to end: objects created through the REST API with
+//! a real HTTP client (curl), mail sent with a real SMTP client (swaks), and
+//! each recipient's stored decision naming the policy; then a change to the
+//! policy, which the very next message follows.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// One HTTP request with curl; returns the status and the parsed body
+/// (`Value::Null` when empty).
+fn api(
+    gw: &TestGateway,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    headers: &[&str],
+) -> (u16, Value) {
+    let mut cmd = Command::new(require("curl"));
+    cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let body_file;
+    if let Some(body) = body {
+        body_file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(body_file.path(), body).unwrap();
+        cmd.args(["--data-binary", &format!("@{}", body_file.path().display())]);
+    }
+    cmd.arg(format!("http://{}/api/v1{path}", gw.admin));
+    let out = cmd.output().expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    let value = if body.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(body)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {body}"))
+    };
+    (code.parse().unwrap(), value)
+}
+
+fn auth(gw: &TestGateway) -> String {
+    format!(
+        "Authorization: Bearer {}",
+        gw.api_key.as_deref().expect("first-run key")
+    )
+}
+
+fn call(gw: &TestGateway, method: &str, path: &str, body: &Value) -> (u16, Value) {
+    let auth = auth(gw);
+    let body = serde_json::to_vec(body).unwrap();
+    api(
+        gw,
+        method,
+        path,
+        (method != "GET" && method != "DELETE").then_some(&body[..]),
+        &[&auth, "Content-Type: application/json"],
+    )
+}
+
+fn send(gw: &TestGateway, to: &[&str]) -> sealpost_store::QueueId {
+    let (ok, out) = swaks(
+        gw.smtp,
+        &["--from", "alice@corp.example", "--to", &to.join(",")],
+    );
+    assert!(ok, "{out}");
+    queue_id(&out)
+}
+
+/// `(address, route, policy id)` of each recipient once none is queued.
+fn decisions(gw: &TestGateway, id: &sealpost_store::QueueId) -> Vec<(String, String, Option<i64>)> {
+    gw.recipients_when(id, "recipients settled", |r| {
+        r.status != sealpost_store::RecipientStatus::Queued
+    })
+    .into_iter()
+    .map(|r| (r.address, r.route, r.policy.map(|p| p.0)))
+    .collect()
+}
+
+#[test]
+fn policies_created_through_the_api_decide_the_next_message() {
+    let sink = Sink::start(&[]);
+    let gw = TestGateway::start(&format!(
+        "[domains]\ninternal = [\"corp.example\"]\n[relay]\nnext_hop = \"{0}\"\ninternal_next_hop = \"{0}\"",
+        sink.addr()
+    ));
+
+    let (code, _) = call(
+        &gw,
+        "POST",
+        "/internal-domains",
+        &json!({"domain": "*.corp-group.example"}),
+    );
+    assert_eq!(code, 201);
+    let (code, domains) = call(&gw, "GET", "/internal-domains", &Value::Null);
+    assert_eq!(code, 200);
+    assert_eq!(
+        domains,
+        json!([{"domain": "corp.example", "source": "config"}, {"domain": "*.corp-group.example", "source": "api"}])
+    );
+    let (code, group) = call(
+        &gw,
+        "POST",
+        "/groups",
+        &json!({"name": "Partners", "addresses": ["p1@partner.example"], "domains": ["*.law.example"]}),
+    );
+    assert_eq!(code, 201, "{group}");
+    let (code, definition) = call(
+        &gw,
+        "POST",
+        "/definitions",
+        &json!({"name": "Legal", "expiry_days": 14}),
+    );
+    assert_eq!(code, 201, "{definition}");
+    let def = definition["id"].as_i64().unwrap();
+    let (code, policy) = call(
+        &gw,
+        "POST",
+        "/policies",
+        &json!({
+            "narrative": "Mail to partners goes through the portal",
+            "action": "apply_definition", "definition_id": def,
+            "from": {"kind": "internal"},
+            "to": {"kind": "group", "group_id": group["id"]},
+        }),
+    );
+    assert_eq!(code, 201, "{policy}");
+    assert_eq!(policy["status"], "active");
+    let pid = policy["id"].as_i64().unwrap();
+
+    // One message: a group member (secure), another external recipient
+    // (relayed, no policy), an internal recipient (relayed).
+    let id = send(
+        &gw,
+        &["p1@partner.example", "x@other.example", "bob@corp.example"],
+    );
+    let got = decisions(&gw, &id);
+    assert_eq!(
+        got,
+        vec![
+            (
+                "p1@partner.example".into(),
+                format!("secure:{def}"),
+                Some(pid)
+            ),
+            ("x@other.example".into(), "relay".into(), None),
+            ("bob@corp.example".into(), "relay".into(), None),
+        ]
+    );
+    let held = gw.block_on(gw.store.recipients(&id)).unwrap();
+    assert_eq!(
+        held[0].status,
+        sealpost_store::RecipientStatus::Held,
+        "never relayed"
+    );
+    let delivered = sink.wait_for(1);
+    assert_eq!(delivered.len(), 1);
+    let mut rcpts = delivered[0].rcpt_tos.clone();
+    rcpts.sort();
+    assert_eq!(
+        rcpts,
+        vec!["bob@corp.example", "x@other.example"],
+        "the secure recipient never reaches a relay"
+    );
+
+    // Change the policy: now other.example is selected, partners are not.
+    let (code, changed) = call(
+        &gw,
+        "PUT",
+        &format!("/policies/{pid}"),
+        &json!({
+            "action": "apply_definition", "definition_id": def,
+            "from": {"kind": "internal"},
+            "to": {"kind": "domain", "value": "other.example"},
+        }),
+    );
+    assert_eq!(code, 200, "{changed}");
+    let id = send(&gw, &["p1@partner.example", "x@other.example"]);
+    assert_eq!(
+        decisions(&gw, &id),
+        vec![
+            ("p1@partner.example".into(), "relay".into(), None),
+            ("x@other.example".into(), format!("secure:{def}"), Some(pid)),
+        ]
+    );
+
+    // The explanation agrees.
+    let (code, explained) = call(
+        &gw,
+        "POST",
+        "/policy-test",
+        &json!({"from": "alice@corp.example", "to": "x@other.example"}),
+    );
+    assert_eq!(code, 200, "{explained}");
+    assert_eq!(explained["winner"], pid);
+    assert_eq!(explained["route"], "secure");
+    let (_, explained) = call(
+        &gw,
+        "POST",
+        "/policy-test",
+        &json!({"from": "alice@corp.example", "to": "p1@partner.example"}),
+    );
+    assert_eq!(explained["winner"], Value::Null);
+    assert_eq!(explained["verdicts"][0]["mismatch"]["reason"], "recipient");
+
+    // Filters and deletion rules.
+    let (_, active) = call(&gw, "GET", "/policies?status=active", &Value::Null);
+    assert_eq!(active.as_array().unwrap().len(), 1);
+    let (_, disabled) = call(&gw, "GET", "/policies?status=disabled", &Value::Null);
+    assert_eq!(disabled, json!([]));
+    let (code, err) = call(&gw, "DELETE", &format!("/definitions/{def}"), &Value::Null);
+    assert_eq!(
+        (code, err["code"].as_str()),
+        (422, Some("unknown_definition")),
+        "{err}"
+    );
+    let (code, err) = call(&gw, "DELETE", "/definitions/1", &Value::Null);
+    assert_eq!(
+        (code, err["code"].as_str()),
+        (422, Some("default_definition")),
+        "{err}"
+    );
+    let (code, _) = call(&gw, "DELETE", &format!("/policies/{pid}"), &Value::Null);
+    assert_eq!(code, 204);
+    let (code, err) = call(&gw, "GET", &format!("/policies/{pid}"), &Value::Null);
+    assert_eq!((code, err["code"].as_str()), (404, Some("not_found")));
+}
+
+#[test]
+fn bad_api_input_gets_json_errors_naming_the_field() {
+    let gw = TestGateway::start("");
+    let auth = auth(&gw);
+    let json_type = "Content-Type: application/json";
+    let post = |path: &str, body: &[u8]| api(&gw, "POST", path, Some(body), &[&auth, json_type]);
+    let policy = |extra: &str| {
+        format!(
+            r#"{{"action": "apply_definition", "definition_id": 1, "from": {{"kind": "internal"}},
+                "to": {{"kind": "external"}} {extra}}}"#
+        )
+    };
+
+    // (case, body, status, code, field)
+    type Case<'a> = (&'a str, Vec<u8>, u16, &'a str, Option<&'a str>);
+    let cases: Vec<Case> = vec![
+        ("wrong type", policy(r#", "enabled": "yes""#).into_bytes(), 400, "invalid_field", Some("enabled")),
+        ("unknown field", policy(r#", "colour": 1"#).into_bytes(), 400, "invalid_field", None),
+        ("bad enum", br#"{"action": "explode", "from": {"kind": "internal"}, "to": {"kind": "external"}}"#.to_vec(), 400, "invalid_field", Some("action")),
+        ("malformed", b"{\"action\": ".to_vec(), 400, "malformed_json", None),
+        ("invalid UTF-8", b"{\"narrative\": \"\xff\xfe\"}".to_vec(), 400, "malformed_json", None),
+        ("bi-directional", policy(r#", "bidirectional": true"#).into_bytes(), 422, "bidirectional_not_allowed", Some("bidirectional")),
+        ("inverted dates", policy(r#", "starts_at": "2026-02-01T00:00:00Z", "ends_at": "2026-01-01T00:00:00Z""#).into_bytes(), 422, "empty_date_range", Some("ends_at")),
+        ("bad CIDR", policy(r#", "source_ips": ["10.0.0.0/40"]"#).into_bytes(), 422, "invalid_cidr", Some("source_ips[0]")),
+        ("unknown definition", policy("").replace("\"definition_id\": 1", "\"definition_id\": 77").into_bytes(), 422, "unknown_definition", Some("policies[id=1].definition_id")),
+        ("attribute without name", br#"{"action": "no_action", "from": {"kind": "attribute", "value": "Legal"}, "to": {"kind": "external"}}"#.to_vec(), 422, "missing_attribute_name", Some("from.attribute")),
+        ("huge body", vec![b' '; 2 * 1024 * 1024], 413, "body_too_large", None),
+    ];
+    for (name, body, status, code, field) in cases {
+        let (got, err) = post("/policies", &body);
+        assert_eq!(got, status, "{name}: {err}");
+        assert_eq!(err["code"], code, "{name}: {err}");
+        assert!(
+            err["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{name}: {err}"
+        );
+        if let Some(field) = field {
+            assert_eq!(err["field"], field, "{name}: {err}");
+        }
+    }
+    let (code, err) = api(
+        &gw,
+        "POST",
+        "/policies",
+        Some(policy("").as_bytes()),
+        &[&auth, "Content-Type: text/plain"],
+    );
+    assert_eq!(
+        (code, err["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    let (code, err) = api(&gw, "GET", "/policies", None, &[]);
+    assert_eq!((code, err["code"].as_str()), (401, Some("unauthorized")));
+    let (code, _) = api(
+        &gw,
+        "GET",
+        "/policies",
+        None,
+        &["Authorization: Bearer sp_000000000000_00"],
+    );
+    assert_eq!(code, 401);
+    let (code, err) = api(&gw, "GET", "/policies?status=sideways", None, &[&auth]);
+    assert_eq!((code, err["code"].as_str()), (400, Some("invalid_query")));
+    // Nothing was stored by any of that.
+    let (_, list) = api(&gw, "GET", "/policies", None, &[&auth]);
+    assert_eq!(list, json!([]));
+}
+
+#[test]
+fn the_openapi_document_validates_and_lists_the_endpoints() {
+    let gw = TestGateway::start("");
+    let (code, doc) = api(&gw, "GET", "/openapi.json", None, &[]);
+    assert_eq!(code, 200);
+    for path in [
+        "/policies",
+        "/policies/{id}",
+        "/policy-test",
+        "/groups",
+        "/definitions",
+        "/directory/users",
+        "/directory/users/import",
+        "/internal-domains",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+    let file = gw.data_dir().join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
+    // The validator comes from PyPI for the python3 on PATH
+    // (scripts/install-test-tools.sh installs it).
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys\nfrom openapi_spec_validator import validate\nfrom openapi_spec_validator.readers import read_from_filename\nspec, _ = read_from_filename(sys.argv[1])\nvalidate(spec)\nprint('valid')",
+        ])
+        .arg(&file)
+        .output()
+        .expect("python3 runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains("valid"), "{text}");
+}
+
+#[test]
+fn csv_import_and_api_keys_from_the_cli() {
+    let gw = TestGateway::start("[domains]\ninternal = [\"corp.example\"]");
+    let auth = auth(&gw);
+    let csv = "address,display_name,department\r\nalice@corp.example,\"Smith, Alice\",Legal\r\nbob@corp.example,Bob,Sales\r\n";
+    let (code, body) = api(
+        &gw,
+        "POST",
+        "/directory/users/import",
+        Some(csv.as_bytes()),
+        &[&auth, "Content-Type: text/csv"],
+    );
+    assert_eq!((code, body["imported"].as_u64()), (200, Some(2)), "{body}");
+    let (code, alice) = api(
+        &gw,
+        "GET",
+        "/directory/users/Alice@corp.example",
+        None,
+        &[&auth],
+    );
+    assert_eq!(code, 200);
+    assert_eq!(alice["attributes"]["department"], "Legal");
+    let (code, err) = api(
+        &gw,
+        "POST",
+        "/directory/users/import",
+        Some(b"address\nnot an address\n"),
+        &[&auth, "Content-Type: text/csv"],
+    );
+    assert_eq!(
+        (code, err["code"].as_str()),
+        (422, Some("invalid_address")),
+        "{err}"
+    );
+
+    // A read-only key made by the CLI while the gateway runs can read and
+    // cannot write.
+    let config = gw.data_dir().join("sealpost.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(["apikey", "create", "--role", "read_only", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let ro = format!("Authorization: Bearer {key}");
+    let (code, _) = api(&gw, "GET", "/policies", None, &[&ro]);
+    assert_eq!(code, 200);
+    let (code, err) = api(
+        &gw,
+        "POST",
+        "/groups",
+        Some(br#"{"name": "x"}"#),
+        &[&ro, "Content-Type: application/json"],
+    );
+    assert_eq!((code, err["code"].as_str()), (403, Some("forbidden")));
+    let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(["apikey", "create", "--role", "emperor", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use one of"));
+}
