@@ -2,6 +2,8 @@
 //! binary stays thin and end-to-end tests can start a real gateway
 //! in-process on port 0.
 
+pub mod admin_cli;
+pub mod api_client;
 pub mod config;
 pub mod serve;
 pub mod tls;

@@ -6,6 +6,8 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 use sealpost::{
+    admin_cli,
+    api_client::ApiClient,
     config::{self, Config},
     serve::Application,
     tls::CertificateSource,
@@ -32,11 +34,95 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Secure Messaging policies, through the running gateway's API.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Import directory users from CSV (`import users FILE.csv`), or a
+    /// whole policy configuration exported by `sealpost export`
+    /// (`import FILE`, TOML or JSON; replaces everything).
+    #[command(args_conflicts_with_subcommands = true)]
+    Import {
+        #[command(subcommand)]
+        what: Option<ImportCommand>,
+        /// The configuration document to import.
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Print the whole policy configuration (for version control).
+    Export {
+        /// toml or json.
+        #[arg(long, default_value = "toml")]
+        format: String,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Manage API keys for the REST API (/api/v1).
     Apikey {
         #[command(subcommand)]
         command: ApikeyCommand,
     },
+}
+
+/// How the administration commands reach the gateway.
+#[derive(Debug, clap::Args)]
+struct ApiArgs {
+    /// The configuration file (for admin.listen).
+    #[arg(long, short, env = "SEALPOST_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// The API's address, host:port (default: admin.listen).
+    #[arg(long, env = "SEALPOST_API_ADDR", global = true)]
+    api_addr: Option<String>,
+    /// An API key (from `sealpost apikey create` or the first start).
+    #[arg(long, env = "SEALPOST_API_KEY", global = true, hide_env_values = true)]
+    api_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// List policies.
+    List {
+        /// active, future, expired or disabled.
+        #[arg(long)]
+        status: Option<String>,
+        /// Policy type (secure_messaging).
+        #[arg(long = "type")]
+        kind: Option<String>,
+    },
+    /// Show one policy as JSON.
+    Show { id: i64 },
+    /// Add a policy from a JSON document (a file, or - for stdin).
+    Add { file: PathBuf },
+    /// Remove a policy.
+    Remove { id: i64 },
+    /// Explain which policy applies to a message, and why.
+    Test {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        header_from: Option<String>,
+        #[arg(long)]
+        ip: Option<String>,
+        /// RFC 3339 time (default now).
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Directory users from CSV: header row with `address`, optional
+    /// `display_name`, other columns are attributes.
+    Users { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +160,44 @@ fn main() -> ExitCode {
         Command::Apikey {
             command: ApikeyCommand::Create { role, name, config },
         } => apikey_create(config, &role, &name),
+        Command::Policy { command, api } => admin(&api, |client| match command {
+            PolicyCommand::List { status, kind } => {
+                admin_cli::policy_list(client, status.as_deref(), kind.as_deref())
+            }
+            PolicyCommand::Show { id } => admin_cli::policy_show(client, id),
+            PolicyCommand::Add { file } => admin_cli::policy_add(client, &file),
+            PolicyCommand::Remove { id } => admin_cli::policy_remove(client, id),
+            PolicyCommand::Test {
+                from,
+                to,
+                header_from,
+                ip,
+                at,
+            } => admin_cli::policy_test(
+                client,
+                &from,
+                &to,
+                header_from.as_deref(),
+                ip.as_deref(),
+                at.as_deref(),
+            ),
+        }),
+        Command::Import { what, file, api } => admin(&api, |client| match (what, file) {
+            (Some(ImportCommand::Users { file }), _) => admin_cli::import_users(client, &file),
+            (None, Some(file)) => admin_cli::import_config(client, &file),
+            (None, None) => Err(admin_cli::Failure {
+                message: "name a file: `sealpost import FILE` or `sealpost import users FILE.csv`"
+                    .into(),
+                code: 2,
+            }),
+        }),
+        Command::Export {
+            format,
+            output,
+            api,
+        } => admin(&api, |client| {
+            admin_cli::export(client, &format, output.as_deref())
+        }),
     }
 }
 
@@ -172,6 +296,33 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
             }
         }
     })
+}
+
+/// Runs an administration command against the gateway's API.
+fn admin(
+    args: &ApiArgs,
+    command: impl FnOnce(&ApiClient) -> Result<(), admin_cli::Failure>,
+) -> ExitCode {
+    let authority = match &args.api_addr {
+        Some(a) => a.clone(),
+        None => match load(args.config.as_deref()) {
+            Ok(c) => c.admin_listen.to_string(),
+            Err(code) => return code,
+        },
+    };
+    let Some(key) = args.api_key.clone() else {
+        eprintln!(
+            "sealpost: an API key is needed: --api-key or SEALPOST_API_KEY (create one with `sealpost apikey create --role policy_admin`)"
+        );
+        return ExitCode::from(2);
+    };
+    match command(&ApiClient { authority, key }) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("sealpost: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
 }
 
 fn apikey_create(path: Option<PathBuf>, role: &str, name: &str) -> ExitCode {

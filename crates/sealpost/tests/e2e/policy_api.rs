@@ -402,3 +402,146 @@ fn csv_import_and_api_keys_from_the_cli() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("use one of"));
 }
+
+/// Runs the CLI against the gateway's API; returns (exit code, stdout, stderr).
+fn cli(gw: &TestGateway, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(args)
+        .env("SEALPOST_API_ADDR", gw.admin.to_string())
+        .env("SEALPOST_API_KEY", gw.api_key.as_deref().unwrap())
+        .env_remove("SEALPOST_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_policy_commands_and_export_import_round_trip() {
+    let gw = TestGateway::start("[domains]\ninternal = [\"corp.example\"]");
+    let (code, out, err) = cli(
+        &gw,
+        &["policy", "add", "-"],
+        Some(
+            r#"{"narrative": "all external mail", "action": "apply_definition", "definition_id": 1,
+                 "from": {"kind": "internal"}, "to": {"kind": "external"}}"#,
+        ),
+    );
+    assert_eq!(code, 0, "{err}");
+    let id: i64 = out.trim().parse().unwrap();
+
+    let (code, out, _) = cli(&gw, &["policy", "list"], None);
+    assert_eq!(code, 0);
+    assert!(
+        out.lines().any(|l| l.starts_with(&id.to_string())
+            && l.contains("active")
+            && l.contains("all external mail")),
+        "{out}"
+    );
+
+    let (code, out, _) = cli(
+        &gw,
+        &[
+            "policy",
+            "test",
+            "--from",
+            "alice@corp.example",
+            "--to",
+            "x@ext.example",
+        ],
+        None,
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("direction: internal to external"), "{out}");
+    assert!(
+        out.contains(&format!("winner: policy {id} -> secure (definition 1)")),
+        "{out}"
+    );
+    let (_, out, _) = cli(
+        &gw,
+        &[
+            "policy",
+            "test",
+            "--from",
+            "alice@corp.example",
+            "--to",
+            "bob@corp.example",
+        ],
+        None,
+    );
+    assert!(
+        out.contains("winner: none -> relay") && out.contains("internal recipient"),
+        "{out}"
+    );
+
+    let (code, _, err) = cli(
+        &gw,
+        &["policy", "add", "-"],
+        Some(
+            r#"{"action": "apply_definition", "definition_id": 1, "bidirectional": true,
+                 "from": {"kind": "internal"}, "to": {"kind": "external"}}"#,
+        ),
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("bidirectional") && err.contains("internal → external"),
+        "{err}"
+    );
+
+    let csv = gw.data_dir().join("users.csv");
+    std::fs::write(&csv, "address,display_name,department\nalice@corp.example,Alice,Legal\nbob@corp.example,Bob,Sales\ncarol@corp.example,\"Carol\nSmith\",Legal\n").unwrap();
+    let (code, out, err) = cli(&gw, &["import", "users", csv.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "3");
+    assert!(err.contains("imported 3 of 3 users"), "{err}");
+
+    let exported = gw.data_dir().join("policy.toml");
+    let (code, _, err) = cli(
+        &gw,
+        &[
+            "export",
+            "--format",
+            "toml",
+            "-o",
+            exported.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert!(
+        text.contains("all external mail") && text.contains("carol@corp.example"),
+        "{text}"
+    );
+
+    let (code, _, _) = cli(&gw, &["policy", "remove", &id.to_string()], None);
+    assert_eq!(code, 0);
+    let (code, _, err) = cli(&gw, &["policy", "show", &id.to_string()], None);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = cli(&gw, &["import", exported.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("1 policies") && err.contains("3 users"),
+        "{err}"
+    );
+    let (code, out, _) = cli(&gw, &["policy", "show", &id.to_string()], None);
+    assert_eq!(code, 0);
+    assert!(out.contains("all external mail"), "{out}");
+}

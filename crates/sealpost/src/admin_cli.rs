@@ -1,0 +1,400 @@
+//! The administration commands of the CLI: `policy`, `import`, `export`.
+//! They talk to the running gateway's REST API ([`crate::api_client`]), so
+//! what they change applies to the next message, exactly as a change made
+//! in the console would.
+
+use std::{io::Write, path::Path};
+
+use serde_json::{Value, json};
+
+use crate::api_client::{ApiClient, ApiResponse};
+
+/// A command's failure: what to print, and the exit code (1 for a failed
+/// operation, 2 for bad input the operator can fix).
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub code: u8,
+}
+
+type Outcome = Result<(), Failure>;
+
+fn fail(message: impl Into<String>) -> Failure {
+    Failure {
+        message: message.into(),
+        code: 1,
+    }
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        message: message.into(),
+        code: 2,
+    }
+}
+
+fn expect(response: ApiResponse, ok: u16) -> Result<Value, Failure> {
+    if response.status == ok {
+        Ok(response.json())
+    } else {
+        let code = if (400..500).contains(&response.status) && response.status != 401 {
+            2
+        } else {
+            1
+        };
+        Err(Failure {
+            message: response.error_text(),
+            code,
+        })
+    }
+}
+
+fn call(
+    api: &ApiClient,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+    ok: u16,
+) -> Result<Value, Failure> {
+    expect(api.request(method, path, body).map_err(fail)?, ok)
+}
+
+/// Prints rows as aligned columns.
+fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// A condition in a few words.
+fn party(v: &Value) -> String {
+    let kind = v["kind"].as_str().unwrap_or("?");
+    let basis = match v["based_on"].as_str() {
+        Some("header") => " (header From)",
+        Some("both") => " (envelope or header)",
+        _ => "",
+    };
+    let what = match kind {
+        "domain" | "address" => v["value"].as_str().unwrap_or("").to_owned(),
+        "group" => format!("group {}", v["group_id"]),
+        "attribute" => format!(
+            "{}={}",
+            v["attribute"].as_str().unwrap_or(""),
+            v["value"].as_str().unwrap_or("")
+        ),
+        other => other.to_owned(),
+    };
+    format!("{what}{basis}")
+}
+
+fn action(p: &Value) -> String {
+    match p["action"].as_str() {
+        Some("apply_definition") => format!("definition {}", p["definition_id"]),
+        _ => "take no action".to_owned(),
+    }
+}
+
+pub fn policy_list(api: &ApiClient, status: Option<&str>, kind: Option<&str>) -> Outcome {
+    let mut query = Vec::new();
+    if let Some(s) = status {
+        query.push(format!("status={s}"));
+    }
+    if let Some(t) = kind {
+        query.push(format!("type={t}"));
+    }
+    let path = if query.is_empty() {
+        "/policies".to_owned()
+    } else {
+        format!("/policies?{}", query.join("&"))
+    };
+    let list = call(api, "GET", &path, None, 200)?;
+    let rows: Vec<Vec<String>> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            vec![
+                p["id"].to_string(),
+                p["status"].as_str().unwrap_or("").to_owned(),
+                action(p),
+                party(&p["from"]),
+                party(&p["to"]),
+                p["narrative"].as_str().unwrap_or("").to_owned(),
+            ]
+        })
+        .collect();
+    table(
+        &["ID", "STATUS", "ACTION", "FROM", "TO", "NARRATIVE"],
+        &rows,
+    );
+    Ok(())
+}
+
+pub fn policy_show(api: &ApiClient, id: i64) -> Outcome {
+    let p = call(api, "GET", &format!("/policies/{id}"), None, 200)?;
+    println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+    Ok(())
+}
+
+/// Adds a policy from a JSON document (a file, or `-` for stdin).
+pub fn policy_add(api: &ApiClient, file: &Path) -> Outcome {
+    let text = read_input(file)?;
+    let created = call(
+        api,
+        "POST",
+        "/policies",
+        Some(("application/json", text.as_bytes())),
+        201,
+    )?;
+    println!("{}", created["id"]);
+    eprintln!(
+        "Created policy {} ({}); it applies from the next message.",
+        created["id"],
+        created["status"].as_str().unwrap_or("")
+    );
+    Ok(())
+}
+
+pub fn policy_remove(api: &ApiClient, id: i64) -> Outcome {
+    call(api, "DELETE", &format!("/policies/{id}"), None, 204)?;
+    eprintln!("Removed policy {id}.");
+    Ok(())
+}
+
+/// `sealpost policy test`: the explanation as a table.
+pub fn policy_test(
+    api: &ApiClient,
+    from: &str,
+    to: &str,
+    header_from: Option<&str>,
+    ip: Option<&str>,
+    at: Option<&str>,
+) -> Outcome {
+    let mut body = json!({"from": from, "to": to});
+    if let Some(h) = header_from {
+        body["header_from"] = json!(h);
+    }
+    if let Some(ip) = ip {
+        body["ip"] = json!(ip);
+    }
+    if let Some(at) = at {
+        body["at"] = json!(at);
+    }
+    let body = serde_json::to_vec(&body).unwrap_or_default();
+    let e = call(
+        api,
+        "POST",
+        "/policy-test",
+        Some(("application/json", &body)),
+        200,
+    )?;
+    let direction = e["direction"].as_str().unwrap_or("");
+    println!("direction: {}", direction.replace('_', " "));
+    let rank: Vec<i64> = e["ranking"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_i64)
+        .collect();
+    let rows: Vec<Vec<String>> = e["verdicts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let id = v["policy"].as_i64().unwrap_or(0);
+            let result = if v["matched"].as_bool() == Some(true) {
+                "matched".to_owned()
+            } else {
+                let m = &v["mismatch"];
+                match m["reason"].as_str() {
+                    Some("sender") => {
+                        format!("sender is not {}", m["expected"].as_str().unwrap_or(""))
+                    }
+                    Some("recipient") => {
+                        format!("recipient is not {}", m["expected"].as_str().unwrap_or(""))
+                    }
+                    Some(r) => r.replace('_', " "),
+                    None => "not matched".to_owned(),
+                }
+            };
+            let position = rank
+                .iter()
+                .position(|r| *r == id)
+                .map(|p| (p + 1).to_string())
+                .unwrap_or_else(|| "-".to_owned());
+            vec![id.to_string(), position, result]
+        })
+        .collect();
+    table(&["POLICY", "RANK", "RESULT"], &rows);
+    if e["override_applied"].as_bool() == Some(true) {
+        println!("override: only override policies were ranked");
+    }
+    match e["winner"].as_i64() {
+        Some(w) => println!(
+            "winner: policy {w} -> {}{}",
+            e["route"].as_str().unwrap_or(""),
+            e["definition"]
+                .as_i64()
+                .map(|d| format!(" (definition {d})"))
+                .unwrap_or_default()
+        ),
+        None => println!("winner: none -> {}", e["route"].as_str().unwrap_or("relay")),
+    }
+    Ok(())
+}
+
+/// Rows per import request: each batch is one commit, and progress is
+/// reported between batches.
+const IMPORT_BATCH: usize = 2000;
+
+/// `sealpost import users FILE.csv`, in batches with progress.
+pub fn import_users(api: &ApiClient, file: &Path) -> Outcome {
+    let text = read_input(file)?;
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .ok_or_else(|| usage(format!("{} is empty", file.display())))?;
+    // Batches must not split a quoted field that spans lines: cut only at
+    // line ends outside quotes.
+    let mut batches: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut rows = 0;
+    let mut in_quotes = false;
+    for line in lines {
+        current.push_str(line);
+        current.push('\n');
+        in_quotes ^= line.matches('"').count() % 2 == 1;
+        if !in_quotes {
+            rows += 1;
+            if rows % IMPORT_BATCH == 0 {
+                batches.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    if !current.trim().is_empty() {
+        batches.push(current);
+    }
+    let total = rows;
+    let mut done = 0u64;
+    let mut stderr = std::io::stderr();
+    for (i, batch) in batches.iter().enumerate() {
+        let body = format!("{header}\n{batch}");
+        let result = call(
+            api,
+            "POST",
+            "/directory/users/import",
+            Some(("text/csv", body.as_bytes())),
+            200,
+        )
+        .map_err(|mut f| {
+            f.message = format!(
+                "batch {} (rows {} to {}): {}; the {done} rows before it were imported",
+                i + 1,
+                i * IMPORT_BATCH + 1,
+                (i + 1) * IMPORT_BATCH,
+                f.message
+            );
+            f
+        })?;
+        done += result["imported"].as_u64().unwrap_or(0);
+        let _ = write!(stderr, "\rimported {done} of {total} users");
+        let _ = stderr.flush();
+    }
+    let _ = writeln!(stderr);
+    println!("{done}");
+    Ok(())
+}
+
+/// `sealpost export`: the whole policy configuration.
+pub fn export(api: &ApiClient, format: &str, output: Option<&Path>) -> Outcome {
+    let doc = call(api, "GET", "/config", None, 200)?;
+    let text = match format {
+        "json" => serde_json::to_string_pretty(&doc).map_err(|e| fail(e.to_string()))?,
+        "toml" => {
+            // JSON nulls have no TOML form; they mean "absent".
+            toml::to_string(&strip_nulls(doc)).map_err(|e| fail(e.to_string()))?
+        }
+        other => return Err(usage(format!("unknown format {other:?}; use toml or json"))),
+    };
+    match output {
+        None => print!("{text}"),
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?,
+    }
+    Ok(())
+}
+
+fn strip_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(strip_nulls).collect()),
+        other => other,
+    }
+}
+
+/// `sealpost import FILE`: replaces the whole configuration with an
+/// exported document (TOML or JSON, by extension or content).
+pub fn import_config(api: &ApiClient, file: &Path) -> Outcome {
+    let text = read_input(file)?;
+    let doc: Value = if text.trim_start().starts_with('{') {
+        serde_json::from_str(&text)
+            .map_err(|e| usage(format!("{}: not valid JSON: {e}", file.display())))?
+    } else {
+        toml::from_str(&text)
+            .map_err(|e| usage(format!("{}: not valid TOML: {e}", file.display())))?
+    };
+    let body = serde_json::to_vec(&doc).map_err(|e| fail(e.to_string()))?;
+    let now = call(
+        api,
+        "PUT",
+        "/config",
+        Some(("application/json", &body)),
+        200,
+    )?;
+    eprintln!(
+        "Imported: {} policies, {} definitions, {} groups, {} users, {} internal domains.",
+        count(&now["policies"]),
+        count(&now["definitions"]),
+        count(&now["groups"]),
+        count(&now["users"]),
+        count(&now["internal_domains"])
+    );
+    Ok(())
+}
+
+fn count(v: &Value) -> usize {
+    v.as_array().map_or(0, Vec::len)
+}
+
+fn read_input(file: &Path) -> Result<String, Failure> {
+    if file == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| fail(format!("reading stdin: {e}")))?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(file).map_err(|e| usage(format!("cannot read {}: {e}", file.display())))
+}
