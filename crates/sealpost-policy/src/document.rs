@@ -6,7 +6,10 @@
 //! validates every object and the whole together, giving the snapshot
 //! decisions are made against.
 
-use serde::{Deserialize, Serialize};
+use serde::{
+    Deserialize, Deserializer, Serialize,
+    de::{DeserializeOwned, Error as _},
+};
 
 use crate::{
     decide::PolicyId,
@@ -20,7 +23,7 @@ use crate::{
 };
 
 /// A stored group: its id and its draft.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupEntry {
     pub id: GroupId,
@@ -29,23 +32,85 @@ pub struct GroupEntry {
 }
 
 /// A stored definition: its id, whether it is the default, its draft.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DefinitionEntry {
     pub id: DefinitionId,
-    #[serde(default)]
     pub is_default: bool,
     #[serde(flatten)]
     pub definition: DefinitionDraft,
 }
 
 /// A stored policy: its id and its draft.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyEntry {
     pub id: PolicyId,
     #[serde(flatten)]
     pub policy: PolicyDraft,
+}
+
+// The entries are read by hand: serde's `flatten` would let unknown fields
+// through silently, and a typo in an imported document must be an error.
+// Each entry is read as a map, its id taken out, and the rest read as the
+// draft (which refuses unknown fields).
+
+fn split_entry<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    keys: &[&str],
+) -> Result<(Vec<serde_json::Value>, serde_json::Value), D::Error> {
+    let mut map = serde_json::Map::deserialize(deserializer)?;
+    let taken = keys
+        .iter()
+        .map(|k| map.remove(*k).unwrap_or(serde_json::Value::Null))
+        .collect();
+    Ok((taken, serde_json::Value::Object(map)))
+}
+
+fn field<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+    name: &str,
+    value: serde_json::Value,
+) -> Result<T, D::Error> {
+    if value.is_null() && name == "id" {
+        return Err(D::Error::missing_field("id"));
+    }
+    serde_json::from_value(value).map_err(|e| D::Error::custom(format!("{name}: {e}")))
+}
+
+impl<'de> Deserialize<'de> for GroupEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (mut taken, rest) = split_entry(deserializer, &["id"])?;
+        Ok(GroupEntry {
+            id: field::<_, D>("id", taken.remove(0))?,
+            group: serde_json::from_value(rest).map_err(D::Error::custom)?,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for DefinitionEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (mut taken, rest) = split_entry(deserializer, &["id", "is_default"])?;
+        let is_default = taken.remove(1);
+        Ok(DefinitionEntry {
+            id: field::<_, D>("id", taken.remove(0))?,
+            is_default: if is_default.is_null() {
+                false
+            } else {
+                field::<_, D>("is_default", is_default)?
+            },
+            definition: serde_json::from_value(rest).map_err(D::Error::custom)?,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for PolicyEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (mut taken, rest) = split_entry(deserializer, &["id"])?;
+        Ok(PolicyEntry {
+            id: field::<_, D>("id", taken.remove(0))?,
+            policy: serde_json::from_value(rest).map_err(D::Error::custom)?,
+        })
+    }
 }
 
 /// Every object of the policy configuration.
