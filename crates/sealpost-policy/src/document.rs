@@ -155,6 +155,9 @@ impl PolicyDocument {
                 )
             })?);
         }
+        unique_ids(self.groups.iter().map(|g| g.id.0), "groups")?;
+        unique_ids(self.definitions.iter().map(|d| d.id.0), "definitions")?;
+        unique_ids(self.policies.iter().map(|p| p.id.0), "policies")?;
         let users = self
             .users
             .iter()
@@ -207,6 +210,21 @@ impl PolicyDocument {
             policies,
         })
     }
+}
+
+/// Ids must differ within one kind of object.
+fn unique_ids(ids: impl Iterator<Item = i64>, kind: &str) -> Result<(), Invalid> {
+    let mut seen = std::collections::HashSet::new();
+    for id in ids {
+        if !seen.insert(id) {
+            return Err(Invalid::new(
+                format!("{kind}[id={id}].id"),
+                "duplicate_id",
+                format!("two {kind} have the id {id}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Names must differ (ignoring case) within one kind of object.

@@ -21,6 +21,17 @@ pub fn parse_users(text: &str) -> Result<Vec<UserDraft>, ApiError> {
         .iter()
         .map(|h| h.trim().to_ascii_lowercase())
         .collect();
+    for (i, h) in header.iter().enumerate() {
+        if h.is_empty() || header[..i].contains(h) {
+            return Err(line_error(
+                1,
+                &format!(
+                    "column {} of the header is empty or repeats {h:?} (names ignore case)",
+                    i + 1
+                ),
+            ));
+        }
+    }
     let address_col = header
         .iter()
         .position(|h| h == "address" || h == "email")
@@ -113,7 +124,8 @@ fn records(text: &str) -> impl Iterator<Item = (usize, Result<Vec<String>, Strin
                     continue;
                 }
                 (false, '\r') if chars.peek() == Some(&'\n') => {}
-                (false, '\n') => {
+                // A lone CR (old Mac files) ends a line too.
+                (false, '\n' | '\r') => {
                     line += 1;
                     fields.push(std::mem::take(&mut field));
                     return Some((start, Ok(fields)));
@@ -143,6 +155,14 @@ mod tests {
         assert_eq!(users[0].attributes["department"], "Legal");
         assert_eq!(users[1].attributes["department"], "Sales \"EMEA\"");
         assert!(!users[1].attributes.contains_key("country"));
+    }
+
+    #[test]
+    fn lone_carriage_returns_end_lines_and_headers_must_be_distinct() {
+        let users = parse_users("address,name\ra@x.example,A\rb@x.example,B\r").unwrap();
+        assert_eq!(users.len(), 2);
+        let e = parse_users("address,Dept,dept\na@x.example,1,2\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("line 1"));
     }
 
     #[test]

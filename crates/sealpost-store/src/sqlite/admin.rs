@@ -201,10 +201,19 @@ pub(super) fn apply_change(
                 "DELETE FROM internal_domains; DELETE FROM directory_users;
                  DELETE FROM profile_groups; DELETE FROM definitions; DELETE FROM policies;",
             )?;
-            for d in &doc.internal_domains {
+            for (i, d) in doc.internal_domains.iter().enumerate() {
+                // Stored in canonical form, as AddInternalDomain does, so
+                // a later DELETE finds it; duplicates collapse.
+                let parsed = DomainPattern::parse(d).map_err(|e| {
+                    StoreError::Rejected(Invalid::new(
+                        format!("internal_domains[{i}]"),
+                        "invalid_domain",
+                        format!("{d:?} is not a valid domain or *.domain pattern: {e}"),
+                    ))
+                })?;
                 conn.execute(
                     "INSERT OR IGNORE INTO internal_domains (pattern, created_at) VALUES (?1, ?2)",
-                    params![d, t],
+                    params![parsed.to_string(), t],
                 )?;
             }
             for (i, u) in doc.users.iter().enumerate() {

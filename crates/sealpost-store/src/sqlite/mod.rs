@@ -87,8 +87,26 @@ impl SqliteStore {
         } else {
             Some(Arc::new(lock_database(db_path)?))
         };
+        if shared && !db_path.exists() {
+            return Err(StoreError::Unavailable(format!(
+                "{} does not exist; start `sealpost serve` once to create it (or check database.url and the directory you run this in)",
+                db_path.display()
+            )));
+        }
         let mut conn = connect(db_path, false)?;
-        migrate(&mut conn)?;
+        if shared {
+            // Beside a running gateway: never migrate under it.
+            let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+            if version != MIGRATIONS.len() as i64 {
+                return Err(StoreError::Unavailable(format!(
+                    "{} is at schema version {version}, this sealpost expects {}; run `sealpost serve` of this version once first",
+                    db_path.display(),
+                    MIGRATIONS.len()
+                )));
+            }
+        } else {
+            migrate(&mut conn)?;
+        }
         admin::ensure_default_definition(&conn)?;
         let spool = Arc::new(Spool::open(spool_dir)?);
         if shared {

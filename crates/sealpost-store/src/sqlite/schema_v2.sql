@@ -15,20 +15,20 @@ CREATE TABLE directory_users (
 ) STRICT;
 
 CREATE TABLE profile_groups (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: tracking records name policies by id
     doc        TEXT NOT NULL,             -- GroupDraft
     updated_at INTEGER NOT NULL
 ) STRICT;
 
 CREATE TABLE definitions (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: tracking records name policies by id
     is_default INTEGER NOT NULL DEFAULT 0,
     doc        TEXT NOT NULL,             -- DefinitionDraft
     updated_at INTEGER NOT NULL
 ) STRICT;
 
 CREATE TABLE policies (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: tracking records name policies by id
     doc        TEXT NOT NULL,             -- PolicyDraft
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL

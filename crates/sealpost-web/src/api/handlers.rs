@@ -5,7 +5,7 @@ use std::{net::IpAddr, time::SystemTime};
 use axum::{
     Json,
     body::Bytes,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{ApiError, ApiJson, ApiState, Caller};
+use super::{ApiError, ApiJson, ApiPath, ApiState, Caller};
 
 pub(super) fn routes(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
     router
@@ -28,8 +28,6 @@ pub(super) fn routes(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState>
         .routes(routes!(remove_internal_domain))
         .routes(routes!(list_users, put_user))
         .routes(routes!(get_user, delete_user))
-        .routes(routes!(list_groups, create_group))
-        .routes(routes!(get_group, update_group, delete_group))
         .routes(routes!(list_definitions, create_definition))
         .routes(routes!(
             get_definition,
@@ -39,12 +37,16 @@ pub(super) fn routes(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState>
         .routes(routes!(list_policies, create_policy))
         .routes(routes!(get_policy, update_policy, delete_policy))
         .routes(routes!(policy_test))
-        .routes(routes!(export_config, import_config))
 }
 
-/// The CSV import, which takes larger bodies than the JSON endpoints.
-pub(super) fn import_routes(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
-    router.routes(routes!(import_users))
+/// The endpoints that take bulk bodies (CSV import, whole configuration,
+/// groups of many addresses), under a larger body limit.
+pub(super) fn bulk_routes(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
+    router
+        .routes(routes!(import_users))
+        .routes(routes!(list_groups, create_group))
+        .routes(routes!(get_group, update_group, delete_group))
+        .routes(routes!(export_config, import_config))
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -141,7 +143,7 @@ async fn add_internal_domain(
 async fn remove_internal_domain(
     caller: Caller,
     State(state): State<ApiState>,
-    Path(domain): Path<String>,
+    ApiPath(domain): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     caller.require_policy_edit()?;
     state
@@ -184,7 +186,7 @@ async fn put_user(
 async fn get_user(
     _caller: Caller,
     State(state): State<ApiState>,
-    Path(address): Path<String>,
+    ApiPath(address): ApiPath<String>,
 ) -> ApiResult<Json<UserDraft>> {
     let address = EmailAddress::parse(address.trim())
         .map_err(|_| ApiError::not_found(format!("directory user {address} not found")))?;
@@ -203,7 +205,7 @@ async fn get_user(
 async fn delete_user(
     caller: Caller,
     State(state): State<ApiState>,
-    Path(address): Path<String>,
+    ApiPath(address): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     caller.require_policy_edit()?;
     state
@@ -227,9 +229,10 @@ struct Imported {
 async fn import_users(
     caller: Caller,
     State(state): State<ApiState>,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<Imported>> {
     caller.require_policy_edit()?;
+    let body = body.map_err(super::body_error)?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("invalid_utf8", "the CSV file is not valid UTF-8"))?;
     let users = crate::csv::parse_users(text)?;
@@ -278,7 +281,7 @@ async fn create_group(
 async fn get_group(
     _caller: Caller,
     State(state): State<ApiState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<GroupEntry>> {
     document(&state)
         .await?
@@ -296,7 +299,7 @@ async fn get_group(
 async fn update_group(
     caller: Caller,
     State(state): State<ApiState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(group): ApiJson<GroupDraft>,
 ) -> ApiResult<Json<GroupEntry>> {
     caller.require_policy_edit()?;
@@ -316,7 +319,7 @@ async fn update_group(
 async fn delete_group(
     caller: Caller,
     State(state): State<ApiState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
     caller.require_policy_edit()?;
     state
@@ -365,7 +368,7 @@ async fn create_definition(
 async fn get_definition(
     _caller: Caller,
     State(state): State<ApiState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<DefinitionEntry>> {
     document(&state)
         .await?
@@ -383,7 +386,7 @@ async fn get_definition(
 async fn update_definition(
     caller: Caller,
     State(state): State<ApiState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(definition): ApiJson<DefinitionDraft>,
 ) -> ApiResult<Json<DefinitionEntry>> {
     caller.require_policy_edit()?;
@@ -413,7 +416,7 @@ async fn update_definition(
 async fn delete_definition(
     caller: Caller,
     State(state): State<ApiState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
     caller.require_policy_edit()?;
     state
@@ -512,7 +515,7 @@ async fn create_policy(
 async fn get_policy(
     _caller: Caller,
     State(state): State<ApiState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<PolicyView>> {
     let entry = document(&state)
         .await?
@@ -530,7 +533,7 @@ async fn get_policy(
 async fn update_policy(
     caller: Caller,
     State(state): State<ApiState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(policy): ApiJson<PolicyDraft>,
 ) -> ApiResult<Json<PolicyView>> {
     caller.require_policy_edit()?;
@@ -554,7 +557,7 @@ async fn update_policy(
 async fn delete_policy(
     caller: Caller,
     State(state): State<ApiState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
     caller.require_policy_edit()?;
     state

@@ -29,8 +29,9 @@ pub use service::PolicyService;
 
 /// Largest JSON body accepted, in bytes.
 pub const MAX_JSON_BODY: usize = 1024 * 1024;
-/// Largest CSV import accepted, in bytes.
-pub const MAX_CSV_BODY: usize = 64 * 1024 * 1024;
+/// Largest bulk body accepted (CSV import, whole configuration, a group),
+/// in bytes.
+pub const MAX_BULK_BODY: usize = 64 * 1024 * 1024;
 
 /// What API handlers share.
 #[derive(Clone)]
@@ -80,9 +81,9 @@ impl utoipa::Modify for BearerAuth {
 pub fn router(state: ApiState) -> axum::Router {
     let json = handlers::routes(OpenApiRouter::with_openapi(ApiDoc::openapi()))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY));
-    let csv = handlers::import_routes(OpenApiRouter::new())
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_CSV_BODY));
-    let (router, openapi) = json.merge(csv).split_for_parts();
+    let bulk = handlers::bulk_routes(OpenApiRouter::new())
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BULK_BODY));
+    let (router, openapi) = json.merge(bulk).split_for_parts();
     let openapi = Arc::new(openapi);
     router
         .route(
@@ -93,6 +94,13 @@ pub fn router(state: ApiState) -> axum::Router {
             }),
         )
         .fallback(|| async { ApiError::not_found("no such API endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
         .with_state(state)
 }
 
@@ -174,6 +182,28 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A path parameter, with a JSON error when it does not parse.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| ApiPath(v))
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+    }
+}
+
 /// A JSON body, parsed with the path of any bad field reported.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
@@ -202,12 +232,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-fn body_error(e: BytesRejection) -> ApiError {
+pub(crate) fn body_error(e: BytesRejection) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            format!("the body is larger than {MAX_JSON_BODY} bytes"),
+            format!(
+                "the body is too large (limits: {MAX_JSON_BODY} bytes; {MAX_BULK_BODY} for imports, groups and /config)"
+            ),
         )
     } else {
         ApiError::bad_request("bad_body", e.body_text())

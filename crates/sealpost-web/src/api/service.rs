@@ -16,6 +16,10 @@ use tokio::sync::Mutex;
 
 /// The policy configuration's single writer and the live snapshot.
 pub struct PolicyService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     store: Arc<dyn AdminStore>,
     snapshot: Arc<ArcSwap<PolicySet>>,
     /// Internal domains from the configuration file (`domains.internal`),
@@ -40,11 +44,13 @@ impl PolicyService {
         max_expiry_days: u32,
     ) -> Self {
         PolicyService {
-            store,
-            snapshot,
-            file_domains,
-            max_expiry_days,
-            changes: Mutex::new(()),
+            inner: Arc::new(Inner {
+                store,
+                snapshot,
+                file_domains,
+                max_expiry_days,
+                changes: Mutex::new(()),
+            }),
         }
     }
 
@@ -54,10 +60,11 @@ impl PolicyService {
     /// A store failure, or [`StoreError::Rejected`] when the stored
     /// configuration does not validate (it names the object).
     pub async fn load(&self) -> Result<(), StoreError> {
-        let _guard = self.changes.lock().await;
-        let document = self.store.load_config().await?;
+        let inner = &self.inner;
+        let _guard = inner.changes.lock().await;
+        let document = inner.store.load_config().await?;
         let set = self.compile(&document).map_err(StoreError::Rejected)?;
-        self.snapshot.store(Arc::new(set));
+        inner.snapshot.store(Arc::new(set));
         Ok(())
     }
 
@@ -66,32 +73,41 @@ impl PolicyService {
         &self,
         document: &PolicyDocument,
     ) -> Result<PolicySet, sealpost_policy::Invalid> {
-        document.compile(&self.file_domains, self.max_expiry_days)
+        document.compile(&self.inner.file_domains, self.inner.max_expiry_days)
     }
 
     /// Commits `change` and swaps in the snapshot it produced. Returns the
     /// id of a created object.
     ///
+    /// The commit and the swap run in a task of their own, so a caller that
+    /// goes away (a client disconnecting mid-request) can never leave a
+    /// committed change without its snapshot.
+    ///
     /// # Errors
     /// [`StoreError::Rejected`] with the field at fault, [`StoreError::NoSuch`]
     /// for a missing object, or a store failure. Nothing changed then.
     pub async fn change(&self, change: ConfigChange) -> Result<Option<i64>, StoreError> {
-        let _guard = self.changes.lock().await;
-        let file_domains = self.file_domains.clone();
-        let max = self.max_expiry_days;
-        let check: ConfigCheck = Box::new(move |doc| doc.compile(&file_domains, max));
-        let changed = self.store.change_config(change, check).await?;
-        self.snapshot.store(Arc::new(changed.set));
-        Ok(changed.id)
+        let inner = self.inner.clone();
+        let task = tokio::spawn(async move {
+            let _guard = inner.changes.lock().await;
+            let file_domains = inner.file_domains.clone();
+            let max = inner.max_expiry_days;
+            let check: ConfigCheck = Box::new(move |doc| doc.compile(&file_domains, max));
+            let changed = inner.store.change_config(change, check).await?;
+            inner.snapshot.store(Arc::new(changed.set));
+            Ok(changed.id)
+        });
+        task.await
+            .map_err(|e| StoreError::Unavailable(format!("configuration change: {e}")))?
     }
 
     /// The live snapshot.
     pub fn snapshot(&self) -> Arc<PolicySet> {
-        self.snapshot.load_full()
+        self.inner.snapshot.load_full()
     }
 
     /// The configuration file's internal domains.
     pub fn file_domains(&self) -> &[DomainPattern] {
-        &self.file_domains
+        &self.inner.file_domains
     }
 }

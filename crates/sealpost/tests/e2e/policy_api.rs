@@ -292,6 +292,28 @@ fn bad_api_input_gets_json_errors_naming_the_field() {
     assert_eq!(code, 401);
     let (code, err) = api(&gw, "GET", "/policies?status=sideways", None, &[&auth]);
     assert_eq!((code, err["code"].as_str()), (400, Some("invalid_query")));
+    let (code, err) = api(&gw, "GET", "/policies/abc", None, &[&auth]);
+    assert_eq!(
+        (code, err["code"].as_str()),
+        (400, Some("invalid_path")),
+        "{err}"
+    );
+    let (code, err) = api(&gw, "PATCH", "/policies", None, &[&auth]);
+    assert_eq!(
+        (code, err["code"].as_str()),
+        (405, Some("method_not_allowed")),
+        "{err}"
+    );
+    let twice = br#"{"definitions": [{"id": 1, "is_default": true, "name": "Default"}],
+        "policies": [
+          {"id": 5, "action": "no_action", "from": {"kind": "internal"}, "to": {"kind": "external"}},
+          {"id": 5, "action": "no_action", "from": {"kind": "everyone"}, "to": {"kind": "external"}}]}"#;
+    let (code, err) = api(&gw, "PUT", "/config", Some(twice), &[&auth, json_type]);
+    assert_eq!(
+        (code, err["code"].as_str()),
+        (422, Some("duplicate_id")),
+        "{err}"
+    );
     // Nothing was stored by any of that.
     let (_, list) = api(&gw, "GET", "/policies", None, &[&auth]);
     assert_eq!(list, json!([]));
