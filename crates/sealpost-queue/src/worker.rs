@@ -27,7 +27,7 @@ use sealpost_smtp::{
     outbound::{Delivery, DeliveryOutcome, HostPort, NextHop, OutgoingMessage, OutgoingRecipient},
 };
 use sealpost_store::{
-    ClientInfo, LeasedMessage, LeasedRecipient, MessageKind, NewMessage, NewRecipient,
+    ClientInfo, Leased, LeasedMessage, LeasedRecipient, MessageKind, NewMessage, NewRecipient,
     Notify as DsnNotify, OutcomeKind, QueueId, RecipientOutcome, Store, StoreError,
 };
 
@@ -127,8 +127,8 @@ impl Worker {
     /// Returns how many recipients it handled (0: nothing was due).
     pub async fn run_once(&self) -> Result<usize, QueueError> {
         let batch = self.lease(self.inner.config.batch_size).await?;
-        let count = batch.iter().map(|m| m.recipients.len()).sum();
-        self.process(batch).await?;
+        let count = batch.recipients();
+        self.process(batch.messages).await?;
         Ok(count)
     }
 
@@ -146,7 +146,8 @@ impl Worker {
                 _ = shutdown.cancelled() => break,
                 slot = slots.clone().acquire_owned() => slot.expect("semaphore never closed"),
             };
-            let batch = match self.lease(self.inner.config.batch_size).await {
+            let limit = self.inner.config.batch_size;
+            let batch = match self.lease(limit).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, "could not lease queue work; retrying shortly");
@@ -157,40 +158,34 @@ impl Worker {
                     }
                 }
             };
+            // Less than a full batch means nothing else was due when the
+            // lease committed: sleep until the next due time or a new
+            // message (its wake-up is kept if it came meanwhile) instead of
+            // asking the store again at once.
+            let drained = batch.recipients() < limit;
+            let wait = until_due(batch.next_due);
             if batch.is_empty() {
                 drop(slot);
-                let wait = self.time_until_due().await;
+            } else {
+                let worker = self.clone();
+                let messages = batch.messages;
+                tracker.spawn(async move {
+                    if let Err(e) = worker.process(messages).await {
+                        tracing::error!(error = %e, "recording delivery outcomes failed; leases will expire and the recipients be retried");
+                    }
+                    drop(slot);
+                });
+            }
+            if drained {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = self.inner.wakeup.notified() => {}
                     _ = tokio::time::sleep(wait) => {}
                 }
-                continue;
             }
-            let worker = self.clone();
-            tracker.spawn(async move {
-                if let Err(e) = worker.process(batch).await {
-                    tracing::error!(error = %e, "recording delivery outcomes failed; leases will expire and the recipients be retried");
-                }
-                drop(slot);
-            });
         }
         tracker.close();
         tracker.wait().await;
-    }
-
-    async fn time_until_due(&self) -> Duration {
-        // Re-check at least every few seconds: another node may have
-        // queued work, and our own wake-ups may have raced the lease.
-        let cap = Duration::from_secs(5);
-        match self.inner.store.next_due().await {
-            Ok(Some(at)) => at
-                .duration_since(SystemTime::now())
-                .unwrap_or(Duration::ZERO)
-                .max(Duration::from_millis(20))
-                .min(cap),
-            _ => cap,
-        }
     }
 
     async fn publish_queue_depth(&self) {
@@ -201,7 +196,7 @@ impl Worker {
         }
     }
 
-    async fn lease(&self, limit: usize) -> Result<Vec<LeasedMessage>, QueueError> {
+    async fn lease(&self, limit: usize) -> Result<Leased, QueueError> {
         let now = SystemTime::now();
         Ok(self
             .inner
@@ -486,5 +481,20 @@ fn outgoing(
         env_id: message.env_id.clone(),
         ret: message.ret,
         client: (message.kind == MessageKind::Mail).then(|| message.client.clone()),
+    }
+}
+
+/// How long to sleep for work due at `next_due`. Re-check at least every
+/// few seconds: another node may have queued work, and a wake-up may have
+/// raced the lease.
+fn until_due(next_due: Option<SystemTime>) -> Duration {
+    let cap = Duration::from_secs(5);
+    match next_due {
+        Some(at) => at
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+            .max(Duration::from_millis(20))
+            .min(cap),
+        None => cap,
     }
 }

@@ -62,7 +62,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn accept(&self, message: NewMessage) -> Result<QueueId, StoreError>;
 
     /// Claims up to `limit` due recipients (status queued, retry time
-    /// reached, no live lease) until `lease_until`, grouped by message.
+    /// reached, no live lease) until `lease_until`, grouped by message, and
+    /// says when the next queued recipient falls due (so a worker that got
+    /// less than `limit` can sleep until then without asking again).
     ///
     /// # Cancel safety
     /// If dropped after the claim committed, the lease simply expires.
@@ -72,7 +74,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: SystemTime,
         lease_until: SystemTime,
         limit: usize,
-    ) -> Result<Vec<LeasedMessage>, StoreError>;
+    ) -> Result<Leased, StoreError>;
 
     /// Reads a message's stored content (headers and body).
     async fn load_body(&self, id: &QueueId) -> Result<Vec<u8>, StoreError>;

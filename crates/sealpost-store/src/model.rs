@@ -275,3 +275,26 @@ pub(crate) fn route_text(route: &Route) -> String {
         Route::Secure { definition } => format!("secure:{}", definition.0),
     }
 }
+
+/// What [`crate::Store::lease_due`] claimed, and when more work falls due.
+#[derive(Debug, Default)]
+pub struct Leased {
+    pub messages: Vec<LeasedMessage>,
+    /// The earliest time a queued recipient (including the ones just
+    /// leased, at their lease's end) becomes due; `None`: nothing queued.
+    pub next_due: Option<SystemTime>,
+}
+
+impl Leased {
+    /// How many recipients were claimed.
+    pub fn recipients(&self) -> usize {
+        self.messages.iter().map(|m| m.recipients.len()).sum()
+    }
+}
+
+impl std::ops::Deref for Leased {
+    type Target = [LeasedMessage];
+    fn deref(&self) -> &[LeasedMessage] {
+        &self.messages
+    }
+}

@@ -29,8 +29,8 @@ use arc_swap::ArcSwap;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use sealpost_policy::{DomainPattern, InternalDomains, IpRange, IpRanges, PolicySet};
 use sealpost_store::{
-    LeasedMessage, MessageRecord, NewMessage, QueueId, QueueStats, RecipientOutcome,
-    RecipientRecord, Store, StoreError,
+    Leased, MessageRecord, NewMessage, QueueId, QueueStats, RecipientOutcome, RecipientRecord,
+    Store, StoreError,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -168,13 +168,13 @@ impl Store for MemoryStore {
         _now: SystemTime,
         _lease_until: SystemTime,
         _limit: usize,
-    ) -> StoreFuture<'async_trait, Vec<LeasedMessage>>
+    ) -> StoreFuture<'async_trait, Leased>
     where
         'life0: 'async_trait,
         'life1: 'async_trait,
         Self: 'async_trait,
     {
-        Box::pin(async { Ok(Vec::new()) })
+        Box::pin(async { Ok(Leased::default()) })
     }
 
     fn load_body<'life0, 'life1, 'async_trait>(
@@ -347,8 +347,11 @@ async fn check_session(input: &[u8], peer: SocketAddr) -> SessionReport {
         .iter()
         .filter(|r| r.starts_with(b"250 2.0.0 Ok: queued as "))
         .count();
+    // The command parser skips leading blanks (` DATA` is DATA), so the
+    // oracle does too.
     let data_commands = input
         .split(|&b| b == b'\n')
+        .map(|line| line.trim_ascii_start())
         .filter(|line| line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"DATA"))
         .count();
     assert!(

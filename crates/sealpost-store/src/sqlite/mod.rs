@@ -19,7 +19,7 @@ use rusqlite::{Connection, OpenFlags, config::DbConfig};
 use sealpost_policy::PolicyDocument;
 
 use crate::{
-    AdminStore, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, LeasedMessage, MessageRecord,
+    AdminStore, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, Leased, MessageRecord,
     NewMessage, QueueId, QueueStats, RecipientOutcome, RecipientRecord, Store, StoreError,
     spool::Spool,
 };
@@ -263,11 +263,14 @@ impl Store for SqliteStore {
         now: SystemTime,
         lease_until: SystemTime,
         limit: usize,
-    ) -> Result<Vec<LeasedMessage>, StoreError> {
+    ) -> Result<Leased, StoreError> {
         let owner = owner.to_owned();
         self.writer
             .write(false, move |conn, _| {
-                queue::lease(conn, &owner, now, lease_until, limit)
+                Ok(Leased {
+                    messages: queue::lease(conn, &owner, now, lease_until, limit)?,
+                    next_due: queue::next_due(conn)?,
+                })
             })
             .await
     }
