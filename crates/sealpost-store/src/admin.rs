@@ -99,6 +99,18 @@ pub struct ApiKeyRecord {
     pub secret_hash: Vec<u8>,
     pub role: Role,
     pub name: String,
+    /// When the key last authenticated a request (to the minute), if ever.
+    pub last_used_at: Option<std::time::SystemTime>,
+}
+
+/// An API key as listed: everything but the hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyInfo {
+    pub id: String,
+    pub role: Role,
+    pub name: String,
+    pub created_at: std::time::SystemTime,
+    pub last_used_at: Option<std::time::SystemTime>,
 }
 
 /// The administration storage boundary.
@@ -124,4 +136,13 @@ pub trait AdminStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Whether any API key exists (none: a first start).
     async fn has_api_keys(&self) -> Result<bool, StoreError>;
+
+    /// Every API key, oldest first.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyInfo>, StoreError>;
+
+    /// Deletes a key; false when there was none with that id.
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Notes that the key authenticated a request at `at`.
+    async fn touch_api_key(&self, id: &str, at: std::time::SystemTime) -> Result<(), StoreError>;
 }

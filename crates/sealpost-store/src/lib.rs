@@ -18,7 +18,7 @@ pub mod sqlite;
 
 use std::time::SystemTime;
 
-pub use admin::{AdminStore, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, Role};
+pub use admin::{AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, Role};
 pub use model::*;
 pub use sqlite::SqliteStore;
 

@@ -139,6 +139,17 @@ enum ApikeyCommand {
         #[arg(long, short, env = "SEALPOST_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// List keys: id, role, name, created, last used.
+    List {
+        #[arg(long, short, env = "SEALPOST_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Revoke a key by its id (the part after `sp_`); it stops working at once.
+    Revoke {
+        id: String,
+        #[arg(long, short, env = "SEALPOST_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +171,53 @@ fn main() -> ExitCode {
         Command::Apikey {
             command: ApikeyCommand::Create { role, name, config },
         } => apikey_create(config, &role, &name),
+        Command::Apikey {
+            command: ApikeyCommand::List { config },
+        } => with_admin_store(config, |store| {
+            Box::pin(async move {
+                use sealpost_store::AdminStore;
+                let keys = store.list_api_keys().await.map_err(|e| e.to_string())?;
+                println!(
+                    "{:<14}  {:<14}  {:<20}  {:<20}  NAME",
+                    "ID", "ROLE", "CREATED", "LAST USED"
+                );
+                for k in keys {
+                    println!(
+                        "{:<14}  {:<14}  {:<20}  {:<20}  {}",
+                        k.id,
+                        k.role.as_str(),
+                        humantime::format_rfc3339_seconds(k.created_at).to_string(),
+                        k.last_used_at
+                            .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                            .unwrap_or_else(|| "never".into()),
+                        k.name
+                    );
+                }
+                Ok(())
+            })
+        }),
+        Command::Apikey {
+            command: ApikeyCommand::Revoke { id, config },
+        } => with_admin_store(config, |store| {
+            Box::pin(async move {
+                use sealpost_store::AdminStore;
+                let id = id
+                    .trim()
+                    .trim_start_matches("sp_")
+                    .split('_')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                if store.revoke_api_key(&id).await.map_err(|e| e.to_string())? {
+                    eprintln!("Revoked API key {id}.");
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "no API key with id {id:?} (see `sealpost apikey list`)"
+                    ))
+                }
+            })
+        }),
         Command::Policy { command, api } => admin(&api, |client| match command {
             PolicyCommand::List { status, kind } => {
                 admin_cli::policy_list(client, status.as_deref(), kind.as_deref())
@@ -323,6 +381,52 @@ fn admin(
             ExitCode::from(f.code)
         }
     }
+}
+
+/// Runs `work` on the store opened beside a running gateway.
+fn with_admin_store(
+    path: Option<PathBuf>,
+    work: impl FnOnce(
+        sealpost_store::SqliteStore,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>>>>,
+) -> ExitCode {
+    let config = match load(path.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sealpost: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let db = sealpost_store::SqliteStore::path_of_url(&config.database_url);
+        let store =
+            match sealpost_store::SqliteStore::open_shared(&db, &config.data_dir.join("spool"))
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!(
+                        "sealpost: cannot open the database {} (database.url): {e}",
+                        db.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
+        match work(store).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sealpost: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn apikey_create(path: Option<PathBuf>, role: &str, name: &str) -> ExitCode {

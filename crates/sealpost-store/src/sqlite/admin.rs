@@ -10,8 +10,8 @@ use sealpost_policy::{
 
 use crate::{
     StoreError,
-    admin::{ApiKeyRecord, ConfigChange, Role},
-    model::to_millis,
+    admin::{ApiKeyInfo, ApiKeyRecord, ConfigChange, Role},
+    model::{from_millis, to_millis},
 };
 
 fn now() -> i64 {
@@ -303,23 +303,58 @@ pub(super) fn insert_api_key(conn: &Connection, key: &ApiKeyRecord) -> Result<()
 
 pub(super) fn api_key(conn: &Connection, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
     let row = conn
-        .prepare_cached("SELECT secret_hash, role, name FROM api_keys WHERE id = ?1")?
+        .prepare_cached("SELECT secret_hash, role, name, last_used_at FROM api_keys WHERE id = ?1")?
         .query_row([id], |row| {
             Ok((
                 row.get::<_, Vec<u8>>(0)?,
                 row.get::<_, String>(1)?,
                 row.get::<_, String>(2)?,
+                row.get::<_, Option<i64>>(3)?,
             ))
         })
         .optional()?;
-    row.map(|(secret_hash, role, name)| {
+    row.map(|(secret_hash, role, name, last_used)| {
         Ok(ApiKeyRecord {
             id: id.to_owned(),
             secret_hash,
-            role: Role::parse(&role)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?,
+            role: parse_role(&role)?,
             name,
+            last_used_at: last_used.map(from_millis),
         })
     })
     .transpose()
+}
+
+fn parse_role(role: &str) -> Result<Role, StoreError> {
+    Role::parse(role).ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))
+}
+
+pub(super) fn list_api_keys(conn: &Connection) -> Result<Vec<ApiKeyInfo>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, role, name, created_at, last_used_at FROM api_keys ORDER BY created_at, id",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut keys = Vec::new();
+    while let Some(row) = rows.next()? {
+        keys.push(ApiKeyInfo {
+            id: row.get(0)?,
+            role: parse_role(&row.get::<_, String>(1)?)?,
+            name: row.get(2)?,
+            created_at: from_millis(row.get(3)?),
+            last_used_at: row.get::<_, Option<i64>>(4)?.map(from_millis),
+        });
+    }
+    Ok(keys)
+}
+
+pub(super) fn revoke_api_key(conn: &Connection, id: &str) -> Result<bool, StoreError> {
+    Ok(conn.execute("DELETE FROM api_keys WHERE id = ?1", [id])? > 0)
+}
+
+pub(super) fn touch_api_key(conn: &Connection, id: &str, at: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1",
+        params![id, at],
+    )?;
+    Ok(())
 }

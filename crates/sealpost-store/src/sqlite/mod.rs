@@ -19,9 +19,9 @@ use rusqlite::{Connection, OpenFlags, config::DbConfig};
 use sealpost_policy::PolicyDocument;
 
 use crate::{
-    AdminStore, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, Leased, MessageRecord,
-    NewMessage, QueueId, QueueStats, RecipientOutcome, RecipientRecord, Store, StoreError,
-    spool::Spool,
+    AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, Leased,
+    MessageRecord, NewMessage, QueueId, QueueStats, RecipientOutcome, RecipientRecord, Store,
+    StoreError, spool::Spool,
 };
 use readers::Readers;
 use writer::Writer;
@@ -363,6 +363,25 @@ impl AdminStore for SqliteStore {
         let id = id.to_owned();
         self.readers
             .read(move |conn| admin::api_key(conn, &id))
+            .await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyInfo>, StoreError> {
+        self.readers.read(admin::list_api_keys).await
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.writer
+            .write(true, move |conn, _| admin::revoke_api_key(conn, &id))
+            .await
+    }
+
+    async fn touch_api_key(&self, id: &str, at: SystemTime) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        let at = crate::model::to_millis(at);
+        self.writer
+            .write(false, move |conn, _| admin::touch_api_key(conn, &id, at))
             .await
     }
 

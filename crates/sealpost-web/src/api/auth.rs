@@ -37,6 +37,7 @@ pub fn generate_api_key(role: Role, name: &str) -> NewApiKey {
             id,
             role,
             name: name.to_owned(),
+            last_used_at: None,
         },
     }
 }
@@ -59,6 +60,18 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Refuses callers that are not super administrators.
+    pub fn require_super_admin(&self) -> Result<(), ApiError> {
+        if self.role == Role::SuperAdmin {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "role {} may not manage API keys",
+                self.role.as_str()
+            )))
+        }
+    }
+
     /// Refuses callers whose role may not change the policy configuration.
     pub fn require_policy_edit(&self) -> Result<(), ApiError> {
         if self.role.may_edit_policy() {
@@ -100,6 +113,22 @@ impl FromRequestParts<ApiState> for Caller {
         // takes tells an attacker nothing about the secret itself.
         if hash(secret) != record.secret_hash {
             return Err(ApiError::unauthorized("unknown API key"));
+        }
+        // Note the use, at most once a minute per key, off the request's
+        // path: the write must never slow or fail the request.
+        let now = std::time::SystemTime::now();
+        let stale = record.last_used_at.is_none_or(|t| {
+            now.duration_since(t)
+                .is_ok_and(|d| d >= std::time::Duration::from_secs(60))
+        });
+        if stale {
+            let admin = state.admin.clone();
+            let id = record.id.clone();
+            tokio::spawn(async move {
+                if let Err(e) = admin.touch_api_key(&id, now).await {
+                    tracing::warn!(key = %id, error = %e, "could not record API key use");
+                }
+            });
         }
         Ok(Caller {
             key_id: record.id,

@@ -416,6 +416,55 @@ fn csv_import_and_api_keys_from_the_cli() {
         &[&ro, "Content-Type: application/json"],
     );
     assert_eq!((code, err["code"].as_str()), (403, Some("forbidden")));
+    // Keys are listed without secrets and can be revoked at once.
+    let (code, err) = api(&gw, "GET", "/api-keys", None, &[&ro]);
+    assert_eq!((code, err["code"].as_str()), (403, Some("forbidden")));
+    let ro_id = key.split('_').nth(1).unwrap();
+    // The use is recorded off the request's path, so give it a moment.
+    let keys = wait_for(
+        std::time::Duration::from_secs(10),
+        "key use recorded",
+        || {
+            let (code, keys) = api(&gw, "GET", "/api-keys", None, &[&auth]);
+            assert_eq!(code, 200);
+            keys.as_array()
+                .unwrap()
+                .iter()
+                .any(|k| {
+                    k["id"] == ro_id && k["role"] == "read_only" && k["last_used_at"].is_string()
+                })
+                .then_some(keys)
+        },
+    );
+    assert!(
+        !keys.to_string().contains(key.rsplit('_').next().unwrap()),
+        "no secret in the list"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(["apikey", "list", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(ro_id),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(["apikey", "revoke", &key, "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, _) = api(&gw, "GET", "/policies", None, &[&ro]);
+    assert_eq!(code, 401, "a revoked key stops working at once");
+    let (code, _) = api(&gw, "DELETE", &format!("/api-keys/{ro_id}"), None, &[&auth]);
+    assert_eq!(code, 404);
+
     let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
         .args(["apikey", "create", "--role", "emperor", "--config"])
         .arg(&config)
