@@ -441,47 +441,22 @@ fn apikey_create(path: Option<PathBuf>, role: &str, name: &str) -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    let config = match load(path.as_deref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("sealpost: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
-        use sealpost_store::AdminStore;
-        let db = sealpost_store::SqliteStore::path_of_url(&config.database_url);
-        let store =
-            match sealpost_store::SqliteStore::open_shared(&db, &config.data_dir.join("spool"))
+    let name = name.to_owned();
+    with_admin_store(path, move |store| {
+        Box::pin(async move {
+            use sealpost_store::AdminStore;
+            let key = sealpost_web::api::generate_api_key(role, &name);
+            store
+                .create_api_key(key.record)
                 .await
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!(
-                        "sealpost: cannot open the database {} (database.url): {e}",
-                        db.display()
-                    );
-                    return ExitCode::FAILURE;
-                }
-            };
-        let key = sealpost_web::api::generate_api_key(role, name);
-        if let Err(e) = store.create_api_key(key.record).await {
-            eprintln!("sealpost: cannot store the key: {e}");
-            return ExitCode::FAILURE;
-        }
-        println!("{}", key.token);
-        eprintln!(
-            "Created a {} API key. It is shown only now; use it as 'Authorization: Bearer <key>'.",
-            role.as_str()
-        );
-        ExitCode::SUCCESS
+                .map_err(|e| format!("cannot store the key: {e}"))?;
+            println!("{}", key.token);
+            eprintln!(
+                "Created a {} API key. It is shown only now; use it as 'Authorization: Bearer <key>'.",
+                role.as_str()
+            );
+            Ok(())
+        })
     })
 }
 
