@@ -49,6 +49,18 @@ async fn open(dir: &tempfile::TempDir) -> SqliteStore {
         .unwrap()
 }
 
+/// Opens the store again once the dropped one has let go of its lock
+/// (bounded: 5 s).
+async fn reopen(dir: &tempfile::TempDir) -> SqliteStore {
+    for _ in 0..250 {
+        match SqliteStore::open(&dir.path().join("db.sqlite"), &dir.path().join("spool")).await {
+            Ok(s) => return s,
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    panic!("the lock is released when the store is dropped");
+}
+
 #[tokio::test]
 async fn accept_lease_defer_deliver_purge() {
     let dir = tempfile::tempdir().unwrap();
@@ -234,17 +246,7 @@ async fn a_second_process_cannot_open_the_database_and_leases_are_released_on_re
     drop(store);
     // The writer task holds the store's last clone until it sees the
     // channel close; give it a moment to let go of the lock.
-    let mut reopened = None;
-    for _ in 0..250 {
-        match SqliteStore::open(&dir.path().join("db.sqlite"), &dir.path().join("spool")).await {
-            Ok(s) => {
-                reopened = Some(s);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    }
-    let store = reopened.expect("the lock is released when the store is dropped");
+    let store = reopen(&dir).await;
     let again = store
         .lease_due("new-worker", now, now + Duration::from_secs(60), 10)
         .await
@@ -368,17 +370,7 @@ async fn configuration_changes_are_checked_as_a_whole_before_they_commit() {
 
     // Everything survives a reopen.
     drop(store);
-    let mut reopened = None;
-    for _ in 0..250 {
-        match SqliteStore::open(&dir.path().join("db.sqlite"), &dir.path().join("spool")).await {
-            Ok(s) => {
-                reopened = Some(s);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    }
-    let doc = reopened.unwrap().load_config().await.unwrap();
+    let doc = reopen(&dir).await.load_config().await.unwrap();
     assert_eq!(
         (doc.groups.len(), doc.policies.len(), doc.definitions.len()),
         (1, 1, 1)
