@@ -393,18 +393,22 @@ fn csv_import_and_api_keys_from_the_cli() {
 
     // A read-only key made by the CLI while the gateway runs can read and
     // cannot write.
-    let config = gw.data_dir().join("sealpost.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
-        .args(["apikey", "create", "--role", "read_only", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let config_path = gw.data_dir().join("sealpost.toml");
+    let config = config_path.to_str().unwrap();
+    let (code, stdout, stderr) = cli(
+        &gw,
+        &[
+            "apikey",
+            "create",
+            "--role",
+            "read_only",
+            "--config",
+            config,
+        ],
+        None,
     );
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(code, 0, "{stderr}");
+    let key = stdout.trim().to_owned();
     let ro = format!("Authorization: Bearer {key}");
     let (code, _) = api(&gw, "GET", "/policies", None, &[&ro]);
     assert_eq!(code, 200);
@@ -440,38 +444,22 @@ fn csv_import_and_api_keys_from_the_cli() {
         !keys.to_string().contains(key.rsplit('_').next().unwrap()),
         "no secret in the list"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
-        .args(["apikey", "list", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains(ro_id),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
-        .args(["apikey", "revoke", &key, "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (_, stdout, _) = cli(&gw, &["apikey", "list", "--config", config], None);
+    assert!(stdout.contains(ro_id), "{stdout}");
+    let (code, _, stderr) = cli(&gw, &["apikey", "revoke", &key, "--config", config], None);
+    assert_eq!(code, 0, "{stderr}");
     let (code, _) = api(&gw, "GET", "/policies", None, &[&ro]);
     assert_eq!(code, 401, "a revoked key stops working at once");
     let (code, _) = api(&gw, "DELETE", &format!("/api-keys/{ro_id}"), None, &[&auth]);
     assert_eq!(code, 404);
 
-    let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
-        .args(["apikey", "create", "--role", "emperor", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("use one of"));
+    let (code, _, stderr) = cli(
+        &gw,
+        &["apikey", "create", "--role", "emperor", "--config", config],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("use one of"), "{stderr}");
 }
 
 /// Runs the CLI against the gateway's API; returns (exit code, stdout, stderr).
