@@ -55,6 +55,11 @@ pub struct QueueConfig {
     pub max_batches_in_flight: usize,
     /// Connections one batch opens to one next hop.
     pub max_connections_per_hop: usize,
+    /// How long an idle worker waits after a new message arrives before it
+    /// leases, so that messages accepted meanwhile go out in the same batch
+    /// (and over the same connection) instead of one lease, one delivery
+    /// and one outcome commit each.
+    pub linger: Duration,
 }
 
 impl Default for QueueConfig {
@@ -69,6 +74,7 @@ impl Default for QueueConfig {
             batch_size: 200,
             max_batches_in_flight: 8,
             max_connections_per_hop: 4,
+            linger: Duration::from_millis(5),
         }
     }
 }
@@ -179,7 +185,12 @@ impl Worker {
             if drained {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = self.inner.wakeup.notified() => {}
+                    _ = self.inner.wakeup.notified() => {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(self.inner.config.linger) => {}
+                        }
+                    }
                     _ = tokio::time::sleep(wait) => {}
                 }
             }

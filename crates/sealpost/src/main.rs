@@ -330,7 +330,11 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
     };
     init_tracing(&config);
     raise_file_limit(config.smtp.max_connections);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("sealpost: cannot start the async runtime: {e}");
