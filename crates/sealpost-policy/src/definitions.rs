@@ -61,7 +61,37 @@ pub struct DefinitionDraft {
     pub hide_subject: bool,
     /// The notification template; `null` for the built-in one.
     #[serde(default)]
-    pub notification_template: Option<String>,
+    pub notification_template: Option<TemplateDraft>,
+}
+
+/// An administrator's notification template: minijinja sources for the
+/// subject, the text part and the HTML part. A part left out (`null`) is
+/// the built-in one, so changing only the wording of the HTML is one field.
+/// The syntax is checked where templates are rendered (the secure-delivery
+/// crate); this crate only bounds the sizes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TemplateDraft {
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub html: Option<String>,
+}
+
+impl TemplateDraft {
+    /// The parts that are set, with their names.
+    pub fn parts(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("subject", &self.subject),
+            ("text", &self.text),
+            ("html", &self.html),
+        ]
+        .into_iter()
+        .filter_map(|(name, part)| part.as_deref().map(|p| (name, p)))
+    }
 }
 
 fn yes() -> bool {
@@ -148,16 +178,16 @@ impl Definition {
             }
             _ => {}
         }
-        if settings
-            .notification_template
-            .as_ref()
-            .is_some_and(|t| t.len() > MAX_TEMPLATE)
-        {
-            return Err(Invalid::new(
-                "notification_template",
-                "too_long",
-                format!("template is larger than {MAX_TEMPLATE} bytes"),
-            ));
+        if let Some(template) = &settings.notification_template {
+            for (part, source) in template.parts() {
+                if source.len() > MAX_TEMPLATE {
+                    return Err(Invalid::new(
+                        format!("notification_template.{part}"),
+                        "too_long",
+                        format!("the {part} template is larger than {MAX_TEMPLATE} bytes"),
+                    ));
+                }
+            }
         }
         Ok(Definition {
             id,

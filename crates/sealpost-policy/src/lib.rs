@@ -28,7 +28,9 @@ pub use decide::{
     Decision, DecisionInput, Direction, Explanation, Mismatch, PolicyId, Route, Verdict, decide,
     decide_by_scan, explain,
 };
-pub use definitions::{DEFAULT_DEFINITION_NAME, Definition, DefinitionDraft, DefinitionId};
+pub use definitions::{
+    DEFAULT_DEFINITION_NAME, Definition, DefinitionDraft, DefinitionId, TemplateDraft,
+};
 pub use directory::{DirectoryUser, UserDraft, attribute_name};
 pub use document::{DefinitionEntry, GroupEntry, PolicyDocument, PolicyEntry};
 pub use domains::{DomainPattern, InternalDomains};

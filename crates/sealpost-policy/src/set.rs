@@ -126,6 +126,26 @@ impl PolicySet {
         self.definitions.get(&id)
     }
 
+    /// Every definition, by id.
+    pub fn definitions(&self) -> impl Iterator<Item = &Definition> {
+        self.definitions.values()
+    }
+
+    /// The definition a sender names in `X-Sealpost-Secure` (names compare
+    /// without case and surrounding blanks).
+    pub fn definition_named(&self, name: &str) -> Option<&Definition> {
+        let name = name.trim();
+        self.definitions
+            .values()
+            .find(|d| d.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The undeletable default definition (absent only in a snapshot built
+    /// without the store, e.g. [`PolicySet::with_internal_domains`]).
+    pub fn default_definition(&self) -> Option<&Definition> {
+        self.definitions.values().find(|d| d.is_default)
+    }
+
     /// The directory entry of an address, if any.
     pub fn user(&self, address: &EmailAddress) -> Option<&DirectoryUser> {
         self.directory.get(&address.match_key())

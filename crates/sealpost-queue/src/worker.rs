@@ -203,7 +203,7 @@ impl Worker {
         if let Ok(stats) = self.inner.store.queue_stats().await {
             metrics::gauge!("sealpost_queue_depth").set(stats.queued as f64);
             metrics::gauge!("sealpost_queue_deferred").set(stats.deferred as f64);
-            metrics::gauge!("sealpost_queue_held").set(stats.held as f64);
+            metrics::gauge!("sealpost_queue_secure").set(stats.secure as f64);
         }
     }
 
@@ -324,7 +324,7 @@ impl Worker {
                 // Reports go to real senders about real mail, never about
                 // a report (no bounce loops).
                 if let Some(action) = report
-                    && message.kind == MessageKind::Mail
+                    && message.kind != MessageKind::Dsn
                     && message.sender.is_some()
                 {
                     reports.entry(*i).or_default().push(DsnRecipient {
@@ -342,6 +342,7 @@ impl Worker {
                     attempted_at: now,
                     result,
                     reply,
+                    notification: message.kind == MessageKind::Notification,
                 });
             }
         }
@@ -467,6 +468,10 @@ impl Worker {
                     policy: None,
                 },
             }],
+            subject: None,
+            parent: Some(message.id.clone()),
+            secure: Vec::new(),
+            attached: Vec::new(),
         }
     }
 }

@@ -90,6 +90,11 @@ impl Role {
     pub fn may_edit_policy(self) -> bool {
         matches!(self, Role::SuperAdmin | Role::PolicyAdmin)
     }
+
+    /// Whether the role may act on messages (recall, extend expiry).
+    pub fn may_manage_messages(self) -> bool {
+        matches!(self, Role::SuperAdmin | Role::TrackingAdmin)
+    }
 }
 
 /// A stored API key: only a hash of its secret is kept.

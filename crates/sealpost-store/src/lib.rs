@@ -13,6 +13,7 @@
 
 pub mod admin;
 mod model;
+pub mod secure;
 mod spool;
 pub mod sqlite;
 
@@ -20,6 +21,7 @@ use std::time::SystemTime;
 
 pub use admin::{AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, Role};
 pub use model::*;
+pub use secure::SecureStore;
 pub use sqlite::SqliteStore;
 
 /// What can go wrong talking to storage. Every variant maps to a
@@ -42,6 +44,14 @@ pub enum StoreError {
     /// A configuration change refused by validation; nothing was stored.
     #[error("{0}")]
     Rejected(sealpost_policy::Invalid),
+    /// A request the stored state does not allow (extending an expired
+    /// message, say); nothing was changed.
+    #[error("{0}")]
+    Refused(String),
+    /// Stored content that does not open: a wrong master key, a missing
+    /// key version, or tampering. Never answered with partial content.
+    #[error("sealed content of {0} does not open: {1}")]
+    Vault(QueueId, sealpost_vault::VaultError),
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
     #[error("the store is shutting down")]

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use sealpost_policy::{Decision, EmailAddress, PolicyId, Route};
+use sealpost_policy::{Decision, DefinitionId, EmailAddress, PolicyId, Route};
 
 /// A message's queue id: 16 upper-case hex digits, random, shown in the
 /// `250` reply and every log line about the message.
@@ -84,12 +84,33 @@ impl Notify {
     }
 }
 
-/// Whether the message is ordinary mail or a report we generated (a
-/// report never causes another report).
+/// Whether the message is ordinary mail or one we generated (a report
+/// never causes another report).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
     Mail,
     Dsn,
+    /// A secure recipient's notification, or a sender's receipt.
+    Notification,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Mail => "mail",
+            MessageKind::Dsn => "dsn",
+            MessageKind::Notification => "notification",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "mail" => MessageKind::Mail,
+            "dsn" => MessageKind::Dsn,
+            "notification" => MessageKind::Notification,
+            _ => return None,
+        })
+    }
 }
 
 /// A message about to be committed.
@@ -113,6 +134,96 @@ pub struct NewMessage {
     pub expires_at: SystemTime,
     pub kind: MessageKind,
     pub recipients: Vec<NewRecipient>,
+    /// The subject, for tracking (the sender's subject tag removed).
+    pub subject: Option<String>,
+    /// For a notification or receipt: the message it is about.
+    pub parent: Option<QueueId>,
+    /// The recipients given secure delivery (their `recipients` entries
+    /// have a secure route), with their portal tokens' hashes.
+    pub secure: Vec<NewSecureRecipient>,
+    /// Mails this message causes, committed in the same transaction:
+    /// the secure recipients' notifications and the sender's receipt.
+    pub attached: Vec<NewMessage>,
+}
+
+impl NewMessage {
+    /// A message with no tracking extras: no subject, no parent, no secure
+    /// recipients, nothing attached.
+    #[allow(clippy::too_many_arguments)]
+    pub fn plain(
+        id: QueueId,
+        received_at: SystemTime,
+        sender: Option<EmailAddress>,
+        client: ClientInfo,
+        content: Vec<u8>,
+        expires_at: SystemTime,
+        kind: MessageKind,
+        recipients: Vec<NewRecipient>,
+    ) -> Self {
+        NewMessage {
+            id,
+            received_at,
+            sender,
+            client,
+            content,
+            body_8bit: false,
+            smtputf8: false,
+            env_id: None,
+            ret: None,
+            expires_at,
+            kind,
+            recipients,
+            subject: None,
+            parent: None,
+            secure: Vec::new(),
+            attached: Vec::new(),
+        }
+    }
+}
+
+/// How a recipient came to get secure delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecureTrigger {
+    /// A Secure Messaging policy selected it.
+    Policy,
+    /// The sender named a definition in `X-Sealpost-Secure`.
+    Header,
+    /// The sender put the subject tag in the subject.
+    SubjectTag,
+}
+
+impl SecureTrigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecureTrigger::Policy => "policy",
+            SecureTrigger::Header => "header",
+            SecureTrigger::SubjectTag => "subject_tag",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "policy" => SecureTrigger::Policy,
+            "header" => SecureTrigger::Header,
+            "subject_tag" => SecureTrigger::SubjectTag,
+            _ => return None,
+        })
+    }
+}
+
+/// A recipient given secure delivery, as committed at acceptance.
+#[derive(Debug, Clone)]
+pub struct NewSecureRecipient {
+    /// Index into [`NewMessage::recipients`].
+    pub idx: u32,
+    /// SHA-256 of the portal token in the notification.
+    pub token_hash: [u8; 32],
+    pub definition: DefinitionId,
+    pub trigger: SecureTrigger,
+    /// The queue id of the notification (among [`NewMessage::attached`]).
+    pub notification: Option<QueueId>,
+    /// The content stays readable until then.
+    pub expires_at: SystemTime,
 }
 
 /// One recipient of a message about to be committed, with its routing.
@@ -134,9 +245,14 @@ pub enum RecipientStatus {
     Delivered,
     /// Permanently failed or expired; a DSN was sent if asked for.
     Failed,
-    /// Selected for secure delivery and held until the vault takes it; never
-    /// relayed.
-    Held,
+    /// Given secure delivery: kept in the vault, never relayed; the
+    /// recipient reads it in the portal.
+    Secure,
+    /// Secure delivery whose expiry passed; the content is destroyed.
+    Expired,
+    /// Secure delivery recalled by the sender or an administrator (or a
+    /// relay delivery cancelled by the recall); the content is destroyed.
+    Recalled,
 }
 
 impl RecipientStatus {
@@ -145,7 +261,9 @@ impl RecipientStatus {
             RecipientStatus::Queued => "queued",
             RecipientStatus::Delivered => "delivered",
             RecipientStatus::Failed => "failed",
-            RecipientStatus::Held => "held",
+            RecipientStatus::Secure => "secure",
+            RecipientStatus::Expired => "expired",
+            RecipientStatus::Recalled => "recalled",
         }
     }
 
@@ -154,7 +272,9 @@ impl RecipientStatus {
             "queued" => RecipientStatus::Queued,
             "delivered" => RecipientStatus::Delivered,
             "failed" => RecipientStatus::Failed,
-            "held" => RecipientStatus::Held,
+            "secure" => RecipientStatus::Secure,
+            "expired" => RecipientStatus::Expired,
+            "recalled" => RecipientStatus::Recalled,
             _ => return None,
         })
     }
@@ -163,7 +283,7 @@ impl RecipientStatus {
     pub fn for_route(route: &Route) -> Self {
         match route {
             Route::Relay => RecipientStatus::Queued,
-            Route::Secure { .. } => RecipientStatus::Held,
+            Route::Secure { .. } => RecipientStatus::Secure,
         }
     }
 }
@@ -211,6 +331,9 @@ pub struct RecipientOutcome {
     pub result: OutcomeKind,
     /// The remote reply or our diagnostic, for tracking and DSNs.
     pub reply: String,
+    /// The message is a notification: its delivery marks the secure
+    /// recipient it announces as notified.
+    pub notification: bool,
 }
 
 /// How an attempt ended for a recipient.
@@ -227,7 +350,8 @@ pub struct QueueStats {
     pub queued: u64,
     /// Queued recipients that have failed at least one attempt.
     pub deferred: u64,
-    pub held: u64,
+    /// Recipients whose secure delivery is live.
+    pub secure: u64,
     pub delivered: u64,
     pub failed: u64,
 }
@@ -243,19 +367,110 @@ pub struct RecipientRecord {
     pub policy: Option<PolicyId>,
     pub attempts: u32,
     pub last_reply: Option<String>,
+    pub last_attempt_at: Option<SystemTime>,
+    /// The secure-delivery record, for a recipient given secure delivery.
+    pub secure: Option<SecureRecord>,
+}
+
+/// The tracking record of one secure recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecureRecord {
+    pub definition: DefinitionId,
+    pub trigger: SecureTrigger,
+    pub notification: Option<QueueId>,
+    pub expires_at: SystemTime,
+    /// The notification reached the next hop.
+    pub notified_at: Option<SystemTime>,
+    pub first_opened_at: Option<SystemTime>,
+    pub last_opened_at: Option<SystemTime>,
+    pub read: bool,
+    pub replied_at: Option<SystemTime>,
+    /// When it expired or was recalled.
+    pub ended_at: Option<SystemTime>,
 }
 
 /// The stored metadata of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageRecord {
     pub id: QueueId,
+    pub received_at: SystemTime,
     pub sender: String,
     pub client_ip: String,
+    pub subject: Option<String>,
     pub size: u64,
     pub kind: MessageKind,
-    /// Whether content is still stored (it is purged once every recipient
-    /// reached a final status).
+    /// For a notification or receipt: the message it is about.
+    pub parent: Option<QueueId>,
+    /// Whether content is still stored. It is destroyed (key and
+    /// ciphertext) once no recipient needs it: every relay recipient
+    /// final and every secure recipient expired or recalled.
     pub has_content: bool,
+    /// The master key version its content is sealed with.
+    pub key_version: Option<u32>,
+}
+
+/// A message with its recipients: what tracking shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackedMessage {
+    pub message: MessageRecord,
+    pub recipients: Vec<RecipientRecord>,
+}
+
+/// A tracking search. Text filters match a part, without case.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub subject: Option<String>,
+    /// Messages with at least one recipient in this status.
+    pub status: Option<RecipientStatus>,
+    pub since: Option<SystemTime>,
+    pub until: Option<SystemTime>,
+    /// Include notifications, receipts and DSNs (default: mail only).
+    pub all_kinds: bool,
+    /// Continue after this message (newest first): the last one of the
+    /// previous page.
+    pub after: Option<QueueId>,
+    pub limit: usize,
+}
+
+/// What a recall did to one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecallOutcome {
+    pub id: QueueId,
+    /// Secure recipients whose access ended.
+    pub recalled: usize,
+    /// Relay recipients still queued whose delivery was cancelled.
+    pub cancelled: usize,
+    /// Whether the content was destroyed by this recall.
+    pub destroyed: bool,
+}
+
+/// The message and recipient a portal token opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecureAccess {
+    pub message: QueueId,
+    pub idx: u32,
+    pub recipient: String,
+    pub status: RecipientStatus,
+    pub record: SecureRecord,
+}
+
+/// Message keys per master key version (for rotation progress).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyUsage {
+    pub version: u32,
+    pub messages: u64,
+}
+
+/// One step of checking that stored contents open.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyBatch {
+    pub checked: usize,
+    /// Messages whose content did not open, with the reason.
+    pub failures: Vec<(QueueId, String)>,
+    /// Where the next batch starts; `None`: done.
+    pub next: Option<QueueId>,
 }
 
 /// Milliseconds since the Unix epoch, the store's time unit.
@@ -263,6 +478,18 @@ pub(crate) fn to_millis(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// A time as RFC 3339 (UTC, seconds), for messages to people.
+pub fn rfc3339(t: SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 pub(crate) fn from_millis(ms: i64) -> SystemTime {

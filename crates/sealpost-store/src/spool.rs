@@ -37,18 +37,21 @@ impl Spool {
     /// Writes `content` as the spool file of `id` and makes it durable.
     pub(crate) async fn write_durable(&self, id: &QueueId, content: Vec<u8>) -> io::Result<()> {
         let final_path = self.path(id);
-        let tmp_path = self.dir.join(format!("{id}.tmp"));
         let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut file = File::create(&tmp_path)?;
-            file.write_all(&content)?;
-            file.sync_all()?;
-            fs::rename(&tmp_path, &final_path)?;
-            // The rename is only durable once the directory entry is.
-            File::open(&dir)?.sync_all()
-        })
-        .await
-        .map_err(io::Error::other)?
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || write_file(&dir, &id, &final_path, &content))
+            .await
+            .map_err(io::Error::other)?
+    }
+
+    /// [`Spool::write_durable`] on the calling thread.
+    pub(crate) fn write_durable_blocking(&self, id: &QueueId, content: &[u8]) -> io::Result<()> {
+        write_file(&self.dir, id, &self.path(id), content)
+    }
+
+    /// Reads a spool file on the calling thread.
+    pub(crate) fn read_blocking(&self, id: &QueueId) -> io::Result<Vec<u8>> {
+        fs::read(self.path(id))
     }
 
     pub(crate) async fn read(&self, id: &QueueId) -> io::Result<Vec<u8>> {
@@ -78,4 +81,16 @@ impl Spool {
         }
         Ok(removed)
     }
+}
+
+/// Writes to a temporary name, fsyncs, renames over `final_path`, and
+/// fsyncs the directory: the file is either absent or whole.
+fn write_file(dir: &Path, id: &QueueId, final_path: &Path, content: &[u8]) -> io::Result<()> {
+    let tmp_path = dir.join(format!("{id}.tmp"));
+    let mut file = File::create(&tmp_path)?;
+    file.write_all(content)?;
+    file.sync_all()?;
+    fs::rename(&tmp_path, final_path)?;
+    // The rename is only durable once the directory entry is.
+    File::open(dir)?.sync_all()
 }

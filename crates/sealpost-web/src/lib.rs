@@ -82,7 +82,7 @@ struct Health {
 struct QueueHealth {
     queued: u64,
     deferred: u64,
-    held: u64,
+    secure: u64,
 }
 
 async fn health(State(state): State<AppState>) -> Response {
@@ -105,7 +105,7 @@ async fn health(State(state): State<AppState>) -> Response {
         queue: stats.map(|s| QueueHealth {
             queued: s.queued,
             deferred: s.deferred,
-            held: s.held,
+            secure: s.secure,
         }),
     };
     (code, Json(body)).into_response()

@@ -398,3 +398,168 @@ fn read_input(file: &Path) -> Result<String, Failure> {
     }
     std::fs::read_to_string(file).map_err(|e| usage(format!("cannot read {}: {e}", file.display())))
 }
+
+/// Percent-encodes a query value.
+fn query_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The filters of `sealpost messages list`.
+#[derive(Debug, Default)]
+pub struct MessageSearch {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub subject: Option<String>,
+    pub status: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub limit: usize,
+}
+
+/// `sealpost messages list`: tracking search, newest first, following
+/// pages up to `limit` messages.
+pub fn messages_list(api: &ApiClient, search: &MessageSearch) -> Outcome {
+    let mut query = Vec::new();
+    for (name, value) in [
+        ("from", &search.from),
+        ("to", &search.to),
+        ("subject", &search.subject),
+        ("status", &search.status),
+        ("since", &search.since),
+        ("until", &search.until),
+    ] {
+        if let Some(v) = value {
+            query.push(format!("{name}={}", query_value(v)));
+        }
+    }
+    let mut rows = Vec::new();
+    let mut after: Option<String> = None;
+    // Bounded: each page is at most 500 messages, and we stop at `limit`.
+    for _ in 0..=(search.limit / 500 + 1) {
+        let want = (search.limit - rows.len()).clamp(1, 500);
+        let mut q = query.clone();
+        q.push(format!("limit={want}"));
+        if let Some(a) = &after {
+            q.push(format!("after={a}"));
+        }
+        let page = call(api, "GET", &format!("/messages?{}", q.join("&")), None, 200)?;
+        for m in page["messages"].as_array().into_iter().flatten() {
+            let recipients: Vec<String> = m["recipients"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    format!(
+                        "{} ({})",
+                        r["address"].as_str().unwrap_or(""),
+                        r["status"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            rows.push(vec![
+                m["id"].as_str().unwrap_or("").to_owned(),
+                m["received_at"].as_str().unwrap_or("").to_owned(),
+                m["sender"].as_str().unwrap_or("").to_owned(),
+                m["subject"].as_str().unwrap_or("").to_owned(),
+                recipients.join(", "),
+            ]);
+        }
+        after = page["next"].as_str().map(str::to_owned);
+        if after.is_none() || rows.len() >= search.limit {
+            break;
+        }
+    }
+    table(&["ID", "RECEIVED", "FROM", "SUBJECT", "RECIPIENTS"], &rows);
+    Ok(())
+}
+
+/// `sealpost messages show ID`: the tracking record as JSON.
+pub fn messages_show(api: &ApiClient, id: &str) -> Outcome {
+    let message = call(
+        api,
+        "GET",
+        &format!("/messages/{}", query_value(id)),
+        None,
+        200,
+    )?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&message).unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// `sealpost messages recall ID...`.
+pub fn messages_recall(api: &ApiClient, ids: &[String]) -> Outcome {
+    if ids.is_empty() {
+        return Err(usage("name at least one queue id"));
+    }
+    let body = serde_json::to_vec(&json!({ "ids": ids })).unwrap_or_default();
+    let result = call(
+        api,
+        "POST",
+        "/messages/recall",
+        Some(("application/json", &body)),
+        200,
+    )?;
+    for r in result["recalled"].as_array().into_iter().flatten() {
+        println!(
+            "{}: recalled ({} secure recipient(s), {} queued delivery(ies) cancelled, content {})",
+            r["id"].as_str().unwrap_or(""),
+            r["recalled"],
+            r["cancelled"],
+            if r["content_destroyed"] == json!(true) {
+                "destroyed"
+            } else {
+                "kept for deliveries in progress"
+            }
+        );
+    }
+    let missing: Vec<&str> = result["not_found"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(fail(format!("no such message: {}", missing.join(", "))))
+    }
+}
+
+/// `sealpost messages extend ID (--days N | --until TIME)`.
+pub fn messages_extend(
+    api: &ApiClient,
+    id: &str,
+    days: Option<u32>,
+    until: Option<&str>,
+) -> Outcome {
+    let body = match (days, until) {
+        (Some(days), None) => json!({ "days": days }),
+        (None, Some(until)) => json!({ "expires_at": until }),
+        _ => return Err(usage("give --days N or --until RFC3339-TIME")),
+    };
+    let body = serde_json::to_vec(&body).unwrap_or_default();
+    let result = call(
+        api,
+        "POST",
+        &format!("/messages/{}/extend", query_value(id)),
+        Some(("application/json", &body)),
+        200,
+    )?;
+    println!(
+        "{}: readable until {}",
+        result["id"].as_str().unwrap_or(id),
+        result["expires_at"].as_str().unwrap_or("?")
+    );
+    Ok(())
+}

@@ -25,7 +25,7 @@ use sealpost_smtp::outbound::HostPort;
 
 /// The configuration sections an environment variable may name.
 const SECTIONS: &[&str] = &[
-    "server", "database", "smtp", "domains", "relay", "admin", "log",
+    "server", "database", "smtp", "domains", "relay", "admin", "log", "vault", "secure", "portal",
 ];
 
 /// Keys whose value is a list, so a comma-separated variable is split.
@@ -49,6 +49,30 @@ pub struct ConfigFile {
     pub relay: RelaySection,
     pub admin: AdminSection,
     pub log: LogSection,
+    pub vault: VaultSection,
+    pub secure: SecureSection,
+    pub portal: PortalSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VaultSection {
+    pub master_key_file: Option<String>,
+    pub retention: Option<String>,
+    pub expiry_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecureSection {
+    pub subject_tag: Option<String>,
+    pub subject_tag_definition: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalSection {
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -133,6 +157,38 @@ pub struct Config {
     pub relay: RelayConfig,
     pub admin_listen: SocketAddr,
     pub log: LogConfig,
+    pub vault: VaultConfig,
+    pub secure: SecureConfig,
+    /// `portal.url`: where recipients' links point.
+    pub portal_url: String,
+}
+
+/// `[vault]`: encryption at rest and how long secure content is kept.
+#[derive(Debug, Clone)]
+pub struct VaultConfig {
+    /// The master key file (created 0600 on first start), unless
+    /// `SEALPOST_MASTER_KEY` is set.
+    pub master_key_file: PathBuf,
+    /// No secure message stays readable longer than this after receipt.
+    pub retention: Duration,
+    /// How often expired secure messages are looked for.
+    pub expiry_interval: Duration,
+}
+
+impl VaultConfig {
+    /// The retention in whole days (the bound of a definition's expiry).
+    pub fn retention_days(&self) -> u32 {
+        u32::try_from(self.retention.as_secs() / 86400).unwrap_or(u32::MAX)
+    }
+}
+
+/// `[secure]`: how senders ask for secure delivery.
+#[derive(Debug, Clone)]
+pub struct SecureConfig {
+    /// The subject tag; empty: no tag trigger.
+    pub subject_tag: String,
+    /// The definition the tag applies; `None`: the default definition.
+    pub subject_tag_definition: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -504,10 +560,71 @@ impl Config {
             }
         };
 
+        let v = file.vault;
+        let master_key_file = v
+            .master_key_file
+            .map_or_else(|| data_dir.join("master.key"), PathBuf::from);
+        let retention = duration(
+            "vault.retention",
+            v.retention,
+            Duration::from_secs(3650 * 86400),
+            &mut errors,
+        );
+        if retention < Duration::from_secs(86400) {
+            errors.push(err(
+                "vault.retention",
+                "must be at least 1d (definitions express expiry in days)",
+            ));
+        }
+        let expiry_interval = duration(
+            "vault.expiry_interval",
+            v.expiry_interval,
+            Duration::from_secs(60),
+            &mut errors,
+        );
+        let subject_tag = file
+            .secure
+            .subject_tag
+            .unwrap_or_else(|| "[secure]".into())
+            .trim()
+            .to_owned();
+        if subject_tag.chars().any(char::is_control) || subject_tag.len() > 64 {
+            errors.push(err(
+                "secure.subject_tag",
+                "must be at most 64 characters without control characters (empty disables the tag)",
+            ));
+        }
+        let portal_url = file
+            .portal
+            .url
+            .unwrap_or_else(|| format!("https://{hostname}"))
+            .trim_end_matches('/')
+            .to_owned();
+        if !(portal_url.starts_with("https://") || portal_url.starts_with("http://"))
+            || portal_url
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            errors.push(err(
+                "portal.url",
+                format!("{portal_url:?} is not an http(s) URL such as https://secure.example.com"),
+            ));
+        }
+
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
         Ok(Config {
+            vault: VaultConfig {
+                master_key_file,
+                retention,
+                expiry_interval,
+            },
+            secure: SecureConfig {
+                subject_tag,
+                subject_tag_definition: file.secure.subject_tag_definition,
+            },
+            portal_url,
             hostname,
             data_dir,
             worker_threads,

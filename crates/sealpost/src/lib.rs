@@ -5,5 +5,6 @@
 pub mod admin_cli;
 pub mod api_client;
 pub mod config;
+pub mod keys;
 pub mod serve;
 pub mod tls;

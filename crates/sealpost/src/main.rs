@@ -69,6 +69,85 @@ enum Command {
         #[command(subcommand)]
         command: ApikeyCommand,
     },
+    /// Message tracking: search, recall, extend expiry (through the API).
+    Messages {
+        #[command(subcommand)]
+        command: MessagesCommand,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// The vault's master keys (run with the gateway stopped).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+        #[arg(long, short, env = "SEALPOST_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MessagesCommand {
+    /// Search messages, newest first.
+    List {
+        /// Part of the envelope sender.
+        #[arg(long)]
+        from: Option<String>,
+        /// Part of a recipient address.
+        #[arg(long)]
+        to: Option<String>,
+        /// Part of the subject.
+        #[arg(long)]
+        subject: Option<String>,
+        /// queued, delivered, failed, secure, expired or recalled.
+        #[arg(long)]
+        status: Option<String>,
+        /// Received at or after (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Received before (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many messages.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One message's tracking record (JSON).
+    Show { id: String },
+    /// Recall messages: secure recipients lose access, queued deliveries
+    /// are cancelled, the content is destroyed.
+    Recall {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Extend how long a secure message stays readable.
+    Extend {
+        id: String,
+        /// Days to add to the current expiry.
+        #[arg(long, conflicts_with = "until")]
+        days: Option<u32>,
+        /// The new expiry (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Key versions, and how many stored message keys each one wraps.
+    List,
+    /// Add a master key version and re-wrap every message key with it;
+    /// run again to resume an interrupted rotation.
+    Rotate {
+        /// Message keys re-wrapped per commit.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+    /// Open every stored content and report any that does not.
+    Verify {
+        /// Contents checked per step.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
 }
 
 /// How the administration commands reach the gateway.
@@ -168,6 +247,17 @@ fn main() -> ExitCode {
             command: ConfigCommand::Check { config },
         } => check(config),
         Command::Serve { config } => serve(config),
+        Command::Keys { command, config } => {
+            let config = match load(config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match command {
+                KeysCommand::List => sealpost::keys::list(&config),
+                KeysCommand::Rotate { batch } => sealpost::keys::rotate(&config, batch),
+                KeysCommand::Verify { batch } => sealpost::keys::verify(&config, batch),
+            }
+        }
         Command::Apikey {
             command: ApikeyCommand::Create { role, name, config },
         } => apikey_create(config, &role, &name),
@@ -239,6 +329,33 @@ fn main() -> ExitCode {
                 ip.as_deref(),
                 at.as_deref(),
             ),
+        }),
+        Command::Messages { command, api } => admin(&api, |client| match command {
+            MessagesCommand::List {
+                from,
+                to,
+                subject,
+                status,
+                since,
+                until,
+                limit,
+            } => admin_cli::messages_list(
+                client,
+                &admin_cli::MessageSearch {
+                    from,
+                    to,
+                    subject,
+                    status,
+                    since,
+                    until,
+                    limit: limit.max(1),
+                },
+            ),
+            MessagesCommand::Show { id } => admin_cli::messages_show(client, &id),
+            MessagesCommand::Recall { ids } => admin_cli::messages_recall(client, &ids),
+            MessagesCommand::Extend { id, days, until } => {
+                admin_cli::messages_extend(client, &id, days, until.as_deref())
+            }
         }),
         Command::Import { what, file, api } => admin(&api, |client| match (what, file) {
             (Some(ImportCommand::Users { file }), _) => admin_cli::import_users(client, &file),

@@ -21,18 +21,19 @@ use tokio_util::sync::CancellationToken;
 
 use sealpost_policy::PolicySet;
 use sealpost_queue::{QueueConfig, RetrySchedule, Worker};
+use sealpost_secure::plan::SecureSettings;
 use sealpost_smtp::{
     inbound::{self, Inbound, InboundConfig},
     outbound::{Delivery, OutboundConfig},
 };
-use sealpost_store::{AdminStore, Role, SqliteStore, Store};
+use sealpost_store::{AdminStore, Role, SecureStore, SqliteStore, Store};
+use sealpost_vault::Vault;
 use sealpost_web::api::{ApiState, PolicyService, generate_api_key};
 
-use crate::{config::Config, tls};
+use crate::{config::Config, keys, tls};
 
-/// Longest definition expiry accepted until the vault's retention setting
-/// arrives (10 years).
-const MAX_EXPIRY_DAYS: u32 = 3650;
+/// Secure recipients ended per expiry commit.
+const EXPIRY_BATCH: usize = 1000;
 
 /// How long a graceful shutdown may take before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -42,6 +43,7 @@ pub struct Application {
     pub smtp_addrs: Vec<SocketAddr>,
     pub admin_addr: SocketAddr,
     pub store: Arc<dyn Store>,
+    pub secure: Arc<dyn SecureStore>,
     pub worker: Worker,
     pub policy: Arc<ArcSwap<PolicySet>>,
     pub certificate: tls::CertificateSource,
@@ -53,6 +55,7 @@ pub struct Application {
     inbound: Arc<Inbound>,
     metrics: PrometheusHandle,
     api: ApiState,
+    expiry_interval: Duration,
     shutdown: CancellationToken,
 }
 
@@ -94,8 +97,10 @@ impl Application {
                 config.data_dir.display()
             )
         })?;
+        let keyring = keys::load_keyring(&config)?;
+        let vault = Arc::new(Vault::new(keyring));
         let sqlite = Arc::new(
-            SqliteStore::open_url(&config.database_url, &config.data_dir.join("spool"))
+            SqliteStore::open_url(&config.database_url, &config.data_dir.join("spool"), vault)
                 .await
                 .with_context(|| {
                     format!(
@@ -105,6 +110,7 @@ impl Application {
                 })?,
         );
         let store: Arc<dyn Store> = sqlite.clone();
+        let secure: Arc<dyn SecureStore> = sqlite.clone();
         let admin: Arc<dyn AdminStore> = sqlite;
         let (acceptor, certificate) = tls::acceptor(&config)?;
 
@@ -132,7 +138,7 @@ impl Application {
             admin.clone(),
             policy.clone(),
             config.internal_domains.iter().cloned().collect(),
-            MAX_EXPIRY_DAYS,
+            config.vault.retention_days(),
         ));
         policy_service
             .load()
@@ -156,6 +162,14 @@ impl Application {
                 idle_timeout: config.smtp.idle_timeout,
                 max_connections: config.smtp.max_connections,
                 queue_lifetime: config.relay.queue_lifetime,
+                secure: SecureSettings {
+                    hostname: config.hostname.clone(),
+                    portal_url: config.portal_url.clone(),
+                    subject_tag: config.secure.subject_tag.clone(),
+                    subject_tag_definition: config.secure.subject_tag_definition.clone(),
+                    retention: config.vault.retention,
+                    queue_lifetime: config.relay.queue_lifetime,
+                },
                 ..InboundConfig::default()
             },
             store: store.clone(),
@@ -191,6 +205,7 @@ impl Application {
             smtp_addrs,
             admin_addr,
             store,
+            secure: secure.clone(),
             worker,
             policy,
             certificate,
@@ -202,7 +217,10 @@ impl Application {
             api: ApiState {
                 admin,
                 policy: policy_service,
+                secure,
+                retention: config.vault.retention,
             },
+            expiry_interval: config.vault.expiry_interval,
             shutdown: CancellationToken::new(),
         })
     }
@@ -260,6 +278,14 @@ impl Application {
             });
         }
         {
+            let (secure, shutdown) = (self.secure.clone(), shutdown.clone());
+            let interval = self.expiry_interval;
+            tasks.spawn(async move {
+                expire_loop(secure, interval, shutdown).await;
+                ("expiry job", Ok(()))
+            });
+        }
+        {
             let (metrics, shutdown) = (self.metrics.clone(), shutdown.clone());
             tasks.spawn(async move {
                 loop {
@@ -302,6 +328,44 @@ impl Application {
         match first_error {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+}
+
+/// Ends expired secure deliveries and destroys the content nobody needs
+/// any more, every `interval`, in bounded batches.
+async fn expire_loop(
+    secure: Arc<dyn SecureStore>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        // Bounded: a backlog of a million expiries is 1,000 commits.
+        for _ in 0..1000 {
+            match secure
+                .expire_due(std::time::SystemTime::now(), EXPIRY_BATCH)
+                .await
+            {
+                Ok(0) => break,
+                Ok(n) => {
+                    metrics::counter!("sealpost_secure_expired_total").increment(n as u64);
+                    tracing::info!(
+                        recipients = n,
+                        "secure deliveries expired; content destroyed where no one needs it"
+                    );
+                    if n < EXPIRY_BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "expiring secure messages failed; will retry");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
         }
     }
 }

@@ -11,6 +11,7 @@ use mail_parser::MessageParser;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use sealpost_policy::{DecisionInput, EmailAddress, decide};
+use sealpost_secure::plan::prepare;
 use sealpost_store::{ClientInfo, MessageKind, NewMessage, NewRecipient};
 
 use super::{
@@ -121,7 +122,14 @@ impl Session {
             expires_at: now + self.inbound.config.queue_lifetime,
             kind: MessageKind::Mail,
             recipients,
+            subject: None,
+            parent: None,
+            secure: Vec::new(),
+            attached: Vec::new(),
         };
+        let mut message = message;
+        let prepared = prepare(&policy, &self.inbound.config.secure, &mut message);
+        drop(policy);
         let sender = message
             .sender
             .as_ref()
@@ -131,7 +139,7 @@ impl Session {
                 metrics::counter!("sealpost_smtp_messages_accepted_total").increment(1);
                 metrics::histogram!("sealpost_smtp_accept_seconds")
                     .record(started.elapsed().as_secs_f64());
-                tracing::info!(queue_id = %id, from = %sender, recipients = rcpt_count, size, "accepted");
+                tracing::info!(queue_id = %id, from = %sender, recipients = rcpt_count, secure = prepared.secure_recipients, size, "accepted");
                 stream.queue(&reply::queued(id.as_str()));
                 self.inbound.queue_wakeup.notify_one();
             }

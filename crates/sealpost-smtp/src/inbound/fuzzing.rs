@@ -270,6 +270,7 @@ fn inbound(store: Arc<MemoryStore>) -> Inbound {
             max_errors: 20,
             max_received_headers: MAX_RECEIVED_HEADERS,
             queue_lifetime: Duration::from_secs(86_400),
+            secure: sealpost_secure::plan::SecureSettings::default(),
         },
         store,
         policy: Arc::new(ArcSwap::from_pointee(PolicySet::with_internal_domains(

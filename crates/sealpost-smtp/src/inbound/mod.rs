@@ -53,6 +53,8 @@ pub struct InboundConfig {
     pub max_received_headers: usize,
     /// How long the queue keeps trying (`relay.queue_lifetime`).
     pub queue_lifetime: Duration,
+    /// Secure delivery: sender triggers, notifications, expiry bounds.
+    pub secure: sealpost_secure::plan::SecureSettings,
 }
 
 impl Default for InboundConfig {
@@ -68,6 +70,7 @@ impl Default for InboundConfig {
             max_errors: 20,
             max_received_headers: 50,
             queue_lifetime: Duration::from_secs(5 * 86400),
+            secure: sealpost_secure::plan::SecureSettings::default(),
         }
     }
 }

@@ -10,19 +10,28 @@
 mod admin;
 mod queue;
 mod readers;
+mod secure;
 mod writer;
 
-use std::{collections::HashSet, path::Path, sync::Arc, time::SystemTime};
+use std::{
+    collections::HashSet,
+    path::Path,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use rusqlite::{Connection, OpenFlags, config::DbConfig};
 
 use sealpost_policy::PolicyDocument;
+use sealpost_vault::{TokenHash, Vault, WrappedKey};
 
 use crate::{
-    AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, Leased,
-    MessageRecord, NewMessage, QueueId, QueueStats, RecipientOutcome, RecipientRecord, Store,
-    StoreError, spool::Spool,
+    AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, KeyUsage, Leased,
+    MessageFilter, MessageRecord, NewMessage, QueueId, QueueStats, RecallOutcome, RecipientOutcome,
+    RecipientRecord, SecureAccess, SecureStore, Store, StoreError, TrackedMessage, VerifyBatch,
+    spool::Spool,
 };
+use queue::SealedContent;
 use readers::Readers;
 use writer::Writer;
 
@@ -31,7 +40,14 @@ const DEFAULT_INLINE_LIMIT: usize = 1024 * 1024;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
 /// many have run.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_v1.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_v3.sql"),
+];
+
+/// Contents larger than this are sealed and opened on a blocking thread.
+const BLOCKING_SEAL: usize = 256 * 1024;
 
 /// How long a connection waits for a lock held by another connection of
 /// this process (a checkpoint, say) before it reports the database busy.
@@ -46,6 +62,9 @@ pub struct SqliteStore {
     readers: Arc<Readers>,
     writer: Writer,
     spool: Arc<Spool>,
+    /// Seals every content before it is written and opens it when read:
+    /// nothing of a message is stored in plaintext (SPEC §8).
+    vault: Arc<Vault>,
     inline_limit: usize,
 }
 
@@ -54,13 +73,22 @@ impl SqliteStore {
     /// directory, applies migrations, releases leases left by a previous
     /// process and removes orphaned spool files.
     ///
+    /// The vault's keyring is checked against the key versions the
+    /// database has used (a wrong key file is refused here, before any
+    /// mail is sealed with it), and content stored by a version before the
+    /// vault is sealed.
+    ///
     /// # Errors
-    /// [`StoreError`] when the file is in use by another process, or
-    /// cannot be opened or migrated.
-    pub async fn open(db_path: &Path, spool_dir: &Path) -> Result<Self, StoreError> {
+    /// [`StoreError`] when the file is in use by another process, cannot
+    /// be opened or migrated, or the keyring does not fit the database.
+    pub async fn open(
+        db_path: &Path,
+        spool_dir: &Path,
+        vault: Arc<Vault>,
+    ) -> Result<Self, StoreError> {
         let db_path = db_path.to_owned();
         let spool_dir = spool_dir.to_owned();
-        tokio::task::spawn_blocking(move || Self::open_blocking(&db_path, &spool_dir, false))
+        tokio::task::spawn_blocking(move || Self::open_blocking(&db_path, &spool_dir, false, vault))
             .await
             .map_err(|e| StoreError::Unavailable(format!("opening the database: {e}")))?
     }
@@ -71,17 +99,27 @@ impl SqliteStore {
     /// release, spool sweep). Use it only for the configuration and API
     /// keys, never for the mail queue.
     ///
+    /// It has no master key (a throwaway one), so it can neither read nor
+    /// write message content.
+    ///
     /// # Errors
     /// [`StoreError`] when the database cannot be opened or migrated.
     pub async fn open_shared(db_path: &Path, spool_dir: &Path) -> Result<Self, StoreError> {
         let db_path = db_path.to_owned();
         let spool_dir = spool_dir.to_owned();
-        tokio::task::spawn_blocking(move || Self::open_blocking(&db_path, &spool_dir, true))
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("opening the database: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            Self::open_blocking(&db_path, &spool_dir, true, Arc::new(Vault::ephemeral()))
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("opening the database: {e}")))?
     }
 
-    fn open_blocking(db_path: &Path, spool_dir: &Path, shared: bool) -> Result<Self, StoreError> {
+    fn open_blocking(
+        db_path: &Path,
+        spool_dir: &Path,
+        shared: bool,
+        vault: Arc<Vault>,
+    ) -> Result<Self, StoreError> {
         let lock = if shared {
             None
         } else {
@@ -117,8 +155,18 @@ impl SqliteStore {
                 readers,
                 writer,
                 spool,
+                vault,
                 inline_limit: DEFAULT_INLINE_LIMIT,
             });
+        }
+
+        secure::check_keyring(&conn, &vault)?;
+        let sealed = seal_unsealed(&conn, &spool, &vault)?;
+        if sealed > 0 {
+            tracing::info!(
+                messages = sealed,
+                "sealed message contents stored before the vault existed"
+            );
         }
 
         let referenced: HashSet<String> = queue::spooled_ids(&conn)?.into_iter().collect();
@@ -148,13 +196,77 @@ impl SqliteStore {
             readers,
             writer,
             spool,
+            vault,
             inline_limit: DEFAULT_INLINE_LIMIT,
         })
     }
 
     /// Opens the store named by a `sqlite://path` URL (or a bare path).
-    pub async fn open_url(url: &str, spool_dir: &Path) -> Result<Self, StoreError> {
-        Self::open(&Self::path_of_url(url), spool_dir).await
+    pub async fn open_url(
+        url: &str,
+        spool_dir: &Path,
+        vault: Arc<Vault>,
+    ) -> Result<Self, StoreError> {
+        Self::open(&Self::path_of_url(url), spool_dir, vault).await
+    }
+
+    /// Seals a message's content (taking it out of the message); a
+    /// content too large for the row goes to the spool, durably.
+    async fn seal(&self, message: &mut NewMessage) -> Result<SealedContent, StoreError> {
+        let content = std::mem::take(&mut message.content);
+        let size = content.len() as u64;
+        let context = message.id.as_str().as_bytes().to_vec();
+        let (key, sealed) = if content.len() > BLOCKING_SEAL {
+            let vault = self.vault.clone();
+            tokio::task::spawn_blocking(move || vault.seal(&context, content))
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("sealing: {e}")))?
+        } else {
+            self.vault.seal(&context, content)
+        };
+        if size as usize > self.inline_limit {
+            self.spool.write_durable(&message.id, sealed).await?;
+            Ok(SealedContent {
+                key,
+                inline: None,
+                size,
+            })
+        } else {
+            Ok(SealedContent {
+                key,
+                inline: Some(sealed),
+                size,
+            })
+        }
+    }
+
+    /// Opens a sealed content.
+    async fn open_sealed(
+        &self,
+        id: &QueueId,
+        key: WrappedKey,
+        sealed: Vec<u8>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let context = id.as_str().as_bytes().to_vec();
+        let result = if sealed.len() > BLOCKING_SEAL {
+            let vault = self.vault.clone();
+            tokio::task::spawn_blocking(move || vault.open(&context, &key, sealed))
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("opening: {e}")))?
+        } else {
+            self.vault.open(&context, &key, sealed)
+        };
+        result.map_err(|e| StoreError::Vault(id.clone(), e))
+    }
+
+    /// Removes the spool files of contents that were written but whose
+    /// commit failed.
+    fn forget_spooled(&self, sealed: &[(QueueId, bool)]) {
+        for (id, spooled) in sealed {
+            if *spooled {
+                self.spool.remove(id);
+            }
+        }
     }
 
     /// The file a `sqlite://path` URL (or a bare path) names.
@@ -235,23 +347,34 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 impl Store for SqliteStore {
     async fn accept(&self, mut message: NewMessage) -> Result<QueueId, StoreError> {
         let id = message.id.clone();
-        let spooled = message.content.len() > self.inline_limit;
-        if spooled {
-            let content = std::mem::take(&mut message.content);
-            self.spool.write_durable(&id, content).await?;
+        let mut written = Vec::with_capacity(1 + message.attached.len());
+        let mut all = Vec::with_capacity(1 + message.attached.len());
+        let attached = std::mem::take(&mut message.attached);
+        for mut m in std::iter::once(message).chain(attached) {
+            match self.seal(&mut m).await {
+                Ok(sealed) => {
+                    written.push((m.id.clone(), sealed.inline.is_none()));
+                    all.push((m, sealed));
+                }
+                Err(e) => {
+                    self.forget_spooled(&written);
+                    return Err(e);
+                }
+            }
         }
         let result = self
             .writer
             .write(true, move |conn, _| {
-                queue::insert_message(conn, &message, spooled)
+                for (m, sealed) in &all {
+                    queue::insert_message(conn, m, sealed)?;
+                }
+                Ok(())
             })
             .await;
         match result {
             Ok(()) => Ok(id),
             Err(e) => {
-                if spooled {
-                    self.spool.remove(&id);
-                }
+                self.forget_spooled(&written);
                 Err(e)
             }
         }
@@ -265,26 +388,44 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Leased, StoreError> {
         let owner = owner.to_owned();
-        self.writer
+        let (leased, next_due) = self
+            .writer
             .write(false, move |conn, _| {
-                Ok(Leased {
-                    messages: queue::lease(conn, &owner, now, lease_until, limit)?,
-                    next_due: queue::next_due(conn)?,
-                })
+                Ok((
+                    queue::lease(conn, &owner, now, lease_until, limit)?,
+                    queue::next_due(conn)?,
+                ))
             })
-            .await
+            .await?;
+        // Open inline contents here, off the writer thread. One that does
+        // not open is left without content: the worker asks load_body,
+        // which reports why, and the lease runs out (never garbage sent).
+        let mut messages = Vec::with_capacity(leased.len());
+        for (mut message, key) in leased {
+            if let (Some(sealed), Some(key)) = (message.content.take(), key) {
+                match self.open_sealed(&message.id, key, sealed).await {
+                    Ok(content) => message.content = Some(content),
+                    Err(e) => {
+                        tracing::error!(queue_id = %message.id, error = %e, "stored content does not open")
+                    }
+                }
+            }
+            messages.push(message);
+        }
+        Ok(Leased { messages, next_due })
     }
 
     async fn load_body(&self, id: &QueueId) -> Result<Vec<u8>, StoreError> {
         let key = id.clone();
-        match self
+        let (sealed, key) = match self
             .readers
             .read(move |conn| queue::load_body(conn, &key))
             .await?
         {
-            queue::Body::Inline(content) => Ok(content),
-            queue::Body::Spooled => Ok(self.spool.read(id).await?),
-        }
+            queue::Body::Inline(sealed, key) => (sealed, key),
+            queue::Body::Spooled(key) => (self.spool.read(id).await?, key),
+        };
+        self.open_sealed(id, key, sealed).await
     }
 
     async fn record(
@@ -292,15 +433,34 @@ impl Store for SqliteStore {
         outcomes: Vec<RecipientOutcome>,
         dsns: Vec<NewMessage>,
     ) -> Result<Vec<QueueId>, StoreError> {
-        self.writer
+        let mut sealed = Vec::with_capacity(dsns.len());
+        let mut written = Vec::new();
+        for mut dsn in dsns {
+            match self.seal(&mut dsn).await {
+                Ok(content) => {
+                    written.push((dsn.id.clone(), content.inline.is_none()));
+                    sealed.push((dsn, content));
+                }
+                Err(e) => {
+                    self.forget_spooled(&written);
+                    return Err(e);
+                }
+            }
+        }
+        let result = self
+            .writer
             .write(false, move |conn, effects| {
                 effects.purged = queue::record_outcomes(conn, &outcomes)?;
-                for dsn in &dsns {
-                    queue::insert_message(conn, dsn, false)?;
+                for (dsn, content) in &sealed {
+                    queue::insert_message(conn, dsn, content)?;
                 }
-                Ok(dsns.iter().map(|dsn| dsn.id.clone()).collect())
+                Ok(sealed.iter().map(|(dsn, _)| dsn.id.clone()).collect())
             })
-            .await
+            .await;
+        if result.is_err() {
+            self.forget_spooled(&written);
+        }
+        result
     }
 
     async fn next_due(&self) -> Result<Option<SystemTime>, StoreError> {
@@ -396,6 +556,185 @@ impl AdminStore for SqliteStore {
             })
             .await
     }
+}
+
+#[async_trait::async_trait]
+impl SecureStore for SqliteStore {
+    async fn search(&self, filter: MessageFilter) -> Result<Vec<TrackedMessage>, StoreError> {
+        self.readers
+            .read(move |conn| secure::search(conn, &filter))
+            .await
+    }
+
+    async fn tracked(&self, id: &QueueId) -> Result<TrackedMessage, StoreError> {
+        let id = id.clone();
+        self.readers
+            .read(move |conn| secure::tracked(conn, &id))
+            .await
+    }
+
+    async fn recall(
+        &self,
+        ids: Vec<QueueId>,
+        now: SystemTime,
+    ) -> Result<Vec<RecallOutcome>, StoreError> {
+        let single = ids.len() == 1;
+        let outcomes = self
+            .writer
+            .write(true, move |conn, effects| {
+                let mut outcomes = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    match secure::recall(conn, id, now, &mut effects.purged)? {
+                        Some(outcome) => outcomes.push(outcome),
+                        None if single => return Err(StoreError::NotFound(id.clone())),
+                        None => {}
+                    }
+                }
+                Ok(outcomes)
+            })
+            .await?;
+        Ok(outcomes)
+    }
+
+    async fn extend(
+        &self,
+        id: &QueueId,
+        until: SystemTime,
+        retention: Duration,
+        now: SystemTime,
+    ) -> Result<SystemTime, StoreError> {
+        let id = id.clone();
+        self.writer
+            .write(true, move |conn, _| {
+                secure::extend(conn, &id, until, retention, now)
+            })
+            .await
+    }
+
+    async fn expire_due(&self, now: SystemTime, limit: usize) -> Result<usize, StoreError> {
+        self.writer
+            .write(true, move |conn, effects| {
+                secure::expire_due(conn, now, limit, &mut effects.purged)
+            })
+            .await
+    }
+
+    async fn secure_by_token(&self, token: TokenHash) -> Result<Option<SecureAccess>, StoreError> {
+        self.readers
+            .read(move |conn| secure::secure_by_token(conn, &token))
+            .await
+    }
+
+    async fn mark_opened(&self, id: &QueueId, idx: u32, at: SystemTime) -> Result<(), StoreError> {
+        let id = id.clone();
+        let at = crate::model::to_millis(at);
+        self.writer
+            .write(false, move |conn, _| {
+                secure::update_secure(conn, secure::MARK_OPENED, &id, idx, at)
+            })
+            .await
+    }
+
+    async fn set_read(&self, id: &QueueId, idx: u32, read: bool) -> Result<(), StoreError> {
+        let id = id.clone();
+        self.writer
+            .write(false, move |conn, _| {
+                secure::update_secure(conn, secure::SET_READ, &id, idx, i64::from(read))
+            })
+            .await
+    }
+
+    async fn mark_replied(&self, id: &QueueId, idx: u32, at: SystemTime) -> Result<(), StoreError> {
+        let id = id.clone();
+        let at = crate::model::to_millis(at);
+        self.writer
+            .write(true, move |conn, _| {
+                secure::update_secure(conn, secure::MARK_REPLIED, &id, idx, at)
+            })
+            .await
+    }
+
+    async fn key_usage(&self) -> Result<Vec<KeyUsage>, StoreError> {
+        self.readers.read(secure::key_usage).await
+    }
+
+    async fn rewrap_batch(
+        &self,
+        after: Option<QueueId>,
+        limit: usize,
+    ) -> Result<VerifyBatch, StoreError> {
+        let vault = self.vault.clone();
+        self.writer
+            .write(true, move |conn, _| {
+                secure::rewrap_batch(conn, &vault, after.as_ref(), limit)
+            })
+            .await
+    }
+
+    async fn verify_batch(
+        &self,
+        after: Option<QueueId>,
+        limit: usize,
+    ) -> Result<VerifyBatch, StoreError> {
+        let ids = self
+            .readers
+            .read(move |conn| secure::content_ids(conn, after.as_ref(), limit))
+            .await?;
+        let mut batch = VerifyBatch {
+            next: (ids.len() == limit).then(|| ids.last().cloned()).flatten(),
+            ..VerifyBatch::default()
+        };
+        for id in ids {
+            match self.load_body(&id).await {
+                Ok(_) => batch.checked += 1,
+                // Destroyed between the listing and now: nothing to check.
+                Err(StoreError::NotFound(_)) => {}
+                Err(StoreError::Vault(_, e)) => {
+                    batch.checked += 1;
+                    batch.failures.push((id, e.to_string()));
+                }
+                Err(e) => {
+                    batch.checked += 1;
+                    batch.failures.push((id, e.to_string()));
+                }
+            }
+        }
+        Ok(batch)
+    }
+}
+
+/// Seals contents stored in plaintext by a version before the vault (no
+/// wrapped key). Runs at open, before anything else touches the rows.
+fn seal_unsealed(conn: &Connection, spool: &Spool, vault: &Vault) -> Result<usize, StoreError> {
+    let rows: Vec<(String, Option<Vec<u8>>, bool)> = conn
+        .prepare(
+            "SELECT id, content, spooled FROM messages WHERE has_content = 1 AND wrapped_key IS NULL",
+        )?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, content, spooled) in &rows {
+        let queue_id =
+            QueueId::parse(id).ok_or_else(|| StoreError::Corrupt(format!("queue id {id:?}")))?;
+        let plain = match (content, spooled) {
+            (_, true) => spool.read_blocking(&queue_id)?,
+            (Some(content), false) => content.clone(),
+            (None, false) => continue,
+        };
+        let (key, sealed) = vault.seal(id.as_bytes(), plain);
+        if *spooled {
+            spool.write_durable_blocking(&queue_id, &sealed)?;
+            conn.execute(
+                "UPDATE messages SET key_version = ?2, wrapped_key = ?3 WHERE id = ?1",
+                rusqlite::params![id, key.version, key.bytes],
+            )?;
+        } else {
+            conn.execute(
+                "UPDATE messages SET content = ?2, key_version = ?3, wrapped_key = ?4 WHERE id = ?1",
+                rusqlite::params![id, sealed, key.version, key.bytes],
+            )?;
+        }
+    }
+    Ok(rows.len())
 }
 
 #[cfg(test)]

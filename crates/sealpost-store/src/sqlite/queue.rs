@@ -11,26 +11,40 @@ use std::{
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use sealpost_policy::{EmailAddress, PolicyId};
+use sealpost_policy::{DefinitionId, EmailAddress, PolicyId};
+use sealpost_vault::WrappedKey;
 
 use crate::{
     ClientInfo, DsnReturn, LeasedMessage, LeasedRecipient, MessageKind, MessageRecord, NewMessage,
     Notify, OutcomeKind, QueueId, QueueStats, RecipientOutcome, RecipientRecord, RecipientStatus,
-    StoreError,
+    SecureRecord, SecureTrigger, StoreError,
     model::{from_millis, route_text, to_millis},
 };
 
-/// Inserts one message and its recipients. `spooled`: the content is
-/// already durable in the spool, so the row stores no blob.
+/// A message's content as it is committed: sealed by the vault.
+#[derive(Debug)]
+pub(super) struct SealedContent {
+    pub key: WrappedKey,
+    /// The sealed bytes, or `None` when they are already durable in the
+    /// spool (the row then stores no blob).
+    pub inline: Option<Vec<u8>>,
+    /// The plaintext's length.
+    pub size: u64,
+}
+
+/// Inserts one message, its recipients and its secure-delivery records.
+/// The message's own `content` is ignored: `sealed` is what is stored.
 pub(super) fn insert_message(
     conn: &Connection,
     m: &NewMessage,
-    spooled: bool,
+    sealed: &SealedContent,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO messages (id, received_at, sender, client_ip, client_name, helo, protocol,
-            size, body_8bit, smtputf8, env_id, ret, kind, expires_at, content, spooled)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            size, body_8bit, smtputf8, env_id, ret, kind, expires_at, content, spooled,
+            key_version, wrapped_key, subject, parent_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+            ?17, ?18, ?19, ?20)",
     )?
     .execute(params![
         m.id.as_str(),
@@ -40,7 +54,7 @@ pub(super) fn insert_message(
         m.client.name.as_deref(),
         m.client.helo.as_deref(),
         m.client.protocol.as_str(),
-        m.content.len() as i64,
+        sealed.size as i64,
         m.body_8bit,
         m.smtputf8,
         m.env_id.as_deref(),
@@ -48,10 +62,14 @@ pub(super) fn insert_message(
             DsnReturn::Full => "FULL",
             DsnReturn::Headers => "HDRS",
         }),
-        kind_text(m.kind),
+        m.kind.as_str(),
         to_millis(m.expires_at),
-        (!spooled).then_some(m.content.as_slice()),
-        spooled,
+        sealed.inline.as_deref(),
+        sealed.inline.is_none(),
+        sealed.key.version,
+        sealed.key.bytes.as_slice(),
+        m.subject.as_deref(),
+        m.parent.as_ref().map(QueueId::as_str),
     ])?;
     let mut insert_recipient = conn.prepare_cached(
         "INSERT INTO recipients (message_id, idx, address, orcpt, notify, route, policy_id,
@@ -71,6 +89,24 @@ pub(super) fn insert_message(
             to_millis(m.received_at),
         ])?;
     }
+    if !m.secure.is_empty() {
+        let mut insert_secure = conn.prepare_cached(
+            "INSERT INTO secure_recipients (message_id, idx, token_hash, definition_id, trigger,
+                notification_id, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for s in &m.secure {
+            insert_secure.execute(params![
+                m.id.as_str(),
+                s.idx,
+                s.token_hash.as_slice(),
+                s.definition.0,
+                s.trigger.as_str(),
+                s.notification.as_ref().map(QueueId::as_str),
+                to_millis(s.expires_at),
+            ])?;
+        }
+    }
     Ok(())
 }
 
@@ -82,7 +118,7 @@ pub(super) fn lease(
     now: SystemTime,
     until: SystemTime,
     limit: usize,
-) -> Result<Vec<LeasedMessage>, StoreError> {
+) -> Result<Vec<(LeasedMessage, Option<WrappedKey>)>, StoreError> {
     let mut by_message: BTreeMap<String, Vec<LeasedRecipient>> = BTreeMap::new();
     {
         let mut claim = conn.prepare_cached(
@@ -117,19 +153,36 @@ pub(super) fn lease(
     }
     let mut select = conn.prepare_cached(
         "SELECT id, received_at, sender, client_ip, client_name, helo, protocol, size,
-                body_8bit, smtputf8, env_id, ret, expires_at, kind, content
+                body_8bit, smtputf8, env_id, ret, expires_at, kind, content,
+                key_version, wrapped_key
          FROM messages WHERE id = ?1",
     )?;
     let mut leased = Vec::with_capacity(by_message.len());
     for (id, mut recipients) in by_message {
         recipients.sort_by_key(|r| r.idx);
         let message = select
-            .query_row([&id], |row| Ok(leased_message(row, recipients)))
+            .query_row([&id], |row| {
+                Ok(leased_message(row, recipients).and_then(|m| Ok((m, wrapped_key(row)?))))
+            })
             .optional()?
             .ok_or_else(|| StoreError::Corrupt(format!("recipients of missing message {id}")))??;
         leased.push(message);
     }
     Ok(leased)
+}
+
+/// The row's wrapped message key (`None` once the content is destroyed).
+fn wrapped_key(row: &Row<'_>) -> Result<Option<WrappedKey>, StoreError> {
+    let version: Option<i64> = row.get("key_version")?;
+    let bytes: Option<Vec<u8>> = row.get("wrapped_key")?;
+    Ok(match (version, bytes) {
+        (Some(version), Some(bytes)) => Some(WrappedKey {
+            version: u32::try_from(version)
+                .map_err(|_| StoreError::Corrupt(format!("key version {version}")))?,
+            bytes,
+        }),
+        _ => None,
+    })
 }
 
 fn leased_message(
@@ -174,21 +227,9 @@ fn leased_message(
     })
 }
 
-fn kind_text(kind: MessageKind) -> &'static str {
-    match kind {
-        MessageKind::Mail => "mail",
-        MessageKind::Dsn => "dsn",
-    }
-}
-
 fn parse_kind(kind: &str) -> Result<MessageKind, StoreError> {
-    match kind {
-        "mail" => Ok(MessageKind::Mail),
-        "dsn" => Ok(MessageKind::Dsn),
-        other => Err(StoreError::Corrupt(format!(
-            "unknown message kind {other:?}"
-        ))),
-    }
+    MessageKind::parse(kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown message kind {kind:?}")))
 }
 
 /// Records delivery outcomes, ends their leases, and purges the content of
@@ -198,11 +239,18 @@ pub(super) fn record_outcomes(
     conn: &Connection,
     outcomes: &[RecipientOutcome],
 ) -> Result<Vec<QueueId>, StoreError> {
+    // Only a queued recipient takes an outcome, except that a delivery
+    // which happened stands even if the recipient was recalled meanwhile.
     let mut update = conn.prepare_cached(
         "UPDATE recipients SET status = ?3, attempts = attempts + 1,
              next_attempt_at = COALESCE(?4, next_attempt_at), lease_owner = NULL, lease_until = 0,
              last_attempt_at = ?5, last_reply = ?6, updated_at = ?5
-         WHERE message_id = ?1 AND idx = ?2",
+         WHERE message_id = ?1 AND idx = ?2 AND (status = 'queued' OR ?3 = 'delivered')",
+    )?;
+    // A delivered notification is the secure recipient's "notified".
+    let mut notified = conn.prepare_cached(
+        "UPDATE secure_recipients SET notified_at = ?2
+         WHERE notification_id = ?1 AND notified_at IS NULL",
     )?;
     for o in outcomes {
         let (status, next) = match o.result {
@@ -220,24 +268,52 @@ pub(super) fn record_outcomes(
             to_millis(o.attempted_at),
             o.reply,
         ])?;
+        if o.notification && o.result == OutcomeKind::Delivered {
+            notified.execute(params![o.message.as_str(), to_millis(o.attempted_at)])?;
+        }
     }
     let touched: BTreeSet<&QueueId> = outcomes.iter().map(|o| &o.message).collect();
-    let mut purge = conn.prepare_cached(
-        "UPDATE messages SET content = NULL, has_content = 0
-         WHERE id = ?1 AND has_content = 1 AND NOT EXISTS (
-             SELECT 1 FROM recipients WHERE message_id = ?1 AND status IN ('queued', 'held'))
-         RETURNING spooled",
-    )?;
     let mut spooled = Vec::new();
     for id in touched {
-        if let Some(true) = purge
-            .query_row([id.as_str()], |row| row.get::<_, bool>(0))
-            .optional()?
-        {
+        if destroy_unneeded_content(conn, id)? == Destroyed::Spooled {
             spooled.push(id.clone());
         }
     }
     Ok(spooled)
+}
+
+/// What [`destroy_unneeded_content`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Destroyed {
+    /// Content is still needed (or was already gone).
+    No,
+    /// Row content and key cleared.
+    Inline,
+    /// Key cleared; the spool file is to be removed after the commit.
+    Spooled,
+}
+
+/// Destroys a message's content, key and ciphertext, once no recipient
+/// needs it: every relay recipient is final and no secure recipient is
+/// live. The metadata (message and recipient rows) stays for tracking.
+pub(super) fn destroy_unneeded_content(
+    conn: &Connection,
+    id: &QueueId,
+) -> Result<Destroyed, StoreError> {
+    let spooled: Option<bool> = conn
+        .prepare_cached(
+            "UPDATE messages SET content = NULL, wrapped_key = NULL, has_content = 0
+             WHERE id = ?1 AND has_content = 1 AND NOT EXISTS (
+                 SELECT 1 FROM recipients WHERE message_id = ?1 AND status IN ('queued', 'secure'))
+             RETURNING spooled",
+        )?
+        .query_row([id.as_str()], |row| row.get(0))
+        .optional()?;
+    Ok(match spooled {
+        None => Destroyed::No,
+        Some(false) => Destroyed::Inline,
+        Some(true) => Destroyed::Spooled,
+    })
 }
 
 /// Releases every lease; see [`super::SqliteStore::open`] for why.
@@ -257,29 +333,39 @@ pub(super) fn spooled_ids(conn: &Connection) -> Result<Vec<String>, StoreError> 
     Ok(ids)
 }
 
-/// What [`load_body`] found in the row.
+/// What [`load_body`] found in the row: where the sealed content is, and
+/// the key it opens with.
 pub(super) enum Body {
-    Inline(Vec<u8>),
-    Spooled,
+    Inline(Vec<u8>, WrappedKey),
+    Spooled(WrappedKey),
 }
 
 pub(super) fn load_body(conn: &Connection, id: &QueueId) -> Result<Body, StoreError> {
     let row = conn
-        .prepare_cached("SELECT content, spooled, has_content FROM messages WHERE id = ?1")?
+        .prepare_cached(
+            "SELECT content, spooled, has_content, key_version, wrapped_key
+             FROM messages WHERE id = ?1",
+        )?
         .query_row([id.as_str()], |row| {
             Ok((
                 row.get::<_, Option<Vec<u8>>>(0)?,
                 row.get::<_, bool>(1)?,
                 row.get::<_, bool>(2)?,
+                wrapped_key(row),
             ))
         })
         .optional()?;
     match row {
-        None | Some((_, _, false)) => Err(StoreError::NotFound(id.clone())),
-        Some((_, true, true)) => Ok(Body::Spooled),
-        Some((Some(content), false, true)) => Ok(Body::Inline(content)),
-        Some((None, false, true)) => {
-            Err(StoreError::Corrupt(format!("message {id} has no content")))
+        None | Some((_, _, false, _)) => Err(StoreError::NotFound(id.clone())),
+        Some((content, spooled, true, key)) => {
+            let Some(key) = key? else {
+                return Err(StoreError::Corrupt(format!("message {id} has no key")));
+            };
+            match (content, spooled) {
+                (_, true) => Ok(Body::Spooled(key)),
+                (Some(content), false) => Ok(Body::Inline(content, key)),
+                (None, false) => Err(StoreError::Corrupt(format!("message {id} has no content"))),
+            }
         }
     }
 }
@@ -294,12 +380,12 @@ pub(super) fn next_due(conn: &Connection) -> Result<Option<SystemTime>, StoreErr
 }
 
 pub(super) fn queue_stats(conn: &Connection) -> Result<QueueStats, StoreError> {
-    let (queued, deferred, held) = conn
+    let (queued, deferred, secure) = conn
         .prepare_cached(
             "SELECT
                (SELECT COUNT(*) FROM recipients WHERE status = 'queued'),
                (SELECT COUNT(*) FROM recipients WHERE status = 'queued' AND attempts > 0),
-               (SELECT COUNT(*) FROM recipients WHERE status = 'held')",
+               (SELECT COUNT(*) FROM recipients WHERE status = 'secure')",
         )?
         .query_row([], |row| {
             Ok((
@@ -311,7 +397,7 @@ pub(super) fn queue_stats(conn: &Connection) -> Result<QueueStats, StoreError> {
     Ok(QueueStats {
         queued: queued as u64,
         deferred: deferred as u64,
-        held: held as u64,
+        secure: secure as u64,
         ..QueueStats::default()
     })
 }
@@ -321,50 +407,102 @@ pub(super) fn recipients(
     id: &QueueId,
 ) -> Result<Vec<RecipientRecord>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT idx, address, status, route, policy_id, attempts, last_reply
-         FROM recipients WHERE message_id = ?1 ORDER BY idx",
+        "SELECT r.idx, r.address, r.status, r.route, r.policy_id, r.attempts, r.last_reply,
+                r.last_attempt_at, s.definition_id, s.trigger, s.notification_id, s.expires_at,
+                s.notified_at, s.first_opened_at, s.last_opened_at, s.is_read, s.replied_at,
+                s.ended_at
+         FROM recipients r
+         LEFT JOIN secure_recipients s ON s.message_id = r.message_id AND s.idx = r.idx
+         WHERE r.message_id = ?1 ORDER BY r.idx",
     )?;
     let mut rows = stmt.query([id.as_str()])?;
     let mut records = Vec::new();
     while let Some(row) = rows.next()? {
-        let status: String = row.get("status")?;
-        records.push(RecipientRecord {
-            idx: row.get("idx")?,
-            address: row.get("address")?,
-            status: RecipientStatus::parse(&status)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown status {status:?}")))?,
-            route: row.get("route")?,
-            policy: row.get::<_, Option<i64>>("policy_id")?.map(PolicyId),
-            attempts: row.get("attempts")?,
-            last_reply: row.get("last_reply")?,
-        });
+        records.push(recipient_record(row)?);
     }
     Ok(records)
 }
 
+/// A recipient row (joined with its secure record, if any).
+fn recipient_record(row: &Row<'_>) -> Result<RecipientRecord, StoreError> {
+    let status: String = row.get("status")?;
+    Ok(RecipientRecord {
+        idx: row.get("idx")?,
+        address: row.get("address")?,
+        status: parse_status(&status)?,
+        route: row.get("route")?,
+        policy: row.get::<_, Option<i64>>("policy_id")?.map(PolicyId),
+        attempts: row.get("attempts")?,
+        last_reply: row.get("last_reply")?,
+        last_attempt_at: row
+            .get::<_, Option<i64>>("last_attempt_at")?
+            .map(from_millis),
+        secure: secure_record(row)?,
+    })
+}
+
+pub(super) fn parse_status(status: &str) -> Result<RecipientStatus, StoreError> {
+    RecipientStatus::parse(status)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown status {status:?}")))
+}
+
+/// The secure-delivery columns of a joined row (`None` for a relay
+/// recipient).
+pub(super) fn secure_record(row: &Row<'_>) -> Result<Option<SecureRecord>, StoreError> {
+    let Some(definition) = row.get::<_, Option<i64>>("definition_id")? else {
+        return Ok(None);
+    };
+    let trigger: String = row.get("trigger")?;
+    let time = |name: &str| -> rusqlite::Result<Option<SystemTime>> {
+        Ok(row.get::<_, Option<i64>>(name)?.map(from_millis))
+    };
+    Ok(Some(SecureRecord {
+        definition: DefinitionId(definition),
+        trigger: SecureTrigger::parse(&trigger)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown trigger {trigger:?}")))?,
+        notification: row
+            .get::<_, Option<String>>("notification_id")?
+            .and_then(|id| QueueId::parse(&id)),
+        expires_at: from_millis(row.get("expires_at")?),
+        notified_at: time("notified_at")?,
+        first_opened_at: time("first_opened_at")?,
+        last_opened_at: time("last_opened_at")?,
+        read: row.get("is_read")?,
+        replied_at: time("replied_at")?,
+        ended_at: time("ended_at")?,
+    }))
+}
+
+/// The columns [`message_record`] reads.
+pub(super) const MESSAGE_COLUMNS: &str = "id, received_at, sender, client_ip, subject, size, kind, \
+     parent_id, has_content, key_version";
+
+pub(super) fn message_record(row: &Row<'_>) -> Result<MessageRecord, StoreError> {
+    let id: String = row.get("id")?;
+    let kind: String = row.get("kind")?;
+    Ok(MessageRecord {
+        id: QueueId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("queue id {id:?}")))?,
+        received_at: from_millis(row.get("received_at")?),
+        sender: row.get("sender")?,
+        client_ip: row.get("client_ip")?,
+        subject: row.get("subject")?,
+        size: row.get::<_, i64>("size")? as u64,
+        kind: parse_kind(&kind)?,
+        parent: row
+            .get::<_, Option<String>>("parent_id")?
+            .and_then(|id| QueueId::parse(&id)),
+        has_content: row.get("has_content")?,
+        key_version: row
+            .get::<_, Option<i64>>("key_version")?
+            .and_then(|v| u32::try_from(v).ok()),
+    })
+}
+
 pub(super) fn message(conn: &Connection, id: &QueueId) -> Result<MessageRecord, StoreError> {
-    conn.prepare_cached(
-        "SELECT sender, client_ip, size, kind, has_content FROM messages WHERE id = ?1",
-    )?
-    .query_row([id.as_str()], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, i64>(2)?,
-            row.get::<_, String>(3)?,
-            row.get::<_, bool>(4)?,
-        ))
-    })
+    conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"
+    ))?
+    .query_row([id.as_str()], |row| Ok(message_record(row)))
     .optional()?
-    .ok_or_else(|| StoreError::NotFound(id.clone()))
-    .and_then(|(sender, client_ip, size, kind, has_content)| {
-        Ok(MessageRecord {
-            id: id.clone(),
-            sender,
-            client_ip,
-            size: size as u64,
-            kind: parse_kind(&kind)?,
-            has_content,
-        })
-    })
+    .ok_or_else(|| StoreError::NotFound(id.clone()))?
 }

@@ -11,24 +11,20 @@ use crate::{
 
 fn message(content: Vec<u8>, rcpts: &[&str]) -> NewMessage {
     let now = SystemTime::now();
-    NewMessage {
-        id: QueueId::generate(),
-        received_at: now,
-        sender: Some(EmailAddress::parse("alice@corp.example").unwrap()),
-        client: ClientInfo {
+    NewMessage::plain(
+        QueueId::generate(),
+        now,
+        Some(EmailAddress::parse("alice@corp.example").unwrap()),
+        ClientInfo {
             ip: "127.0.0.1".parse().unwrap(),
             name: None,
             helo: Some("client.example".into()),
             protocol: "ESMTP".into(),
         },
         content,
-        body_8bit: false,
-        smtputf8: false,
-        env_id: None,
-        ret: None,
-        expires_at: now + Duration::from_secs(5 * 86400),
-        kind: MessageKind::Mail,
-        recipients: rcpts
+        now + Duration::from_secs(5 * 86400),
+        MessageKind::Mail,
+        rcpts
             .iter()
             .map(|r| NewRecipient {
                 address: EmailAddress::parse(r).unwrap(),
@@ -40,20 +36,34 @@ fn message(content: Vec<u8>, rcpts: &[&str]) -> NewMessage {
                 },
             })
             .collect(),
-    }
+    )
+}
+
+/// The test directory's vault: its key file is kept beside the database,
+/// so a reopened store has the same master key.
+fn vault(dir: &tempfile::TempDir) -> Arc<Vault> {
+    let keyring = sealpost_vault::Keyring::load_or_create(&dir.path().join("master.key")).unwrap();
+    Arc::new(Vault::new(keyring))
+}
+
+async fn try_open(dir: &tempfile::TempDir) -> Result<SqliteStore, StoreError> {
+    SqliteStore::open(
+        &dir.path().join("db.sqlite"),
+        &dir.path().join("spool"),
+        vault(dir),
+    )
+    .await
 }
 
 async fn open(dir: &tempfile::TempDir) -> SqliteStore {
-    SqliteStore::open(&dir.path().join("db.sqlite"), &dir.path().join("spool"))
-        .await
-        .unwrap()
+    try_open(dir).await.unwrap()
 }
 
 /// Opens the store again once the dropped one has let go of its lock
 /// (bounded: 5 s).
 async fn reopen(dir: &tempfile::TempDir) -> SqliteStore {
     for _ in 0..250 {
-        match SqliteStore::open(&dir.path().join("db.sqlite"), &dir.path().join("spool")).await {
+        match try_open(dir).await {
             Ok(s) => return s,
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
@@ -95,6 +105,7 @@ async fn accept_lease_defer_deliver_purge() {
             vec![
                 RecipientOutcome {
                     message: id.clone(),
+                    notification: false,
                     idx: 0,
                     attempted_at: now,
                     result: OutcomeKind::Delivered,
@@ -102,6 +113,7 @@ async fn accept_lease_defer_deliver_purge() {
                 },
                 RecipientOutcome {
                     message: id.clone(),
+                    notification: false,
                     idx: 1,
                     attempted_at: now,
                     result: OutcomeKind::Deferred { retry_at },
@@ -131,6 +143,7 @@ async fn accept_lease_defer_deliver_purge() {
         .record(
             vec![RecipientOutcome {
                 message: id.clone(),
+                notification: false,
                 idx: 1,
                 attempted_at: later,
                 result: OutcomeKind::Failed,
@@ -224,9 +237,7 @@ async fn duplicate_id_fails_alone() {
 async fn a_second_process_cannot_open_the_database_and_leases_are_released_on_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    let err = SqliteStore::open(&dir.path().join("db.sqlite"), &dir.path().join("spool"))
-        .await
-        .unwrap_err();
+    let err = try_open(&dir).await.unwrap_err();
     assert!(
         err.to_string()
             .contains("in use by another sealpost process"),
@@ -274,6 +285,7 @@ async fn spool_files_of_delivered_messages_go_only_after_an_fsynced_commit() {
         .record(
             vec![RecipientOutcome {
                 message: id.clone(),
+                notification: false,
                 idx: 0,
                 attempted_at: now,
                 result: OutcomeKind::Delivered,

@@ -72,6 +72,18 @@ impl Caller {
         }
     }
 
+    /// Refuses callers whose role may not recall messages or extend them.
+    pub fn require_message_edit(&self) -> Result<(), ApiError> {
+        if self.role.may_manage_messages() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "role {} may not recall messages or change their expiry",
+                self.role.as_str()
+            )))
+        }
+    }
+
     /// Refuses callers whose role may not change the policy configuration.
     pub fn require_policy_edit(&self) -> Result<(), ApiError> {
         if self.role.may_edit_policy() {

@@ -8,6 +8,7 @@
 
 pub mod auth;
 mod handlers;
+mod messages;
 mod service;
 
 use axum::{
@@ -18,7 +19,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use sealpost_policy::Invalid;
-use sealpost_store::{AdminStore, StoreError};
+use sealpost_store::{AdminStore, SecureStore, StoreError};
 use serde::{Serialize, de::DeserializeOwned};
 use std::sync::Arc;
 use utoipa::{OpenApi, ToSchema};
@@ -38,6 +39,10 @@ pub const MAX_BULK_BODY: usize = 64 * 1024 * 1024;
 pub struct ApiState {
     pub admin: Arc<dyn AdminStore>,
     pub policy: Arc<PolicyService>,
+    /// Message tracking, recall and expiry.
+    pub secure: Arc<dyn SecureStore>,
+    /// `vault.retention`: no expiry may pass received + retention.
+    pub retention: std::time::Duration,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -51,7 +56,7 @@ impl std::fmt::Debug for ApiState {
     info(
         title = "sealpost administration API",
         version = "1",
-        description = "Secure Messaging policies, definitions, groups, directory and internal domains."
+        description = "Secure Messaging policies, definitions, groups, directory and internal domains, and message tracking (recall, expiry)."
     ),
     servers((url = "/api/v1")),
     modifiers(&BearerAuth),
@@ -79,8 +84,8 @@ impl utoipa::Modify for BearerAuth {
 
 /// The `/api/v1` routes and the OpenAPI document describing them.
 pub fn router(state: ApiState) -> axum::Router {
-    let json = handlers::routes(OpenApiRouter::with_openapi(ApiDoc::openapi()))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY));
+    let json = handlers::routes(OpenApiRouter::with_openapi(ApiDoc::openapi()));
+    let json = messages::routes(json).layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY));
     let bulk = handlers::bulk_routes(OpenApiRouter::new())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BULK_BODY));
     let (router, openapi) = json.merge(bulk).split_for_parts();
@@ -156,6 +161,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Rejected(invalid) => invalid.into(),
             StoreError::NoSuch(what) => ApiError::not_found(format!("{what} not found")),
+            StoreError::NotFound(id) => ApiError::not_found(format!("message {id} not found")),
+            StoreError::Refused(why) => ApiError::new(StatusCode::CONFLICT, "refused", why),
             other => {
                 tracing::error!(error = %other, "API request failed in the store");
                 ApiError::new(

@@ -92,7 +92,11 @@ impl PolicyService {
             let _guard = inner.changes.lock().await;
             let file_domains = inner.file_domains.clone();
             let max = inner.max_expiry_days;
-            let check: ConfigCheck = Box::new(move |doc| doc.compile(&file_domains, max));
+            let check: ConfigCheck = Box::new(move |doc| {
+                let set = doc.compile(&file_domains, max)?;
+                check_templates(&set)?;
+                Ok(set)
+            });
             let changed = inner.store.change_config(change, check).await?;
             inner.snapshot.store(Arc::new(changed.set));
             Ok(changed.id)
@@ -110,4 +114,25 @@ impl PolicyService {
     pub fn file_domains(&self) -> &[DomainPattern] {
         &self.inner.file_domains
     }
+}
+
+/// Every definition's notification template must render (a template an
+/// administrator breaks is refused when saved, not found out when a
+/// recipient should have been notified).
+fn check_templates(set: &PolicySet) -> Result<(), sealpost_policy::Invalid> {
+    for definition in set.definitions() {
+        sealpost_secure::plan::template_of(Some(definition))
+            .check()
+            .map_err(|e| {
+                sealpost_policy::Invalid::new(
+                    format!(
+                        "definitions[id={}].notification_template.{}",
+                        definition.id.0, e.part
+                    ),
+                    "invalid_template",
+                    e.to_string(),
+                )
+            })?;
+    }
+    Ok(())
 }

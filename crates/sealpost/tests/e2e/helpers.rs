@@ -72,6 +72,7 @@ pub struct TestGateway {
     pub smtp: SocketAddr,
     pub admin: SocketAddr,
     pub store: Arc<dyn Store>,
+    pub secure: Arc<dyn sealpost_store::SecureStore>,
     pub worker: Worker,
     /// The super-admin API key created on the first start (None after a
     /// restart on the same data directory).
@@ -112,11 +113,13 @@ impl TestGateway {
             app.store.clone(),
             app.worker.clone(),
         );
+        let secure = app.secure.clone();
         let task = rt.spawn(app.run_until_stopped(std::future::pending()));
         TestGateway {
             smtp,
             admin,
             store,
+            secure,
             worker,
             api_key,
             dir: Some(dir),

@@ -14,6 +14,8 @@ mod limits;
 mod mx;
 mod policy_api;
 mod relay;
+mod secure;
+mod secure_cli;
 mod smuggling;
 mod tls;
 mod xforward;

@@ -11,7 +11,7 @@ use crate::helpers::*;
 
 /// One HTTP request with curl; returns the status and the parsed body
 /// (`Value::Null` when empty).
-fn api(
+pub(crate) fn api(
     gw: &TestGateway,
     method: &str,
     path: &str,
@@ -42,14 +42,14 @@ fn api(
     (code.parse().unwrap(), value)
 }
 
-fn auth(gw: &TestGateway) -> String {
+pub(crate) fn auth(gw: &TestGateway) -> String {
     format!(
         "Authorization: Bearer {}",
         gw.api_key.as_deref().expect("first-run key")
     )
 }
 
-fn call(gw: &TestGateway, method: &str, path: &str, body: &Value) -> (u16, Value) {
+pub(crate) fn call(gw: &TestGateway, method: &str, path: &str, body: &Value) -> (u16, Value) {
     let auth = auth(gw);
     let body = serde_json::to_vec(body).unwrap();
     api(
@@ -153,17 +153,29 @@ fn policies_created_through_the_api_decide_the_next_message() {
     let held = gw.block_on(gw.store.recipients(&id)).unwrap();
     assert_eq!(
         held[0].status,
-        sealpost_store::RecipientStatus::Held,
+        sealpost_store::RecipientStatus::Secure,
         "never relayed"
     );
-    let delivered = sink.wait_for(1);
-    assert_eq!(delivered.len(), 1);
-    let mut rcpts = delivered[0].rcpt_tos.clone();
+    // Two deliveries: the relay copy, and the secure recipient's
+    // notification (tests/e2e/secure.rs checks what is in it).
+    let delivered = sink.wait_for(2);
+    assert_eq!(delivered.len(), 2);
+    let mut rcpts: Vec<Vec<String>> = delivered
+        .iter()
+        .map(|m| {
+            let mut r = m.rcpt_tos.clone();
+            r.sort();
+            r
+        })
+        .collect();
     rcpts.sort();
     assert_eq!(
         rcpts,
-        vec!["bob@corp.example", "x@other.example"],
-        "the secure recipient never reaches a relay"
+        vec![
+            vec!["bob@corp.example".to_owned(), "x@other.example".to_owned()],
+            vec!["p1@partner.example".to_owned()],
+        ],
+        "the secure recipient gets only a notification"
     );
 
     // Change the policy: now other.example is selected, partners are not.

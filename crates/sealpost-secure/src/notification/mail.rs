@@ -1,0 +1,197 @@
+//! Rendered text to RFC 5322 bytes: the notification and the sender's
+//! receipt, both `multipart/alternative` with a text and an HTML part.
+//!
+//! Both are marked `Auto-Submitted: auto-generated` (RFC 3834) so that
+//! vacation responders and other robots do not answer them. Every value
+//! that lands in a header is flattened to one line first, so nothing a
+//! sender wrote can add a header field.
+
+use std::fmt::Write as _;
+
+use mail_builder::MessageBuilder;
+use mail_builder::headers::address::Address;
+use mail_builder::headers::date::Date;
+use mail_builder::headers::raw::Raw;
+
+use super::{MAX_SUBJECT_CHARS, Rendered, escape_html, one_line};
+
+/// A display name is cut to this many characters, which keeps its encoded
+/// form well inside one 998-octet line.
+const MAX_NAME_CHARS: usize = 100;
+
+/// Envelope-free parts of the mail to build.
+#[derive(Debug, Clone, Copy)]
+pub struct MailHeaders<'a> {
+    /// The display name of the From address; empty for none.
+    pub from_name: &'a str,
+    pub from_address: &'a str,
+    pub to: &'a str,
+    /// The right-hand side of the Message-ID, usually our host name.
+    pub message_id_domain: &'a str,
+    pub date: time::OffsetDateTime,
+}
+
+/// Builds the notification as RFC 5322 bytes (CRLF line ends):
+/// `multipart/alternative` with UTF-8 text/plain and text/html parts,
+/// encoded as mail-builder chooses; From, To, Subject (RFC 2047 when not
+/// ASCII), Date, Message-ID, MIME-Version, `Auto-Submitted:
+/// auto-generated` and `X-Sealpost-Notification: 1`.
+pub fn build_mail(rendered: &Rendered, headers: &MailHeaders<'_>) -> Vec<u8> {
+    build(
+        headers,
+        &one_line(&rendered.subject, MAX_SUBJECT_CHARS),
+        &rendered.text,
+        &rendered.html,
+    )
+    .header("X-Sealpost-Notification", Raw::new("1"))
+    .write_to_vec()
+    .expect("writing to a Vec cannot fail")
+}
+
+/// One recipient listed in a sender receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptEntry {
+    pub recipient: String,
+    /// The name of the definition that applied.
+    pub definition: String,
+    /// When the message expires for this recipient, in words (see
+    /// [`human_date`](super::human_date)); None when it does not.
+    pub expires: Option<String>,
+}
+
+/// The receipt to the sender: a text and HTML mail in fixed wording saying
+/// that the message `subject` was delivered securely to the listed
+/// recipients, with the definition and expiry of each. The subject is shown
+/// even when recipients do not see it (the sender wrote it), flattened to
+/// one line and HTML-escaped.
+pub fn build_receipt(
+    subject: &str,
+    entries: &[ReceiptEntry],
+    headers: &MailHeaders<'_>,
+) -> Vec<u8> {
+    let subject = one_line(subject, MAX_SUBJECT_CHARS);
+    let mut text = String::new();
+    let mut html = String::new();
+    let _ = writeln!(
+        text,
+        "Your message \"{subject}\" was delivered securely.\n\n\
+         These recipients were sent a notification with a personal link to\n\
+         read it on the secure portal; it was not sent to their mail servers:\n"
+    );
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>Delivered securely</title>\n</head>\n\
+         <body style=\"margin:0; padding:16px; font-family:Arial, Helvetica, sans-serif; \
+         font-size:15px; line-height:1.5; color:#1f2933;\">\n\
+         <p style=\"margin:0 0 16px 0;\">Your message <strong>&quot;{}&quot;</strong> was \
+         delivered securely.</p>\n\
+         <p style=\"margin:0 0 8px 0;\">These recipients were sent a notification with a \
+         personal link to read it on the secure portal; it was not sent to their mail \
+         servers:</p>\n<ul style=\"margin:0 0 16px 0;\">\n",
+        escape_html(&subject)
+    );
+    for entry in entries {
+        let recipient = one_line(&entry.recipient, MAX_SUBJECT_CHARS);
+        let definition = one_line(&entry.definition, MAX_SUBJECT_CHARS);
+        let expiry = match &entry.expires {
+            Some(date) => format!("readable until {}", one_line(date, MAX_SUBJECT_CHARS)),
+            None => "does not expire".to_owned(),
+        };
+        let _ = writeln!(
+            text,
+            "  - {recipient} (definition \"{definition}\", {expiry})"
+        );
+        let _ = writeln!(
+            html,
+            "<li>{} (definition &quot;{}&quot;, {})</li>",
+            escape_html(&recipient),
+            escape_html(&definition),
+            escape_html(&expiry)
+        );
+    }
+    if entries.is_empty() {
+        text.push_str("  (none)\n");
+        html.push_str("<li>(none)</li>\n");
+    }
+    text.push_str("\nThis is an automatic message.\n");
+    html.push_str(
+        "</ul>\n<p style=\"margin:0; font-size:12px; color:#7b8794;\">This is an automatic \
+         message.</p>\n</body>\n</html>\n",
+    );
+    build(
+        headers,
+        &format!("Delivered securely: {subject}"),
+        &text,
+        &html,
+    )
+    .write_to_vec()
+    .expect("writing to a Vec cannot fail")
+}
+
+/// The headers and parts both mails share; `subject` is already one line.
+fn build<'x>(
+    headers: &MailHeaders<'_>,
+    subject: &str,
+    text: &str,
+    html: &str,
+) -> MessageBuilder<'x> {
+    let name = one_line(headers.from_name, MAX_NAME_CHARS);
+    let from_address = clean_address(headers.from_address);
+    let from = if name.is_empty() {
+        Address::new_address(None::<String>, from_address)
+    } else {
+        Address::new_address(Some(name), from_address)
+    };
+    MessageBuilder::new()
+        .from(from)
+        .to(Address::new_address(
+            None::<String>,
+            clean_address(headers.to),
+        ))
+        .subject(subject.to_owned())
+        .date(Date::new(headers.date.unix_timestamp()))
+        .message_id(message_id(headers.message_id_domain))
+        .header("Auto-Submitted", Raw::new("auto-generated"))
+        .text_body(lf_only(text))
+        .html_body(lf_only(html))
+}
+
+/// An address for a header: no control characters, spaces or angle
+/// brackets, so it cannot end the field or the `<...>` around it.
+fn clean_address(address: &str) -> String {
+    address
+        .chars()
+        .filter(|c| !c.is_control() && !c.is_whitespace() && !matches!(c, '<' | '>'))
+        .collect()
+}
+
+/// `<random@domain>` without the brackets: 128 random bits in hex.
+fn message_id(domain: &str) -> String {
+    let domain: String = domain
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        .collect();
+    let domain = if domain.is_empty() {
+        "localhost"
+    } else {
+        &domain
+    };
+    let mut random = [0u8; 16];
+    let local = match getrandom::fill(&mut random) {
+        Ok(()) => random.iter().fold(String::with_capacity(32), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        }),
+        // Unique is what a Message-ID needs; mail-builder's time-and-counter
+        // id is that, if not unpredictable.
+        Err(_) => mail_builder::mime::make_boundary("."),
+    };
+    format!("{local}@{domain}")
+}
+
+/// Line ends as `\n` only; mail-builder writes each as CRLF, and a lone CR
+/// would otherwise reach the wire.
+fn lf_only(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}

@@ -1,0 +1,422 @@
+//! The mail a secure recipient gets instead of the message, and the receipt
+//! its sender may get (SPEC §5.5).
+//!
+//! A notification is rendered from the definition's template: three
+//! minijinja sources an administrator may edit, which see only the values
+//! of [`NotificationVars`], so a notification can never carry the message
+//! content. Pure: the caller queues the bytes of [`build_mail`] and
+//! [`build_receipt`] through the relay queue.
+//!
+//! # Bounds on a hostile template
+//! Templates come from administrators, but a mistaken or hostile one must
+//! not take the gateway down. What bounds rendering:
+//! - each rendered part is capped at 256 KiB: output goes through a writer
+//!   that fails past the cap, so rendering stops there rather than after;
+//! - minijinja's own limits: `range()` refuses more than 100,000 items,
+//!   string repetition stops at 100 MB, templates nest at most 150 levels
+//!   when parsed and calls recurse at most 500 levels;
+//! - each part is rendered alone, so `include`, `import` and `extends`
+//!   find nothing.
+//!
+//! Not bounded: the time spent in loops that print nothing (nested
+//! `range()` loops), and text captured by `{% set %}` blocks, macros or
+//! filter blocks before it reaches the output. minijinja's `fuel` feature
+//! would bound both; the workspace does not enable it.
+
+mod mail;
+
+use std::io;
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+pub use mail::{MailHeaders, ReceiptEntry, build_mail, build_receipt};
+
+/// The neutral subject used when the definition hides the real one.
+pub const HIDDEN_SUBJECT: &str = "You have received a secure message";
+
+/// A rendered part larger than this is an error, not a mail.
+const MAX_OUTPUT: usize = 256 * 1024;
+
+/// The rendered subject is cut to this many characters.
+const MAX_SUBJECT_CHARS: usize = 250;
+
+/// A notification template: three minijinja sources. Administrators edit
+/// them through the API.
+///
+/// The variables are the fields of [`NotificationVars`]; using any other
+/// name is an error. The HTML part escapes every value it prints; the
+/// subject part's output becomes one line. Block tags take their own line
+/// with them (`trim_blocks` and `lstrip_blocks` are on), so an `{% if %}`
+/// on a line of its own leaves no blank line behind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationTemplate {
+    /// The Subject line.
+    pub subject: String,
+    /// The text/plain part.
+    pub text: String,
+    /// The text/html part.
+    pub html: String,
+}
+
+impl NotificationTemplate {
+    /// The built-in template: plain, professional, branded only as "Secure
+    /// message". It says who sent a secure message and its subject (unless
+    /// hidden), that the recipient opens it at the link (setting a password
+    /// on the first visit), when it expires or that it does not, and that
+    /// the link is personal. The HTML is inline-styled and loads nothing
+    /// from elsewhere; the link is both a button and plain text.
+    pub fn builtin() -> Self {
+        NotificationTemplate {
+            subject: include_str!("builtin/subject.txt").trim_end().to_owned(),
+            text: include_str!("builtin/text.txt").to_owned(),
+            html: include_str!("builtin/html.html").to_owned(),
+        }
+    }
+
+    /// Parses all three parts, then renders them with sample values (once
+    /// with an expiry and the subject shown, once without either), so a
+    /// misspelt variable or filter is found before a recipient would see it.
+    ///
+    /// # Errors
+    /// The first problem found, naming the part and, when minijinja knows
+    /// it, the line.
+    pub fn check(&self) -> Result<(), TemplateError> {
+        for (part, source) in self.parts() {
+            environment(part, source)?;
+        }
+        let sample = NotificationVars::sample();
+        render(self, &sample)?;
+        let hidden = NotificationVars {
+            subject: HIDDEN_SUBJECT.to_owned(),
+            subject_hidden: true,
+            ..sample.with_expiry(None)
+        };
+        render(self, &hidden)?;
+        Ok(())
+    }
+
+    fn parts(&self) -> [(TemplatePart, &str); 3] {
+        [
+            (TemplatePart::Subject, &self.subject),
+            (TemplatePart::Text, &self.text),
+            (TemplatePart::Html, &self.html),
+        ]
+    }
+}
+
+/// The variables a template sees; each is named exactly as its field.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotificationVars {
+    /// The sender's address (envelope or From, as the caller decides).
+    pub sender: String,
+    /// The sender's display name, or the address when there is none.
+    pub sender_name: String,
+    /// The message's subject, or [`HIDDEN_SUBJECT`] when the definition
+    /// hides it (the caller substitutes it).
+    pub subject: String,
+    /// Whether `subject` is the neutral text rather than the real one.
+    pub subject_hidden: bool,
+    /// The recipient's address.
+    pub recipient: String,
+    /// The personal link that opens the message on the portal.
+    pub portal_link: String,
+    /// When the message expires, as a date in words ("12 December 2026",
+    /// UTC); none when it never does.
+    pub expires: Option<String>,
+    /// The same moment in RFC 3339; none when it never expires.
+    pub expires_at: Option<String>,
+    /// The name of the definition that applied.
+    pub definition: String,
+    /// Who runs the service, for the footer (for example the gateway's
+    /// host name).
+    pub organisation: String,
+}
+
+impl NotificationVars {
+    /// Plausible sample values for the preview endpoint.
+    pub fn sample() -> Self {
+        NotificationVars {
+            sender: "alice.martin@example.com".to_owned(),
+            sender_name: "Alice Martin".to_owned(),
+            subject: "Q3 figures for review".to_owned(),
+            subject_hidden: false,
+            recipient: "bob.jones@partner.example".to_owned(),
+            portal_link: "https://secure.example.com/portal/open/5Jq2yXz8Rk0vT1cW".to_owned(),
+            expires: None,
+            expires_at: None,
+            definition: "default".to_owned(),
+            organisation: "secure.example.com".to_owned(),
+        }
+        .with_expiry(Some(time::macros::datetime!(2026-12-12 00:00 UTC)))
+    }
+
+    /// Sets `expires` and `expires_at` from the expiry moment; None for a
+    /// message that never expires.
+    pub fn with_expiry(self, at: Option<OffsetDateTime>) -> Self {
+        NotificationVars {
+            expires: at.map(human_date),
+            expires_at: at.map(rfc3339),
+            ..self
+        }
+    }
+}
+
+/// A date in words, in UTC: "12 December 2026".
+pub fn human_date(at: OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[day padding:none] [month repr:long] [year]");
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A rendered notification, ready for [`build_mail`] or a preview.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rendered {
+    /// One line, at most 250 characters.
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// One of the three parts of a [`NotificationTemplate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TemplatePart {
+    Subject,
+    Text,
+    Html,
+}
+
+impl TemplatePart {
+    fn name(self) -> &'static str {
+        match self {
+            TemplatePart::Subject => "subject",
+            TemplatePart::Text => "text",
+            TemplatePart::Html => "html",
+        }
+    }
+}
+
+impl std::fmt::Display for TemplatePart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A template that does not parse or render, e.g. "html template, line 3:
+/// unknown filter: filter foo is unknown".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{part} template{}: {message}", at_line(.line))]
+pub struct TemplateError {
+    pub part: TemplatePart,
+    /// The line in that part's source, when minijinja knows it.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+fn at_line(line: &Option<usize>) -> String {
+    line.map(|l| format!(", line {l}")).unwrap_or_default()
+}
+
+impl TemplateError {
+    fn from_minijinja(part: TemplatePart, err: &minijinja::Error) -> Self {
+        let message = match err.detail() {
+            Some(detail) => format!("{}: {detail}", err.kind()),
+            None => err.kind().to_string(),
+        };
+        TemplateError {
+            part,
+            line: err.line(),
+            message,
+        }
+    }
+}
+
+/// Renders the three parts. Values are HTML-escaped in the html part only;
+/// the subject's output has control characters replaced by spaces, runs of
+/// whitespace collapsed, and is trimmed and cut to 250 characters.
+///
+/// # Errors
+/// A part that does not parse, uses an undefined variable (strict mode,
+/// so a typo is not rendered as a blank) or renders to more than 256 KiB.
+pub fn render(
+    template: &NotificationTemplate,
+    vars: &NotificationVars,
+) -> Result<Rendered, TemplateError> {
+    let subject = render_part(TemplatePart::Subject, &template.subject, vars)?;
+    Ok(Rendered {
+        subject: one_line(&subject, MAX_SUBJECT_CHARS),
+        text: render_part(TemplatePart::Text, &template.text, vars)?,
+        html: render_part(TemplatePart::Html, &template.html, vars)?,
+    })
+}
+
+/// Instructions one rendering may execute: the built-in template needs a
+/// few hundred; a loop of a million steps is refused.
+const TEMPLATE_FUEL: u64 = 200_000;
+
+/// An environment holding one part, parsed.
+fn environment(part: TemplatePart, source: &str) -> Result<Environment<'_>, TemplateError> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // A hostile or careless template (nested loops that print nothing,
+    // say) runs out of fuel instead of holding a session's thread.
+    env.set_fuel(Some(TEMPLATE_FUEL));
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    let escape = if part == TemplatePart::Html {
+        AutoEscape::Html
+    } else {
+        AutoEscape::None
+    };
+    env.set_auto_escape_callback(move |_| escape);
+    env.set_formatter(format_value);
+    env.add_template(part.name(), source)
+        .map_err(|e| TemplateError::from_minijinja(part, &e))?;
+    Ok(env)
+}
+
+/// minijinja's formatter, except that strings in HTML are escaped by
+/// [`escape_html`]: minijinja also escapes `/`, which would print the
+/// portal link in `href` as `https:&#x2f;&#x2f;…`, valid but odd to read
+/// and to link scanners.
+fn format_value(
+    out: &mut minijinja::Output<'_>,
+    state: &minijinja::State<'_, '_>,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
+    match value.as_str() {
+        Some(text) if state.auto_escape() == AutoEscape::Html && !value.is_safe() => {
+            Ok(out.write_str(&escape_html(text))?)
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    }
+}
+
+/// Escapes text for HTML content and quoted attribute values.
+pub(crate) fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn render_part(
+    part: TemplatePart,
+    source: &str,
+    vars: &NotificationVars,
+) -> Result<String, TemplateError> {
+    let env = environment(part, source)?;
+    let template = env
+        .get_template(part.name())
+        .map_err(|e| TemplateError::from_minijinja(part, &e))?;
+    let mut out = BoundedOutput::default();
+    match template.render_captured_to(vars, &mut out) {
+        Ok(_) => Ok(String::from_utf8(out.bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
+        Err(_) if out.overflowed => Err(TemplateError {
+            part,
+            line: None,
+            message: format!("the output is larger than {} KiB", MAX_OUTPUT / 1024),
+        }),
+        Err(e) => {
+            let mut err = TemplateError::from_minijinja(part, &e);
+            if e.kind() == minijinja::ErrorKind::UndefinedError {
+                let unknown = unknown_variables(&env, &template);
+                if !unknown.is_empty() {
+                    err.message = format!("{}: no variable named {unknown}", err.message);
+                }
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The top-level names a template reads that are neither a field of
+/// [`NotificationVars`] nor a minijinja global, as "`a`, `b`".
+fn unknown_variables(env: &Environment<'_>, template: &minijinja::Template<'_, '_>) -> String {
+    let mut names: Vec<String> = template
+        .undeclared_variables(false)
+        .into_iter()
+        .filter(|name| !VARIABLES.contains(&name.as_str()))
+        .filter(|name| !env.globals().any(|(global, _)| global == name))
+        .map(|name| format!("`{name}`"))
+        .collect();
+    names.sort();
+    names.join(", ")
+}
+
+/// The field names of [`NotificationVars`], as templates see them.
+const VARIABLES: [&str; 10] = [
+    "sender",
+    "sender_name",
+    "subject",
+    "subject_hidden",
+    "recipient",
+    "portal_link",
+    "expires",
+    "expires_at",
+    "definition",
+    "organisation",
+];
+
+/// Collects rendered output and fails the write that would pass
+/// [`MAX_OUTPUT`], which stops the render.
+#[derive(Debug, Default)]
+struct BoundedOutput {
+    bytes: Vec<u8>,
+    overflowed: bool,
+}
+
+impl io::Write for BoundedOutput {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_OUTPUT {
+            self.overflowed = true;
+            return Err(io::Error::other("rendered output too large"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `text` on one line: control characters become spaces, runs of
+/// whitespace one space, trimmed, at most `max` characters.
+pub(crate) fn one_line(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max * 4));
+    for word in text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    match out.char_indices().nth(max) {
+        Some((cut, _)) => out[..cut].trim_end().to_owned(),
+        None => out,
+    }
+}
+
+#[cfg(test)]
+mod tests;

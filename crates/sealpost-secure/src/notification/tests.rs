@@ -1,0 +1,418 @@
+use mail_parser::{Address, MessageParser};
+
+use super::*;
+
+fn with_part(part: TemplatePart, source: &str) -> NotificationTemplate {
+    let mut template = NotificationTemplate::builtin();
+    match part {
+        TemplatePart::Subject => template.subject = source.to_owned(),
+        TemplatePart::Text => template.text = source.to_owned(),
+        TemplatePart::Html => template.html = source.to_owned(),
+    }
+    template
+}
+
+fn headers() -> MailHeaders<'static> {
+    MailHeaders {
+        from_name: "Secure Messaging",
+        from_address: "secure@gateway.example.com",
+        to: "bob.jones@partner.example",
+        message_id_domain: "gateway.example.com",
+        date: time::macros::datetime!(2026-11-12 09:30 UTC),
+    }
+}
+
+/// Every line ends with CRLF and is at most 998 octets (RFC 5322 §2.1.1).
+fn assert_wire_format(mail: &[u8]) {
+    assert!(mail.ends_with(b"\r\n"));
+    for line in mail.split(|&b| b == b'\n') {
+        assert!(line.len() <= 999, "line of {} octets", line.len());
+    }
+    for (i, &b) in mail.iter().enumerate() {
+        if b == b'\n' {
+            assert!(i > 0 && mail[i - 1] == b'\r', "bare LF at {i}");
+        }
+        if b == b'\r' {
+            assert_eq!(mail.get(i + 1), Some(&b'\n'), "bare CR at {i}");
+        }
+    }
+}
+
+fn first_address(address: Option<&Address<'_>>) -> (Option<String>, String) {
+    let addr = address.and_then(|a| a.first()).expect("an address");
+    (
+        addr.name().map(str::to_owned),
+        addr.address().unwrap_or_default().to_owned(),
+    )
+}
+
+#[test]
+fn builtin_is_valid() {
+    NotificationTemplate::builtin().check().unwrap();
+}
+
+#[test]
+fn builtin_renders_the_sample() {
+    let vars = NotificationVars::sample();
+    let rendered = render(&NotificationTemplate::builtin(), &vars).unwrap();
+    assert_eq!(rendered.subject, "Secure message: Q3 figures for review");
+    for part in [&rendered.text, &rendered.html] {
+        assert!(part.contains("Alice Martin"), "{part}");
+        assert!(part.contains("alice.martin@example.com"));
+        assert!(part.contains("Q3 figures for review"));
+        assert!(part.contains("12 December 2026"));
+        assert!(part.contains("bob.jones@partner.example"));
+        assert!(part.contains("do not forward"));
+        assert!(part.contains("password"));
+        assert!(part.contains("secure.example.com"));
+    }
+    assert!(rendered.text.contains(&vars.portal_link));
+    assert_eq!(rendered.html.matches(&vars.portal_link).count(), 2);
+    assert!(
+        rendered
+            .html
+            .contains(&format!("<a href=\"{}\"", vars.portal_link))
+    );
+    assert!(!rendered.text.contains("\n\n\n"), "{}", rendered.text);
+}
+
+#[test]
+fn builtin_loads_nothing_remote() {
+    let html = NotificationTemplate::builtin().html;
+    for needle in ["<img", "<link", "<script", "url(", "@import", "src="] {
+        assert!(!html.contains(needle), "{needle}");
+    }
+}
+
+#[test]
+fn builtin_without_expiry() {
+    let vars = NotificationVars::sample().with_expiry(None);
+    let rendered = render(&NotificationTemplate::builtin(), &vars).unwrap();
+    for part in [&rendered.text, &rendered.html] {
+        assert!(part.contains("does not expire"));
+        assert!(!part.contains("2026"));
+    }
+}
+
+#[test]
+fn hidden_subject_is_never_shown() {
+    let vars = NotificationVars {
+        subject: HIDDEN_SUBJECT.to_owned(),
+        subject_hidden: true,
+        ..NotificationVars::sample()
+    };
+    let rendered = render(&NotificationTemplate::builtin(), &vars).unwrap();
+    assert_eq!(rendered.subject, "Secure message from Alice Martin");
+    for part in [&rendered.subject, &rendered.text, &rendered.html] {
+        assert!(!part.contains("Q3"));
+    }
+}
+
+#[test]
+fn html_escapes_values() {
+    let vars = NotificationVars {
+        subject: "<script>alert(1)</script> & more".to_owned(),
+        sender_name: "\"Evil\" <b>".to_owned(),
+        ..NotificationVars::sample()
+    };
+    let rendered = render(&NotificationTemplate::builtin(), &vars).unwrap();
+    assert!(!rendered.html.contains("<script>"));
+    assert!(!rendered.html.contains("<b>"));
+    assert!(
+        rendered
+            .html
+            .contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; more")
+    );
+    assert!(rendered.html.contains("&quot;Evil&quot; &lt;b&gt;"));
+    // Text parts are not HTML.
+    assert!(rendered.text.contains("<script>alert(1)</script> & more"));
+    assert!(rendered.subject.contains("<script>"));
+}
+
+#[test]
+fn subject_is_one_bounded_line() {
+    let template = with_part(
+        TemplatePart::Subject,
+        "  Hello\r\nBcc: x@evil.example\t{{ subject }}\x07 ",
+    );
+    let vars = NotificationVars {
+        subject: format!("a\nb{}", "x".repeat(400)),
+        ..NotificationVars::sample()
+    };
+    let rendered = render(&template, &vars).unwrap();
+    assert!(
+        rendered
+            .subject
+            .starts_with("Hello Bcc: x@evil.example a b")
+    );
+    assert!(!rendered.subject.contains(['\r', '\n', '\t', '\x07']));
+    assert_eq!(rendered.subject.chars().count(), MAX_SUBJECT_CHARS);
+    assert_eq!(one_line("  é\u{0}è  ", 1), "é");
+}
+
+#[test]
+fn syntax_error_names_part_and_line() {
+    let template = with_part(TemplatePart::Html, "<p>\n{{ subject }}\n{% if %}\n");
+    let err = template.check().unwrap_err();
+    assert_eq!(err.part, TemplatePart::Html);
+    assert_eq!(err.line, Some(3));
+    assert!(
+        err.to_string()
+            .starts_with("html template, line 3: syntax error"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_filter_names_part_and_line() {
+    let template = with_part(TemplatePart::Text, "a\nb\n{{ subject|foo }}");
+    let err = template.check().unwrap_err();
+    assert_eq!((err.part, err.line), (TemplatePart::Text, Some(3)));
+    assert!(err.message.contains("unknown filter"), "{err}");
+}
+
+#[test]
+fn undefined_variable_is_an_error() {
+    let template = with_part(TemplatePart::Subject, "Secure: {{ subjcet }}");
+    let err = template.check().unwrap_err();
+    assert_eq!((err.part, err.line), (TemplatePart::Subject, Some(1)));
+    assert_eq!(
+        err.to_string(),
+        "subject template, line 1: undefined value: no variable named `subjcet`"
+    );
+
+    // Only reached without an expiry: check() renders both ways.
+    let template = with_part(
+        TemplatePart::Text,
+        "{% if expires %}{{ expires }}{% else %}\n{{ expiry_date }}{% endif %}",
+    );
+    let err = template.check().unwrap_err();
+    assert_eq!((err.part, err.line), (TemplatePart::Text, Some(2)));
+}
+
+#[test]
+fn every_variable_is_defined() {
+    let source = "{{ sender }}{{ sender_name }}{{ subject }}{{ subject_hidden }}\
+                  {{ recipient }}{{ portal_link }}{{ expires }}{{ expires_at }}\
+                  {{ definition }}{{ organisation }}";
+    let template = with_part(TemplatePart::Text, source);
+    template.check().unwrap();
+    let rendered = render(&template, &NotificationVars::sample()).unwrap();
+    assert!(rendered.text.contains("2026-12-12T00:00:00Z"));
+}
+
+#[test]
+fn huge_output_is_refused() {
+    let template = with_part(
+        TemplatePart::Html,
+        "{% for i in range(100000) %}{% for j in range(100000) %}{{ portal_link }}\
+         {% endfor %}{% endfor %}",
+    );
+    let err = template.check().unwrap_err();
+    assert_eq!((err.part, err.line), (TemplatePart::Html, None));
+    assert!(err.message.contains("256 KiB"), "{err}");
+
+    let template = with_part(TemplatePart::Subject, "{{ 'x' * 300000 }}");
+    assert!(template.check().unwrap_err().message.contains("256 KiB"));
+}
+
+#[test]
+fn a_template_that_loops_without_output_runs_out_of_fuel() {
+    let template = with_part(
+        TemplatePart::Text,
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    );
+    let err = template.check().unwrap_err();
+    assert_eq!(err.part, TemplatePart::Text);
+    assert!(err.message.contains("fuel"), "{err}");
+}
+
+#[test]
+fn includes_find_nothing() {
+    let template = with_part(TemplatePart::Html, "{% include 'text' %}");
+    let err = template.check().unwrap_err();
+    assert_eq!(err.part, TemplatePart::Html);
+}
+
+#[test]
+fn self_recursion_is_stopped() {
+    let template = with_part(
+        TemplatePart::Text,
+        "{% macro m(n) %}{{ m(n + 1) }}{% endmacro %}{{ m(0) }}",
+    );
+    assert!(template.check().is_err());
+}
+
+#[test]
+fn template_round_trips_through_json() {
+    let template = NotificationTemplate::builtin();
+    let json = serde_json::to_string(&template).unwrap();
+    assert_eq!(
+        serde_json::from_str::<NotificationTemplate>(&json).unwrap(),
+        template
+    );
+    let err = TemplateError {
+        part: TemplatePart::Html,
+        line: Some(3),
+        message: "unknown filter".to_owned(),
+    };
+    assert_eq!(
+        serde_json::to_value(&err).unwrap(),
+        serde_json::json!({"part": "html", "line": 3, "message": "unknown filter"})
+    );
+    assert_eq!(err.to_string(), "html template, line 3: unknown filter");
+}
+
+#[test]
+fn human_dates_are_utc() {
+    let at = time::macros::datetime!(2026-12-12 23:30 -02:00);
+    assert_eq!(human_date(at), "13 December 2026");
+    let vars = NotificationVars::sample().with_expiry(Some(at));
+    assert_eq!(vars.expires_at.as_deref(), Some("2026-12-13T01:30:00Z"));
+}
+
+#[test]
+fn mail_parses_back() {
+    let vars = NotificationVars {
+        subject: "Überweisung für Q3 ✓".to_owned(),
+        ..NotificationVars::sample()
+    };
+    let rendered = render(&NotificationTemplate::builtin(), &vars).unwrap();
+    let mail = build_mail(&rendered, &headers());
+    assert_wire_format(&mail);
+
+    let message = MessageParser::new().parse(&mail).unwrap();
+    assert_eq!(
+        message.subject(),
+        Some("Secure message: Überweisung für Q3 ✓")
+    );
+    assert_eq!(
+        first_address(message.from()),
+        (
+            Some("Secure Messaging".to_owned()),
+            "secure@gateway.example.com".to_owned()
+        )
+    );
+    assert_eq!(
+        first_address(message.to()),
+        (None, "bob.jones@partner.example".to_owned())
+    );
+    let lf = |s: &str| s.replace("\r\n", "\n").trim_end().to_owned();
+    assert_eq!(lf(&message.body_text(0).unwrap()), lf(&rendered.text));
+    assert_eq!(lf(&message.body_html(0).unwrap()), lf(&rendered.html));
+    assert_eq!(
+        message.header_raw("Auto-Submitted").map(str::trim),
+        Some("auto-generated")
+    );
+    assert_eq!(
+        message.header_raw("X-Sealpost-Notification").map(str::trim),
+        Some("1")
+    );
+    assert_eq!(
+        message.header_raw("MIME-Version").map(str::trim),
+        Some("1.0")
+    );
+    let id = message.message_id().unwrap();
+    assert!(id.ends_with("@gateway.example.com"), "{id}");
+    assert_eq!(id.len(), 32 + "@gateway.example.com".len());
+    assert_eq!(
+        message.date().map(|d| d.to_timestamp()),
+        Some(headers().date.unix_timestamp())
+    );
+    let text = String::from_utf8_lossy(&mail);
+    assert!(text.contains("multipart/alternative"));
+}
+
+#[test]
+fn message_ids_differ() {
+    let rendered = render(
+        &NotificationTemplate::builtin(),
+        &NotificationVars::sample(),
+    )
+    .unwrap();
+    let a = build_mail(&rendered, &headers());
+    let b = build_mail(&rendered, &headers());
+    let id = |m: &[u8]| {
+        MessageParser::new()
+            .parse(m)
+            .and_then(|m| m.message_id().map(str::to_owned))
+    };
+    assert_ne!(id(&a), id(&b));
+}
+
+#[test]
+fn hostile_header_values_stay_in_their_field() {
+    let rendered = Rendered {
+        subject: "hi\r\nBcc: victim@example.com".to_owned(),
+        text: "line\rwith a bare CR\r\nand a very long line ".repeat(100),
+        html: "<p>x</p>".to_owned(),
+    };
+    let headers = MailHeaders {
+        from_name: &format!("Name\r\nBcc: victim@example.com {}", "ü".repeat(500)),
+        from_address: "a@example.com>\r\nBcc: victim@example.com",
+        to: "b@example.com\r\n",
+        message_id_domain: "gate way>\r\n.example",
+        ..headers()
+    };
+    let mail = build_mail(&rendered, &headers);
+    assert_wire_format(&mail);
+    let message = MessageParser::new().parse(&mail).unwrap();
+    assert!(message.bcc().is_none());
+    assert_eq!(message.subject(), Some("hi Bcc: victim@example.com"));
+    assert!(message.message_id().unwrap().ends_with("@gateway.example"));
+}
+
+#[test]
+fn receipt_parses_back() {
+    let entries = [
+        ReceiptEntry {
+            recipient: "bob.jones@partner.example".to_owned(),
+            definition: "default".to_owned(),
+            expires: Some("12 December 2026".to_owned()),
+        },
+        ReceiptEntry {
+            recipient: "carol@other.example".to_owned(),
+            definition: "Legal <hold>".to_owned(),
+            expires: None,
+        },
+    ];
+    let headers = MailHeaders {
+        to: "alice.martin@example.com",
+        ..headers()
+    };
+    let mail = build_receipt("Q3 <figures>\r\nBcc: x@y", &entries, &headers);
+    assert_wire_format(&mail);
+
+    let message = MessageParser::new().parse(&mail).unwrap();
+    assert_eq!(
+        message.subject(),
+        Some("Delivered securely: Q3 <figures> Bcc: x@y")
+    );
+    assert!(message.bcc().is_none());
+    assert_eq!(
+        first_address(message.to()),
+        (None, "alice.martin@example.com".to_owned())
+    );
+    assert_eq!(
+        message.header_raw("Auto-Submitted").map(str::trim),
+        Some("auto-generated")
+    );
+    let text = message.body_text(0).unwrap();
+    assert!(text.contains("\"Q3 <figures> Bcc: x@y\" was delivered securely"));
+    assert!(text.contains(
+        "bob.jones@partner.example (definition \"default\", readable until 12 December 2026)"
+    ));
+    assert!(text.contains("carol@other.example (definition \"Legal <hold>\", does not expire)"));
+    let html = message.body_html(0).unwrap();
+    assert!(html.contains("Q3 &lt;figures&gt;"));
+    assert!(html.contains("Legal &lt;hold&gt;"));
+    assert!(!html.contains("<figures>") && !html.contains("<hold>"));
+}
+
+#[test]
+fn receipt_without_entries() {
+    let mail = build_receipt("", &[], &headers());
+    assert_wire_format(&mail);
+    let message = MessageParser::new().parse(&mail).unwrap();
+    assert!(message.body_text(0).unwrap().contains("(none)"));
+}

@@ -1,0 +1,88 @@
+//! The vault side of the store: secure recipients, their lifecycle
+//! (expiry, recall, extension), message tracking and master-key rotation.
+//!
+//! Kept apart from [`crate::Store`] (the mail path) because it is driven
+//! by administrators, the portal and background jobs rather than by SMTP
+//! sessions and delivery workers.
+
+use std::time::{Duration, SystemTime};
+
+use sealpost_vault::TokenHash;
+
+use crate::{
+    KeyUsage, MessageFilter, QueueId, RecallOutcome, SecureAccess, StoreError, TrackedMessage,
+    VerifyBatch,
+};
+
+/// Tracking, lifecycle and key rotation.
+#[async_trait::async_trait]
+pub trait SecureStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Messages matching a tracking search, newest first, each with its
+    /// recipients.
+    async fn search(&self, filter: MessageFilter) -> Result<Vec<TrackedMessage>, StoreError>;
+
+    /// One message with its recipients.
+    async fn tracked(&self, id: &QueueId) -> Result<TrackedMessage, StoreError>;
+
+    /// Recalls messages: every live secure recipient's access ends
+    /// (`recalled`), relay recipients and notifications still queued are
+    /// cancelled, and the content (key and ciphertext) is destroyed. The
+    /// metadata stays. A message not found is [`StoreError::NotFound`]
+    /// for a single id; in a bulk recall it is skipped (absent from the
+    /// result).
+    async fn recall(
+        &self,
+        ids: Vec<QueueId>,
+        now: SystemTime,
+    ) -> Result<Vec<RecallOutcome>, StoreError>;
+
+    /// Moves the expiry of a message's live secure recipients to `until`.
+    /// Refused ([`StoreError::Refused`]) past `received + retention`, in
+    /// the past, or when no secure recipient is live. Returns the expiry
+    /// set.
+    async fn extend(
+        &self,
+        id: &QueueId,
+        until: SystemTime,
+        retention: Duration,
+        now: SystemTime,
+    ) -> Result<SystemTime, StoreError>;
+
+    /// Ends up to `limit` secure recipients whose expiry has passed and
+    /// destroys the content nobody needs any more. Returns how many ended.
+    async fn expire_due(&self, now: SystemTime, limit: usize) -> Result<usize, StoreError>;
+
+    /// The message and recipient a portal token opens, if any.
+    async fn secure_by_token(&self, token: TokenHash) -> Result<Option<SecureAccess>, StoreError>;
+
+    /// Records that a secure recipient opened the message (first and last
+    /// opening; marks it read).
+    async fn mark_opened(&self, id: &QueueId, idx: u32, at: SystemTime) -> Result<(), StoreError>;
+
+    /// Sets a secure recipient's read/unread flag.
+    async fn set_read(&self, id: &QueueId, idx: u32, read: bool) -> Result<(), StoreError>;
+
+    /// Records that a secure recipient replied.
+    async fn mark_replied(&self, id: &QueueId, idx: u32, at: SystemTime) -> Result<(), StoreError>;
+
+    /// How many stored message keys each master key version wraps.
+    async fn key_usage(&self) -> Result<Vec<KeyUsage>, StoreError>;
+
+    /// Re-wraps up to `limit` message keys not on the current master key
+    /// version, after `after` in id order, in one durable commit. Returns
+    /// how many were re-wrapped, those that failed (with why), and where
+    /// to go on (`None`: done).
+    async fn rewrap_batch(
+        &self,
+        after: Option<QueueId>,
+        limit: usize,
+    ) -> Result<VerifyBatch, StoreError>;
+
+    /// Opens up to `limit` stored contents after `after` in id order and
+    /// reports those that do not open.
+    async fn verify_batch(
+        &self,
+        after: Option<QueueId>,
+        limit: usize,
+    ) -> Result<VerifyBatch, StoreError>;
+}

@@ -1,0 +1,527 @@
+//! `/api/v1/messages`: message tracking, recall and expiry; and the
+//! notification template preview of a definition.
+//!
+//! Tracking shows each recipient's route, the policy that decided it and,
+//! for secure delivery, the record the portal keeps (notified, opened,
+//! read, replied, expired or recalled). Recall and extension act on the
+//! vault: a recall destroys the content (key and ciphertext) and keeps the
+//! metadata.
+
+use std::time::{Duration, SystemTime};
+
+use axum::{
+    Json,
+    extract::{Query, State},
+};
+use sealpost_policy::{DefinitionId, TemplateDraft};
+use sealpost_secure::notification::{self, NotificationVars, Rendered};
+use sealpost_store::{
+    MessageFilter, QueueId, RecallOutcome, RecipientRecord, RecipientStatus, TrackedMessage,
+};
+use serde::{Deserialize, Serialize};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{ApiError, ApiJson, ApiPath, ApiState, Caller};
+
+/// Most ids one bulk recall takes.
+const MAX_BULK_RECALL: usize = 1000;
+
+pub(super) fn routes(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
+    router
+        .routes(routes!(list_messages))
+        .routes(routes!(get_message))
+        .routes(routes!(recall_message))
+        .routes(routes!(extend_message))
+        .routes(routes!(bulk_recall))
+        .routes(routes!(preview_definition))
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn time_text(t: SystemTime) -> String {
+    OffsetDateTime::from(t)
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+fn parse_time(field: &str, text: &str) -> ApiResult<SystemTime> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map(SystemTime::from)
+        .map_err(|_| {
+            let mut e = ApiError::bad_request(
+                "invalid_time",
+                format!("{text:?} is not an RFC 3339 time such as 2026-12-01T09:00:00Z"),
+            );
+            e.field = Some(field.to_owned());
+            e
+        })
+}
+
+fn parse_id(text: &str) -> ApiResult<QueueId> {
+    QueueId::parse(text).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_id",
+            format!("{text:?} is not a queue id (16 hex digits, as in the 250 reply)"),
+        )
+    })
+}
+
+/// A message as tracking shows it.
+#[derive(Debug, Serialize, ToSchema)]
+struct MessageView {
+    /// The queue id (as in the `250` reply and the logs).
+    id: String,
+    /// RFC 3339.
+    received_at: String,
+    /// The envelope sender; empty for `<>`.
+    sender: String,
+    subject: Option<String>,
+    size: u64,
+    /// `mail`, `dsn` or `notification`.
+    kind: &'static str,
+    /// For a notification, receipt or DSN: the message it is about.
+    parent: Option<String>,
+    /// Whether the (sealed) content is still stored.
+    has_content: bool,
+    recipients: Vec<RecipientView>,
+}
+
+/// One recipient's tracking record.
+#[derive(Debug, Serialize, ToSchema)]
+struct RecipientView {
+    address: String,
+    /// queued, delivered, failed, secure, expired or recalled.
+    status: &'static str,
+    /// `relay` or `secure:<definition id>`.
+    route: String,
+    /// The deciding policy; null when none matched (or the sender asked).
+    policy_id: Option<i64>,
+    attempts: u32,
+    last_reply: Option<String>,
+    last_attempt_at: Option<String>,
+    /// Present for secure delivery.
+    secure: Option<SecureView>,
+}
+
+/// The secure-delivery record of a recipient.
+#[derive(Debug, Serialize, ToSchema)]
+struct SecureView {
+    definition_id: i64,
+    /// `policy`, `header` (X-Sealpost-Secure) or `subject_tag`.
+    trigger: &'static str,
+    /// The queue id of the notification mail.
+    notification_id: Option<String>,
+    expires_at: String,
+    notified_at: Option<String>,
+    first_opened_at: Option<String>,
+    last_opened_at: Option<String>,
+    read: bool,
+    replied_at: Option<String>,
+    /// When it expired or was recalled.
+    ended_at: Option<String>,
+}
+
+fn recipient_view(r: RecipientRecord) -> RecipientView {
+    RecipientView {
+        address: r.address,
+        status: r.status.as_str(),
+        route: r.route,
+        policy_id: r.policy.map(|p| p.0),
+        attempts: r.attempts,
+        last_reply: r.last_reply,
+        last_attempt_at: r.last_attempt_at.map(time_text),
+        secure: r.secure.map(|s| SecureView {
+            definition_id: s.definition.0,
+            trigger: s.trigger.as_str(),
+            notification_id: s.notification.map(|n| n.to_string()),
+            expires_at: time_text(s.expires_at),
+            notified_at: s.notified_at.map(time_text),
+            first_opened_at: s.first_opened_at.map(time_text),
+            last_opened_at: s.last_opened_at.map(time_text),
+            read: s.read,
+            replied_at: s.replied_at.map(time_text),
+            ended_at: s.ended_at.map(time_text),
+        }),
+    }
+}
+
+fn message_view(t: TrackedMessage) -> MessageView {
+    let m = t.message;
+    MessageView {
+        id: m.id.to_string(),
+        received_at: time_text(m.received_at),
+        sender: m.sender,
+        subject: m.subject,
+        size: m.size,
+        kind: m.kind.as_str(),
+        parent: m.parent.map(|p| p.to_string()),
+        has_content: m.has_content,
+        recipients: t.recipients.into_iter().map(recipient_view).collect(),
+    }
+}
+
+/// A tracking search. Text filters match part of the value, ignoring case.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct MessageQuery {
+    /// Part of the envelope sender.
+    from: Option<String>,
+    /// Part of a recipient address.
+    to: Option<String>,
+    /// Part of the subject.
+    subject: Option<String>,
+    /// Messages with a recipient in this status: queued, delivered,
+    /// failed, secure, expired, recalled.
+    status: Option<String>,
+    /// Received at or after (RFC 3339).
+    since: Option<String>,
+    /// Received before (RFC 3339).
+    until: Option<String>,
+    /// The `next` of the previous page.
+    after: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    limit: Option<usize>,
+    /// Include notifications, receipts and DSNs (default false).
+    all: Option<bool>,
+}
+
+/// A page of messages, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+struct MessagePage {
+    messages: Vec<MessageView>,
+    /// Pass as `after` for the next page; null on the last page.
+    next: Option<String>,
+}
+
+/// Searches messages.
+#[utoipa::path(get, path = "/messages", tag = "messages", params(MessageQuery),
+    responses((status = 200, body = MessagePage), (status = 400, body = ApiError)))]
+async fn list_messages(
+    _caller: Caller,
+    State(state): State<ApiState>,
+    query: Result<Query<MessageQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<MessagePage>> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        let mut e = ApiError::bad_request("invalid_limit", "limit must be from 1 to 500");
+        e.field = Some("limit".into());
+        return Err(e);
+    }
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(RecipientStatus::parse(s).ok_or_else(|| {
+            let mut e = ApiError::bad_request(
+                "invalid_status",
+                format!("{s:?}: use queued, delivered, failed, secure, expired or recalled"),
+            );
+            e.field = Some("status".into());
+            e
+        })?),
+    };
+    let filter = MessageFilter {
+        from: q.from.filter(|s| !s.is_empty()),
+        to: q.to.filter(|s| !s.is_empty()),
+        subject: q.subject.filter(|s| !s.is_empty()),
+        status,
+        since: q
+            .since
+            .as_deref()
+            .map(|t| parse_time("since", t))
+            .transpose()?,
+        until: q
+            .until
+            .as_deref()
+            .map(|t| parse_time("until", t))
+            .transpose()?,
+        all_kinds: q.all.unwrap_or(false),
+        after: q.after.as_deref().map(parse_id).transpose()?,
+        limit,
+    };
+    let found = state.secure.search(filter).await?;
+    let next = (found.len() == limit)
+        .then(|| found.last().map(|t| t.message.id.to_string()))
+        .flatten();
+    Ok(Json(MessagePage {
+        messages: found.into_iter().map(message_view).collect(),
+        next,
+    }))
+}
+
+/// One message with its recipients' tracking records.
+#[utoipa::path(get, path = "/messages/{id}", tag = "messages", params(("id" = String, Path)),
+    responses((status = 200, body = MessageView), (status = 404, body = ApiError)))]
+async fn get_message(
+    _caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<MessageView>> {
+    let id = parse_id(&id)?;
+    Ok(Json(message_view(state.secure.tracked(&id).await?)))
+}
+
+/// What a recall did.
+#[derive(Debug, Serialize, ToSchema)]
+struct RecallView {
+    id: String,
+    /// Secure recipients whose access ended.
+    recalled: usize,
+    /// Deliveries (relay copies, notifications) still queued and now cancelled.
+    cancelled: usize,
+    /// Whether the content was destroyed.
+    content_destroyed: bool,
+}
+
+fn recall_view(o: RecallOutcome) -> RecallView {
+    RecallView {
+        id: o.id.to_string(),
+        recalled: o.recalled,
+        cancelled: o.cancelled,
+        content_destroyed: o.destroyed,
+    }
+}
+
+/// Recalls a message: secure recipients see "recalled by the sender",
+/// queued deliveries are cancelled, the content is destroyed.
+#[utoipa::path(post, path = "/messages/{id}/recall", tag = "messages", params(("id" = String, Path)),
+    responses((status = 200, body = RecallView), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+async fn recall_message(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<RecallView>> {
+    caller.require_message_edit()?;
+    let id = parse_id(&id)?;
+    let mut outcomes = state
+        .secure
+        .recall(vec![id.clone()], SystemTime::now())
+        .await?;
+    let outcome = outcomes
+        .pop()
+        .ok_or_else(|| ApiError::not_found(format!("message {id} not found")))?;
+    tracing::info!(queue_id = %id, by = %caller.key_id, recalled = outcome.recalled, cancelled = outcome.cancelled, "message recalled");
+    Ok(Json(recall_view(outcome)))
+}
+
+/// Many messages to recall.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct BulkRecall {
+    /// Queue ids, at most 1000.
+    ids: Vec<String>,
+}
+
+/// What a bulk recall did.
+#[derive(Debug, Serialize, ToSchema)]
+struct BulkRecallView {
+    recalled: Vec<RecallView>,
+    /// Ids that name no message.
+    not_found: Vec<String>,
+}
+
+/// Recalls many messages at once (one commit).
+#[utoipa::path(post, path = "/messages/recall", tag = "messages", request_body = BulkRecall,
+    responses((status = 200, body = BulkRecallView), (status = 400, body = ApiError), (status = 403, body = ApiError)))]
+async fn bulk_recall(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiJson(body): ApiJson<BulkRecall>,
+) -> ApiResult<Json<BulkRecallView>> {
+    caller.require_message_edit()?;
+    if body.ids.is_empty() || body.ids.len() > MAX_BULK_RECALL {
+        let mut e = ApiError::bad_request(
+            "invalid_ids",
+            format!("ids must list 1 to {MAX_BULK_RECALL} queue ids"),
+        );
+        e.field = Some("ids".into());
+        return Err(e);
+    }
+    let mut ids = Vec::with_capacity(body.ids.len());
+    for (i, text) in body.ids.iter().enumerate() {
+        let id = parse_id(text).map_err(|mut e| {
+            e.field = Some(format!("ids[{i}]"));
+            e
+        })?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let mut outcomes = state.secure.recall(ids.clone(), SystemTime::now()).await?;
+    // A single id is NotFound from the store; in bulk, missing ids are listed.
+    if ids.len() == 1 && outcomes.is_empty() {
+        outcomes = Vec::new();
+    }
+    let not_found = ids
+        .iter()
+        .filter(|id| !outcomes.iter().any(|o| &o.id == *id))
+        .map(ToString::to_string)
+        .collect();
+    tracing::info!(by = %caller.key_id, messages = outcomes.len(), "bulk recall");
+    Ok(Json(BulkRecallView {
+        recalled: outcomes.into_iter().map(recall_view).collect(),
+        not_found,
+    }))
+}
+
+/// A new expiry: `days` more than the current one, or an exact time.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ExtendBody {
+    /// Days to add to the current expiry (1 to 3650).
+    days: Option<u32>,
+    /// The new expiry (RFC 3339).
+    expires_at: Option<String>,
+}
+
+/// The expiry now in force.
+#[derive(Debug, Serialize, ToSchema)]
+struct ExtendView {
+    id: String,
+    expires_at: String,
+}
+
+/// Moves the expiry of a message's secure delivery (never past
+/// `vault.retention` after receipt).
+#[utoipa::path(post, path = "/messages/{id}/extend", tag = "messages", params(("id" = String, Path)),
+    request_body = ExtendBody,
+    responses((status = 200, body = ExtendView), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+async fn extend_message(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ExtendBody>,
+) -> ApiResult<Json<ExtendView>> {
+    caller.require_message_edit()?;
+    let id = parse_id(&id)?;
+    let until = match (body.days, body.expires_at.as_deref()) {
+        (Some(days), None) if (1..=3650).contains(&days) => {
+            let tracked = state.secure.tracked(&id).await?;
+            let current = tracked
+                .recipients
+                .iter()
+                .filter(|r| r.status == RecipientStatus::Secure)
+                .filter_map(|r| r.secure.as_ref().map(|s| s.expires_at))
+                .max()
+                .ok_or_else(|| {
+                    ApiError::new(
+                        axum::http::StatusCode::CONFLICT,
+                        "refused",
+                        format!("{id} has no live secure delivery (it expired, was recalled, or was relayed)"),
+                    )
+                })?;
+            current + Duration::from_secs(u64::from(days) * 86400)
+        }
+        (None, Some(text)) => parse_time("expires_at", text)?,
+        _ => {
+            return Err(ApiError {
+                status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                code: "invalid_extension".into(),
+                message: "give either days (1 to 3650) or expires_at (RFC 3339)".into(),
+                field: None,
+            });
+        }
+    };
+    let set = state
+        .secure
+        .extend(&id, until, state.retention, SystemTime::now())
+        .await?;
+    tracing::info!(queue_id = %id, by = %caller.key_id, expires_at = %time_text(set), "expiry extended");
+    Ok(Json(ExtendView {
+        id: id.to_string(),
+        expires_at: time_text(set),
+    }))
+}
+
+/// A template to try (parts left out come from the definition, then the
+/// built-in template).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PreviewBody {
+    template: Option<TemplateDraft>,
+}
+
+/// The rendered notification.
+#[derive(Debug, Serialize, ToSchema)]
+struct PreviewView {
+    subject: String,
+    text: String,
+    html: String,
+}
+
+/// Renders a definition's notification template with sample data. A
+/// template in the body is tried instead (nothing is saved); template
+/// errors are 422 naming the part and line.
+#[utoipa::path(post, path = "/definitions/{id}/preview", tag = "definitions", params(("id" = i64, Path)),
+    request_body = PreviewBody,
+    responses((status = 200, body = PreviewView), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
+async fn preview_definition(
+    _caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<i64>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<PreviewView>> {
+    let body: PreviewBody = if body.iter().all(u8::is_ascii_whitespace) {
+        PreviewBody::default()
+    } else {
+        super::parse_json(&body)?
+    };
+    let snapshot = state.policy.snapshot();
+    let mut definition = snapshot
+        .definition(DefinitionId(id))
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("definition {id} not found")))?;
+    if let Some(template) = body.template {
+        let mut merged = definition
+            .settings
+            .notification_template
+            .clone()
+            .unwrap_or_default();
+        for (part, source) in template.parts() {
+            let source = Some(source.to_owned());
+            match part {
+                "subject" => merged.subject = source,
+                "text" => merged.text = source,
+                _ => merged.html = source,
+            }
+        }
+        definition.settings.notification_template = Some(merged);
+    }
+    let template = sealpost_secure::plan::template_of(Some(&definition));
+    let mut vars = NotificationVars::sample();
+    vars.definition = definition.name().to_owned();
+    if definition.settings.hide_subject {
+        vars.subject = notification::HIDDEN_SUBJECT.to_owned();
+        vars.subject_hidden = true;
+    }
+    if definition.settings.expiry_days.is_none() {
+        vars = vars.with_expiry(None);
+    }
+    let Rendered {
+        subject,
+        text,
+        html,
+    } = template
+        .check()
+        .and_then(|()| notification::render(&template, &vars))
+        .map_err(|e| template_error(&e))?;
+    Ok(Json(PreviewView {
+        subject,
+        text,
+        html,
+    }))
+}
+
+/// A template error as the API reports it.
+pub(crate) fn template_error(e: &notification::TemplateError) -> ApiError {
+    ApiError {
+        status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        code: "invalid_template".into(),
+        message: e.to_string(),
+        field: Some(format!("notification_template.{}", e.part)),
+    }
+}

@@ -1,0 +1,324 @@
+//! The vault's master keys: where the gateway gets them, and the
+//! `sealpost keys` commands (list, rotate, verify).
+//!
+//! Keys come from `SEALPOST_MASTER_KEY` when it is set (entries
+//! `<version>:<64 hex digits>`, for operators who keep secrets out of
+//! files), else from `vault.master_key_file`, created with one fresh key
+//! (mode 0600) on first start. The highest version seals new mail.
+//!
+//! `keys rotate` works on a stopped gateway: it adds a version to the key
+//! file (durably, before anything is re-wrapped), then re-wraps every
+//! message key to it in batches, each batch one commit. Interrupted at any
+//! point, running it again finishes the job: it adds a version only when
+//! every message key is already on the newest one.
+
+use std::{io::IsTerminal, process::ExitCode, sync::Arc, time::Duration};
+
+use anyhow::Context;
+
+use sealpost_store::{QueueId, SecureStore, SqliteStore, StoreError, VerifyBatch};
+use sealpost_vault::{Keyring, Vault};
+
+use crate::config::Config;
+
+/// The environment variable that holds master keys instead of the file.
+pub const MASTER_KEY_ENV: &str = "SEALPOST_MASTER_KEY";
+
+/// Where the keyring came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Env,
+    File(std::path::PathBuf),
+}
+
+fn source(config: &Config) -> KeySource {
+    match std::env::var(MASTER_KEY_ENV) {
+        Ok(v) if !v.trim().is_empty() => KeySource::Env,
+        _ => KeySource::File(config.vault.master_key_file.clone()),
+    }
+}
+
+/// The gateway's master keys (see the module doc for where from).
+///
+/// # Errors
+/// A malformed variable or file, a key file others may read, or one that
+/// cannot be created.
+pub fn load_keyring(config: &Config) -> anyhow::Result<Keyring> {
+    match source(config) {
+        KeySource::Env => Keyring::parse(&std::env::var(MASTER_KEY_ENV).unwrap_or_default())
+            .with_context(|| format!("{MASTER_KEY_ENV} does not hold valid master keys")),
+        KeySource::File(path) => Keyring::load_or_create(&path)
+            .with_context(|| format!("vault.master_key_file ({})", path.display())),
+    }
+}
+
+/// Opens the store for a key command, with the database to itself.
+async fn open(config: &Config, keyring: Keyring) -> Result<SqliteStore, String> {
+    let db = SqliteStore::path_of_url(&config.database_url);
+    if !db.exists() {
+        return Err(format!(
+            "{} does not exist (database.url); there is nothing to do",
+            db.display()
+        ));
+    }
+    // The previous store of this process may still be letting go of the
+    // lock: bounded retry (5 s).
+    let mut last = None;
+    for _ in 0..100 {
+        match SqliteStore::open(
+            &db,
+            &config.data_dir.join("spool"),
+            Arc::new(Vault::new(keyring.clone())),
+        )
+        .await
+        {
+            Ok(store) => return Ok(store),
+            Err(StoreError::Unavailable(m)) if m.contains("in use by another") => {
+                last = Some(m);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(format!(
+        "{}; stop the gateway first: key commands need the database to themselves",
+        last.unwrap_or_default()
+    ))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("sealpost: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("sealpost: {message}");
+    ExitCode::FAILURE
+}
+
+/// Loads the keyring and runs `work` on a small runtime.
+fn run(config: &Config, work: impl AsyncFnOnce(Keyring) -> ExitCode) -> ExitCode {
+    let keyring = match load_keyring(config) {
+        Ok(k) => k,
+        Err(e) => return fail(format!("{e:#}")),
+    };
+    match runtime() {
+        Ok(rt) => rt.block_on(work(keyring)),
+        Err(code) => code,
+    }
+}
+
+/// Message keys not on the current version.
+async fn behind(store: &SqliteStore, current: u32) -> Result<u64, StoreError> {
+    Ok(store
+        .key_usage()
+        .await?
+        .iter()
+        .filter(|u| u.version != current)
+        .map(|u| u.messages)
+        .sum())
+}
+
+/// Runs `step` batch after batch until it reports no next batch, showing
+/// progress. Returns how many were handled and the failures.
+async fn batches(
+    verb: &'static str,
+    total: u64,
+    batch: usize,
+    mut step: impl AsyncFnMut(Option<QueueId>, usize) -> Result<VerifyBatch, StoreError>,
+) -> Result<(u64, Vec<(QueueId, String)>), StoreError> {
+    let batch = batch.max(1);
+    let progress = Progress::new(verb, total);
+    let (mut after, mut done, mut failures) = (None, 0u64, Vec::new());
+    // Bounded: each batch moves the cursor forward by up to `batch` ids.
+    for _ in 0..=(total as usize / batch + 1) {
+        let b = step(after, batch).await?;
+        done += b.checked as u64;
+        failures.extend(b.failures);
+        progress.set(done);
+        after = b.next;
+        if after.is_none() {
+            break;
+        }
+    }
+    progress.finish();
+    for (id, why) in &failures {
+        eprintln!("  {id}: {why}");
+    }
+    Ok((done, failures))
+}
+
+/// `sealpost keys list`: key versions and how many message keys each wraps.
+pub fn list(config: &Config) -> ExitCode {
+    run(config, async |keyring| {
+        let current = keyring.current().version();
+        let store = match open(config, keyring.clone()).await {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        let usage = match store.key_usage().await {
+            Ok(u) => u,
+            Err(e) => return fail(e),
+        };
+        match source(config) {
+            KeySource::Env => println!("master keys from {MASTER_KEY_ENV}"),
+            KeySource::File(p) => println!("master keys from {}", p.display()),
+        }
+        println!("{:<8}  {:>10}", "VERSION", "MESSAGES");
+        for version in keyring.versions() {
+            let count = usage
+                .iter()
+                .find(|u| u.version == version)
+                .map_or(0, |u| u.messages);
+            let mark = if version == current {
+                "  (current)"
+            } else {
+                ""
+            };
+            println!("{version:<8}  {count:>10}{mark}");
+        }
+        ExitCode::SUCCESS
+    })
+}
+
+/// `sealpost keys rotate`: see the module doc.
+pub fn rotate(config: &Config, batch: usize) -> ExitCode {
+    run(config, async |mut keyring| {
+        let store = match open(config, keyring.clone()).await {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        let current = keyring.current().version();
+        let store = match behind(&store, current).await {
+            Err(e) => return fail(e),
+            Ok(n) if n > 0 => {
+                eprintln!(
+                    "Resuming the rotation to master key version {current}: {n} message key(s) to re-wrap."
+                );
+                store
+            }
+            Ok(_) => {
+                let KeySource::File(path) = source(config) else {
+                    return fail(format!(
+                        "every message key is on version {current}, the newest in {MASTER_KEY_ENV}. \
+                         To rotate, append a new entry `{}:<64 hex digits>` (e.g. from `openssl rand -hex 32`) \
+                         to {MASTER_KEY_ENV}, keeping the old ones, and run `sealpost keys rotate` again",
+                        current + 1
+                    ));
+                };
+                drop(store);
+                // The new key is durable before anything is wrapped with it.
+                let version = keyring.add_version();
+                if let Err(e) = keyring.save(&path) {
+                    return fail(format!(
+                        "cannot write the new key to {}: {e}",
+                        path.display()
+                    ));
+                }
+                eprintln!(
+                    "Added master key version {version} to {} (back this file up now).",
+                    path.display()
+                );
+                match open(config, keyring.clone()).await {
+                    Ok(s) => s,
+                    Err(e) => return fail(e),
+                }
+            }
+        };
+        let current = keyring.current().version();
+        let total = match behind(&store, current).await {
+            Ok(n) => n,
+            Err(e) => return fail(e),
+        };
+        let result = batches("re-wrapped", total, batch, async |after, n| {
+            store.rewrap_batch(after, n).await
+        })
+        .await;
+        match result {
+            Err(e) => fail(format!("re-wrapping stopped: {e} (run it again to resume)")),
+            Ok((done, failures)) if failures.is_empty() => {
+                eprintln!(
+                    "Rotation complete: {done} message key(s) now wrapped with master key version {current}."
+                );
+                ExitCode::SUCCESS
+            }
+            Ok((_, failures)) => fail(format!(
+                "{} message key(s) could not be re-wrapped (listed above); they stay on their old version",
+                failures.len()
+            )),
+        }
+    })
+}
+
+/// `sealpost keys verify`: opens every stored content and reports those
+/// that do not open (tampered, or sealed with a key the keyring lacks).
+pub fn verify(config: &Config, batch: usize) -> ExitCode {
+    run(config, async |keyring| {
+        let store = match open(config, keyring).await {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        // Versions start at 1, so "not on version 0" counts every key.
+        let total = match behind(&store, 0).await {
+            Ok(n) => n,
+            Err(e) => return fail(e),
+        };
+        let result = batches("verified", total, batch, async |after, n| {
+            store.verify_batch(after, n).await
+        })
+        .await;
+        match result {
+            Err(e) => fail(e),
+            Ok((checked, failures)) if failures.is_empty() => {
+                eprintln!("All {checked} stored message content(s) open with this keyring.");
+                ExitCode::SUCCESS
+            }
+            Ok((checked, failures)) => fail(format!(
+                "{} of {checked} stored content(s) do not open (listed above)",
+                failures.len()
+            )),
+        }
+    })
+}
+
+/// A progress bar on a terminal; a line per step otherwise (logs, tests).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    verb: &'static str,
+    total: u64,
+}
+
+impl Progress {
+    fn new(verb: &'static str, total: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} message keys {msg} ({eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message(verb);
+            bar
+        });
+        Progress { bar, verb, total }
+    }
+
+    fn set(&self, done: u64) {
+        match &self.bar {
+            Some(bar) => bar.set_position(done),
+            None => eprintln!("{} {done}/{}", self.verb, self.total),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
