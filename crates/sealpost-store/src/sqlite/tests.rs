@@ -388,3 +388,376 @@ async fn configuration_changes_are_checked_as_a_whole_before_they_commit() {
         (1, 1, 1)
     );
 }
+
+// ---- the vault and secure delivery ----
+
+use crate::{NewSecureRecipient, SecureStore, SecureTrigger};
+use sealpost_policy::DefinitionId;
+use sealpost_vault::{Keyring, PortalToken};
+
+/// A message to one secure recipient (idx 0) and one relayed (idx 1),
+/// with the secure recipient's notification attached. Returns it with the
+/// notification's id and the portal token.
+fn secure_message(expires_in: Duration) -> (NewMessage, QueueId, PortalToken) {
+    let mut m = message(
+        b"Subject: secret\r\n\r\nthe secret body\r\n".to_vec(),
+        &["p1@partner.example", "x@other.example"],
+    );
+    m.subject = Some("secret".into());
+    m.recipients[0].decision = Decision {
+        route: Route::Secure {
+            definition: DefinitionId(1),
+        },
+        policy: Some(PolicyId(7)),
+    };
+    let mut notification = message(
+        b"Subject: a secure message\r\n\r\nopen it at ...\r\n".to_vec(),
+        &["p1@partner.example"],
+    );
+    notification.kind = MessageKind::Notification;
+    notification.parent = Some(m.id.clone());
+    let token = PortalToken::generate();
+    m.secure.push(NewSecureRecipient {
+        idx: 0,
+        token_hash: token.hash().0,
+        definition: DefinitionId(1),
+        trigger: SecureTrigger::Policy,
+        notification: Some(notification.id.clone()),
+        expires_at: m.received_at + expires_in,
+    });
+    let notification_id = notification.id.clone();
+    m.attached.push(notification);
+    (m, notification_id, token)
+}
+
+fn outcome(id: &QueueId, idx: u32, result: OutcomeKind, notification: bool) -> RecipientOutcome {
+    RecipientOutcome {
+        message: id.clone(),
+        idx,
+        attempted_at: SystemTime::now(),
+        result,
+        reply: "250 ok".into(),
+        notification,
+    }
+}
+
+#[tokio::test]
+async fn a_secure_message_is_committed_with_its_notification_and_never_stored_in_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let (m, notification, token) = secure_message(Duration::from_secs(3600));
+    let id = store.accept(m).await.unwrap();
+    // Only the relayed recipient and the notification are leased.
+    let now = SystemTime::now() + Duration::from_secs(1);
+    let leased = store
+        .lease_due("w", now, now + Duration::from_secs(60), 100)
+        .await
+        .unwrap();
+    let mut leased_ids: Vec<&QueueId> = leased.iter().map(|m| &m.id).collect();
+    leased_ids.sort();
+    let mut expected = vec![&id, &notification];
+    expected.sort();
+    assert_eq!(leased_ids, expected);
+    let original = leased.iter().find(|m| m.id == id).unwrap();
+    assert_eq!(
+        original.recipients.len(),
+        1,
+        "the secure recipient is never leased"
+    );
+    assert_eq!(original.recipients[0].idx, 1);
+    assert!(
+        String::from_utf8_lossy(original.content.as_ref().unwrap()).contains("the secret body"),
+        "opened for delivery"
+    );
+    drop(store);
+
+    // The database file holds no plaintext of either.
+    let store = reopen(&dir).await;
+    drop(store);
+    let mut raw = std::fs::read(dir.path().join("db.sqlite")).unwrap();
+    if let Ok(wal) = std::fs::read(dir.path().join("db.sqlite-wal")) {
+        raw.extend(wal);
+    }
+    for needle in [&b"the secret body"[..], b"open it at"] {
+        assert!(!raw.windows(needle.len()).any(|w| w == needle));
+    }
+
+    let store = reopen(&dir).await;
+    let access = store.secure_by_token(token.hash()).await.unwrap().unwrap();
+    assert_eq!((access.message, access.idx), (id.clone(), 0));
+    assert_eq!(access.record.notification.as_ref(), Some(&notification));
+    assert!(access.record.notified_at.is_none());
+    // The notification's delivery is the recipient's "notified".
+    store
+        .record(
+            vec![outcome(&notification, 0, OutcomeKind::Delivered, true)],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let access = store.secure_by_token(token.hash()).await.unwrap().unwrap();
+    assert!(access.record.notified_at.is_some());
+    assert!(
+        store
+            .secure_by_token(PortalToken::generate().hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn expiry_ends_secure_access_and_content_goes_when_nobody_needs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let (m, _, _) = secure_message(Duration::from_secs(3600));
+    let id = store.accept(m).await.unwrap();
+    assert_eq!(store.expire_due(SystemTime::now(), 100).await.unwrap(), 0);
+    let later = SystemTime::now() + Duration::from_secs(7200);
+    assert_eq!(store.expire_due(later, 100).await.unwrap(), 1);
+    let tracked = store.tracked(&id).await.unwrap();
+    assert_eq!(tracked.recipients[0].status, RecipientStatus::Expired);
+    assert!(
+        tracked.recipients[0]
+            .secure
+            .as_ref()
+            .unwrap()
+            .ended_at
+            .is_some()
+    );
+    // The relayed recipient still needs the content.
+    assert!(tracked.message.has_content);
+    store
+        .record(vec![outcome(&id, 1, OutcomeKind::Delivered, false)], vec![])
+        .await
+        .unwrap();
+    let tracked = store.tracked(&id).await.unwrap();
+    assert!(!tracked.message.has_content, "key and ciphertext destroyed");
+    assert_eq!(
+        tracked.message.subject.as_deref(),
+        Some("secret"),
+        "metadata kept"
+    );
+    assert!(matches!(
+        store.load_body(&id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.expire_due(later, 100).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn recall_cancels_queued_deliveries_and_a_late_outcome_does_not_revive_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let (m, notification, _) = secure_message(Duration::from_secs(3600));
+    let id = store.accept(m).await.unwrap();
+    let outcomes = store
+        .recall(vec![id.clone(), QueueId::generate()], SystemTime::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![crate::RecallOutcome {
+            id: id.clone(),
+            recalled: 1,
+            cancelled: 1,
+            destroyed: true
+        }]
+    );
+    let tracked = store.tracked(&id).await.unwrap();
+    assert!(
+        tracked
+            .recipients
+            .iter()
+            .all(|r| r.status == RecipientStatus::Recalled)
+    );
+    let n = store.tracked(&notification).await.unwrap();
+    assert_eq!(n.recipients[0].status, RecipientStatus::Recalled);
+    assert!(!n.message.has_content);
+    // A worker that had the relay copy in flight reports a deferral: the
+    // recipient stays recalled (its content is gone).
+    store
+        .record(
+            vec![outcome(
+                &id,
+                1,
+                OutcomeKind::Deferred {
+                    retry_at: SystemTime::now(),
+                },
+                false,
+            )],
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.tracked(&id).await.unwrap().recipients[1].status,
+        RecipientStatus::Recalled
+    );
+    assert!(matches!(
+        store
+            .recall(vec![QueueId::generate()], SystemTime::now())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn extension_is_bounded_by_retention_and_needs_a_live_secure_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let (m, _, _) = secure_message(Duration::from_secs(3600));
+    let received = m.received_at;
+    let id = store.accept(m).await.unwrap();
+    let retention = Duration::from_secs(10 * 86400);
+    let now = SystemTime::now();
+    let until = received + Duration::from_secs(5 * 86400);
+    let set = store.extend(&id, until, retention, now).await.unwrap();
+    assert_eq!(set, until);
+    let past_retention = received + retention + Duration::from_secs(60);
+    assert!(matches!(
+        store.extend(&id, past_retention, retention, now).await,
+        Err(StoreError::Refused(m)) if m.contains("vault.retention")
+    ));
+    assert!(matches!(
+        store
+            .extend(&id, now - Duration::from_secs(1), retention, now)
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    store.recall(vec![id.clone()], now).await.unwrap();
+    assert!(matches!(
+        store.extend(&id, until, retention, now).await,
+        Err(StoreError::Refused(_))
+    ));
+}
+
+#[tokio::test]
+async fn rotation_rewraps_every_key_and_a_wrong_or_missing_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let body = format!("Subject: {i}\r\n\r\nbody {i}\r\n");
+        ids.push(
+            store
+                .accept(message(body.into_bytes(), &["a@x.example"]))
+                .await
+                .unwrap(),
+        );
+    }
+    drop(store);
+
+    let key_file = dir.path().join("master.key");
+    let mut keyring = Keyring::load(&key_file).unwrap();
+    keyring.add_version();
+    keyring.save(&key_file).unwrap();
+    let store = reopen(&dir).await;
+    let mut after = None;
+    for _ in 0..10 {
+        let batch = store.rewrap_batch(after, 3).await.unwrap();
+        assert!(batch.failures.is_empty());
+        after = batch.next;
+        if after.is_none() {
+            break;
+        }
+    }
+    assert_eq!(
+        store.key_usage().await.unwrap(),
+        vec![crate::KeyUsage {
+            version: 2,
+            messages: 7
+        }]
+    );
+    for (i, id) in ids.iter().enumerate() {
+        let body = store.load_body(id).await.unwrap();
+        assert!(String::from_utf8_lossy(&body).contains(&format!("body {i}")));
+    }
+    drop(store);
+
+    // Version 1 may go now that nothing uses it...
+    let only_v2 = Keyring::parse(
+        &keyring
+            .to_text()
+            .lines()
+            .filter(|l| l.starts_with("2:"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let open_with = |k: Keyring| {
+        let dir = dir.path().to_owned();
+        async move {
+            for _ in 0..250 {
+                match SqliteStore::open(
+                    &dir.join("db.sqlite"),
+                    &dir.join("spool"),
+                    Arc::new(Vault::new(k.clone())),
+                )
+                .await
+                {
+                    Err(StoreError::Unavailable(m)) if m.contains("in use") => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    other => return other,
+                }
+            }
+            panic!("lock never released")
+        }
+    };
+    let store = open_with(only_v2).await.unwrap();
+    assert!(store.load_body(&ids[0]).await.is_ok());
+    drop(store);
+    // ...but a keyring without version 2 cannot open what is sealed with it,
+    // and a different key under version 2 is refused outright.
+    let only_v1 = Keyring::load(&key_file).unwrap();
+    let only_v1 = Keyring::parse(
+        &only_v1
+            .to_text()
+            .lines()
+            .filter(|l| l.starts_with("1:"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let err = open_with(only_v1).await.unwrap_err().to_string();
+    assert!(err.contains("master key version 2"), "{err}");
+    let mut other = Keyring::generate();
+    other.add_version();
+    let err = open_with(other).await.unwrap_err().to_string();
+    assert!(
+        err.contains("not the key this database was sealed with"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn content_stored_before_the_vault_is_sealed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let id = store
+        .accept(message(
+            b"Subject: old\r\n\r\nlegacy body\r\n".to_vec(),
+            &["a@x.example"],
+        ))
+        .await
+        .unwrap();
+    drop(store);
+    // What a version before the vault stored: plaintext, no key.
+    {
+        let conn = Connection::open(dir.path().join("db.sqlite")).unwrap();
+        conn.execute(
+            "UPDATE messages SET content = ?2, key_version = NULL, wrapped_key = NULL WHERE id = ?1",
+            rusqlite::params![id.as_str(), b"Subject: old\r\n\r\nlegacy body\r\n".as_slice()],
+        )
+        .unwrap();
+    }
+    let store = reopen(&dir).await;
+    assert!(String::from_utf8_lossy(&store.load_body(&id).await.unwrap()).contains("legacy body"));
+    let sealed: Vec<u8> = store
+        .readers
+        .read(move |conn| Ok(conn.query_row("SELECT content FROM messages", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert!(!sealed.windows(11).any(|w| w == b"legacy body"));
+}
