@@ -7,6 +7,9 @@
 #   smtp-source --> Postfix  --> smtp-sink      (separate Debian Postfix instance,
 #                                                stock queue, relayhost = the sink)
 #   smtp-source --> smtp-sink                   (protocol ceiling)
+#   smtp-source --> sealpost (secure path) --> smtp-sink   (20 sessions x 5 KiB only:
+#                   a policy selects every recipient, so each message is sealed in
+#                   the vault and the sink receives its notification instead)
 # for three workloads: 20 sessions x 5 KiB, 1 session x 5 KiB, 20 sessions x
 # 100 KiB (N messages each). smtp-source is used with its defaults (one message
 # per connection, no -d). The clock starts when smtp-source is launched and
@@ -28,7 +31,7 @@
 #   --repeat R       run every throughput measurement R times (interleaved across
 #                    systems) and report the fastest successful one, listing all
 #                    (default 1; useful on a shared, noisy machine)
-#   --systems LIST   comma list of sealpost,postfix,ceiling (default all)
+#   --systems LIST   comma list of sealpost,secure,postfix,ceiling (default all)
 #   --parts LIST     comma list of throughput,latency,memory (default all)
 #   --no-build       do not run `cargo build --release -p sealpost`
 #   --no-results     do not update bench/RESULTS.md
@@ -62,7 +65,7 @@ LAT_MSGS=2000
 LAT_MSGS_1=500
 IDLE_CONNS=10000
 BIG_BYTES=$((50 * 1024 * 1024))
-SYSTEMS="sealpost,postfix,ceiling"
+SYSTEMS="sealpost,secure,postfix,ceiling"
 PARTS="throughput,latency,memory"
 REPEAT=1
 BUILD=1
@@ -98,11 +101,11 @@ if [ ! -x "$SRC" ] || [ ! -x "$SINK" ] || ! command -v postfix >/dev/null; then
     "$ROOT/scripts/install-test-tools.sh"
 fi
 [ "$(id -u)" -eq 0 ] || die "run as root (smtp-sink -u, a private Postfix instance)"
-if [ "$BUILD" -eq 1 ] && has "$SYSTEMS" sealpost; then
+if [ "$BUILD" -eq 1 ] && { has "$SYSTEMS" sealpost || has "$SYSTEMS" secure; }; then
     log "cargo build --release -p sealpost"
     (cd "$ROOT" && cargo build --release -p sealpost) >&2
 fi
-if has "$SYSTEMS" sealpost; then
+if has "$SYSTEMS" sealpost || has "$SYSTEMS" secure; then
     [ -x "$SEALPOST_BIN" ] || die "no sealpost binary at $SEALPOST_BIN"
 fi
 
@@ -126,7 +129,7 @@ FSTYPE=$(findmnt -no FSTYPE -T "$WORK" 2>/dev/null || stat -f -c %T "$WORK")
 # `cargo build` may replace target/release/sealpost in the middle of the run.
 SP_COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 SP_DIRTY=$(cd "$ROOT" && git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null | wc -l)
-if has "$SYSTEMS" sealpost; then
+if has "$SYSTEMS" sealpost || has "$SYSTEMS" secure; then
     SP_BUILT=$(date -u -r "$SEALPOST_BIN" '+%Y-%m-%d %H:%M:%S UTC')
     cp "$SEALPOST_BIN" "$WORK/sealpost.bin"
     SP_SHA=$(sha256sum "$WORK/sealpost.bin" | cut -c1-16)
@@ -262,7 +265,8 @@ sink_counts() {  # prints "sess quit mesg" of the last counter line
 
 # ------------------------------------------------------------------ sealpost
 SP_PID= SP_PORT= SP_ADMIN= SP_DIR=
-start_sealpost() {  # start_sealpost NAME NEXT_HOP_PORT
+start_sealpost() {  # start_sealpost NAME NEXT_HOP_PORT [secure]
+    local mode=${3:-relay}
     SP_DIR=$WORK/$1.sealpost
     mkdir -p "$SP_DIR"
     SP_PORT=$(free_port)
@@ -287,19 +291,37 @@ retry_schedule = ["1s"]
 [admin]
 listen = "127.0.0.1:$SP_ADMIN"
 EOF
+    if [ "$mode" = secure ]; then
+        printf '\n[domains]\ninternal = ["sender.example"]\n' >>"$SP_DIR/sealpost.toml"
+    fi
     "$SEALPOST_RUN" serve --config "$SP_DIR/sealpost.toml" >"$SP_DIR/stdout.log" 2>"$SP_DIR/stderr.log" &
     SP_PID=$!
     PIDS+=("$SP_PID")
     local i
     for i in $(seq 1 300); do
         if "${HELPER[@]}" http "http://127.0.0.1:$SP_ADMIN/health" >/dev/null 2>&1; then
-            wait_listen "$SP_PORT" 5 && return 0
+            wait_listen "$SP_PORT" 5 || break
+            [ "$mode" = secure ] && secure_everything
+            return 0
         fi
         kill -0 "$SP_PID" 2>/dev/null || break
         sleep 0.1
     done
     cat "$SP_DIR/stderr.log" >&2
     die "sealpost did not become healthy"
+}
+# The secure path: one policy selects every external recipient of an
+# internal sender (the default definition), through the API with the key
+# the first start printed.
+secure_everything() {
+    local key
+    key=$(grep -o 'sp_[0-9a-f]*_[0-9a-f]*' "$SP_DIR/stdout.log" | head -n1)
+    [ -n "$key" ] || die "no first-run API key in $SP_DIR/stdout.log"
+    curl -sf -X POST -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+        --data '{"narrative": "bench: everything secure", "action": "apply_definition", "definition_id": 1,
+                 "from": {"kind": "internal"}, "to": {"kind": "external"}}' \
+        "http://127.0.0.1:$SP_ADMIN/api/v1/policies" >"$SP_DIR/policy.json" ||
+        die "could not create the secure policy"
 }
 stop_sealpost() {
     [ -n "$SP_PID" ] || return 0
@@ -403,6 +425,7 @@ run_throughput() {
     start_sink "$name"
     case "$sys" in
         sealpost) start_sealpost "$name" "$SINK_PORT"; target_port=$SP_PORT ;;
+        secure)   start_sealpost "$name" "$SINK_PORT" secure; target_port=$SP_PORT ;;
         postfix)  start_postfix "$name" "$SINK_PORT"; target_port=$PF_PORT ;;
         ceiling)  target_port=$SINK_PORT ;;
     esac
@@ -456,7 +479,7 @@ run_throughput() {
     sleep 1   # let stragglers (duplicates) show up at the sink
     sinkcpu=$("${HELPER[@]}" cpu "$SINK_PID")
     case "$sys" in
-        sealpost)
+        sealpost|secure)
             relaycpu=$("${HELPER[@]}" cpu "$SP_PID")
             local acc del q
             acc=$(sp_metric sealpost_smtp_messages_accepted_total)
@@ -480,7 +503,7 @@ run_throughput() {
     local counts
     counts=$(sink_counts)
     case "$sys" in
-        sealpost) stop_sealpost ;;
+        sealpost|secure) stop_sealpost ;;
         postfix)  postfix_stop "$PF_CFG" ;;
     esac
     stop_sink
@@ -654,11 +677,14 @@ if has "$PARTS" throughput; then
         # Repetitions are interleaved across systems, so a burst of foreign
         # load on this shared machine hits all of them alike.
         for rep in $(seq 1 "$REPEAT"); do
-            for sys in ceiling sealpost postfix; do
+            for sys in ceiling sealpost secure postfix; do
+                # The secure path is measured on the first workload only.
+                [ "$sys" = secure ] && [ "$wl" != 20s-5k ] && continue
                 has "$SYSTEMS" "$sys" && run_throughput "$sys" "$wl" "$sessions" "$size" "$MSGS" "$rep"
             done
         done
-        for sys in ceiling sealpost postfix; do
+        for sys in ceiling sealpost secure postfix; do
+            [ "$sys" = secure ] && [ "$wl" != 20s-5k ] && continue
             has "$SYSTEMS" "$sys" && promote_best "$sys" "$wl"
         done
     done
@@ -716,6 +742,21 @@ REPORT=$WORK/report.md
         fi
         echo "| $wl ($sessions sessions, $size B, $MSGS msgs) | $(fmt_rate ceiling "$wl") | $(fmt_rate sealpost "$wl") | $(fmt_rate postfix "$wl") | $r1 | $r2 |"
     done
+    if [ -n "$(get tp.secure.20s-5k.rate)" ]; then
+        echo
+        echo "Secure path (every recipient selected by a policy: accepted, sealed, notification delivered to the sink), 20 sessions x 5 KiB:"
+        echo
+        echo "| secure path msg/s | Postfix plain relay msg/s | secure / Postfix (target >= 1.0) |"
+        echo "|---:|---:|---|"
+        s=$(get tp.secure.20s-5k.rate); p=$(get tp.postfix.20s-5k.rate); r="-"
+        if [ -n "$p" ] && [ "$p" != 0 ]; then
+            r=$(awk -v s="$s" -v p="$p" 'BEGIN { printf "%.2f", s / p }')
+            v=$(awk -v r="$r" 'BEGIN { print (r >= 1.0) ? 1 : 0 }')
+            [ "$(get tp.secure.20s-5k.ok)" = 1 ] && [ "$(get tp.postfix.20s-5k.ok)" = 1 ] || v=0
+            r="$r $(verdict "$v")"
+        fi
+        echo "| $(fmt_rate secure 20s-5k) | $(fmt_rate postfix 20s-5k) | $r |"
+    fi
     echo
     echo "Details per run (e2e = until the sink had every message; inject = until smtp-source finished; CPU seconds per process group; machine busy/iowait in % of both cores over the run):"
     echo
@@ -723,11 +764,11 @@ REPORT=$WORK/report.md
     echo "|---|---:|---|---|---|---|---|"
     for w in "${WORKLOADS[@]}"; do
         read -r wl _ _ <<<"$w"
-        for sys in ceiling sealpost postfix; do
+        for sys in ceiling sealpost secure postfix; do
             k="tp.$sys.$wl"
             [ -n "$(get "$k.ok")" ] || continue
             case "$sys" in
-                sealpost) chk="accepted=$(get "$k.accepted") delivered=$(get "$k.delivered") log WARN/ERROR=$(get "$k.problems") VmHWM=$(get "$k.hwm_kb") kB" ;;
+                sealpost|secure) chk="accepted=$(get "$k.accepted") delivered=$(get "$k.delivered") log WARN/ERROR=$(get "$k.problems") VmHWM=$(get "$k.hwm_kb") kB" ;;
                 postfix)  chk="sent=$(get "$k.sent") deferred=$(get "$k.deferred") left in queue=$(get "$k.queue_left")" ;;
                 *) chk="" ;;
             esac
