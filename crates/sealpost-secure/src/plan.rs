@@ -156,10 +156,14 @@ pub fn prepare(
             &headers(settings, &sender_name, &sender_text, &vars.recipient),
         );
         let id = QueueId::generate();
+        // The null sender: a bounce or an auto-reply from a server without
+        // DSN would otherwise return the whole notification, portal link
+        // included, to someone other than the recipient. Its failure shows
+        // in tracking instead.
         message.attached.push(notice(
             id.clone(),
             message,
-            sender.clone(),
+            None,
             recipient,
             content,
             settings,

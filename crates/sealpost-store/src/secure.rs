@@ -27,9 +27,8 @@ pub trait SecureStore: Send + Sync + std::fmt::Debug + 'static {
     /// Recalls messages: every live secure recipient's access ends
     /// (`recalled`), relay recipients and notifications still queued are
     /// cancelled, and the content (key and ciphertext) is destroyed. The
-    /// metadata stays. A message not found is [`StoreError::NotFound`]
-    /// for a single id; in a bulk recall it is skipped (absent from the
-    /// result).
+    /// metadata stays. Ids that name no message are absent from the
+    /// result.
     async fn recall(
         &self,
         ids: Vec<QueueId>,
@@ -67,6 +66,10 @@ pub trait SecureStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// How many stored message keys each master key version wraps.
     async fn key_usage(&self) -> Result<Vec<KeyUsage>, StoreError>;
+
+    /// The highest master key version the database has recorded (a new
+    /// version must be numbered above it).
+    async fn highest_key_version(&self) -> Result<u32, StoreError>;
 
     /// Re-wraps up to `limit` message keys not on the current master key
     /// version, after `after` in id order, in one durable commit. Returns

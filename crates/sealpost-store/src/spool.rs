@@ -44,11 +44,6 @@ impl Spool {
             .map_err(io::Error::other)?
     }
 
-    /// [`Spool::write_durable`] on the calling thread.
-    pub(crate) fn write_durable_blocking(&self, id: &QueueId, content: &[u8]) -> io::Result<()> {
-        write_file(&self.dir, id, &self.path(id), content)
-    }
-
     /// Reads a spool file on the calling thread.
     pub(crate) fn read_blocking(&self, id: &QueueId) -> io::Result<Vec<u8>> {
         fs::read(self.path(id))
@@ -65,6 +60,39 @@ impl Spool {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => tracing::warn!(queue_id = %id, error = %e, "could not remove spool file"),
         }
+    }
+
+    /// Writes the sealed form of a spooled content beside the plaintext
+    /// one (`<id>.sealed`), durably; [`Spool::install_sealed`] moves it in.
+    pub(crate) fn write_sealed_beside(&self, id: &QueueId, sealed: &[u8]) -> io::Result<PathBuf> {
+        let path = self.dir.join(format!("{id}.sealed"));
+        let mut file = File::create(&path)?;
+        file.write_all(sealed)?;
+        file.sync_all()?;
+        Ok(path)
+    }
+
+    /// Replaces a content's spool file with its sealed form, durably.
+    pub(crate) fn install_sealed(&self, id: &QueueId, sealed: &Path) -> io::Result<()> {
+        fs::rename(sealed, self.path(id))?;
+        File::open(&self.dir)?.sync_all()
+    }
+
+    /// `<id>.sealed` files left by an interrupted upgrade.
+    pub(crate) fn sealed_leftovers(&self) -> io::Result<Vec<(QueueId, PathBuf)>> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            let id = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".sealed"))
+                .and_then(QueueId::parse);
+            if let Some(id) = id {
+                found.push((id, path));
+            }
+        }
+        Ok(found)
     }
 
     /// Removes every file that no stored message references (left by a

@@ -142,9 +142,22 @@ impl Keyring {
     /// If the current version is already `u32::MAX`, or the operating system
     /// cannot supply random bytes.
     pub fn add_version(&mut self) -> u32 {
+        self.add_version_above(0)
+    }
+
+    /// Adds a fresh random key numbered above both the current version and
+    /// `floor` (the highest version a database has recorded, so a key file
+    /// restored from an old backup never reuses a number the database knows
+    /// under another key), and returns that version.
+    ///
+    /// # Panics
+    ///
+    /// Like [`Keyring::add_version`].
+    pub fn add_version_above(&mut self, floor: u32) -> u32 {
         let version = self
             .current()
             .version
+            .max(floor)
             .checked_add(1)
             .expect("master key versions exhausted (current version is u32::MAX)");
         self.keys.insert(version, MasterKey::random(version));

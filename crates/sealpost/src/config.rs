@@ -600,14 +600,20 @@ impl Config {
             .unwrap_or_else(|| format!("https://{hostname}"))
             .trim_end_matches('/')
             .to_owned();
-        if !(portal_url.starts_with("https://") || portal_url.starts_with("http://"))
+        let loopback_http = ["http://localhost", "http://127.", "http://[::1]"]
+            .iter()
+            .any(|p| portal_url.starts_with(p));
+        if !(portal_url.starts_with("https://") || loopback_http)
             || portal_url
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control())
         {
             errors.push(err(
                 "portal.url",
-                format!("{portal_url:?} is not an http(s) URL such as https://secure.example.com"),
+                format!(
+                    "{portal_url:?} is not an https URL such as https://secure.example.com \
+                     (links carry a recipient's token: plain http only for localhost)"
+                ),
             ));
         }
 

@@ -32,10 +32,17 @@ pub enum KeySource {
 }
 
 fn source(config: &Config) -> KeySource {
-    match std::env::var(MASTER_KEY_ENV) {
-        Ok(v) if !v.trim().is_empty() => KeySource::Env,
+    match std::env::var_os(MASTER_KEY_ENV) {
+        Some(v) if !v.is_empty() => KeySource::Env,
         _ => KeySource::File(config.vault.master_key_file.clone()),
     }
+}
+
+fn env_keyring() -> anyhow::Result<Keyring> {
+    let text = std::env::var(MASTER_KEY_ENV)
+        .map_err(|_| anyhow::anyhow!("{MASTER_KEY_ENV} is not valid UTF-8"))?;
+    Keyring::parse(&text)
+        .with_context(|| format!("{MASTER_KEY_ENV} does not hold valid master keys"))
 }
 
 /// The gateway's master keys (see the module doc for where from).
@@ -45,10 +52,33 @@ fn source(config: &Config) -> KeySource {
 /// cannot be created.
 pub fn load_keyring(config: &Config) -> anyhow::Result<Keyring> {
     match source(config) {
-        KeySource::Env => Keyring::parse(&std::env::var(MASTER_KEY_ENV).unwrap_or_default())
-            .with_context(|| format!("{MASTER_KEY_ENV} does not hold valid master keys")),
+        KeySource::Env => env_keyring(),
         KeySource::File(path) => Keyring::load_or_create(&path)
             .with_context(|| format!("vault.master_key_file ({})", path.display())),
+    }
+}
+
+/// The keyring for a key command: never creates a key file (a wrong path
+/// must not quietly produce a fresh, useless key).
+fn existing_keyring(config: &Config) -> anyhow::Result<Keyring> {
+    match source(config) {
+        KeySource::Env => env_keyring(),
+        KeySource::File(path) => Keyring::load(&path)
+            .with_context(|| format!("vault.master_key_file ({})", path.display())),
+    }
+}
+
+/// Why keeping the key file in the data directory deserves a warning, or
+/// `None` when it is elsewhere (or the keys come from the environment).
+pub fn key_placement_warning(config: &Config) -> Option<String> {
+    match source(config) {
+        KeySource::File(path) if path.starts_with(&config.data_dir) => Some(format!(
+            "the master key file {} is inside server.data_dir: a backup of that directory \
+             carries the key to its mail; for production set vault.master_key_file outside it \
+             (or use {MASTER_KEY_ENV})",
+            path.display()
+        )),
+        _ => None,
     }
 }
 
@@ -103,7 +133,7 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 
 /// Loads the keyring and runs `work` on a small runtime.
 fn run(config: &Config, work: impl AsyncFnOnce(Keyring) -> ExitCode) -> ExitCode {
-    let keyring = match load_keyring(config) {
+    let keyring = match existing_keyring(config) {
         Ok(k) => k,
         Err(e) => return fail(format!("{e:#}")),
     };
@@ -211,9 +241,14 @@ pub fn rotate(config: &Config, batch: usize) -> ExitCode {
                         current + 1
                     ));
                 };
+                let floor = match store.highest_key_version().await {
+                    Ok(v) => v,
+                    Err(e) => return fail(e),
+                };
                 drop(store);
-                // The new key is durable before anything is wrapped with it.
-                let version = keyring.add_version();
+                // The new key is durable before anything is wrapped with it,
+                // and numbered above every version the database has seen.
+                let version = keyring.add_version_above(floor);
                 if let Err(e) = keyring.save(&path) {
                     return fail(format!(
                         "cannot write the new key to {}: {e}",

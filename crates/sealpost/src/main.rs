@@ -602,6 +602,18 @@ fn banner(config: &Config, app: &Application) {
         config.data_dir.display(),
         config.database_url
     );
+    match std::env::var_os(sealpost::keys::MASTER_KEY_ENV) {
+        Some(v) if !v.is_empty() => {
+            println!(
+                "  vault:     master keys from {}",
+                sealpost::keys::MASTER_KEY_ENV
+            )
+        }
+        _ => println!(
+            "  vault:     master key file {} (back it up, apart from the database)",
+            config.vault.master_key_file.display()
+        ),
+    }
     match &app.certificate {
         CertificateSource::Generated(p) => {
             println!("  STARTTLS:  new self-signed certificate {}", p.display())

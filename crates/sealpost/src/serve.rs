@@ -98,6 +98,9 @@ impl Application {
             )
         })?;
         let keyring = keys::load_keyring(&config)?;
+        if let Some(warning) = keys::key_placement_warning(&config) {
+            tracing::warn!("{warning}");
+        }
         let vault = Arc::new(Vault::new(keyring));
         let sqlite = Arc::new(
             SqliteStore::open_url(&config.database_url, &config.data_dir.join("spool"), vault)

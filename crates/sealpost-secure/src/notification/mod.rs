@@ -87,13 +87,35 @@ impl NotificationTemplate {
             environment(part, source)?;
         }
         let sample = NotificationVars::sample();
+        let link = sample.portal_link.clone();
         render(self, &sample)?;
         let hidden = NotificationVars {
             subject: HIDDEN_SUBJECT.to_owned(),
             subject_hidden: true,
             ..sample.with_expiry(None)
         };
-        render(self, &hidden)?;
+        let rendered = render(self, &hidden)?;
+        // A notification must carry the link in both bodies, and never in
+        // the subject (headers travel in bounces and logs).
+        for (part, text) in [
+            (TemplatePart::Text, &rendered.text),
+            (TemplatePart::Html, &rendered.html),
+        ] {
+            if !text.contains(link.as_str()) {
+                return Err(TemplateError {
+                    part,
+                    line: None,
+                    message: "the template must show {{ portal_link }}: without it the recipient cannot open the message".into(),
+                });
+            }
+        }
+        if rendered.subject.contains(link.as_str()) {
+            return Err(TemplateError {
+                part: TemplatePart::Subject,
+                line: None,
+                message: "the subject must not contain {{ portal_link }}: the link is the recipient's secret".into(),
+            });
+        }
         Ok(())
     }
 
@@ -107,7 +129,8 @@ impl NotificationTemplate {
 }
 
 /// The variables a template sees; each is named exactly as its field.
-#[derive(Debug, Clone, Serialize)]
+/// `Debug` leaves out the portal link (it carries the recipient's token).
+#[derive(Clone, Serialize)]
 pub struct NotificationVars {
     /// The sender's address (envelope or From, as the caller decides).
     pub sender: String,
@@ -178,12 +201,34 @@ fn rfc3339(at: OffsetDateTime) -> String {
 }
 
 /// A rendered notification, ready for [`build_mail`] or a preview.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// `Debug` shows sizes only: the bodies carry the portal link.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Rendered {
     /// One line, at most 250 characters.
     pub subject: String,
     pub text: String,
     pub html: String,
+}
+
+impl std::fmt::Debug for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rendered")
+            .field("subject", &self.subject)
+            .field("text_len", &self.text.len())
+            .field("html_len", &self.html.len())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for NotificationVars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotificationVars")
+            .field("sender", &self.sender)
+            .field("recipient", &self.recipient)
+            .field("definition", &self.definition)
+            .field("portal_link", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 /// One of the three parts of a [`NotificationTemplate`].

@@ -416,3 +416,22 @@ fn receipt_without_entries() {
     let message = MessageParser::new().parse(&mail).unwrap();
     assert!(message.body_text(0).unwrap().contains("(none)"));
 }
+
+#[test]
+fn the_link_must_be_in_both_bodies_and_never_in_the_subject() {
+    let err = with_part(TemplatePart::Text, "Hello {{ recipient }}")
+        .check()
+        .unwrap_err();
+    assert_eq!(err.part, TemplatePart::Text);
+    assert!(err.message.contains("portal_link"), "{err}");
+    let err = with_part(TemplatePart::Html, "<p>{{ subject }}</p>")
+        .check()
+        .unwrap_err();
+    assert_eq!(err.part, TemplatePart::Html);
+    let err = with_part(TemplatePart::Subject, "Open {{ portal_link }}")
+        .check()
+        .unwrap_err();
+    assert_eq!(err.part, TemplatePart::Subject);
+    assert!(format!("{:?}", NotificationVars::sample()).contains("<redacted>"));
+    assert!(!format!("{:?}", NotificationVars::sample()).contains("https://"));
+}

@@ -20,7 +20,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use rusqlite::{Connection, OpenFlags, config::DbConfig};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, config::DbConfig};
 
 use sealpost_policy::PolicyDocument;
 use sealpost_vault::{TokenHash, Vault, WrappedKey};
@@ -302,6 +302,10 @@ fn connect(db_path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     // accept nothing (see `writer::needs_fsync`).
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // Destroyed content (expiry, recall, delivered relay copies) is zeroed
+    // in the pages SQLite writes anyway: the wrapped key in the row goes,
+    // so the ciphertext left in freed overflow pages opens with nothing.
+    conn.pragma_update(None, "secure_delete", "FAST")?;
     if read_only {
         conn.pragma_update(None, "query_only", true)?;
     }
@@ -450,7 +454,9 @@ impl Store for SqliteStore {
         let result = self
             .writer
             .write(false, move |conn, effects| {
-                effects.purged = queue::record_outcomes(conn, &outcomes)?;
+                effects
+                    .purged
+                    .extend(queue::record_outcomes(conn, &outcomes)?);
                 for (dsn, content) in &sealed {
                     queue::insert_message(conn, dsn, content)?;
                 }
@@ -578,22 +584,17 @@ impl SecureStore for SqliteStore {
         ids: Vec<QueueId>,
         now: SystemTime,
     ) -> Result<Vec<RecallOutcome>, StoreError> {
-        let single = ids.len() == 1;
-        let outcomes = self
-            .writer
+        self.writer
             .write(true, move |conn, effects| {
                 let mut outcomes = Vec::with_capacity(ids.len());
                 for id in &ids {
-                    match secure::recall(conn, id, now, &mut effects.purged)? {
-                        Some(outcome) => outcomes.push(outcome),
-                        None if single => return Err(StoreError::NotFound(id.clone())),
-                        None => {}
+                    if let Some(outcome) = secure::recall(conn, id, now, &mut effects.purged)? {
+                        outcomes.push(outcome);
                     }
                 }
                 Ok(outcomes)
             })
-            .await?;
-        Ok(outcomes)
+            .await
     }
 
     async fn extend(
@@ -608,7 +609,7 @@ impl SecureStore for SqliteStore {
             .write(true, move |conn, _| {
                 secure::extend(conn, &id, until, retention, now)
             })
-            .await
+            .await?
     }
 
     async fn expire_due(&self, now: SystemTime, limit: usize) -> Result<usize, StoreError> {
@@ -632,7 +633,7 @@ impl SecureStore for SqliteStore {
             .write(false, move |conn, _| {
                 secure::update_secure(conn, secure::MARK_OPENED, &id, idx, at)
             })
-            .await
+            .await?
     }
 
     async fn set_read(&self, id: &QueueId, idx: u32, read: bool) -> Result<(), StoreError> {
@@ -641,7 +642,7 @@ impl SecureStore for SqliteStore {
             .write(false, move |conn, _| {
                 secure::update_secure(conn, secure::SET_READ, &id, idx, i64::from(read))
             })
-            .await
+            .await?
     }
 
     async fn mark_replied(&self, id: &QueueId, idx: u32, at: SystemTime) -> Result<(), StoreError> {
@@ -651,11 +652,15 @@ impl SecureStore for SqliteStore {
             .write(true, move |conn, _| {
                 secure::update_secure(conn, secure::MARK_REPLIED, &id, idx, at)
             })
-            .await
+            .await?
     }
 
     async fn key_usage(&self) -> Result<Vec<KeyUsage>, StoreError> {
         self.readers.read(secure::key_usage).await
+    }
+
+    async fn highest_key_version(&self) -> Result<u32, StoreError> {
+        self.readers.read(secure::highest_key_version).await
     }
 
     async fn rewrap_batch(
@@ -705,13 +710,39 @@ impl SecureStore for SqliteStore {
 
 /// Seals contents stored in plaintext by a version before the vault (no
 /// wrapped key). Runs at open, before anything else touches the rows.
+///
+/// A spooled content is sealed into `<id>.sealed` first; the row's key is
+/// committed; then the sealed file replaces the plaintext one. A crash
+/// before the commit leaves the row unsealed (done again next time, the
+/// stray file replaced); a crash after it leaves a `.sealed` file that the
+/// next start moves into place before anything reads it.
 fn seal_unsealed(conn: &Connection, spool: &Spool, vault: &Vault) -> Result<usize, StoreError> {
+    for (id, sealed_path) in spool.sealed_leftovers()? {
+        let has_key: bool = conn
+            .query_row(
+                "SELECT wrapped_key IS NOT NULL FROM messages WHERE id = ?1 AND spooled = 1",
+                [id.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?
+            .unwrap_or(false);
+        if has_key {
+            spool.install_sealed(&id, &sealed_path)?;
+        } else {
+            std::fs::remove_file(&sealed_path)?;
+        }
+    }
     let rows: Vec<(String, Option<Vec<u8>>, bool)> = conn
         .prepare(
             "SELECT id, content, spooled FROM messages WHERE has_content = 1 AND wrapped_key IS NULL",
         )?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
         .collect::<Result<_, _>>()?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    // The plaintext rows being replaced are zeroed, overflow pages too.
+    conn.pragma_update(None, "secure_delete", true)?;
     for (id, content, spooled) in &rows {
         let queue_id =
             QueueId::parse(id).ok_or_else(|| StoreError::Corrupt(format!("queue id {id:?}")))?;
@@ -722,11 +753,12 @@ fn seal_unsealed(conn: &Connection, spool: &Spool, vault: &Vault) -> Result<usiz
         };
         let (key, sealed) = vault.seal(id.as_bytes(), plain);
         if *spooled {
-            spool.write_durable_blocking(&queue_id, &sealed)?;
+            let sealed_path = spool.write_sealed_beside(&queue_id, &sealed)?;
             conn.execute(
                 "UPDATE messages SET key_version = ?2, wrapped_key = ?3 WHERE id = ?1",
                 rusqlite::params![id, key.version, key.bytes],
             )?;
+            spool.install_sealed(&queue_id, &sealed_path)?;
         } else {
             conn.execute(
                 "UPDATE messages SET content = ?2, key_version = ?3, wrapped_key = ?4 WHERE id = ?1",
@@ -734,6 +766,9 @@ fn seal_unsealed(conn: &Connection, spool: &Spool, vault: &Vault) -> Result<usiz
             )?;
         }
     }
+    conn.pragma_update(None, "secure_delete", "FAST")?;
+    // Old plaintext pages may remain in the WAL until it is reused.
+    conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
     Ok(rows.len())
 }
 

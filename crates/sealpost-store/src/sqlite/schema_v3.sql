@@ -10,10 +10,6 @@ ALTER TABLE messages ADD COLUMN parent_id TEXT;        -- for a notification or 
 CREATE INDEX messages_received ON messages(received_at);
 CREATE INDEX messages_key_version ON messages(key_version) WHERE wrapped_key IS NOT NULL;
 
--- 'held' was the placeholder for secure recipients before the vault.
-UPDATE recipients SET status = 'secure' WHERE status = 'held';
-DROP INDEX recipients_held;
-CREATE INDEX recipients_secure ON recipients(message_id) WHERE status = 'secure';
 
 -- One row per recipient given secure delivery: the tracking record the
 -- console and the portal show. Kept after the content is destroyed.
@@ -36,6 +32,20 @@ CREATE TABLE secure_recipients (
 ) STRICT;
 CREATE INDEX secure_live_expiry ON secure_recipients(expires_at) WHERE ended_at IS NULL;
 CREATE INDEX secure_by_notification ON secure_recipients(notification_id);
+
+-- 'held' was the placeholder for secure recipients before the vault: no
+-- token or notification exists for them (their portal link was never
+-- sent). They become secure deliveries with an unusable token and the
+-- default 30-day expiry from receipt, so tracking shows them and the
+-- expiry job destroys their content in time.
+INSERT INTO secure_recipients (message_id, idx, token_hash, definition_id, trigger, expires_at)
+    SELECT r.message_id, r.idx, randomblob(32),
+           CAST(substr(r.route, 8) AS INTEGER), 'policy', m.received_at + 30 * 86400000
+    FROM recipients r JOIN messages m ON m.id = r.message_id
+    WHERE r.status = 'held' AND r.route LIKE 'secure:%';
+UPDATE recipients SET status = 'secure' WHERE status = 'held';
+DROP INDEX recipients_held;
+CREATE INDEX recipients_secure ON recipients(message_id) WHERE status = 'secure';
 
 -- Which master key versions this database has seen, and a check value of
 -- each (not the key): a gateway started with the wrong key file refuses

@@ -180,29 +180,34 @@ pub(super) fn recall(
     }))
 }
 
+/// Extends a message's live secure deliveries. The outer result is the
+/// database's; the inner one the answer (a refusal is not a database
+/// failure, so it must not roll back the other jobs of a group commit).
 pub(super) fn extend(
     conn: &Connection,
     id: &QueueId,
     until: SystemTime,
     retention: Duration,
     now: SystemTime,
-) -> Result<SystemTime, StoreError> {
-    let received: i64 = conn
+) -> Result<Result<SystemTime, StoreError>, StoreError> {
+    let Some(received) = conn
         .prepare_cached("SELECT received_at FROM messages WHERE id = ?1 AND kind = 'mail'")?
-        .query_row([id.as_str()], |row| row.get(0))
+        .query_row([id.as_str()], |row| row.get::<_, i64>(0))
         .optional()?
-        .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+    else {
+        return Ok(Err(StoreError::NotFound(id.clone())));
+    };
     let latest = from_millis(received) + retention;
     if until > latest {
-        return Err(StoreError::Refused(format!(
+        return Ok(Err(StoreError::Refused(format!(
             "the expiry may not pass vault.retention: {id} can be kept until {} at the latest",
             crate::model::rfc3339(latest)
-        )));
+        ))));
     }
     if until <= now {
-        return Err(StoreError::Refused(
+        return Ok(Err(StoreError::Refused(
             "the new expiry is in the past; to end access now, recall the message".into(),
-        ));
+        )));
     }
     let changed = conn
         .prepare_cached(
@@ -210,11 +215,11 @@ pub(super) fn extend(
         )?
         .execute(params![id.as_str(), to_millis(until)])?;
     if changed == 0 {
-        return Err(StoreError::Refused(format!(
+        return Ok(Err(StoreError::Refused(format!(
             "{id} has no live secure delivery (it expired, was recalled, or was relayed)"
-        )));
+        ))));
     }
-    Ok(until)
+    Ok(Ok(until))
 }
 
 pub(super) fn expire_due(
@@ -280,21 +285,23 @@ pub(super) fn secure_by_token(
     }))
 }
 
-/// Updates one secure recipient; NotFound when there is none.
+/// Updates one secure recipient; the inner result is NotFound when there
+/// is none (see [`extend`] for why it is inner).
 pub(super) fn update_secure(
     conn: &Connection,
     sql: &str,
     id: &QueueId,
     idx: u32,
     value: i64,
-) -> Result<(), StoreError> {
+) -> Result<Result<(), StoreError>, StoreError> {
     let changed = conn
         .prepare_cached(sql)?
         .execute(params![id.as_str(), idx, value])?;
-    if changed == 0 {
-        return Err(StoreError::NotFound(id.clone()));
-    }
-    Ok(())
+    Ok(if changed == 0 {
+        Err(StoreError::NotFound(id.clone()))
+    } else {
+        Ok(())
+    })
 }
 
 pub(super) const MARK_OPENED: &str = "UPDATE secure_recipients
@@ -391,7 +398,7 @@ pub(super) fn content_ids(
 /// wrapped with must be in the keyring. New versions are recorded.
 pub(super) fn check_keyring(conn: &Connection, vault: &Vault) -> Result<(), StoreError> {
     let keyring = vault.keyring();
-    let now = to_millis(SystemTime::now());
+    let mut new = Vec::new();
     for version in keyring.versions() {
         let check = keyring
             .check_value(version)
@@ -412,12 +419,7 @@ pub(super) fn check_keyring(conn: &Connection, vault: &Vault) -> Result<(), Stor
                 )));
             }
             Some(_) => {}
-            None => {
-                conn.execute(
-                    "INSERT INTO vault_keys (version, check_value, added_at) VALUES (?1, ?2, ?3)",
-                    params![version, check.as_slice(), now],
-                )?;
-            }
+            None => new.push((version, check)),
         }
     }
     for usage in key_usage(conn)? {
@@ -430,5 +432,22 @@ pub(super) fn check_keyring(conn: &Connection, vault: &Vault) -> Result<(), Stor
             )));
         }
     }
+    // Only a keyring that passed every check is recorded (a wrong key file
+    // must not leave its versions behind).
+    let tx = conn.unchecked_transaction()?;
+    let now = to_millis(SystemTime::now());
+    for (version, check) in new {
+        tx.execute(
+            "INSERT INTO vault_keys (version, check_value, added_at) VALUES (?1, ?2, ?3)",
+            params![version, check.as_slice(), now],
+        )?;
+    }
+    tx.commit()?;
     Ok(())
+}
+
+/// The highest master key version this database has recorded.
+pub(super) fn highest_key_version(conn: &Connection) -> Result<u32, StoreError> {
+    let v: Option<i64> = conn.query_row("SELECT MAX(version) FROM vault_keys", [], |r| r.get(0))?;
+    Ok(v.map_or(0, |v| u32::try_from(v).unwrap_or(u32::MAX)))
 }

@@ -351,11 +351,7 @@ async fn bulk_recall(
             ids.push(id);
         }
     }
-    let mut outcomes = state.secure.recall(ids.clone(), SystemTime::now()).await?;
-    // A single id is NotFound from the store; in bulk, missing ids are listed.
-    if ids.len() == 1 && outcomes.is_empty() {
-        outcomes = Vec::new();
-    }
+    let outcomes = state.secure.recall(ids.clone(), SystemTime::now()).await?;
     let not_found = ids
         .iter()
         .filter(|id| !outcomes.iter().any(|o| &o.id == *id))

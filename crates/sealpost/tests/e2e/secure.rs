@@ -147,7 +147,10 @@ fn a_mixed_message_gives_one_delivery_one_relay_and_one_notification() {
         !notification.text().contains(marker),
         "a notification never carries the content"
     );
-    assert_eq!(notification.mail_from, "alice@corp.example");
+    assert_eq!(
+        notification.mail_from, "<>",
+        "notifications have the null sender"
+    );
     let parsed = mail_parser::MessageParser::default()
         .parse(&notification.content)
         .unwrap();
@@ -616,7 +619,7 @@ fn templates_are_checked_when_saved_and_previewed_with_sample_data() {
         &gw,
         "POST",
         &format!("/definitions/{id}/preview"),
-        &json!({"template": {"text": "Hi {{ recipient }}: <{{ portal_link }}>", "html": "<b>{{ subject }}</b>"}}),
+        &json!({"template": {"text": "Hi {{ recipient }}: <{{ portal_link }}>", "html": "<b>{{ subject }}</b> <a href=\"{{ portal_link }}\">open</a>"}}),
     );
     assert_eq!(code, 200, "{p}");
     assert!(p["text"].as_str().unwrap().starts_with("Hi "));
