@@ -137,6 +137,10 @@ impl Session {
         match self.inbound.store.accept(message).await {
             Ok(id) => {
                 metrics::counter!("sealpost_smtp_messages_accepted_total").increment(1);
+                if prepared.secure_recipients > 0 {
+                    metrics::counter!("sealpost_secure_recipients_total")
+                        .increment(prepared.secure_recipients as u64);
+                }
                 metrics::histogram!("sealpost_smtp_accept_seconds")
                     .record(started.elapsed().as_secs_f64());
                 tracing::info!(queue_id = %id, from = %sender, recipients = rcpt_count, secure = prepared.secure_recipients, size, "accepted");

@@ -305,6 +305,7 @@ async fn recall_message(
         .pop()
         .ok_or_else(|| ApiError::not_found(format!("message {id} not found")))?;
     tracing::info!(queue_id = %id, by = %caller.key_id, recalled = outcome.recalled, cancelled = outcome.cancelled, "message recalled");
+    metrics::counter!("sealpost_secure_recalled_total").increment(outcome.recalled as u64);
     Ok(Json(recall_view(outcome)))
 }
 
@@ -358,6 +359,8 @@ async fn bulk_recall(
         .map(ToString::to_string)
         .collect();
     tracing::info!(by = %caller.key_id, messages = outcomes.len(), "bulk recall");
+    metrics::counter!("sealpost_secure_recalled_total")
+        .increment(outcomes.iter().map(|o| o.recalled as u64).sum());
     Ok(Json(BulkRecallView {
         recalled: outcomes.into_iter().map(recall_view).collect(),
         not_found,
