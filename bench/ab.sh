@@ -43,7 +43,7 @@ retry_schedule = ["1s"]
 [admin]
 listen = "127.0.0.1:30081"
 [log]
-level = "warn"
+level = "${AB_LOG_LEVEL:-warn}"
 EOF
 
 /usr/sbin/smtp-sink -u nobody -c 127.0.0.1:30026 1000 > "$work/sink.out" 2>&1 &

@@ -290,6 +290,10 @@ retry_schedule = ["1s"]
 
 [admin]
 listen = "127.0.0.1:$SP_ADMIN"
+
+[vault]
+# Outside data_dir, as in production (inside it the gateway warns).
+master_key_file = "$SP_DIR/master.key"
 EOF
     if [ "$mode" = secure ]; then
         printf '\n[domains]\ninternal = ["sender.example"]\n' >>"$SP_DIR/sealpost.toml"
