@@ -42,7 +42,7 @@
 #      SINK_OPTS (extra smtp-sink options, e.g. "-F" to not offer XFORWARD),
 #      SEALPOST_BIN (default target/release/sealpost), WAIT_MAX (default 600),
 #      BENCH_DIR (parent of the work dir; default /var/tmp, must not be tmpfs).
-#      Before each measurement the script waits until the machine is quiet
+#      Before each measurement the script runs `sync` and waits until the machine is quiet
 #      (QUIET_BUSY_PCT, default 15% busy over 1 s), at most QUIET_MAX seconds
 #      (default 180) per measurement and QUIET_TOTAL_MAX (default 300) per run.
 #
@@ -213,6 +213,10 @@ QUIET_TOTAL_MAX=${QUIET_TOTAL_MAX:-300}
 QUIET_WAITED=0
 wait_quiet() {
     local t0 a b busy
+    # Write back what the previous run left dirty (10,000 Postfix queue
+    # files, a sealpost WAL) now, so it does not land in the fsyncs of the
+    # run about to be measured.
+    sync
     t0=$(date +%s)
     while :; do
         if [ $((QUIET_WAITED + $(date +%s) - t0)) -ge "$QUIET_TOTAL_MAX" ]; then
