@@ -763,3 +763,49 @@ async fn content_stored_before_the_vault_is_sealed_at_open() {
         .unwrap();
     assert!(!sealed.windows(11).any(|w| w == b"legacy body"));
 }
+
+#[tokio::test]
+async fn tampered_content_is_never_handed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let id = store
+        .accept(message(
+            b"Subject: t\r\n\r\nintact body\r\n".to_vec(),
+            &["a@x.example"],
+        ))
+        .await
+        .unwrap();
+    drop(store);
+    {
+        let conn = Connection::open(dir.path().join("db.sqlite")).unwrap();
+        let mut content: Vec<u8> = conn
+            .query_row("SELECT content FROM messages", [], |r| r.get(0))
+            .unwrap();
+        content[3] ^= 0x40;
+        conn.execute(
+            "UPDATE messages SET content = ?1",
+            rusqlite::params![content],
+        )
+        .unwrap();
+    }
+    let store = reopen(&dir).await;
+    // The lease carries no content for it, and reading it says why.
+    let now = SystemTime::now() + Duration::from_secs(1);
+    let leased = store
+        .lease_due("w", now, now + Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 1);
+    assert!(leased[0].content.is_none());
+    let err = store.load_body(&id).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Vault(_, sealpost_vault::VaultError::Tampered)
+        ),
+        "{err}"
+    );
+    let batch = store.verify_batch(None, 10).await.unwrap();
+    assert_eq!(batch.failures.len(), 1);
+    assert_eq!(batch.failures[0].0, id);
+}
