@@ -85,6 +85,6 @@ run() {
 for _ in $(seq 1 "$rounds"); do
     for bin in "$a" "$b"; do
         run "$bin" 20 10000 5120
-        run "$bin" 1 3000 5120
+        run "$bin" 1 "${AB_MSGS_1:-3000}" 5120
     done
 done

@@ -476,3 +476,71 @@ fn key_rotation_killed_midway_resumes_and_every_message_still_opens() {
     let gw = Served::start(&config, &logs);
     gw.stop();
 }
+
+#[test]
+fn master_keys_can_come_from_the_environment_instead_of_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("gateway.log");
+    let config = write_config(dir.path(), &logs);
+    let keys = "1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("SEALPOST_MASTER_KEY", keys)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    for _ in 0..30 {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        banner.push_str(&line);
+        if line.trim_start().starts_with("relaying for") {
+            break;
+        }
+    }
+    assert!(
+        banner.contains("master keys from SEALPOST_MASTER_KEY"),
+        "{banner}"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let exit = wait_for(Duration::from_secs(40), "exit", || {
+        child.try_wait().unwrap()
+    });
+    assert!(exit.success());
+    assert!(
+        !dir.path().join("data/master.key").exists(),
+        "no key file is created when the keys come from the environment"
+    );
+
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env("SEALPOST_MASTER_KEY", keys)
+            .output()
+            .unwrap();
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    let (ok, listed) = run(&["keys", "list"]);
+    assert!(
+        ok && listed.contains("from SEALPOST_MASTER_KEY"),
+        "{listed}"
+    );
+    // Rotation with keys in the environment: the operator adds the version.
+    let (ok, out) = run(&["keys", "rotate"]);
+    assert!(!ok && out.contains("append a new entry `2:"), "{out}");
+    // Without the variable (and no key file) the key commands never make one.
+    let (ok, out) = sealpost(&["keys", "list"], &config);
+    assert!(!ok, "{out}");
+    assert!(!dir.path().join("data/master.key").exists());
+}
