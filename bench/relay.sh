@@ -494,6 +494,7 @@ run_throughput() {
             del=$(sp_metric sealpost_delivery_delivered_total)
             q=$("${HELPER[@]}" http "http://127.0.0.1:$SP_ADMIN/health" 2>/dev/null | tr -d '\n' | sed 's/  */ /g')
             put "$key.accepted" "$acc"; put "$key.delivered" "$del"
+            put "$key.secure" "$(sp_metric sealpost_secure_recipients_total)"
             put "$key.hwm_kb" "$(proc_status "$SP_PID" VmHWM)"
             put "$key.problems" "$(sp_problems)"
             extra="accepted=$acc delivered=$del log_warn_err=$(sp_problems) health=$q"
@@ -528,6 +529,12 @@ run_throughput() {
         printf "%.0f %.0f", 100 * (y[1] - x[1]) / tot, 100 * (y[3] - x[3]) / tot }')"
     local ok=1
     [ "$status" = DONE ] || ok=0
+    # The secure run counts only if every message really took the secure
+    # path (otherwise the sink would count relayed originals).
+    if [ "$sys" = secure ] && [ "$(get "$key.secure")" != "$count" ]; then
+        log "  secure run: only $(get "$key.secure") of $count recipients got secure delivery"
+        ok=0
+    fi
     [ "$src_rc" -eq 0 ] || ok=0
     [ "$wait_rc" -eq 0 ] || ok=0
     put "$key.ok" "$ok"
@@ -776,7 +783,7 @@ REPORT=$WORK/report.md
             k="tp.$sys.$wl"
             [ -n "$(get "$k.ok")" ] || continue
             case "$sys" in
-                sealpost|secure) chk="accepted=$(get "$k.accepted") delivered=$(get "$k.delivered") log WARN/ERROR=$(get "$k.problems") VmHWM=$(get "$k.hwm_kb") kB" ;;
+                sealpost|secure) chk="accepted=$(get "$k.accepted") delivered=$(get "$k.delivered") secure=$(get "$k.secure") log WARN/ERROR=$(get "$k.problems") VmHWM=$(get "$k.hwm_kb") kB" ;;
                 postfix)  chk="sent=$(get "$k.sent") deferred=$(get "$k.deferred") left in queue=$(get "$k.queue_left")" ;;
                 *) chk="" ;;
             esac

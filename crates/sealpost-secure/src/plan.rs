@@ -68,19 +68,19 @@ impl SecureSettings {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Prepared {
     pub secure_recipients: usize,
-    /// The sender's request that was honoured, if any.
-    pub trigger: Option<SecureTrigger>,
 }
 
 /// Applies the sender's request, strips the trigger header, and attaches
 /// each secure recipient's notification (and the sender's receipt) to
-/// `message`, whose recipients carry the policy decisions.
+/// `message`, whose recipients carry the policy decisions. `facts` is
+/// [`trigger::inspect`] of the message, read once by the caller (who also
+/// needs the header From for the policy decision).
 pub fn prepare(
     policy: &PolicySet,
     settings: &SecureSettings,
     message: &mut NewMessage,
+    mut facts: trigger::HeaderFacts,
 ) -> Prepared {
-    let facts = trigger::inspect(&message.content, &settings.subject_tag);
     let request = sender_request(policy, settings, message.sender.as_ref(), &facts);
     let strip_tag = (request.map(|(_, t)| t) == Some(SecureTrigger::SubjectTag))
         .then_some(settings.subject_tag.as_str());
@@ -88,9 +88,9 @@ pub fn prepare(
         let content = std::mem::take(&mut message.content);
         message.content = trigger::rewrite(content, strip_tag);
     }
-    message.subject = facts.subject.as_deref().map(|s| match strip_tag {
-        Some(tag) => trigger::remove_tag(s, tag),
-        None => s.to_owned(),
+    message.subject = facts.subject.take().map(|s| match strip_tag {
+        Some(tag) => trigger::remove_tag(&s, tag),
+        None => s,
     });
 
     // The sender's request covers external recipients a policy relays
@@ -122,7 +122,7 @@ pub fn prepare(
         .map_or_else(String::new, ToString::to_string);
     let sender_name = facts
         .from_name
-        .clone()
+        .take()
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| sender_text.clone());
     let subject = message.subject.clone().unwrap_or_default();
@@ -145,29 +145,21 @@ pub fn prepare(
             subject_hidden: hide,
             recipient: recipient.to_string(),
             portal_link: settings.portal_link(&token),
-            expires: (!never).then(|| notification::human_date(expires_at.into())),
-            expires_at: (!never).then(|| sealpost_store::rfc3339(expires_at)),
+            expires: None,
+            expires_at: None,
             definition: definition.map_or_else(String::new, |d| d.name().to_owned()),
             organisation: settings.hostname.clone(),
-        };
+        }
+        .with_expiry((!never).then(|| expires_at.into()));
         let content = render(
             definition,
             &vars,
             &headers(settings, &sender_name, &sender_text, &vars.recipient),
         );
         let id = QueueId::generate();
-        // The null sender: a bounce or an auto-reply from a server without
-        // DSN would otherwise return the whole notification, portal link
-        // included, to someone other than the recipient. Its failure shows
-        // in tracking instead.
-        message.attached.push(notice(
-            id.clone(),
-            message,
-            None,
-            recipient,
-            content,
-            settings,
-        ));
+        message
+            .attached
+            .push(notice(id.clone(), message, recipient, content, settings));
         message.secure.push(NewSecureRecipient {
             idx: *idx as u32,
             token_hash: token.hash().0,
@@ -195,12 +187,9 @@ pub fn prepare(
                 sender.as_str(),
             ),
         );
-        // The receipt comes from the system: null sender, so a bounce of
-        // it never loops back.
         message.attached.push(notice(
             QueueId::generate(),
             message,
-            None,
             sender,
             content,
             settings,
@@ -208,7 +197,6 @@ pub fn prepare(
     }
     Prepared {
         secure_recipients: secure.len(),
-        trigger: request.map(|(_, t)| t),
     }
 }
 
@@ -308,20 +296,22 @@ pub fn template_of(definition: Option<&Definition>) -> NotificationTemplate {
     template
 }
 
-/// A notification or receipt about `parent`, to one recipient.
+/// A notification or receipt about `parent`, to one recipient, from the
+/// null sender: a bounce or an auto-reply never goes anywhere (a
+/// notification's would carry the recipient's link), and a failure shows
+/// in tracking.
 fn notice(
     id: QueueId,
     parent: &NewMessage,
-    sender: Option<EmailAddress>,
     to: EmailAddress,
     content: Vec<u8>,
     settings: &SecureSettings,
 ) -> NewMessage {
-    let smtputf8 = sender.as_ref().is_some_and(EmailAddress::is_utf8) || to.is_utf8();
+    let smtputf8 = to.is_utf8();
     let mut notice = NewMessage::plain(
         id,
         parent.received_at,
-        sender,
+        None,
         ClientInfo {
             ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             name: None,

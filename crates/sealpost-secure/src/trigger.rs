@@ -33,6 +33,9 @@ pub struct HeaderFacts {
     /// The display name of the first From address, decoded; None when
     /// absent or empty.
     pub from_name: Option<String>,
+    /// The address of the first From address, as written (the policy
+    /// engine's "header From" basis parses it); None when absent.
+    pub from_address: Option<String>,
     /// The first `X-Sealpost-Secure` value, trimmed (may be empty); None
     /// when absent.
     pub requested_definition: Option<String>,
@@ -56,7 +59,7 @@ pub fn inspect(content: &[u8], tag: &str) -> HeaderFacts {
             facts.subject = Some(decode_unstructured(value));
         } else if !from_seen && name.eq_ignore_ascii_case(b"From") {
             from_seen = true;
-            facts.from_name = display_name(value);
+            (facts.from_name, facts.from_address) = from_party(value);
         } else if facts.requested_definition.is_none() && name.eq_ignore_ascii_case(CONTROL_FIELD) {
             let value = unfold(value);
             facts.requested_definition = Some(String::from_utf8_lossy(&value).trim().to_owned());
@@ -291,12 +294,19 @@ fn decode_unstructured(value: &[u8]) -> String {
     parse_as(b"Subject:", value, |m| m.subject().map(str::to_owned)).unwrap_or_default()
 }
 
-/// The decoded display name of the first address of a From value.
-fn display_name(value: &[u8]) -> Option<String> {
+/// The decoded display name and the address of the first address of a
+/// From value.
+fn from_party(value: &[u8]) -> (Option<String>, Option<String>) {
     parse_as(b"From:", value, |m| {
-        let name = m.from()?.first()?.name()?.trim();
-        (!name.is_empty()).then(|| name.to_owned())
+        let first = m.from()?.first()?;
+        let name = first
+            .name()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
+        Some((name, first.address().map(str::to_owned)))
     })
+    .unwrap_or((None, None))
 }
 
 /// Parses one field on its own, so the rest of the header cannot change

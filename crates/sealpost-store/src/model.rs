@@ -434,6 +434,15 @@ pub struct MessageFilter {
     pub limit: usize,
 }
 
+/// A new expiry for a message's secure deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtendTo {
+    /// This many days past the latest current expiry.
+    Days(u32),
+    /// This moment.
+    Until(SystemTime),
+}
+
 /// What a recall did to one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecallOutcome {

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 use sealpost_vault::TokenHash;
 
 use crate::{
-    KeyUsage, MessageFilter, QueueId, RecallOutcome, SecureAccess, StoreError, TrackedMessage,
-    VerifyBatch,
+    ExtendTo, KeyUsage, MessageFilter, QueueId, RecallOutcome, SecureAccess, StoreError,
+    TrackedMessage, VerifyBatch,
 };
 
 /// Tracking, lifecycle and key rotation.
@@ -35,14 +35,14 @@ pub trait SecureStore: Send + Sync + std::fmt::Debug + 'static {
         now: SystemTime,
     ) -> Result<Vec<RecallOutcome>, StoreError>;
 
-    /// Moves the expiry of a message's live secure recipients to `until`.
-    /// Refused ([`StoreError::Refused`]) past `received + retention`, in
-    /// the past, or when no secure recipient is live. Returns the expiry
-    /// set.
+    /// Moves the expiry of a message's live secure recipients (read and
+    /// written in one transaction). Refused ([`StoreError::Refused`]) past
+    /// `received + retention`, in the past, or when no secure recipient is
+    /// live. Returns the expiry set.
     async fn extend(
         &self,
         id: &QueueId,
-        until: SystemTime,
+        to: ExtendTo,
         retention: Duration,
         now: SystemTime,
     ) -> Result<SystemTime, StoreError>;

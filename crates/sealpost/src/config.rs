@@ -743,8 +743,8 @@ pub fn parse_size(v: &SizeValue) -> Result<u64, String> {
 /// Half the CPU cores, at least one. The async workers only parse SMTP and
 /// shuffle bytes; commits run on the store's own writer thread and reads on
 /// the blocking pool, and the MTA in front of the gateway wants cores too.
-/// On a two-core machine one worker relayed ~15% faster than two with less
-/// CPU, because sessions stopped bouncing between cores (bench/RESULTS.md).
+/// On a two-core machine one worker relayed faster than two at 20
+/// sessions, with less CPU (the measurement is in bench/RESULTS.md).
 fn default_worker_threads() -> usize {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get() / 2)

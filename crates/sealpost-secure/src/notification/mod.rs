@@ -18,10 +18,9 @@
 //! - each part is rendered alone, so `include`, `import` and `extends`
 //!   find nothing.
 //!
-//! Not bounded: the time spent in loops that print nothing (nested
-//! `range()` loops), and text captured by `{% set %}` blocks, macros or
-//! filter blocks before it reaches the output. minijinja's `fuel` feature
-//! would bound both; the workspace does not enable it.
+//! - fuel: a rendering may execute at most `TEMPLATE_FUEL` instructions,
+//!   which bounds loops that print nothing and text captured by
+//!   `{% set %}` blocks or macros before it reaches the output.
 
 mod mail;
 
@@ -196,6 +195,8 @@ pub fn human_date(at: OffsetDateTime) -> String {
 
 fn rfc3339(at: OffsetDateTime) -> String {
     at.to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(at)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }

@@ -319,3 +319,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn inspect_reads_the_first_from_address_as_written() {
+    let facts = inspect(
+        b"Received: from x\r\nSubject: x\r\nFrom: \"Alice A.\" <Alice@Corp.Example>\r\n\r\nFrom: body@not.this\r\n",
+        "[secure]",
+    );
+    assert_eq!(facts.from_address.as_deref(), Some("Alice@Corp.Example"));
+    assert_eq!(facts.from_name.as_deref(), Some("Alice A."));
+    assert!(
+        inspect(b"Subject: none\r\n\r\nbody", "")
+            .from_address
+            .is_none()
+    );
+}

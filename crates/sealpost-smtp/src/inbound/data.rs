@@ -7,11 +7,10 @@
 
 use std::time::{Instant, SystemTime};
 
-use mail_parser::MessageParser;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use sealpost_policy::{DecisionInput, EmailAddress, decide};
-use sealpost_secure::plan::prepare;
+use sealpost_secure::{plan::prepare, trigger};
 use sealpost_store::{ClientInfo, MessageKind, NewMessage, NewRecipient};
 
 use super::{
@@ -34,7 +33,6 @@ impl Session {
             return Ok(Flow::Continue);
         }
         let received = self.received_header(transaction);
-        let prefix_len = received.len();
         stream.queue(&reply::START_DATA);
         let end = stream
             .read_data(
@@ -76,7 +74,13 @@ impl Session {
         let started = Instant::now();
         let now = SystemTime::now();
         let client_ip = xforward.addr.unwrap_or(self.peer.ip());
-        let header_from = header_from(&data.content[prefix_len..]);
+        // The header block, read once: the From for policies based on the
+        // header, the subject and the sender's own request for prepare().
+        let facts = trigger::inspect(&data.content, &self.inbound.config.secure.subject_tag);
+        let header_from = facts
+            .from_address
+            .as_deref()
+            .and_then(|a| EmailAddress::parse(a).ok());
         let policy = self.inbound.policy.load();
         let recipients = transaction
             .recipients
@@ -128,7 +132,7 @@ impl Session {
             attached: Vec::new(),
         };
         let mut message = message;
-        let prepared = prepare(&policy, &self.inbound.config.secure, &mut message);
+        let prepared = prepare(&policy, &self.inbound.config.secure, &mut message, facts);
         drop(policy);
         let sender = message
             .sender
@@ -184,31 +188,10 @@ impl Session {
     }
 }
 
-/// The first address of the header From field, if it parses.
-fn header_from(content: &[u8]) -> Option<EmailAddress> {
-    let end = memchr::memmem::find(content, b"\r\n\r\n").map_or(content.len(), |i| i + 4);
-    let message = MessageParser::new().parse_headers(&content[..end])?;
-    let address = message.from()?.first()?.address()?;
-    EmailAddress::parse(address).ok()
-}
-
 /// Client-supplied text made safe for a header: printable ASCII, bounded.
 fn header_safe(s: &str) -> String {
     s.chars()
         .filter(|c| c.is_ascii_graphic())
         .take(255)
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_header_from() {
-        let m =
-            b"Subject: x\r\nFrom: \"Alice A.\" <Alice@Corp.Example>\r\n\r\nFrom: body@not.this\r\n";
-        assert_eq!(header_from(m).unwrap().as_str(), "Alice@corp.example");
-        assert!(header_from(b"Subject: none\r\n\r\nbody").is_none());
-    }
 }

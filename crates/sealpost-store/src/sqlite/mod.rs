@@ -26,10 +26,10 @@ use sealpost_policy::PolicyDocument;
 use sealpost_vault::{TokenHash, Vault, WrappedKey};
 
 use crate::{
-    AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, KeyUsage, Leased,
-    MessageFilter, MessageRecord, NewMessage, QueueId, QueueStats, RecallOutcome, RecipientOutcome,
-    RecipientRecord, SecureAccess, SecureStore, Store, StoreError, TrackedMessage, VerifyBatch,
-    spool::Spool,
+    AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, ExtendTo, KeyUsage,
+    Leased, MessageFilter, MessageRecord, NewMessage, QueueId, QueueStats, RecallOutcome,
+    RecipientOutcome, RecipientRecord, SecureAccess, SecureStore, Store, StoreError,
+    TrackedMessage, VerifyBatch, spool::Spool,
 };
 use queue::SealedContent;
 use readers::Readers;
@@ -600,14 +600,14 @@ impl SecureStore for SqliteStore {
     async fn extend(
         &self,
         id: &QueueId,
-        until: SystemTime,
+        to: ExtendTo,
         retention: Duration,
         now: SystemTime,
     ) -> Result<SystemTime, StoreError> {
         let id = id.clone();
         self.writer
             .write(true, move |conn, _| {
-                secure::extend(conn, &id, until, retention, now)
+                secure::extend(conn, &id, to, retention, now)
             })
             .await?
     }
@@ -694,10 +694,6 @@ impl SecureStore for SqliteStore {
                 Ok(_) => batch.checked += 1,
                 // Destroyed between the listing and now: nothing to check.
                 Err(StoreError::NotFound(_)) => {}
-                Err(StoreError::Vault(_, e)) => {
-                    batch.checked += 1;
-                    batch.failures.push((id, e.to_string()));
-                }
                 Err(e) => {
                     batch.checked += 1;
                     batch.failures.push((id, e.to_string()));

@@ -406,15 +406,9 @@ pub(super) fn recipients(
     conn: &Connection,
     id: &QueueId,
 ) -> Result<Vec<RecipientRecord>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT r.idx, r.address, r.status, r.route, r.policy_id, r.attempts, r.last_reply,
-                r.last_attempt_at, s.definition_id, s.trigger, s.notification_id, s.expires_at,
-                s.notified_at, s.first_opened_at, s.last_opened_at, s.is_read, s.replied_at,
-                s.ended_at
-         FROM recipients r
-         LEFT JOIN secure_recipients s ON s.message_id = r.message_id AND s.idx = r.idx
-         WHERE r.message_id = ?1 ORDER BY r.idx",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {RECIPIENT_QUERY} WHERE r.message_id = ?1 ORDER BY r.idx"
+    ))?;
     let mut rows = stmt.query([id.as_str()])?;
     let mut records = Vec::new();
     while let Some(row) = rows.next()? {
@@ -423,8 +417,16 @@ pub(super) fn recipients(
     Ok(records)
 }
 
+/// The columns and joins [`recipient_record`] reads, up to the WHERE.
+pub(super) const RECIPIENT_QUERY: &str = "r.idx, r.address, r.status, r.route, r.policy_id, \
+     r.attempts, r.last_reply, r.last_attempt_at, s.definition_id, s.trigger, s.notification_id, \
+     s.expires_at, s.notified_at, s.first_opened_at, s.last_opened_at, s.is_read, s.replied_at, \
+     s.ended_at
+     FROM recipients r
+     LEFT JOIN secure_recipients s ON s.message_id = r.message_id AND s.idx = r.idx";
+
 /// A recipient row (joined with its secure record, if any).
-fn recipient_record(row: &Row<'_>) -> Result<RecipientRecord, StoreError> {
+pub(super) fn recipient_record(row: &Row<'_>) -> Result<RecipientRecord, StoreError> {
     let status: String = row.get("status")?;
     Ok(RecipientRecord {
         idx: row.get("idx")?,

@@ -8,6 +8,7 @@ ALTER TABLE messages ADD COLUMN wrapped_key BLOB;      -- the message key, wrapp
 ALTER TABLE messages ADD COLUMN subject TEXT;          -- tracking metadata (the subject tag removed)
 ALTER TABLE messages ADD COLUMN parent_id TEXT;        -- for a notification or receipt: the message it is about
 CREATE INDEX messages_received ON messages(received_at);
+CREATE INDEX messages_parent ON messages(parent_id) WHERE parent_id IS NOT NULL;
 CREATE INDEX messages_key_version ON messages(key_version) WHERE wrapped_key IS NOT NULL;
 
 

@@ -16,8 +16,8 @@ use super::queue::{
     secure_record,
 };
 use crate::{
-    KeyUsage, MessageFilter, QueueId, RecallOutcome, SecureAccess, StoreError, TrackedMessage,
-    VerifyBatch,
+    ExtendTo, KeyUsage, MessageFilter, QueueId, RecallOutcome, RecipientRecord, SecureAccess,
+    StoreError, TrackedMessage, VerifyBatch,
     model::{from_millis, to_millis},
 };
 
@@ -93,15 +93,44 @@ pub(super) fn search(
     while let Some(row) = rows.next()? {
         found.push(message_record(row)?);
     }
-    found
+    let mut by_message = recipients_of(conn, found.iter().map(|m| &m.id))?;
+    Ok(found
         .into_iter()
-        .map(|message| {
-            Ok(TrackedMessage {
-                recipients: recipients(conn, &message.id)?,
-                message,
-            })
+        .map(|message| TrackedMessage {
+            recipients: by_message.remove(&message.id).unwrap_or_default(),
+            message,
         })
-        .collect()
+        .collect())
+}
+
+/// The recipients of several messages, in one query.
+fn recipients_of<'a>(
+    conn: &Connection,
+    ids: impl Iterator<Item = &'a QueueId>,
+) -> Result<std::collections::HashMap<QueueId, Vec<RecipientRecord>>, StoreError> {
+    let ids: Vec<&str> = ids.map(QueueId::as_str).collect();
+    let mut by_message: std::collections::HashMap<QueueId, Vec<RecipientRecord>> =
+        std::collections::HashMap::new();
+    if ids.is_empty() {
+        return Ok(by_message);
+    }
+    let list = serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT r.message_id, {} WHERE r.message_id IN (SELECT value FROM json_each(?1))
+         ORDER BY r.message_id, r.idx",
+        super::queue::RECIPIENT_QUERY
+    ))?;
+    let mut rows = stmt.query([list])?;
+    while let Some(row) = rows.next()? {
+        let id: String = row.get("message_id")?;
+        let id =
+            QueueId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("queue id {id:?}")))?;
+        by_message
+            .entry(id)
+            .or_default()
+            .push(super::queue::recipient_record(row)?);
+    }
+    Ok(by_message)
 }
 
 pub(super) fn tracked(conn: &Connection, id: &QueueId) -> Result<TrackedMessage, StoreError> {
@@ -186,16 +215,36 @@ pub(super) fn recall(
 pub(super) fn extend(
     conn: &Connection,
     id: &QueueId,
-    until: SystemTime,
+    to: ExtendTo,
     retention: Duration,
     now: SystemTime,
 ) -> Result<Result<SystemTime, StoreError>, StoreError> {
+    let no_live = || {
+        StoreError::Refused(format!(
+            "{id} has no live secure delivery (it expired, was recalled, or was relayed)"
+        ))
+    };
     let Some(received) = conn
         .prepare_cached("SELECT received_at FROM messages WHERE id = ?1 AND kind = 'mail'")?
         .query_row([id.as_str()], |row| row.get::<_, i64>(0))
         .optional()?
     else {
         return Ok(Err(StoreError::NotFound(id.clone())));
+    };
+    let until = match to {
+        ExtendTo::Until(until) => until,
+        ExtendTo::Days(days) => {
+            let current: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT MAX(expires_at) FROM secure_recipients
+                     WHERE message_id = ?1 AND ended_at IS NULL",
+                )?
+                .query_row([id.as_str()], |row| row.get(0))?;
+            let Some(current) = current else {
+                return Ok(Err(no_live()));
+            };
+            from_millis(current) + Duration::from_secs(u64::from(days) * 86400)
+        }
     };
     let latest = from_millis(received) + retention;
     if until > latest {
@@ -215,9 +264,7 @@ pub(super) fn extend(
         )?
         .execute(params![id.as_str(), to_millis(until)])?;
     if changed == 0 {
-        return Ok(Err(StoreError::Refused(format!(
-            "{id} has no live secure delivery (it expired, was recalled, or was relayed)"
-        ))));
+        return Ok(Err(no_live()));
     }
     Ok(Ok(until))
 }

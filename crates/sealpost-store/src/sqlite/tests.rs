@@ -391,7 +391,7 @@ async fn configuration_changes_are_checked_as_a_whole_before_they_commit() {
 
 // ---- the vault and secure delivery ----
 
-use crate::{NewSecureRecipient, SecureStore, SecureTrigger};
+use crate::{ExtendTo, NewSecureRecipient, SecureStore, SecureTrigger};
 use sealpost_policy::DefinitionId;
 use sealpost_vault::{Keyring, PortalToken};
 
@@ -614,22 +614,41 @@ async fn extension_is_bounded_by_retention_and_needs_a_live_secure_delivery() {
     let retention = Duration::from_secs(10 * 86400);
     let now = SystemTime::now();
     let until = received + Duration::from_secs(5 * 86400);
-    let set = store.extend(&id, until, retention, now).await.unwrap();
+    let set = store
+        .extend(&id, ExtendTo::Until(until), retention, now)
+        .await
+        .unwrap();
     assert_eq!(set, until);
+    // Days are added to the current expiry, in the same transaction.
+    let set = store
+        .extend(&id, ExtendTo::Days(2), retention, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::model::to_millis(set),
+        crate::model::to_millis(until + Duration::from_secs(2 * 86400))
+    );
     let past_retention = received + retention + Duration::from_secs(60);
     assert!(matches!(
-        store.extend(&id, past_retention, retention, now).await,
+        store.extend(&id, ExtendTo::Until(past_retention), retention, now).await,
         Err(StoreError::Refused(m)) if m.contains("vault.retention")
     ));
     assert!(matches!(
         store
-            .extend(&id, now - Duration::from_secs(1), retention, now)
+            .extend(
+                &id,
+                ExtendTo::Until(now - Duration::from_secs(1)),
+                retention,
+                now,
+            )
             .await,
         Err(StoreError::Refused(_))
     ));
     store.recall(vec![id.clone()], now).await.unwrap();
     assert!(matches!(
-        store.extend(&id, until, retention, now).await,
+        store
+            .extend(&id, ExtendTo::Until(until), retention, now)
+            .await,
         Err(StoreError::Refused(_))
     ));
 }

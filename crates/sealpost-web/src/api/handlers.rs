@@ -657,9 +657,7 @@ struct ApiKeyView {
 }
 
 fn rfc3339(t: SystemTime) -> String {
-    OffsetDateTime::from(t)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    sealpost_store::rfc3339(t)
 }
 
 /// Lists API keys (super_admin only).

@@ -7,7 +7,7 @@
 //! vault: a recall destroys the content (key and ciphertext) and keeps the
 //! metadata.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::{
     Json,
@@ -16,7 +16,8 @@ use axum::{
 use sealpost_policy::{DefinitionId, TemplateDraft};
 use sealpost_secure::notification::{self, NotificationVars, Rendered};
 use sealpost_store::{
-    MessageFilter, QueueId, RecallOutcome, RecipientRecord, RecipientStatus, TrackedMessage,
+    ExtendTo, MessageFilter, QueueId, RecallOutcome, RecipientRecord, RecipientStatus,
+    TrackedMessage,
 };
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
@@ -41,11 +42,7 @@ pub(super) fn routes(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState>
 type ApiResult<T> = Result<T, ApiError>;
 
 fn time_text(t: SystemTime) -> String {
-    OffsetDateTime::from(t)
-        .replace_nanosecond(0)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
+    sealpost_store::rfc3339(t)
 }
 
 fn parse_time(field: &str, text: &str) -> ApiResult<SystemTime> {
@@ -397,25 +394,9 @@ async fn extend_message(
 ) -> ApiResult<Json<ExtendView>> {
     caller.require_message_edit()?;
     let id = parse_id(&id)?;
-    let until = match (body.days, body.expires_at.as_deref()) {
-        (Some(days), None) if (1..=3650).contains(&days) => {
-            let tracked = state.secure.tracked(&id).await?;
-            let current = tracked
-                .recipients
-                .iter()
-                .filter(|r| r.status == RecipientStatus::Secure)
-                .filter_map(|r| r.secure.as_ref().map(|s| s.expires_at))
-                .max()
-                .ok_or_else(|| {
-                    ApiError::new(
-                        axum::http::StatusCode::CONFLICT,
-                        "refused",
-                        format!("{id} has no live secure delivery (it expired, was recalled, or was relayed)"),
-                    )
-                })?;
-            current + Duration::from_secs(u64::from(days) * 86400)
-        }
-        (None, Some(text)) => parse_time("expires_at", text)?,
+    let to = match (body.days, body.expires_at.as_deref()) {
+        (Some(days), None) if (1..=3650).contains(&days) => ExtendTo::Days(days),
+        (None, Some(text)) => ExtendTo::Until(parse_time("expires_at", text)?),
         _ => {
             return Err(ApiError {
                 status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
@@ -427,7 +408,7 @@ async fn extend_message(
     };
     let set = state
         .secure
-        .extend(&id, until, state.retention, SystemTime::now())
+        .extend(&id, to, state.retention, SystemTime::now())
         .await?;
     tracing::info!(queue_id = %id, by = %caller.key_id, expires_at = %time_text(set), "expiry extended");
     Ok(Json(ExtendView {
@@ -474,21 +455,17 @@ async fn preview_definition(
         .definition(DefinitionId(id))
         .cloned()
         .ok_or_else(|| ApiError::not_found(format!("definition {id} not found")))?;
-    if let Some(template) = body.template {
-        let mut merged = definition
+    if let Some(tried) = body.template {
+        let saved = definition
             .settings
             .notification_template
-            .clone()
+            .take()
             .unwrap_or_default();
-        for (part, source) in template.parts() {
-            let source = Some(source.to_owned());
-            match part {
-                "subject" => merged.subject = source,
-                "text" => merged.text = source,
-                _ => merged.html = source,
-            }
-        }
-        definition.settings.notification_template = Some(merged);
+        definition.settings.notification_template = Some(TemplateDraft {
+            subject: tried.subject.or(saved.subject),
+            text: tried.text.or(saved.text),
+            html: tried.html.or(saved.html),
+        });
     }
     let template = sealpost_secure::plan::template_of(Some(&definition));
     let mut vars = NotificationVars::sample();

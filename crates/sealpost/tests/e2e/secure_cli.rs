@@ -24,7 +24,7 @@ struct Served {
     key: Option<String>,
 }
 
-fn write_config(dir: &Path, logs: &Path) -> PathBuf {
+fn write_config(dir: &Path) -> PathBuf {
     let (smtp, admin, dead) = (free_port(), free_port(), free_port());
     let file = dir.join("sealpost.toml");
     std::fs::write(
@@ -41,7 +41,6 @@ fn write_config(dir: &Path, logs: &Path) -> PathBuf {
         ),
     )
     .unwrap();
-    let _ = logs;
     file
 }
 
@@ -248,7 +247,7 @@ fn send_file(smtp: SocketAddr, to: &str, file: &Path) {
 fn no_plaintext_of_a_secure_message_in_the_database_the_data_directory_or_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("gateway.log");
-    let config = write_config(dir.path(), &logs);
+    let config = write_config(dir.path());
     let gw = Served::start(&config, &logs);
     gw.secure_partner_mail();
 
@@ -301,7 +300,7 @@ fn no_plaintext_of_a_secure_message_in_the_database_the_data_directory_or_the_lo
 fn tampered_content_and_a_wrong_master_key_are_reported_never_shown() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("gateway.log");
-    let config = write_config(dir.path(), &logs);
+    let config = write_config(dir.path());
     let gw = Served::start(&config, &logs);
     gw.secure_partner_mail();
     let mail = dir.path().join("mail.eml");
@@ -383,7 +382,7 @@ fn tampered_content_and_a_wrong_master_key_are_reported_never_shown() {
 fn key_rotation_killed_midway_resumes_and_every_message_still_opens() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("gateway.log");
-    let config = write_config(dir.path(), &logs);
+    let config = write_config(dir.path());
     let gw = Served::start(&config, &logs);
     gw.secure_partner_mail();
     let out = Command::new(require("/usr/sbin/smtp-source"))
@@ -480,8 +479,7 @@ fn key_rotation_killed_midway_resumes_and_every_message_still_opens() {
 #[test]
 fn master_keys_can_come_from_the_environment_instead_of_a_file() {
     let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("gateway.log");
-    let config = write_config(dir.path(), &logs);
+    let config = write_config(dir.path());
     let keys = "1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
     let mut child = Command::new(BIN)
         .args(["serve", "--config"])
