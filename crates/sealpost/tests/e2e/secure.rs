@@ -513,6 +513,31 @@ fn recall_extend_and_expiry_destroy_content_and_keep_tracking() {
     );
     assert_eq!(code, 200, "{bulk}");
     assert_eq!(bulk["not_found"], json!(["0000000000000000"]));
+    let (code, err) = call(&gw, "POST", "/messages/recall", &json!({"ids": []}));
+    assert_eq!((code, err["field"].as_str()), (400, Some("ids")), "{err}");
+    let (code, err) = call(
+        &gw,
+        "POST",
+        "/messages/recall",
+        &json!({"ids": [second.as_str(), "not-an-id"]}),
+    );
+    assert_eq!(
+        (code, err["field"].as_str()),
+        (400, Some("ids[1]")),
+        "{err}"
+    );
+    let (code, err) = call(&gw, "POST", "/messages/recall", &json!({"id": "x"}));
+    assert_eq!(
+        (code, err["code"].as_str()),
+        (400, Some("invalid_field")),
+        "{err}"
+    );
+    let (code, err) = call(&gw, "GET", "/messages?limit=0", &Value::Null);
+    assert_eq!((code, err["field"].as_str()), (400, Some("limit")), "{err}");
+    let (code, err) = call(&gw, "GET", "/messages?since=yesterday", &Value::Null);
+    assert_eq!((code, err["field"].as_str()), (400, Some("since")), "{err}");
+    let (code, _) = call(&gw, "GET", "/messages/0000000000000000", &Value::Null);
+    assert_eq!(code, 404);
     let out = Command::new(BIN)
         .args(["messages", "list", "--status", "recalled"])
         .env("SEALPOST_API_ADDR", gw.admin.to_string())
