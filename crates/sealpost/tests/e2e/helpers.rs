@@ -569,3 +569,24 @@ impl Drop for DnsServer {
         let _ = self.child.wait();
     }
 }
+
+/// Reads lines from a child's output until one satisfies `last` (included),
+/// the output ends, or `limit` lines were read; returns them.
+pub fn read_lines_until(
+    reader: &mut impl std::io::BufRead,
+    limit: usize,
+    last: impl Fn(&str) -> bool,
+) -> String {
+    let mut seen = String::new();
+    for _ in 0..limit {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if last(&line) {
+            break;
+        }
+    }
+    seen
+}

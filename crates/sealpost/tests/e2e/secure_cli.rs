@@ -4,7 +4,7 @@
 //! `kill -9` finishes when run again, and every message still opens.
 
 use std::{
-    io::{BufRead, BufReader, Read},
+    io::{BufReader, Read},
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -71,26 +71,15 @@ impl Served {
             .spawn()
             .unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut key = None;
-        for _ in 0..30 {
-            let mut line = String::new();
-            if out.read_line(&mut line).unwrap() == 0 {
-                break;
-            }
-            if let Some(at) = line.find("sp_") {
-                key = Some(
-                    line[at..]
-                        .split_whitespace()
-                        .next()
-                        .unwrap()
-                        .trim_end_matches('\'')
-                        .to_owned(),
-                );
-            }
-            if line.trim_start().starts_with("relaying for") {
-                break;
-            }
-        }
+        let banner = read_lines_until(&mut out, 30, |l| l.trim_start().starts_with("relaying for"));
+        let key = banner.find("sp_").map(|at| {
+            banner[at..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches('\'')
+                .to_owned()
+        });
         // Keep draining stdout so the child never blocks on it.
         std::thread::spawn(move || {
             let mut sink = Vec::new();
@@ -421,17 +410,7 @@ fn key_rotation_killed_midway_resumes_and_every_message_still_opens() {
         .spawn()
         .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    for _ in 0..50 {
-        let mut line = String::new();
-        if err.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        seen.push_str(&line);
-        if line.starts_with("re-wrapped ") {
-            break;
-        }
-    }
+    let seen = read_lines_until(&mut err, 50, |l| l.starts_with("re-wrapped "));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(seen.contains("Added master key version 2"), "{seen}");
@@ -490,17 +469,7 @@ fn master_keys_can_come_from_the_environment_instead_of_a_file() {
         .spawn()
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut banner = String::new();
-    for _ in 0..30 {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        banner.push_str(&line);
-        if line.trim_start().starts_with("relaying for") {
-            break;
-        }
-    }
+    let banner = read_lines_until(&mut out, 30, |l| l.trim_start().starts_with("relaying for"));
     assert!(
         banner.contains("master keys from SEALPOST_MASTER_KEY"),
         "{banner}"
