@@ -11,7 +11,11 @@
 //! same transaction as the message: a `250` means the notification is
 //! queued too.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use sealpost_policy::{Decision, Definition, DefinitionId, EmailAddress, PolicySet, Route};
 use sealpost_store::{
@@ -22,7 +26,8 @@ use sealpost_vault::PortalToken;
 
 use crate::{
     notification::{
-        self, HIDDEN_SUBJECT, MailHeaders, NotificationTemplate, NotificationVars, ReceiptEntry,
+        self, CompiledTemplate, HIDDEN_SUBJECT, MailHeaders, NotificationTemplate,
+        NotificationVars, ReceiptEntry, TemplateError,
     },
     trigger,
 };
@@ -42,6 +47,36 @@ pub struct SecureSettings {
     pub retention: Duration,
     /// How long a notification may stay queued.
     pub queue_lifetime: Duration,
+    /// Definitions' templates, parsed once.
+    pub templates: TemplateCache,
+}
+
+/// Parsed notification templates, by definition: parsing costs more than
+/// rendering, and a template changes rarely. An entry is used only while
+/// the definition's template is still the one it was parsed from.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateCache(Arc<Mutex<TemplateMap>>);
+
+type TemplateMap = HashMap<Option<DefinitionId>, (NotificationTemplate, Arc<CompiledTemplate>)>;
+
+impl TemplateCache {
+    fn get(&self, definition: Option<&Definition>) -> Result<Arc<CompiledTemplate>, TemplateError> {
+        let template = template_of(definition);
+        let key = definition.map(|d| d.id);
+        let lock = || {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some((source, compiled)) = lock().get(&key)
+            && *source == template
+        {
+            return Ok(compiled.clone());
+        }
+        let compiled = Arc::new(template.compile()?);
+        lock().insert(key, (template, compiled.clone()));
+        Ok(compiled)
+    }
 }
 
 impl Default for SecureSettings {
@@ -53,6 +88,7 @@ impl Default for SecureSettings {
             subject_tag_definition: None,
             retention: Duration::from_secs(3650 * 86400),
             queue_lifetime: Duration::from_secs(5 * 86400),
+            templates: TemplateCache::default(),
         }
     }
 }
@@ -152,6 +188,7 @@ pub fn prepare(
         }
         .with_expiry((!never).then(|| expires_at.into()));
         let content = render(
+            &settings.templates,
             definition,
             &vars,
             &headers(settings, &sender_name, &sender_text, &vars.recipient),
@@ -254,12 +291,12 @@ fn headers<'a>(
 /// built-in one). A stored template that fails to render falls back to
 /// the built-in one: the recipient must hear of the message either way.
 fn render(
+    templates: &TemplateCache,
     definition: Option<&Definition>,
     vars: &NotificationVars,
     headers: &MailHeaders<'_>,
 ) -> Vec<u8> {
-    let template = template_of(definition);
-    let rendered = notification::render(&template, vars).or_else(|e| {
+    let rendered = templates.get(definition).and_then(|t| t.render(vars)).or_else(|e| {
         tracing::error!(definition = %vars.definition, error = %e, "notification template failed; used the built-in one");
         notification::render(&NotificationTemplate::builtin(), vars)
     });
@@ -337,4 +374,34 @@ fn notice(
     notice.ret = Some(DsnReturn::Headers);
     notice.parent = Some(parent.id.clone());
     notice
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealpost_policy::{DefinitionDraft, TemplateDraft};
+
+    fn definition(text: Option<&str>) -> Definition {
+        let mut draft = DefinitionDraft::default_definition();
+        draft.notification_template = text.map(|t| TemplateDraft {
+            text: Some(t.to_owned()),
+            ..TemplateDraft::default()
+        });
+        Definition::from_draft(DefinitionId(3), false, &draft, 3650).unwrap()
+    }
+
+    #[test]
+    fn a_template_is_parsed_once_until_it_changes() {
+        let cache = TemplateCache::default();
+        let first = definition(Some("Open {{ portal_link }}"));
+        let a = cache.get(Some(&first)).unwrap();
+        let b = cache.get(Some(&first)).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "the second notification reuses the parse");
+        let changed = definition(Some("Read it at {{ portal_link }}"));
+        let c = cache.get(Some(&changed)).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c), "an edited template is parsed again");
+        let text = c.render(&NotificationVars::sample()).unwrap().text;
+        assert!(text.starts_with("Read it at "), "{text}");
+        assert!(cache.get(Some(&definition(Some("{{ broken")))).is_err());
+    }
 }

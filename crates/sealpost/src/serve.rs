@@ -172,6 +172,7 @@ impl Application {
                     subject_tag_definition: config.secure.subject_tag_definition.clone(),
                     retention: config.vault.retention,
                     queue_lifetime: config.relay.queue_lifetime,
+                    templates: Default::default(),
                 },
                 ..InboundConfig::default()
             },

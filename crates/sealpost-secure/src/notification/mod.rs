@@ -82,18 +82,62 @@ impl NotificationTemplate {
     /// The first problem found, naming the part and, when minijinja knows
     /// it, the line.
     pub fn check(&self) -> Result<(), TemplateError> {
-        for (part, source) in self.parts() {
-            environment(part, source)?;
-        }
+        self.compile()?.check()
+    }
+
+    /// Parses the three parts once, for rendering many notifications.
+    ///
+    /// # Errors
+    /// A part that does not parse, named with its line.
+    pub fn compile(&self) -> Result<CompiledTemplate, TemplateError> {
+        Ok(CompiledTemplate {
+            subject: environment(TemplatePart::Subject, self.subject.clone())?,
+            text: environment(TemplatePart::Text, self.text.clone())?,
+            html: environment(TemplatePart::Html, self.html.clone())?,
+        })
+    }
+}
+
+/// A [`NotificationTemplate`] parsed once: what a notification is rendered
+/// from. Cheap to share (`Arc`) between sessions.
+pub struct CompiledTemplate {
+    subject: Environment<'static>,
+    text: Environment<'static>,
+    html: Environment<'static>,
+}
+
+impl std::fmt::Debug for CompiledTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledTemplate").finish_non_exhaustive()
+    }
+}
+
+impl CompiledTemplate {
+    /// Renders the three parts.
+    ///
+    /// # Errors
+    /// A part that fails to render (undefined variable, too much output,
+    /// out of fuel).
+    pub fn render(&self, vars: &NotificationVars) -> Result<Rendered, TemplateError> {
+        let subject = render_part(TemplatePart::Subject, &self.subject, vars)?;
+        Ok(Rendered {
+            subject: one_line(&subject, MAX_SUBJECT_CHARS),
+            text: render_part(TemplatePart::Text, &self.text, vars)?,
+            html: render_part(TemplatePart::Html, &self.html, vars)?,
+        })
+    }
+
+    /// See [`NotificationTemplate::check`].
+    fn check(&self) -> Result<(), TemplateError> {
         let sample = NotificationVars::sample();
         let link = sample.portal_link.clone();
-        render(self, &sample)?;
+        self.render(&sample)?;
         let hidden = NotificationVars {
             subject: HIDDEN_SUBJECT.to_owned(),
             subject_hidden: true,
             ..sample.with_expiry(None)
         };
-        let rendered = render(self, &hidden)?;
+        let rendered = self.render(&hidden)?;
         // A notification must carry the link in both bodies, and never in
         // the subject (headers travel in bounces and logs).
         for (part, text) in [
@@ -116,14 +160,6 @@ impl NotificationTemplate {
             });
         }
         Ok(())
-    }
-
-    fn parts(&self) -> [(TemplatePart, &str); 3] {
-        [
-            (TemplatePart::Subject, &self.subject),
-            (TemplatePart::Text, &self.text),
-            (TemplatePart::Html, &self.html),
-        ]
     }
 }
 
@@ -297,12 +333,7 @@ pub fn render(
     template: &NotificationTemplate,
     vars: &NotificationVars,
 ) -> Result<Rendered, TemplateError> {
-    let subject = render_part(TemplatePart::Subject, &template.subject, vars)?;
-    Ok(Rendered {
-        subject: one_line(&subject, MAX_SUBJECT_CHARS),
-        text: render_part(TemplatePart::Text, &template.text, vars)?,
-        html: render_part(TemplatePart::Html, &template.html, vars)?,
-    })
+    template.compile()?.render(vars)
 }
 
 /// Instructions one rendering may execute: the built-in template needs a
@@ -310,7 +341,7 @@ pub fn render(
 const TEMPLATE_FUEL: u64 = 200_000;
 
 /// An environment holding one part, parsed.
-fn environment(part: TemplatePart, source: &str) -> Result<Environment<'_>, TemplateError> {
+fn environment(part: TemplatePart, source: String) -> Result<Environment<'static>, TemplateError> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     // A hostile or careless template (nested loops that print nothing,
@@ -325,7 +356,7 @@ fn environment(part: TemplatePart, source: &str) -> Result<Environment<'_>, Temp
     };
     env.set_auto_escape_callback(move |_| escape);
     env.set_formatter(format_value);
-    env.add_template(part.name(), source)
+    env.add_template_owned(part.name(), source)
         .map_err(|e| TemplateError::from_minijinja(part, &e))?;
     Ok(env)
 }
@@ -365,10 +396,9 @@ pub(crate) fn escape_html(text: &str) -> String {
 
 fn render_part(
     part: TemplatePart,
-    source: &str,
+    env: &Environment<'static>,
     vars: &NotificationVars,
 ) -> Result<String, TemplateError> {
-    let env = environment(part, source)?;
     let template = env
         .get_template(part.name())
         .map_err(|e| TemplateError::from_minijinja(part, &e))?;
@@ -384,7 +414,7 @@ fn render_part(
         Err(e) => {
             let mut err = TemplateError::from_minijinja(part, &e);
             if e.kind() == minijinja::ErrorKind::UndefinedError {
-                let unknown = unknown_variables(&env, &template);
+                let unknown = unknown_variables(env, &template);
                 if !unknown.is_empty() {
                     err.message = format!("{}: no variable named {unknown}", err.message);
                 }
