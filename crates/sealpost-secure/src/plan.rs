@@ -396,7 +396,10 @@ mod tests {
         let first = definition(Some("Open {{ portal_link }}"));
         let a = cache.get(Some(&first)).unwrap();
         let b = cache.get(Some(&first)).unwrap();
-        assert!(Arc::ptr_eq(&a, &b), "the second notification reuses the parse");
+        assert!(
+            Arc::ptr_eq(&a, &b),
+            "the second notification reuses the parse"
+        );
         let changed = definition(Some("Read it at {{ portal_link }}"));
         let c = cache.get(Some(&changed)).unwrap();
         assert!(!Arc::ptr_eq(&a, &c), "an edited template is parsed again");
