@@ -459,6 +459,9 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Registered first: a SIGTERM during start-up stops the gateway
+        // gracefully instead of killing it.
+        let stop = stop_signal();
         let app = match Application::build(config.clone()).await {
             Ok(app) => app,
             Err(e) => {
@@ -467,7 +470,7 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
             }
         };
         banner(&config, &app);
-        match app.run_until_stopped(stop_signal()).await {
+        match app.run_until_stopped(stop).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("sealpost: {e:#}");
@@ -667,23 +670,22 @@ fn init_tracing(config: &Config) {
     }
 }
 
-async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Registers for SIGTERM at once (a signal that arrives later, even
+/// before the returned future is first polled, is kept) and returns the
+/// future that completes on SIGTERM or Ctrl-C. Call it inside the runtime.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
         }
+        let _ = ctrl_c.await;
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
