@@ -796,12 +796,13 @@ def expire_killed_leases(db_path, killed_pids):
     con = open_db(db_path, write=True)
     try:
         rows = con.execute(
-            "SELECT rowid, lease_owner FROM recipients WHERE status = 'queued' AND lease_owner IS NOT NULL"
+            "SELECT message_id, idx, lease_owner FROM recipients "
+            "WHERE status = 'queued' AND lease_owner IS NOT NULL"
         ).fetchall()
-        ids = [r for r, owner in rows if owner_pid(owner) in killed_pids]
+        ids = [(m, i) for m, i, owner in rows if owner_pid(owner) in killed_pids]
         with con:
             con.executemany("UPDATE recipients SET lease_until = 0, lease_owner = NULL "
-                            "WHERE rowid = ? AND status = 'queued'", [(r,) for r in ids])
+                            "WHERE message_id = ? AND idx = ? AND status = 'queued'", ids)
         return len(ids)
     finally:
         con.close()

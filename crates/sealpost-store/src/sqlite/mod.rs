@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v1.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
+    include_str!("schema_v4.sql"),
 ];
 
 /// Contents larger than this are sealed and opened on a blocking thread.
@@ -335,11 +336,38 @@ fn lock_database(db_path: &Path) -> Result<std::fs::File, StoreError> {
     }
 }
 
+/// Applies the migrations the database has not had, each in its own
+/// transaction.
+///
+/// Foreign keys are off meanwhile (SQLite ignores the pragma inside a
+/// transaction): a migration that rebuilds a table drops the old one, and
+/// with them on that drop would cascade into the rows that refer to it.
+/// Each migration must leave every reference whole, which is checked
+/// before it commits.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    if version as usize >= MIGRATIONS.len() {
+        return Ok(());
+    }
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let result = apply_migrations(conn, version as usize);
+    conn.pragma_update(None, "foreign_keys", true)?;
+    result
+}
+
+fn apply_migrations(conn: &mut Connection, from: usize) -> Result<(), StoreError> {
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(from) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        let broken: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |row| row.get(0))
+            .optional()?;
+        if let Some(table) = broken {
+            return Err(StoreError::Corrupt(format!(
+                "migration to schema version {} leaves rows of {table} referring to nothing",
+                i + 1
+            )));
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
         tracing::info!(version = i + 1, "applied database migration");

@@ -123,8 +123,8 @@ pub(super) fn lease(
     {
         let mut claim = conn.prepare_cached(
             "UPDATE recipients SET lease_owner = ?1, lease_until = ?2
-             WHERE rowid IN (
-                 SELECT rowid FROM recipients
+             WHERE (message_id, idx) IN (
+                 SELECT message_id, idx FROM recipients
                  WHERE status = 'queued' AND next_attempt_at <= ?3 AND lease_until <= ?3
                  ORDER BY next_attempt_at LIMIT ?4)
              RETURNING message_id, idx, address, orcpt, notify, attempts",

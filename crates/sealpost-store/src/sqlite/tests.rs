@@ -828,3 +828,83 @@ async fn tampered_content_is_never_handed_out() {
     assert_eq!(batch.failures.len(), 1);
     assert_eq!(batch.failures[0].0, id);
 }
+
+#[tokio::test]
+async fn a_version_3_database_migrates_with_every_recipient_and_secure_record() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(dir.path().join("db.sqlite")).unwrap();
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO messages (id, received_at, sender, client_ip, protocol, size, body_8bit,
+                 smtputf8, kind, expires_at, content)
+               VALUES ('00000000000000AA', 1, 'a@corp.example', '127.0.0.1', 'ESMTP', 2, 0, 0,
+                 'mail', 9999999999999, X'6869');
+             INSERT INTO recipients (message_id, idx, address, notify, route, status,
+                 next_attempt_at, updated_at)
+               VALUES ('00000000000000AA', 0, 'p@partner.example', 0, 'secure:1', 'secure', 0, 0),
+                      ('00000000000000AA', 1, 'x@other.example', 0, 'relay', 'queued', 0, 0);
+             INSERT INTO secure_recipients (message_id, idx, token_hash, definition_id, trigger,
+                 expires_at)
+               VALUES ('00000000000000AA', 0, X'00', 1, 'policy', 9999999999999);",
+        )
+        .unwrap();
+    }
+    let store = open(&dir).await;
+    let (version, secure, without_rowid): (i64, i64, bool) = store
+        .readers
+        .read(|conn| {
+            Ok((
+                conn.pragma_query_value(None, "user_version", |r| r.get(0))?,
+                conn.query_row("SELECT COUNT(*) FROM secure_recipients", [], |r| r.get(0))?,
+                conn.query_row(
+                    "SELECT sql LIKE '%WITHOUT ROWID%' FROM sqlite_schema WHERE name = 'recipients'",
+                    [],
+                    |r| r.get(0),
+                )?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(version, MIGRATIONS.len() as i64);
+    assert_eq!(
+        secure, 1,
+        "rebuilding recipients must not cascade into secure records"
+    );
+    assert!(without_rowid);
+    let id = QueueId::parse("00000000000000AA").unwrap();
+    let tracked = store.tracked(&id).await.unwrap();
+    assert_eq!(tracked.recipients.len(), 2);
+    assert!(tracked.recipients[0].secure.is_some());
+    let now = SystemTime::now();
+    let leased = store
+        .lease_due("test", now, now + Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(leased.messages.len(), 1);
+    assert_eq!(leased.messages[0].recipients.len(), 1);
+    assert_eq!(leased.messages[0].recipients[0].idx, 1);
+    assert_eq!(leased.messages[0].content.as_deref(), Some(&b"hi"[..]));
+}
+
+#[test]
+fn queue_ids_grow_with_time_and_never_repeat_in_one_process() {
+    let mut last = QueueId::generate();
+    let mut seen = HashSet::new();
+    for _ in 0..10_000 {
+        let id = QueueId::generate();
+        assert!(QueueId::parse(id.as_str()).as_ref() == Some(&id));
+        // The sequence may wrap inside one millisecond; the time part
+        // never goes back (unless the clock does).
+        assert!(
+            id.as_str()[..11] >= last.as_str()[..11],
+            "{id} after {last}"
+        );
+        assert!(seen.insert(id.clone()), "{id} repeated");
+        last = id;
+    }
+}

@@ -7,13 +7,23 @@
 //! one transaction, commits once, and only then answers every job. A job is
 //! never answered `Ok` before the commit that contains it has returned.
 //!
+//! A batch with nothing durable in it (leases, delivery outcomes) waits a
+//! moment ([`PIGGYBACK`]) for an acceptance to ride along with: the pages
+//! both touch (the queue index, the recipients' leaf, the free-list) are
+//! then written once, in the commit whose fsync acceptance needs anyway,
+//! and the acceptance never waits behind a commit of its own.
+//!
 //! The thread owns its connection and runs SQLite synchronously. An earlier
 //! design drove SQLite through an async driver, which hands every statement
 //! to a worker thread and back; those hand-offs, not SQL, were most of the
 //! measured cost per message (see `bench/RESULTS.md`). Here a whole batch
 //! costs two: the job in, the answers out.
 
-use std::{sync::Arc, thread};
+use std::{
+    sync::Arc,
+    thread,
+    time::{Duration, Instant},
+};
 
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
@@ -25,6 +35,11 @@ const MAX_BATCH: usize = 256;
 
 /// Jobs waiting for the writer; senders wait when it is full.
 const QUEUE_DEPTH: usize = 1024;
+
+/// How long a batch of non-durable jobs waits for a durable one to share
+/// its commit. Short next to the delivery worker's own linger, and longer
+/// than the gap between two messages of one busy SMTP session.
+const PIGGYBACK: Duration = Duration::from_millis(2);
 
 /// Side effects a job asks for, carried out only once its transaction has
 /// committed (and been fsync'd, for those that need it).
@@ -127,15 +142,58 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Box<dyn WriteJob>>, spool: &
         synchronous_full: true,
         pending_removals: Vec::new(),
     };
+    // Only for waiting on the job queue with a deadline; SQLite itself
+    // runs on this thread, outside any runtime.
+    let timer = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(timer) => Some(timer),
+        Err(e) => {
+            tracing::warn!(error = %e, "no timer for the database writer; batches commit without waiting for acceptances");
+            None
+        }
+    };
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
+        take_waiting(&mut rx, &mut batch);
+        if let Some(timer) = &timer {
+            piggyback(timer, &mut rx, &mut batch);
         }
         commit_batch(&mut conn, &mut batch, spool, &mut state);
+    }
+}
+
+/// Adds the jobs already waiting, up to [`MAX_BATCH`].
+fn take_waiting(rx: &mut mpsc::Receiver<Box<dyn WriteJob>>, batch: &mut Vec<Box<dyn WriteJob>>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Holds a batch without durable jobs for up to [`PIGGYBACK`], until a
+/// durable job arrives to share its commit (see the module comment).
+fn piggyback(
+    timer: &tokio::runtime::Runtime,
+    rx: &mut mpsc::Receiver<Box<dyn WriteJob>>,
+    batch: &mut Vec<Box<dyn WriteJob>>,
+) {
+    let deadline = Instant::now() + PIGGYBACK;
+    while !needs_fsync(batch) && batch.len() < MAX_BATCH {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            return;
+        };
+        match timer.block_on(async { tokio::time::timeout(left, rx.recv()).await }) {
+            Ok(Some(job)) => {
+                batch.push(job);
+                take_waiting(rx, batch);
+            }
+            // Timed out, or every sender is gone: commit what there is.
+            Ok(None) | Err(_) => return,
+        }
     }
 }
 
