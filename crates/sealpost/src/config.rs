@@ -741,8 +741,9 @@ pub fn parse_size(v: &SizeValue) -> Result<u64, String> {
 }
 
 /// Half the CPU cores, at least one. The async workers only parse SMTP and
-/// shuffle bytes; commits run on the store's own writer thread and reads on
-/// the blocking pool, and the MTA in front of the gateway wants cores too.
+/// shuffle bytes; commits run on the store's own writer thread, deliveries
+/// on their own thread and reads on the blocking pool, and the MTA in
+/// front of the gateway wants cores too.
 /// On a two-core machine one worker relayed faster than two at 20
 /// sessions, with less CPU (the measurement is in bench/RESULTS.md).
 fn default_worker_threads() -> usize {

@@ -266,7 +266,14 @@ fn commit_batch(
             spool.remove(&id);
         }
     }
-    for (job, failure) in batch.drain(..).zip(failures) {
+    // Acceptances first: an SMTP client is waiting for each of them, and
+    // the tasks woken first run first, ahead of the deliveries whose
+    // leases and outcomes shared the commit.
+    let (durable, rest): (Vec<_>, Vec<_>) = batch
+        .drain(..)
+        .zip(failures)
+        .partition(|(job, _)| job.durable());
+    for (job, failure) in durable.into_iter().chain(rest) {
         job.answer(failure);
     }
 }
