@@ -79,6 +79,13 @@ impl Default for QueueConfig {
     }
 }
 
+/// Fewest messages a batch gives one connection before it opens another
+/// to the same hop. A trickle (a few messages per linger) then goes over
+/// one connection and is recorded in one commit, instead of one connection
+/// and one commit per message; a backlog still spreads over
+/// `max_connections_per_hop` connections.
+const MIN_PER_CONNECTION: usize = 8;
+
 /// Errors of one queue pass (delivery problems are outcomes, not errors).
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -281,7 +288,7 @@ impl Worker {
             let chunk_size = jobs
                 .len()
                 .div_ceil(self.inner.config.max_connections_per_hop.max(1))
-                .max(1);
+                .max(MIN_PER_CONNECTION);
             for chunk in jobs.chunks(chunk_size) {
                 deliveries.push(self.deliver_chunk(hop, chunk, &batch, &contents));
             }
