@@ -21,53 +21,20 @@ set -euo pipefail
 
 [ $# -ge 2 ] || { echo "usage: $0 BINARY_A BINARY_B [ROUNDS]" >&2; exit 2; }
 a=$1 b=$2 rounds=${3:-3}
-work=$(mktemp -d /var/tmp/sealpost-ab.XXXXXX)
-sink_pid=""
-cleanup() {
-    [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null || true
-    pkill -f "$work/sealpost-run serve" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-cat > "$work/sp.toml" <<EOF
-[server]
-hostname = "bench.test"
-data_dir = "$work/data"
-[smtp]
-listen = ["127.0.0.1:30025"]
-relay_networks = ["127.0.0.0/8"]
-[relay]
-next_hop = "127.0.0.1:30026"
-retry_schedule = ["1s"]
-[admin]
-listen = "127.0.0.1:30081"
-[log]
-level = "${AB_LOG_LEVEL:-warn}"
-EOF
-
-/usr/sbin/smtp-sink -u nobody -c 127.0.0.1:30026 1000 > "$work/sink.out" 2>&1 &
-sink_pid=$!
-sleep 0.3
+. "$(dirname "$0")/bench_env.sh"
+bench_setup sealpost-ab "${AB_LOG_LEVEL:-warn}"
 
 # run BINARY SESSIONS MESSAGES SIZE
 run() {
     local bin=$1 sessions=$2 messages=$3 size=$4
-    rm -rf "$work/data"
-    cp "$bin" "$work/sealpost-run"
-    "$work/sealpost-run" serve --config "$work/sp.toml" > "$work/sp.out" 2> "$work/sp.err" &
-    local sp=$!
-    for _ in $(seq 1 100); do
-        curl -sf localhost:30081/health > /dev/null 2>&1 && break
-        sleep 0.05
-    done
+    bench_start "$bin"
     local start end done_t delivered=0
     start=$(date +%s.%N)
     /usr/sbin/smtp-source -s "$sessions" -m "$messages" -l "$size" \
         -f a@corp.example -t b@ext.example 127.0.0.1:30025
     end=$(date +%s.%N)
     for _ in $(seq 1 1200); do
-        delivered=$(curl -s localhost:30081/metrics | awk '/^sealpost_delivery_delivered_total/ {print $2}')
+        delivered=$(bench_delivered)
         [ "$delivered" = "$messages" ] && break
         sleep 0.05
     done

@@ -42,32 +42,8 @@ done
 [ $# -ge 1 ] || { echo "usage: $0 [--sessions S] [--messages M] [--rounds R] BINARY [BINARY ...]" >&2; exit 2; }
 for bin in "$@"; do [ -x "$bin" ] || { echo "$bin is not an executable" >&2; exit 2; }; done
 
-work=$(mktemp -d /var/tmp/sealpost-cost.XXXXXX)
-sink_pid=""
-cleanup() {
-    [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null || true
-    pkill -f "$work/sealpost-run serve" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-cat > "$work/sp.toml" <<EOF
-[server]
-hostname = "bench.test"
-data_dir = "$work/data"
-[smtp]
-listen = ["127.0.0.1:30025"]
-relay_networks = ["127.0.0.0/8"]
-[relay]
-next_hop = "127.0.0.1:30026"
-retry_schedule = ["1s"]
-[admin]
-listen = "127.0.0.1:30081"
-EOF
-
-/usr/sbin/smtp-sink -u nobody -c 127.0.0.1:30026 1000 > "$work/sink.out" 2>&1 &
-sink_pid=$!
-sleep 0.3
+. "$(dirname "$0")/bench_env.sh"
+bench_setup sealpost-cost info
 
 have_perf=0
 command -v perf > /dev/null && have_perf=1
@@ -76,14 +52,8 @@ events=syscalls:sys_enter_pwrite64,syscalls:sys_enter_fdatasync,syscalls:sys_ent
 # measure LABEL BINARY -> one line: label msg/s cpu wchar [counts...]
 measure() {
     local label=$1 bin=$2
-    rm -rf "$work/data"
-    cp "$bin" "$work/sealpost-run"
-    "$work/sealpost-run" serve --config "$work/sp.toml" > "$work/sp.out" 2> "$work/sp.err" &
-    local sp=$! perf_pid=""
-    for _ in $(seq 1 100); do
-        curl -sf localhost:30081/health > /dev/null 2>&1 && break
-        sleep 0.05
-    done
+    local perf_pid=""
+    bench_start "$bin"
     if [ $have_perf = 1 ]; then
         perf stat -x, -e "$events" -p "$sp" -o "$work/stat.out" &
         perf_pid=$!
@@ -96,7 +66,7 @@ measure() {
     /usr/sbin/smtp-source -s "$sessions" -m "$messages" -l 5120 \
         -f a@corp.example -t b@ext.example 127.0.0.1:30025
     for _ in $(seq 1 3000); do
-        delivered=$(curl -s localhost:30081/metrics | awk '/^sealpost_delivery_delivered_total/ {print $2}')
+        delivered=$(bench_delivered)
         [ "$delivered" = "$messages" ] && break
         sleep 0.02
     done

@@ -19,6 +19,11 @@ use sealpost_policy::{Decision, DefinitionId, EmailAddress, PolicyId, Route};
 /// edge, so the pages one commit writes are shared by the messages in it
 /// instead of one random page each. Ids are names, not secrets: nothing
 /// is granted to whoever knows one.
+///
+/// Unique within one process only. Gateways sharing one database (the
+/// PostgreSQL scale-out) will need a node part in the id; until then a
+/// clash is refused by the primary key, and the client is told `451` and
+/// sends again.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueueId(String);
 
