@@ -17,7 +17,7 @@ use crate::{
 };
 
 const LABEL: &[u8] = b"sealpost message key";
-const NONCE_LEN: usize = 24;
+pub(crate) const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 /// Length of [`WrappedKey::bytes`].
 pub(crate) const WRAPPED_LEN: usize = NONCE_LEN + KEY_LEN + TAG_LEN;
@@ -26,13 +26,6 @@ pub(crate) const WRAPPED_LEN: usize = NONCE_LEN + KEY_LEN + TAG_LEN;
 pub(crate) struct MessageKey(pub(crate) [u8; KEY_LEN]);
 
 impl MessageKey {
-    /// A fresh random key.
-    pub(crate) fn random() -> Self {
-        let mut key = MessageKey([0; KEY_LEN]);
-        crate::random::fill(&mut key.0);
-        key
-    }
-
     pub(crate) fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new(Key::from_slice(&self.0))
     }
@@ -47,8 +40,21 @@ impl Drop for MessageKey {
 
 /// Wraps `key` with `master`, binding `context`.
 pub(crate) fn wrap(master: &MasterKey, context: &[u8], key: &MessageKey) -> WrappedKey {
-    let mut bytes = vec![0u8; NONCE_LEN];
-    crate::random::fill(&mut bytes);
+    let mut nonce = [0u8; NONCE_LEN];
+    crate::random::fill(&mut nonce);
+    wrap_with_nonce(master, context, key, nonce)
+}
+
+/// [`wrap`] with a nonce the caller drew from [`crate::random`], so that
+/// sealing a message asks the operating system for randomness once.
+pub(crate) fn wrap_with_nonce(
+    master: &MasterKey,
+    context: &[u8],
+    key: &MessageKey,
+    nonce: [u8; NONCE_LEN],
+) -> WrappedKey {
+    let mut bytes = Vec::with_capacity(WRAPPED_LEN);
+    bytes.extend_from_slice(&nonce);
     bytes.extend_from_slice(&key.0);
     let (nonce, body) = bytes.split_at_mut(NONCE_LEN);
     let tag = cipher(master)

@@ -127,29 +127,41 @@ impl Delivery {
                     }
                 }
             };
-            let mut healthy = true;
-            while next < messages.len() && sent < self.config.max_messages_per_connection {
-                let message = &messages[next];
-                match self.send_one(&mut client, message).await {
-                    Ok(outcomes) => results[next] = Some(outcomes),
-                    Err(e) => {
-                        tracing::info!(server = %client.server, error = %e, "connection failed during delivery");
-                        last_error = e.to_string();
-                        let server = client.server.clone();
-                        results[next] = Some(
-                            message
-                                .recipients
-                                .iter()
-                                .map(|_| deferred(format!("451 4.4.2 {e}"), Some(server.clone())))
-                                .collect(),
-                        );
-                        healthy = false;
-                    }
-                }
+            // As many messages as this connection may still carry, in one
+            // pipelined run (see `Client::send_all`).
+            let room = self
+                .config
+                .max_messages_per_connection
+                .saturating_sub(sent)
+                .max(1);
+            let end = messages.len().min(next + room);
+            let transactions: Vec<Transaction<'_>> =
+                messages[next..end].iter().map(transaction).collect();
+            let (done, error) = client.send_all(&transactions).await;
+            let remote = client.server.clone();
+            let dsn_passed = client.caps.dsn;
+            for (replies, final_reply) in done {
+                results[next] = Some(outcomes(replies, final_reply.as_ref(), &remote, dsn_passed));
                 next += 1;
                 sent += 1;
-                if !healthy {
-                    break;
+            }
+            let healthy = error.is_none();
+            if let Some(e) = error {
+                // The message in flight: the server may have taken it, so
+                // it waits for a retry; the rest go on over another
+                // connection.
+                tracing::info!(server = %remote, error = %e, "connection failed during delivery");
+                last_error = e.to_string();
+                if let Some(message) = messages.get(next) {
+                    results[next] = Some(
+                        message
+                            .recipients
+                            .iter()
+                            .map(|_| deferred(format!("451 4.4.2 {e}"), Some(remote.clone())))
+                            .collect(),
+                    );
+                    next += 1;
+                    sent += 1;
                 }
             }
             if !healthy {
@@ -234,59 +246,64 @@ impl Delivery {
             other => other,
         }
     }
+}
 
-    async fn send_one(
-        &self,
-        client: &mut Client,
-        m: &OutgoingMessage,
-    ) -> Result<Vec<DeliveryOutcome>, ClientError> {
-        let mut dsn = Vec::new();
-        if let Some(ret) = m.ret {
-            dsn.push(match ret {
-                DsnReturn::Full => "RET=FULL".to_owned(),
-                DsnReturn::Headers => "RET=HDRS".to_owned(),
-            });
-        }
-        if let Some(env_id) = &m.env_id {
-            dsn.push(format!("ENVID={}", xtext(env_id)));
-        }
-        let sender = m.sender.as_ref().map_or("", EmailAddress::as_str);
-        let transaction = Transaction {
-            sender,
-            recipients: m
-                .recipients
-                .iter()
-                .map(|r| RcptSpec {
-                    address: r.address.as_str(),
-                    dsn_params: rcpt_dsn_params(r),
-                })
-                .collect(),
-            content: &m.content,
-            body_8bit: m.body_8bit,
-            smtputf8: m.smtputf8
-                || m.recipients.iter().any(|r| r.address.is_utf8())
-                || m.sender.as_ref().is_some_and(EmailAddress::is_utf8),
-            dsn_params: (!dsn.is_empty()).then(|| dsn.join(" ")),
-            xforward: m.client.as_ref().map(xforward_lines).unwrap_or_default(),
-        };
-        let (replies, final_reply) = client.send(&transaction).await?;
-        let remote = client.server.clone();
-        let dsn_passed = client.caps.dsn;
-        Ok(replies
-            .into_iter()
-            .map(|r| match r {
-                RcptReply::Refused(why) => DeliveryOutcome::Failed {
-                    reply: why,
-                    remote: Some(remote.clone()),
-                },
-                RcptReply::Rejected(resp) => classify(&resp, &remote, dsn_passed),
-                RcptReply::Accepted(_) => match &final_reply {
-                    Some(resp) => classify(resp, &remote, dsn_passed),
-                    None => deferred("451 4.4.2 no reply after DATA".into(), Some(remote.clone())),
-                },
-            })
-            .collect())
+/// The SMTP transaction that hands `m` to the next hop.
+fn transaction(m: &OutgoingMessage) -> Transaction<'_> {
+    let mut dsn = Vec::new();
+    if let Some(ret) = m.ret {
+        dsn.push(match ret {
+            DsnReturn::Full => "RET=FULL".to_owned(),
+            DsnReturn::Headers => "RET=HDRS".to_owned(),
+        });
     }
+    if let Some(env_id) = &m.env_id {
+        dsn.push(format!("ENVID={}", xtext(env_id)));
+    }
+    Transaction {
+        sender: m.sender.as_ref().map_or("", EmailAddress::as_str),
+        recipients: m
+            .recipients
+            .iter()
+            .map(|r| RcptSpec {
+                address: r.address.as_str(),
+                dsn_params: rcpt_dsn_params(r),
+            })
+            .collect(),
+        content: &m.content,
+        body_8bit: m.body_8bit,
+        smtputf8: m.smtputf8
+            || m.recipients.iter().any(|r| r.address.is_utf8())
+            || m.sender.as_ref().is_some_and(EmailAddress::is_utf8),
+        dsn_params: (!dsn.is_empty()).then(|| dsn.join(" ")),
+        xforward: m.client.as_ref().map(xforward_lines).unwrap_or_default(),
+    }
+}
+
+/// A recipient's outcome from its reply and the reply after the data.
+fn outcomes(
+    replies: Vec<RcptReply>,
+    final_reply: Option<&Response>,
+    remote: &str,
+    dsn_passed: bool,
+) -> Vec<DeliveryOutcome> {
+    replies
+        .into_iter()
+        .map(|r| match r {
+            RcptReply::Refused(why) => DeliveryOutcome::Failed {
+                reply: why,
+                remote: Some(remote.to_owned()),
+            },
+            RcptReply::Rejected(resp) => classify(&resp, remote, dsn_passed),
+            RcptReply::Accepted(_) => match final_reply {
+                Some(resp) => classify(resp, remote, dsn_passed),
+                None => deferred(
+                    "451 4.4.2 no reply after DATA".into(),
+                    Some(remote.to_owned()),
+                ),
+            },
+        })
+        .collect()
 }
 
 fn classify(resp: &Response, remote: &str, dsn_passed: bool) -> DeliveryOutcome {

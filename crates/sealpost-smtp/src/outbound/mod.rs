@@ -4,7 +4,8 @@
 //! - [`lookup`] turns a next hop (a configured host, or a domain's MX
 //!   records with the RFC 5321 §5.1 fallback to A/AAAA) into addresses.
 //! - [`client`] speaks SMTP to one server: EHLO, opportunistic STARTTLS,
-//!   MAIL/RCPT (pipelined when offered), DATA.
+//!   MAIL/RCPT/DATA pipelined when offered, with the end of each message's
+//!   data sent along with the next message's commands.
 //! - [`delivery`] delivers a batch of messages for one next hop over as few
 //!   connections as possible, trying the next address when one fails.
 //!
