@@ -71,6 +71,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// session never races it against anything.
     async fn accept(&self, message: NewMessage) -> Result<QueueId, StoreError>;
 
+    /// [`Store::accept`] for a caller that knows no other acceptance is
+    /// under way in this process (one SMTP transaction open). Nothing would
+    /// share a group commit with it, so a store may commit on the calling
+    /// thread instead of handing the work to a writer and waiting to be
+    /// woken; it blocks that thread for the commit. Same promise as
+    /// `accept`.
+    async fn accept_alone(&self, message: NewMessage) -> Result<QueueId, StoreError> {
+        self.accept(message).await
+    }
+
     /// Claims up to `limit` due recipients (status queued, retry time
     /// reached, no live lease) until `lease_until`, grouped by message, and
     /// says when the next queued recipient falls due (so a worker that got

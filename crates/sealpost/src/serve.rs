@@ -183,6 +183,7 @@ impl Application {
             policy: policy.clone(),
             tls: Some(acceptor),
             queue_wakeup: wakeup.clone(),
+            open_transactions: Default::default(),
         });
         let delivery = Arc::new(Delivery::new(OutboundConfig {
             hostname: config.hostname.clone(),

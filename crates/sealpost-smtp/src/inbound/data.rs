@@ -138,7 +138,14 @@ impl Session {
             .sender
             .as_ref()
             .map_or_else(String::new, |s| s.to_string());
-        match self.inbound.store.accept(message).await {
+        // Alone (this is the only open transaction): nothing would share
+        // a group commit, so the store may commit on this thread.
+        let stored = if self.inbound.open_transactions.count() <= 1 {
+            self.inbound.store.accept_alone(message).await
+        } else {
+            self.inbound.store.accept(message).await
+        };
+        match stored {
             Ok(id) => {
                 metrics::counter!("sealpost_smtp_messages_accepted_total").increment(1);
                 if prepared.secure_recipients > 0 {

@@ -72,6 +72,7 @@ impl Session {
             env_id: from.env_id.map(Cow::into_owned),
             ret,
             recipients: Vec::new(),
+            _open: self.inbound.open_transactions.open(),
         });
         stream.queue(&reply::SENDER_OK);
     }

@@ -86,6 +86,36 @@ pub struct Inbound {
     pub tls: Option<TlsAcceptor>,
     /// Woken after each commit so delivery starts without polling delay.
     pub queue_wakeup: Arc<Notify>,
+    /// Mail transactions open in all sessions (MAIL given, not yet ended).
+    pub open_transactions: OpenTransactions,
+}
+
+/// Counts the mail transactions open across sessions, so that an
+/// acceptance can tell the store it is alone ([`Store::accept_alone`]).
+#[derive(Debug, Clone, Default)]
+pub struct OpenTransactions(Arc<std::sync::atomic::AtomicUsize>);
+
+impl OpenTransactions {
+    /// Counts one transaction until the guard is dropped.
+    pub(crate) fn open(&self) -> OpenTransaction {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenTransaction(self.0.clone())
+    }
+
+    /// Transactions open now.
+    pub fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// One open transaction; see [`OpenTransactions`].
+#[derive(Debug)]
+pub(crate) struct OpenTransaction(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for OpenTransaction {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Inbound {
@@ -150,4 +180,21 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
     let mut out = Vec::new();
     reply::TOO_MANY_CONNECTIONS.write_to(&mut out);
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&out)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OpenTransactions;
+
+    #[test]
+    fn open_transactions_count_while_their_guards_live() {
+        let open = OpenTransactions::default();
+        let a = open.open();
+        let b = open.clone().open();
+        assert_eq!(open.count(), 2);
+        drop(a);
+        assert_eq!(open.count(), 1);
+        drop(b);
+        assert_eq!(open.count(), 0);
+    }
 }

@@ -60,6 +60,8 @@ pub(super) struct Transaction {
     pub env_id: Option<String>,
     pub ret: Option<DsnReturn>,
     pub recipients: Vec<PendingRecipient>,
+    /// Counted in [`super::Inbound::open_transactions`] while it lives.
+    pub _open: super::OpenTransaction,
 }
 
 /// A recipient accepted at RCPT, routed at the end of DATA.

@@ -211,6 +211,50 @@ impl SqliteStore {
         Self::open(&Self::path_of_url(url), spool_dir, vault).await
     }
 
+    /// Seals and commits a message durably; `alone`: commit on this
+    /// thread when the writer is free (see [`Store::accept_alone`]).
+    async fn accept_with(
+        &self,
+        mut message: NewMessage,
+        alone: bool,
+    ) -> Result<QueueId, StoreError> {
+        let id = message.id.clone();
+
+        let mut written = Vec::with_capacity(1 + message.attached.len());
+        let mut all = Vec::with_capacity(1 + message.attached.len());
+        let attached = std::mem::take(&mut message.attached);
+        for mut m in std::iter::once(message).chain(attached) {
+            match self.seal(&mut m).await {
+                Ok(sealed) => {
+                    written.push((m.id.clone(), sealed.inline.is_none()));
+                    all.push((m, sealed));
+                }
+                Err(e) => {
+                    self.forget_spooled(&written);
+                    return Err(e);
+                }
+            }
+        }
+        let insert = move |conn: &Connection, _: &mut writer::Effects| {
+            for (m, sealed) in &all {
+                queue::insert_message(conn, m, sealed)?;
+            }
+            Ok(())
+        };
+        let result = if alone {
+            self.writer.write_inline(true, insert).await
+        } else {
+            self.writer.write(true, insert).await
+        };
+        match result {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                self.forget_spooled(&written);
+                Err(e)
+            }
+        }
+    }
+
     /// Seals a message's content (taking it out of the message); a
     /// content too large for the row goes to the spool, durably.
     async fn seal(&self, message: &mut NewMessage) -> Result<SealedContent, StoreError> {
@@ -377,39 +421,12 @@ fn apply_migrations(conn: &mut Connection, from: usize) -> Result<(), StoreError
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
-    async fn accept(&self, mut message: NewMessage) -> Result<QueueId, StoreError> {
-        let id = message.id.clone();
-        let mut written = Vec::with_capacity(1 + message.attached.len());
-        let mut all = Vec::with_capacity(1 + message.attached.len());
-        let attached = std::mem::take(&mut message.attached);
-        for mut m in std::iter::once(message).chain(attached) {
-            match self.seal(&mut m).await {
-                Ok(sealed) => {
-                    written.push((m.id.clone(), sealed.inline.is_none()));
-                    all.push((m, sealed));
-                }
-                Err(e) => {
-                    self.forget_spooled(&written);
-                    return Err(e);
-                }
-            }
-        }
-        let result = self
-            .writer
-            .write(true, move |conn, _| {
-                for (m, sealed) in &all {
-                    queue::insert_message(conn, m, sealed)?;
-                }
-                Ok(())
-            })
-            .await;
-        match result {
-            Ok(()) => Ok(id),
-            Err(e) => {
-                self.forget_spooled(&written);
-                Err(e)
-            }
-        }
+    async fn accept(&self, message: NewMessage) -> Result<QueueId, StoreError> {
+        self.accept_with(message, false).await
+    }
+
+    async fn accept_alone(&self, message: NewMessage) -> Result<QueueId, StoreError> {
+        self.accept_with(message, true).await
     }
 
     async fn lease_due(

@@ -213,6 +213,53 @@ async fn concurrent_accepts_are_group_committed() {
     assert_eq!(store.queue_stats().await.unwrap().queued, 200);
 }
 
+/// Acceptances that commit on their own thread, acceptances queued for
+/// the writer thread and non-durable jobs, all at once: each is answered,
+/// every message is stored once, and a failing inline job fails alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_and_queued_commits_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let m = message(format!("n {i}\r\n").into_bytes(), &["a@x.example"]);
+                match i % 3 {
+                    0 => store.accept_alone(m).await.map(|_| 1),
+                    1 => store.accept(m).await.map(|_| 1),
+                    _ => {
+                        let now = SystemTime::now();
+                        store
+                            .lease_due("t", now, now + Duration::from_secs(60), 5)
+                            .await
+                            .map(|_| 0)
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut accepted = 0;
+    for t in tasks {
+        accepted += t.await.unwrap().unwrap();
+    }
+    assert_eq!(accepted, 134);
+    let stats = store.queue_stats().await.unwrap();
+    assert_eq!(stats.queued, 134);
+
+    let first = message(b"x".to_vec(), &["a@x.example"]);
+    let dup = first.clone();
+    let (a, b) = tokio::join!(store.accept_alone(first), store.accept_alone(dup));
+    assert!(
+        a.is_ok() != b.is_ok(),
+        "exactly one of two identical ids commits"
+    );
+    assert_eq!(store.queue_stats().await.unwrap().queued, 135);
+    drop(store);
+    let store = reopen(&dir).await;
+    assert_eq!(store.queue_stats().await.unwrap().queued, 135);
+}
+
 #[tokio::test]
 async fn duplicate_id_fails_alone() {
     let dir = tempfile::tempdir().unwrap();
