@@ -1,5 +1,11 @@
 //! Delivery workers: lease → deliver → record.
 //!
+//! Work comes two ways: messages handed over by the SMTP sessions right
+//! after acceptance, already leased to this worker in the acceptance's
+//! commit and with their plaintext (`sealpost_store::handoff`), and due
+//! recipients the worker leases from the store (retries, notifications,
+//! anything a restart left, anything not handed over).
+//!
 //! [`Worker::run`] keeps up to `max_batches_in_flight` batches delivering at
 //! once; each batch is a lease of up to `batch_size` due recipients, grouped
 //! by next hop, each hop's messages split over up to
@@ -29,6 +35,7 @@ use sealpost_smtp::{
 use sealpost_store::{
     ClientInfo, Leased, LeasedMessage, LeasedRecipient, MessageKind, NewMessage, NewRecipient,
     Notify as DsnNotify, OutcomeKind, QueueId, RecipientOutcome, Store, StoreError,
+    handoff::{self, HandedOver, Handoff, HandoffReceiver},
 };
 
 use crate::schedule::{RetrySchedule, Verdict};
@@ -108,6 +115,10 @@ struct Inner {
     /// Names this worker's leases in the store.
     owner: String,
     wakeup: Arc<Notify>,
+    /// Messages handed over at acceptance (see `sealpost_store::handoff`).
+    handoff: Handoff,
+    /// Its receiving end, until [`Worker::run`] takes it.
+    handed_over: std::sync::Mutex<Option<HandoffReceiver>>,
 }
 
 impl Worker {
@@ -124,6 +135,7 @@ impl Worker {
             std::process::id(),
             QueueId::generate()
         );
+        let (handoff, handed_over) = handoff::channel(&owner, config.lease_duration);
         Worker {
             inner: Arc::new(Inner {
                 store,
@@ -132,8 +144,17 @@ impl Worker {
                 config,
                 owner,
                 wakeup,
+                handoff,
+                handed_over: std::sync::Mutex::new(Some(handed_over)),
             }),
         }
+    }
+
+    /// Where SMTP sessions hand accepted messages straight to this worker
+    /// (see `sealpost_store::handoff`). Until [`Worker::run`] runs, handed
+    /// over messages wait in the channel.
+    pub fn handoff(&self) -> Handoff {
+        self.inner.handoff.clone()
     }
 
     /// Leases one batch of due recipients and delivers it to completion.
@@ -149,6 +170,20 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) {
         let slots = Arc::new(Semaphore::new(self.inner.config.max_batches_in_flight));
         let tracker = TaskTracker::new();
+        let handed_over = self
+            .inner
+            .handed_over
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(receiver) = handed_over {
+            tracker.spawn(self.clone().deliver_handed_over(
+                receiver,
+                slots.clone(),
+                tracker.clone(),
+                shutdown.clone(),
+            ));
+        }
         let mut stats_due = tokio::time::Instant::now();
         loop {
             if tokio::time::Instant::now() >= stats_due {
@@ -204,6 +239,54 @@ impl Worker {
         }
         tracker.close();
         tracker.wait().await;
+    }
+
+    /// Delivers messages handed over at acceptance, in batches gathered
+    /// over the linger time, sharing the batch slots with leased work.
+    async fn deliver_handed_over(
+        self,
+        mut receiver: HandoffReceiver,
+        slots: Arc<Semaphore>,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    ) {
+        let limit = self.inner.config.batch_size.max(1);
+        loop {
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                first = receiver.recv() => match first {
+                    Some(m) => m,
+                    None => return,
+                },
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.inner.config.linger) => {}
+            }
+            let mut batch = vec![first];
+            while batch.len() < limit {
+                match receiver.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            let slot = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                slot = slots.clone().acquire_owned() => slot.expect("semaphore never closed"),
+            };
+            let worker = self.clone();
+            tracker.spawn(async move {
+                // The budget each message holds is given back when the
+                // batch is done.
+                let (messages, budget): (Vec<_>, Vec<_>) =
+                    batch.into_iter().map(HandedOver::into_parts).unzip();
+                if let Err(e) = worker.process(messages).await {
+                    tracing::error!(error = %e, "recording delivery outcomes failed; leases will expire and the recipients be retried");
+                }
+                drop(budget);
+                drop(slot);
+            });
+        }
     }
 
     async fn publish_queue_depth(&self) {
@@ -479,6 +562,7 @@ impl Worker {
             parent: Some(message.id.clone()),
             secure: Vec::new(),
             attached: Vec::new(),
+            claim: None,
         }
     }
 }

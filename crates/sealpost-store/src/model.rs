@@ -173,6 +173,9 @@ pub struct NewMessage {
     /// Mails this message causes, committed in the same transaction:
     /// the secure recipients' notifications and the sender's receipt.
     pub attached: Vec<NewMessage>,
+    /// Set when the message is handed straight to a delivery worker: its
+    /// queued recipients are stored leased to it ([`crate::handoff`]).
+    pub claim: Option<crate::handoff::Claim>,
 }
 
 impl NewMessage {
@@ -206,6 +209,7 @@ impl NewMessage {
             parent: None,
             secure: Vec::new(),
             attached: Vec::new(),
+            claim: None,
         }
     }
 }

@@ -158,6 +158,30 @@ impl Application {
             Some(key.token)
         };
         let wakeup = Arc::new(Notify::new());
+        let delivery = Arc::new(Delivery::new(OutboundConfig {
+            hostname: config.hostname.clone(),
+            connect_timeout: config.relay.connect_timeout,
+            opportunistic_tls: config.relay.opportunistic_tls,
+            dns_servers: config.relay.dns_servers.clone(),
+            mx_port: config.relay.mx_port,
+            ..OutboundConfig::default()
+        }));
+        let worker = Worker::new(
+            store.clone(),
+            delivery,
+            policy.clone(),
+            QueueConfig {
+                hostname: config.hostname.clone(),
+                retry: RetrySchedule::new(config.relay.retry_schedule.clone())
+                    .context("relay.retry_schedule needs at least one non-zero delay")?,
+                queue_lifetime: config.relay.queue_lifetime,
+                next_hop: config.relay.next_hop.clone(),
+                internal_next_hop: config.relay.internal_next_hop.clone(),
+                max_connections_per_hop: config.relay.max_connections_per_hop,
+                ..QueueConfig::default()
+            },
+            wakeup.clone(),
+        );
         let inbound = Arc::new(Inbound {
             config: InboundConfig {
                 hostname: config.hostname.clone(),
@@ -184,31 +208,8 @@ impl Application {
             tls: Some(acceptor),
             queue_wakeup: wakeup.clone(),
             open_transactions: Default::default(),
+            handoff: Some(worker.handoff()),
         });
-        let delivery = Arc::new(Delivery::new(OutboundConfig {
-            hostname: config.hostname.clone(),
-            connect_timeout: config.relay.connect_timeout,
-            opportunistic_tls: config.relay.opportunistic_tls,
-            dns_servers: config.relay.dns_servers.clone(),
-            mx_port: config.relay.mx_port,
-            ..OutboundConfig::default()
-        }));
-        let worker = Worker::new(
-            store.clone(),
-            delivery,
-            policy.clone(),
-            QueueConfig {
-                hostname: config.hostname.clone(),
-                retry: RetrySchedule::new(config.relay.retry_schedule.clone())
-                    .context("relay.retry_schedule needs at least one non-zero delay")?,
-                queue_lifetime: config.relay.queue_lifetime,
-                next_hop: config.relay.next_hop.clone(),
-                internal_next_hop: config.relay.internal_next_hop.clone(),
-                max_connections_per_hop: config.relay.max_connections_per_hop,
-                ..QueueConfig::default()
-            },
-            wakeup,
-        );
         Ok(Application {
             smtp_addrs,
             admin_addr,

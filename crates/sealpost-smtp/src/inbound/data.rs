@@ -130,6 +130,7 @@ impl Session {
             parent: None,
             secure: Vec::new(),
             attached: Vec::new(),
+            claim: None,
         };
         let mut message = message;
         let prepared = prepare(&policy, &self.inbound.config.secure, &mut message, facts);
@@ -138,6 +139,15 @@ impl Session {
             .sender
             .as_ref()
             .map_or_else(String::new, |s| s.to_string());
+        // Handed straight to the delivery worker when it can take it; the
+        // worker is woken for what it must lease (notifications) or when
+        // the message was not handed over.
+        let claimed = self
+            .inbound
+            .handoff
+            .as_ref()
+            .and_then(|h| h.claim(&mut message, now));
+        let wake_worker = claimed.is_none() || !message.attached.is_empty();
         // Alone (this is the only open transaction): nothing would share
         // a group commit, so the store may commit on this thread.
         let stored = if self.inbound.open_transactions.count() <= 1 {
@@ -156,7 +166,12 @@ impl Session {
                     .record(started.elapsed().as_secs_f64());
                 tracing::info!(queue_id = %id, from = %sender, recipients = rcpt_count, secure = prepared.secure_recipients, size, "accepted");
                 stream.queue(&reply::queued(id.as_str()));
-                self.inbound.queue_wakeup.notify_one();
+                if let Some(claimed) = claimed {
+                    claimed.hand_over();
+                }
+                if wake_worker {
+                    self.inbound.queue_wakeup.notify_one();
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not store message; answered 451");

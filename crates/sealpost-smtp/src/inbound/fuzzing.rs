@@ -279,6 +279,7 @@ fn inbound(store: Arc<MemoryStore>) -> Inbound {
         tls: Some(tls_acceptor()),
         queue_wakeup: Arc::new(Notify::new()),
         open_transactions: Default::default(),
+        handoff: None,
     }
 }
 

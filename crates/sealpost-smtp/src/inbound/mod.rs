@@ -88,6 +88,9 @@ pub struct Inbound {
     pub queue_wakeup: Arc<Notify>,
     /// Mail transactions open in all sessions (MAIL given, not yet ended).
     pub open_transactions: OpenTransactions,
+    /// Where accepted messages go straight to the delivery worker
+    /// (`sealpost_store::handoff`); `None`: the worker leases them.
+    pub handoff: Option<sealpost_store::handoff::Handoff>,
 }
 
 /// Counts the mail transactions open across sessions, so that an

@@ -73,10 +73,17 @@ pub(super) fn insert_message(
     ])?;
     let mut insert_recipient = conn.prepare_cached(
         "INSERT INTO recipients (message_id, idx, address, orcpt, notify, route, policy_id,
-            status, next_attempt_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+            status, next_attempt_at, updated_at, lease_owner, lease_until)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11)",
     )?;
     for (idx, r) in m.recipients.iter().enumerate() {
+        let status = RecipientStatus::for_route(&r.decision.route);
+        // Handed over to a worker (see crate::handoff): queued recipients
+        // are leased to it from the start.
+        let claim = m
+            .claim
+            .as_ref()
+            .filter(|_| status == RecipientStatus::Queued);
         insert_recipient.execute(params![
             m.id.as_str(),
             idx as i64,
@@ -85,8 +92,10 @@ pub(super) fn insert_message(
             r.notify.bits(),
             route_text(&r.decision.route),
             r.decision.policy.map(|p| p.0),
-            RecipientStatus::for_route(&r.decision.route).as_str(),
+            status.as_str(),
             to_millis(m.received_at),
+            claim.map(|c| c.owner.as_str()),
+            claim.map_or(0, |c| to_millis(c.until)),
         ])?;
     }
     if !m.secure.is_empty() {

@@ -260,6 +260,39 @@ async fn inline_and_queued_commits_mix() {
     assert_eq!(store.queue_stats().await.unwrap().queued, 135);
 }
 
+/// A message claimed for a worker at acceptance is stored leased to it:
+/// no lease finds it until that lease is released (here by a reopen, as
+/// after a crash), and then it is delivered from the store like any other.
+#[tokio::test]
+async fn a_claimed_message_is_stored_leased_to_its_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let (handoff, mut handed) = crate::handoff::channel("hot-worker", Duration::from_secs(600));
+    let mut m = message(b"hot\r\n".to_vec(), &["a@x.example", "b@x.example"]);
+    let claimed = handoff.claim(&mut m, SystemTime::now()).unwrap();
+    let id = store.accept(m).await.unwrap();
+    claimed.hand_over();
+    let got = handed.recv().await.unwrap().into_parts().0;
+    assert_eq!((got.id.clone(), got.recipients.len()), (id.clone(), 2));
+
+    let now = SystemTime::now();
+    let leased = store
+        .lease_due("other", now, now + Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert!(leased.is_empty(), "the claim is a lease");
+
+    drop(store);
+    let store = reopen(&dir).await;
+    let now = SystemTime::now();
+    let leased = store
+        .lease_due("other", now, now + Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(leased.recipients(), 2);
+    assert_eq!(leased.messages[0].content.as_deref(), Some(&b"hot\r\n"[..]));
+}
+
 #[tokio::test]
 async fn duplicate_id_fails_alone() {
     let dir = tempfile::tempdir().unwrap();
