@@ -1,9 +1,12 @@
-//! DATA: read the message, route each recipient, commit, answer.
+//! DATA: read the message, route each recipient, commit, answer, and hand
+//! the message to the delivery worker.
 //!
 //! The order is the durability contract of SPEC §5.2: the reply `250` is
-//! queued only after [`sealpost_store::Store::accept`] returned, and that
-//! returns only after the commit is fsync'd. Anything that fails before
-//! answers `451 4.3.0`, and the client keeps responsibility for the message.
+//! queued only after [`sealpost_store::Store::accept`] (or `accept_alone`,
+//! when this is the only open transaction) returned, and that returns only
+//! after the commit is fsync'd. Anything that fails before answers `451
+//! 4.3.0`, and the client keeps responsibility for the message. Only a
+//! committed message is handed over (`sealpost_store::handoff`).
 
 use std::time::{Instant, SystemTime};
 
