@@ -160,21 +160,26 @@ impl Session {
         };
         match stored {
             Ok(id) => {
-                metrics::counter!("sealpost_smtp_messages_accepted_total").increment(1);
-                if prepared.secure_recipients > 0 {
-                    metrics::counter!("sealpost_secure_recipients_total")
-                        .increment(prepared.secure_recipients as u64);
-                }
-                metrics::histogram!("sealpost_smtp_accept_seconds")
-                    .record(started.elapsed().as_secs_f64());
-                tracing::info!(queue_id = %id, from = %sender, recipients = rcpt_count, secure = prepared.secure_recipients, size, "accepted");
+                let accept_seconds = started.elapsed().as_secs_f64();
+                // The client waits for this reply: it goes out before the
+                // bookkeeping (a log line is a write of its own).
                 stream.queue(&reply::queued(id.as_str()));
+                let sent = stream.flush().await;
+                // Committed, so handed over even if the client has gone.
                 if let Some(claimed) = claimed {
                     claimed.hand_over();
                 }
                 if wake_worker {
                     self.inbound.queue_wakeup.notify_one();
                 }
+                metrics::counter!("sealpost_smtp_messages_accepted_total").increment(1);
+                if prepared.secure_recipients > 0 {
+                    metrics::counter!("sealpost_secure_recipients_total")
+                        .increment(prepared.secure_recipients as u64);
+                }
+                metrics::histogram!("sealpost_smtp_accept_seconds").record(accept_seconds);
+                tracing::info!(queue_id = %id, from = %sender, recipients = rcpt_count, secure = prepared.secure_recipients, size, "accepted");
+                sent?;
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not store message; answered 451");
