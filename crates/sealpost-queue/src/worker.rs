@@ -215,14 +215,7 @@ impl Worker {
             if batch.is_empty() {
                 drop(slot);
             } else {
-                let worker = self.clone();
-                let messages = batch.messages;
-                tracker.spawn(async move {
-                    if let Err(e) = worker.process(messages).await {
-                        tracing::error!(error = %e, "recording delivery outcomes failed; leases will expire and the recipients be retried");
-                    }
-                    drop(slot);
-                });
+                self.spawn_batch(&tracker, batch.messages, slot);
             }
             if drained {
                 tokio::select! {
@@ -274,19 +267,29 @@ impl Worker {
                 _ = shutdown.cancelled() => return,
                 slot = slots.clone().acquire_owned() => slot.expect("semaphore never closed"),
             };
-            let worker = self.clone();
-            tracker.spawn(async move {
-                // The budget each message holds is given back when the
-                // batch is done.
-                let (messages, budget): (Vec<_>, Vec<_>) =
-                    batch.into_iter().map(HandedOver::into_parts).unzip();
-                if let Err(e) = worker.process(messages).await {
-                    tracing::error!(error = %e, "recording delivery outcomes failed; leases will expire and the recipients be retried");
-                }
-                drop(budget);
-                drop(slot);
-            });
+            // The budget each message holds is given back when the batch
+            // is done.
+            let (messages, budget): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(HandedOver::into_parts).unzip();
+            self.spawn_batch(&tracker, messages, (slot, budget));
         }
+    }
+
+    /// Delivers `messages` in a task of its own, keeping `held` (the batch
+    /// slot, and what else the batch holds) until it is done.
+    fn spawn_batch<H: Send + 'static>(
+        &self,
+        tracker: &TaskTracker,
+        messages: Vec<LeasedMessage>,
+        held: H,
+    ) {
+        let worker = self.clone();
+        tracker.spawn(async move {
+            if let Err(e) = worker.process(messages).await {
+                tracing::error!(error = %e, "recording delivery outcomes failed; leases will expire and the recipients be retried");
+            }
+            drop(held);
+        });
     }
 
     async fn publish_queue_depth(&self) {

@@ -88,7 +88,6 @@ pub fn channel(owner: &str, lease: Duration) -> (Handoff, HandoffReceiver) {
 /// comment.
 #[derive(Debug)]
 pub struct Claimed {
-    claim: Claim,
     sender: mpsc::UnboundedSender<HandedOver>,
     budget: OwnedSemaphorePermit,
     message: LeasedMessage,
@@ -124,13 +123,11 @@ impl Handoff {
         }
         let kib = u32::try_from(size.div_ceil(1024).max(1)).ok()?;
         let budget = self.budget.clone().try_acquire_many_owned(kib).ok()?;
-        let claim = Claim {
+        message.claim = Some(Claim {
             owner: self.owner.to_string(),
             until: now + self.lease,
-        };
-        message.claim = Some(claim.clone());
+        });
         Some(Claimed {
-            claim,
             sender: self.sender.clone(),
             budget,
             message: LeasedMessage {
@@ -153,11 +150,6 @@ impl Handoff {
 }
 
 impl Claimed {
-    /// The lease the acceptance stores.
-    pub fn claim(&self) -> &Claim {
-        &self.claim
-    }
-
     /// Sends the committed message to the worker. If the worker is gone,
     /// the lease runs out (or the next start releases it) and the message
     /// is delivered from the store.
@@ -217,7 +209,10 @@ mod tests {
         let mut m = message(5000, &[secure.clone(), Route::Relay]);
         let claimed = handoff.claim(&mut m, now).expect("a relay recipient");
         assert_eq!(m.claim.as_ref().map(|c| c.owner.as_str()), Some("worker-1"));
-        assert_eq!(claimed.claim().until, now + Duration::from_secs(60));
+        assert_eq!(
+            m.claim.as_ref().map(|c| c.until),
+            Some(now + Duration::from_secs(60))
+        );
         claimed.hand_over();
         let got = receiver.recv().await.unwrap().into_parts().0;
         assert_eq!(got.id, m.id);
