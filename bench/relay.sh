@@ -10,6 +10,9 @@
 #   smtp-source --> sealpost (secure path) --> smtp-sink   (20 sessions x 5 KiB only:
 #                   a policy selects every recipient, so each message is sealed in
 #                   the vault and the sink receives its notification instead)
+#   smtp-source --> sealpost, smtp.busy_poll = 0 --> smtp-sink   (1 session x 5 KiB
+#                   only: sealpost without the polling it does for a lone client,
+#                   so the gain from polling is on record next to its rate)
 # for three workloads: 20 sessions x 5 KiB, 1 session x 5 KiB, 20 sessions x
 # 100 KiB (N messages each). smtp-source is used with its defaults (one message
 # per connection, no -d). The clock starts when smtp-source is launched and
@@ -31,7 +34,7 @@
 #   --repeat R       run every throughput measurement R times (interleaved across
 #                    systems) and report the fastest successful one, listing all
 #                    (default 1; useful on a shared, noisy machine)
-#   --systems LIST   comma list of sealpost,secure,postfix,ceiling (default all)
+#   --systems LIST   comma list of sealpost,secure,nopoll,postfix,ceiling (default all)
 #   --parts LIST     comma list of throughput,latency,memory (default all)
 #   --no-build       do not run `cargo build --release -p sealpost`
 #   --no-results     do not update bench/RESULTS.md
@@ -65,7 +68,7 @@ LAT_MSGS=2000
 LAT_MSGS_1=500
 IDLE_CONNS=10000
 BIG_BYTES=$((50 * 1024 * 1024))
-SYSTEMS="sealpost,secure,postfix,ceiling"
+SYSTEMS="sealpost,secure,nopoll,postfix,ceiling"
 PARTS="throughput,latency,memory"
 REPEAT=1
 BUILD=1
@@ -101,11 +104,11 @@ if [ ! -x "$SRC" ] || [ ! -x "$SINK" ] || ! command -v postfix >/dev/null; then
     "$ROOT/scripts/install-test-tools.sh"
 fi
 [ "$(id -u)" -eq 0 ] || die "run as root (smtp-sink -u, a private Postfix instance)"
-if [ "$BUILD" -eq 1 ] && { has "$SYSTEMS" sealpost || has "$SYSTEMS" secure; }; then
+if [ "$BUILD" -eq 1 ] && { has "$SYSTEMS" sealpost || has "$SYSTEMS" secure || has "$SYSTEMS" nopoll; }; then
     log "cargo build --release -p sealpost"
     (cd "$ROOT" && cargo build --release -p sealpost) >&2
 fi
-if has "$SYSTEMS" sealpost || has "$SYSTEMS" secure; then
+if has "$SYSTEMS" sealpost || has "$SYSTEMS" secure || has "$SYSTEMS" nopoll; then
     [ -x "$SEALPOST_BIN" ] || die "no sealpost binary at $SEALPOST_BIN"
 fi
 
@@ -129,7 +132,7 @@ FSTYPE=$(findmnt -no FSTYPE -T "$WORK" 2>/dev/null || stat -f -c %T "$WORK")
 # `cargo build` may replace target/release/sealpost in the middle of the run.
 SP_COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 SP_DIRTY=$(cd "$ROOT" && git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null | wc -l)
-if has "$SYSTEMS" sealpost || has "$SYSTEMS" secure; then
+if has "$SYSTEMS" sealpost || has "$SYSTEMS" secure || has "$SYSTEMS" nopoll; then
     SP_BUILT=$(date -u -r "$SEALPOST_BIN" '+%Y-%m-%d %H:%M:%S UTC')
     cp "$SEALPOST_BIN" "$WORK/sealpost.bin"
     SP_SHA=$(sha256sum "$WORK/sealpost.bin" | cut -c1-16)
@@ -269,7 +272,7 @@ sink_counts() {  # prints "sess quit mesg" of the last counter line
 
 # ------------------------------------------------------------------ sealpost
 SP_PID= SP_PORT= SP_ADMIN= SP_DIR=
-start_sealpost() {  # start_sealpost NAME NEXT_HOP_PORT [secure]
+start_sealpost() {  # start_sealpost NAME NEXT_HOP_PORT [relay|secure|nopoll]
     local mode=${3:-relay}
     SP_DIR=$WORK/$1.sealpost
     mkdir -p "$SP_DIR"
@@ -302,7 +305,10 @@ EOF
     if [ "$mode" = secure ]; then
         printf '\n[domains]\ninternal = ["sender.example"]\n' >>"$SP_DIR/sealpost.toml"
     fi
-    "$SEALPOST_RUN" serve --config "$SP_DIR/sealpost.toml" >"$SP_DIR/stdout.log" 2>"$SP_DIR/stderr.log" &
+    local env=()
+    [ "$mode" = nopoll ] && env=(SEALPOST_SMTP_BUSY_POLL=0)
+    env "${env[@]}" "$SEALPOST_RUN" serve --config "$SP_DIR/sealpost.toml" \
+        >"$SP_DIR/stdout.log" 2>"$SP_DIR/stderr.log" &
     SP_PID=$!
     PIDS+=("$SP_PID")
     local i
@@ -434,6 +440,7 @@ run_throughput() {
     case "$sys" in
         sealpost) start_sealpost "$name" "$SINK_PORT"; target_port=$SP_PORT ;;
         secure)   start_sealpost "$name" "$SINK_PORT" secure; target_port=$SP_PORT ;;
+        nopoll)   start_sealpost "$name" "$SINK_PORT" nopoll; target_port=$SP_PORT ;;
         postfix)  start_postfix "$name" "$SINK_PORT"; target_port=$PF_PORT ;;
         ceiling)  target_port=$SINK_PORT ;;
     esac
@@ -487,7 +494,7 @@ run_throughput() {
     sleep 1   # let stragglers (duplicates) show up at the sink
     sinkcpu=$("${HELPER[@]}" cpu "$SINK_PID")
     case "$sys" in
-        sealpost|secure)
+        sealpost|secure|nopoll)
             relaycpu=$("${HELPER[@]}" cpu "$SP_PID")
             local acc del q
             acc=$(sp_metric sealpost_smtp_messages_accepted_total)
@@ -512,7 +519,7 @@ run_throughput() {
     local counts
     counts=$(sink_counts)
     case "$sys" in
-        sealpost|secure) stop_sealpost ;;
+        sealpost|secure|nopoll) stop_sealpost ;;
         postfix)  postfix_stop "$PF_CFG" ;;
     esac
     stop_sink
@@ -686,20 +693,28 @@ promote_best() {
     put "tp.$sys.$wl.all" "${all# }"
     put "tp.$sys.$wl.best_rep" "$best"
 }
+# The sealpost variants run on one workload each: the secure path on the
+# first, sealpost without busy polling on the one session it polls for.
+skip_variant() {  # skip_variant SYSTEM WORKLOAD
+    case "$1" in
+        secure) [ "$2" != 20s-5k ] ;;
+        nopoll) [ "$2" != 1s-5k ] ;;
+        *) false ;;
+    esac
+}
 if has "$PARTS" throughput; then
     for w in "${WORKLOADS[@]}"; do
         read -r wl sessions size <<<"$w"
         # Repetitions are interleaved across systems, so a burst of foreign
         # load on this shared machine hits all of them alike.
         for rep in $(seq 1 "$REPEAT"); do
-            for sys in ceiling sealpost secure postfix; do
-                # The secure path is measured on the first workload only.
-                [ "$sys" = secure ] && [ "$wl" != 20s-5k ] && continue
+            for sys in ceiling sealpost secure nopoll postfix; do
+                skip_variant "$sys" "$wl" && continue
                 has "$SYSTEMS" "$sys" && run_throughput "$sys" "$wl" "$sessions" "$size" "$MSGS" "$rep"
             done
         done
-        for sys in ceiling sealpost secure postfix; do
-            [ "$sys" = secure ] && [ "$wl" != 20s-5k ] && continue
+        for sys in ceiling sealpost secure nopoll postfix; do
+            skip_variant "$sys" "$wl" && continue
             has "$SYSTEMS" "$sys" && promote_best "$sys" "$wl"
         done
     done
@@ -772,6 +787,18 @@ REPORT=$WORK/report.md
         fi
         echo "| $(fmt_rate secure 20s-5k) | $(fmt_rate postfix 20s-5k) | $r |"
     fi
+    if [ -n "$(get tp.nopoll.1s-5k.rate)" ]; then
+        echo
+        echo "Without busy polling (\`smtp.busy_poll = 0\`), 1 session x 5 KiB, for comparison (not a target):"
+        echo
+        echo "| sealpost msg/s | sealpost, busy_poll = 0, msg/s | Postfix msg/s | busy_poll = 0 / Postfix |"
+        echo "|---:|---:|---:|---:|"
+        s=$(get tp.nopoll.1s-5k.rate); p=$(get tp.postfix.1s-5k.rate); r="-"
+        if [ -n "$p" ] && [ "$p" != 0 ]; then
+            r=$(awk -v s="$s" -v p="$p" 'BEGIN { printf "%.2f", s / p }')
+        fi
+        echo "| $(fmt_rate sealpost 1s-5k) | $(fmt_rate nopoll 1s-5k) | $(fmt_rate postfix 1s-5k) | $r |"
+    fi
     echo
     echo "Details per run (e2e = until the sink had every message; inject = until smtp-source finished; CPU seconds per process group; machine busy/iowait in % of both cores over the run):"
     echo
@@ -779,11 +806,11 @@ REPORT=$WORK/report.md
     echo "|---|---:|---|---|---|---|---|"
     for w in "${WORKLOADS[@]}"; do
         read -r wl _ _ <<<"$w"
-        for sys in ceiling sealpost secure postfix; do
+        for sys in ceiling sealpost secure nopoll postfix; do
             k="tp.$sys.$wl"
             [ -n "$(get "$k.ok")" ] || continue
             case "$sys" in
-                sealpost|secure) chk="accepted=$(get "$k.accepted") delivered=$(get "$k.delivered") secure=$(get "$k.secure") log WARN/ERROR=$(get "$k.problems") VmHWM=$(get "$k.hwm_kb") kB" ;;
+                sealpost|secure|nopoll) chk="accepted=$(get "$k.accepted") delivered=$(get "$k.delivered") secure=$(get "$k.secure") log WARN/ERROR=$(get "$k.problems") VmHWM=$(get "$k.hwm_kb") kB" ;;
                 postfix)  chk="sent=$(get "$k.sent") deferred=$(get "$k.deferred") left in queue=$(get "$k.queue_left")" ;;
                 *) chk="" ;;
             esac

@@ -99,6 +99,7 @@ pub struct SmtpSection {
     pub max_recipients: Option<u32>,
     pub max_connections: Option<u32>,
     pub idle_timeout: Option<String>,
+    pub busy_poll: Option<PollWindow>,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
 }
@@ -141,6 +142,14 @@ pub struct LogSection {
 #[serde(untagged)]
 pub enum SizeValue {
     Octets(u64),
+    Text(String),
+}
+
+/// `smtp.busy_poll`: a duration such as `"100us"`, or `0` for off.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum PollWindow {
+    Number(u64),
     Text(String),
 }
 
@@ -200,6 +209,9 @@ pub struct SmtpConfig {
     pub max_recipients: usize,
     pub max_connections: usize,
     pub idle_timeout: Duration,
+    /// How long the SMTP thread polls for a lone client's next command
+    /// after a reply (`smtp.busy_poll`; zero: never).
+    pub busy_poll: Duration,
     /// Certificate and key files; `None` means a self-signed pair is
     /// generated in the data directory on first start.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -448,6 +460,7 @@ impl Config {
             Duration::from_secs(300),
             &mut errors,
         );
+        let busy_poll = busy_poll_window(s.busy_poll, &mut errors);
         let tls = match (s.tls_cert, s.tls_key) {
             (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
             (None, None) => None,
@@ -643,6 +656,7 @@ impl Config {
                 max_recipients,
                 max_connections,
                 idle_timeout,
+                busy_poll,
                 tls,
             },
             internal_domains,
@@ -709,6 +723,50 @@ fn duration(
                 default
             }
         },
+    }
+}
+
+/// Longest `smtp.busy_poll`: polling longer than a client takes to answer
+/// only burns CPU.
+const MAX_BUSY_POLL: Duration = Duration::from_millis(10);
+
+/// `smtp.busy_poll`: like [`duration`], but zero turns polling off.
+fn busy_poll_window(value: Option<PollWindow>, errors: &mut Vec<ConfigError>) -> Duration {
+    const PATH: &str = "smtp.busy_poll";
+    let default = sealpost_smtp::inbound::busy_poll::DEFAULT_WINDOW;
+    let v = match value {
+        None => return default,
+        Some(PollWindow::Number(0)) => return Duration::ZERO,
+        Some(PollWindow::Number(n)) => {
+            errors.push(err(
+                PATH,
+                format!(
+                    "{n}: give a duration such as \"100us\" (a bare number may only be 0, off)"
+                ),
+            ));
+            return default;
+        }
+        Some(PollWindow::Text(v)) => v,
+    };
+    if v.trim() == "0" {
+        return Duration::ZERO;
+    }
+    match humantime::parse_duration(&v) {
+        Ok(d) if d <= MAX_BUSY_POLL => d,
+        Ok(_) => {
+            errors.push(err(
+                PATH,
+                format!("{v:?}: at most 10ms (0 turns polling off)"),
+            ));
+            default
+        }
+        Err(e) => {
+            errors.push(err(
+                PATH,
+                format!("{v:?}: {e} (expected e.g. 100us, 0 to turn polling off)"),
+            ));
+            default
+        }
     }
 }
 
@@ -826,6 +884,33 @@ mod tests {
             "relay.retry_schedule[1]:",
         ] {
             assert!(joined.contains(path), "{path} missing from:\n{joined}");
+        }
+    }
+
+    #[test]
+    fn busy_poll_takes_a_short_window_or_zero() {
+        let window = |v: &str| {
+            load(None, vec![("SEALPOST_SMTP_BUSY_POLL".into(), v.into())]).map(|c| c.smtp.busy_poll)
+        };
+        assert_eq!(
+            load(None, Vec::new()).unwrap().smtp.busy_poll,
+            Duration::from_micros(100)
+        );
+        assert_eq!(window("250us").unwrap(), Duration::from_micros(250));
+        assert_eq!(window("0").unwrap(), Duration::ZERO);
+        assert_eq!(window("0us").unwrap(), Duration::ZERO);
+        assert!(errors_of("[smtp]\nbusy_poll = 0\n", &[]).is_empty());
+        for (bad, why) in [
+            ("\"1s\"", "at most 10ms"),
+            ("\"soon\"", "expected e.g. 100us"),
+            ("100", "a bare number may only be 0"),
+        ] {
+            let e = errors_of(&format!("[smtp]\nbusy_poll = {bad}\n"), &[]);
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert!(
+                e[0].starts_with("smtp.busy_poll:") && e[0].contains(why),
+                "{e:?}"
+            );
         }
     }
 

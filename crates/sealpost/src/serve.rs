@@ -26,7 +26,7 @@ use sealpost_policy::PolicySet;
 use sealpost_queue::{QueueConfig, RetrySchedule, Worker};
 use sealpost_secure::plan::SecureSettings;
 use sealpost_smtp::{
-    inbound::{self, Inbound, InboundConfig},
+    inbound::{self, Inbound, InboundConfig, busy_poll::BusyPoll},
     outbound::{Delivery, OutboundConfig},
 };
 use sealpost_store::{AdminStore, Role, SecureStore, SqliteStore, Store};
@@ -209,6 +209,7 @@ impl Application {
             queue_wakeup: wakeup.clone(),
             open_transactions: Default::default(),
             handoff: Some(worker.handoff()),
+            busy_poll: BusyPoll::new(config.smtp.busy_poll),
         });
         Ok(Application {
             smtp_addrs,
@@ -232,6 +233,11 @@ impl Application {
             expiry_interval: config.vault.expiry_interval,
             shutdown: CancellationToken::new(),
         })
+    }
+
+    /// The SMTP listeners' busy poller (`smtp.busy_poll`).
+    pub fn busy_poll(&self) -> Arc<BusyPoll> {
+        self.inbound.busy_poll.clone()
     }
 
     /// A token that stops the application when cancelled.

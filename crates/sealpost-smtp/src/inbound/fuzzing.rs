@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Inbound, InboundConfig,
+    busy_poll::BusyPoll,
     io::{DataEnd, MAX_TEXT_LINE, SmtpStream},
 };
 use crate::reply;
@@ -280,6 +281,8 @@ fn inbound(store: Arc<MemoryStore>) -> Inbound {
         queue_wakeup: Arc::new(Notify::new()),
         open_transactions: Default::default(),
         handoff: None,
+        // Off: the input is in memory, there is nothing to wait for.
+        busy_poll: BusyPoll::new(Duration::ZERO),
     }
 }
 

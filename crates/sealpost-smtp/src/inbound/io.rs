@@ -11,12 +11,13 @@
 //! Replies are queued and written only when the session is about to wait for
 //! input, which is exactly what PIPELINING (RFC 2920) asks of a server.
 
-use std::{io, time::Duration};
+use std::{io, sync::Arc, time::Duration};
 
 use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use super::busy_poll::BusyPoll;
 use crate::reply::Reply;
 
 /// Longest text line of message data, CRLF included (RFC 5321 §4.5.3.1.6).
@@ -80,6 +81,8 @@ pub struct SmtpStream<S> {
     input: BytesMut,
     output: Vec<u8>,
     idle_timeout: Duration,
+    /// Told after each reply that the session now waits for its client.
+    busy_poll: Option<Arc<BusyPoll>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
@@ -92,7 +95,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
             input: BytesMut::with_capacity(COMMAND_BUFFER),
             output: Vec::with_capacity(256),
             idle_timeout,
+            busy_poll: None,
         }
+    }
+
+    /// Reports each written reply to `poll` (see [`BusyPoll::after_reply`]).
+    pub fn with_busy_poll(mut self, poll: Arc<BusyPoll>) -> Self {
+        self.busy_poll = Some(poll);
+        self
     }
 
     /// Queues a reply; it is sent before the next wait for input.
@@ -106,6 +116,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
             self.inner.write_all(&self.output).await?;
             self.inner.flush().await?;
             self.output.clear();
+            if let Some(poll) = &self.busy_poll {
+                poll.after_reply();
+            }
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! message is answered `250` only once [`sealpost_store::Store::accept`]
 //! has committed it durably.
 
+pub mod busy_poll;
 mod data;
 mod envelope;
 #[doc(hidden)]
@@ -91,6 +92,9 @@ pub struct Inbound {
     /// Where accepted messages go straight to the delivery worker
     /// (`sealpost_store::handoff`); `None`: the worker leases them.
     pub handoff: Option<sealpost_store::handoff::Handoff>,
+    /// Polls for a lone client's next command (`smtp.busy_poll`); [`serve`]
+    /// runs it.
+    pub busy_poll: Arc<busy_poll::BusyPoll>,
 }
 
 /// Counts the mail transactions open across sessions, so that an
@@ -142,6 +146,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let limit = Arc::new(Semaphore::new(inbound.config.max_connections));
     let tracker = TaskTracker::new();
+    tracker.spawn(inbound.busy_poll.clone().run(shutdown.clone()));
     tracing::info!(addr = %listener.local_addr()?, "SMTP listener started");
     loop {
         let (stream, peer) = tokio::select! {

@@ -342,7 +342,8 @@ where
             transaction: None,
             errors: 0,
         };
-        let mut stream = SmtpStream::new(tcp, idle);
+        let _open = inbound.busy_poll.session();
+        let mut stream = SmtpStream::new(tcp, idle).with_busy_poll(inbound.busy_poll.clone());
         stream.queue(&reply::greeting(&inbound.config.hostname));
         match session.drive(&mut stream, &shutdown).await {
             Ok(Flow::StartTls) => {
@@ -365,7 +366,8 @@ where
                 session.helo = None;
                 session.esmtp = false;
                 session.reset_transaction();
-                let mut stream = SmtpStream::new(tls, idle);
+                let mut stream =
+                    SmtpStream::new(tls, idle).with_busy_poll(inbound.busy_poll.clone());
                 if let Err(e) = session.drive(&mut stream, &shutdown).await {
                     tracing::debug!(error = %e, "connection error");
                 }

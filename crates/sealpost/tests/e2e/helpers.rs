@@ -74,6 +74,8 @@ pub struct TestGateway {
     pub store: Arc<dyn Store>,
     pub secure: Arc<dyn sealpost_store::SecureStore>,
     pub worker: Worker,
+    /// The SMTP busy poller (`smtp.busy_poll`).
+    pub busy_poll: Arc<sealpost_smtp::inbound::busy_poll::BusyPoll>,
     /// The super-admin API key created on the first start (None after a
     /// restart on the same data directory).
     pub api_key: Option<String>,
@@ -114,6 +116,7 @@ impl TestGateway {
             app.worker.clone(),
         );
         let secure = app.secure.clone();
+        let busy_poll = app.busy_poll();
         let task = rt.spawn(app.run_until_stopped(std::future::pending()));
         TestGateway {
             smtp,
@@ -121,6 +124,7 @@ impl TestGateway {
             store,
             secure,
             worker,
+            busy_poll,
             api_key,
             dir: Some(dir),
             rt: Some(rt),
