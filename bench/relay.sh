@@ -305,7 +305,8 @@ EOF
     if [ "$mode" = secure ]; then
         printf '\n[domains]\ninternal = ["sender.example"]\n' >>"$SP_DIR/sealpost.toml"
     fi
-    local env=()
+    # The default unless this is the nopoll run (never the caller's setting).
+    local env=(-u SEALPOST_SMTP_BUSY_POLL)
     [ "$mode" = nopoll ] && env=(SEALPOST_SMTP_BUSY_POLL=0)
     env "${env[@]}" "$SEALPOST_RUN" serve --config "$SP_DIR/sealpost.toml" \
         >"$SP_DIR/stdout.log" 2>"$SP_DIR/stderr.log" &
@@ -743,7 +744,7 @@ REPORT=$WORK/report.md
     echo
     echo "- Command: \`$CMDLINE\` (messages per throughput workload: $MSGS; each throughput measurement run $REPEAT time(s), fastest successful one reported)"
     echo "- sealpost commit: \`$SP_COMMIT\` at the start of the run$( [ "$SP_DIRTY" -gt 0 ] && echo " ($SP_DIRTY uncommitted change(s) under crates/, Cargo.* at that time)")"
-    has "$SYSTEMS" sealpost && echo "- sealpost binary: copy of \`${SEALPOST_BIN#"$ROOT"/}\` (built $SP_BUILT from the working tree; sha256 $SP_SHA...) taken at the start, used for every run"
+    { has "$SYSTEMS" sealpost || has "$SYSTEMS" secure || has "$SYSTEMS" nopoll; } && echo "- sealpost binary: copy of \`${SEALPOST_BIN#"$ROOT"/}\` (built $SP_BUILT from the working tree; sha256 $SP_SHA...) taken at the start, used for every run"
     echo "- Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r), memory $(free -h | awk '/^Mem:/ { print $2 " total, " $7 " available" }'), work dir on $FSTYPE ($(df -P "$WORK" | awk 'NR==2 { print $1 }'))"
     echo "- Waited ${QUIET_WAITED}s in total for a quiet machine before measurements (threshold ${QUIET_BUSY_PCT}% busy over 1 s, at most ${QUIET_MAX}s per measurement, ${QUIET_TOTAL_MAX}s per run)"
     echo "- Load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg) (\"other\" CPU below = machine busy time not used by the processes under test)"

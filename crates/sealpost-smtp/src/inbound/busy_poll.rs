@@ -10,12 +10,17 @@
 //! does in the gateway what the kernel's halt polling does where it is
 //! enabled.
 //!
-//! The cost is CPU. The poller yields the CPU to any runnable thread at
-//! every round, so it only uses time no one else wants. It stops as soon
-//! as the window ends or more than [`MAX_SESSIONS`] sessions are open. With
-//! more sessions, the thread seldom runs out of work, and `bench/cost.sh`
-//! showed polling then took CPU from the sessions' other work: 4 sessions
-//! no faster, 20 sessions 5% slower.
+//! The cost is CPU: the poller stops as soon as the window ends or more
+//! than [`MAX_SESSIONS`] sessions are open. With more sessions, the thread
+//! seldom runs out of work, and `bench/cost.sh` showed polling then took CPU
+//! from the sessions' other work: 4 sessions 6% slower, 20 sessions 8%
+//! (yielding the thread at every round made that no faster at 4 and 5%
+//! slower at 20, and cost 10% at 2 sessions, so the poller does not).
+//!
+//! It needs a runtime with one worker thread (`server.worker_threads = 1`,
+//! the default on machines with up to three cores). With more, an idle
+//! worker sleeps in the I/O driver while the poller's worker spins without
+//! it, so the poller stays off there.
 
 use std::{
     sync::{
@@ -35,8 +40,8 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_micros(100);
 pub const MAX_SESSIONS: usize = 2;
 
 /// Upper bound on rounds per window, in case the clock stalls; one round
-/// (an `epoll_wait` without waiting and a `sched_yield`) takes a
-/// microsecond or more, so a 100 us window ends long before it.
+/// (an `epoll_wait` that does not wait) takes about a microsecond, so a
+/// 100 us window ends long before it.
 const MAX_ROUNDS: u32 = 100_000;
 
 /// The busy poller of one SMTP listener's runtime: sessions report their
@@ -77,9 +82,11 @@ impl BusyPoll {
     }
 
     /// A reply was just written and the session now waits for its client:
-    /// opens a polling window if few sessions are open.
+    /// opens a polling window if the poller runs and few sessions are open.
     pub fn after_reply(&self) {
-        if self.window.is_zero() || self.sessions.load(Ordering::Relaxed) > MAX_SESSIONS {
+        if !self.running.load(Ordering::Relaxed)
+            || self.sessions.load(Ordering::Relaxed) > MAX_SESSIONS
+        {
             return;
         }
         let until = self.now() + self.window.as_nanos() as u64;
@@ -93,13 +100,24 @@ impl BusyPoll {
     }
 
     /// Polls during each window until `shutdown`, on the runtime that runs
-    /// the sessions. A second call while one runs returns at once.
+    /// the sessions. Returns at once when the window is zero, when the
+    /// runtime has more than one worker, or when another call runs.
     ///
     /// Each round yields this task, which makes the runtime check its
-    /// sockets without sleeping before it runs the task again, and yields
-    /// the thread, so that other runnable threads on this CPU go first.
+    /// sockets without sleeping before it runs the task again.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        if self.window.is_zero() || self.running.swap(true, Ordering::AcqRel) {
+        if self.window.is_zero() {
+            return;
+        }
+        let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        if workers != 1 {
+            tracing::info!(
+                workers,
+                "smtp.busy_poll is off: it needs a runtime with one worker (server.worker_threads = 1)"
+            );
+            return;
+        }
+        if self.running.swap(true, Ordering::AcqRel) {
             return;
         }
         let _running = Running(&self.running);
@@ -112,6 +130,7 @@ impl BusyPoll {
         let polled = metrics::counter!("sealpost_smtp_busy_poll_microseconds_total");
         loop {
             tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => return,
                 _ = self.start.notified() => {}
             }
@@ -122,11 +141,10 @@ impl BusyPoll {
                 && self.sessions.load(Ordering::Relaxed) <= MAX_SESSIONS
             {
                 rounds += 1;
-                std::thread::yield_now();
+                self.rounds.fetch_add(1, Ordering::Relaxed);
                 tokio::task::yield_now().await;
             }
             if rounds > 0 {
-                self.rounds.fetch_add(u64::from(rounds), Ordering::Relaxed);
                 polled.increment(started.elapsed().as_micros() as u64);
             }
         }
@@ -166,6 +184,9 @@ mod tests {
         let poll = BusyPoll::new(window);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(poll.clone().run(shutdown.clone()));
+        if !window.is_zero() {
+            wait_until_running(&poll).await;
+        }
         let guards: Vec<_> = (0..sessions).map(|_| poll.session()).collect();
         poll.after_reply();
         tokio::time::sleep(window * 20 + Duration::from_millis(20)).await;
@@ -177,6 +198,16 @@ mod tests {
         shutdown.cancel();
         task.await.unwrap();
         rounds
+    }
+
+    async fn wait_until_running(poll: &BusyPoll) {
+        for _ in 0..1000 {
+            if poll.running.load(Ordering::Relaxed) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("the poller did not start");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
@@ -195,6 +226,21 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn a_zero_window_turns_polling_off() {
         assert_eq!(rounds_after_one_reply(Duration::ZERO, 1).await, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_polling_on_a_runtime_with_two_workers() {
+        let poll = BusyPoll::new(DEFAULT_WINDOW);
+        let _session = poll.session();
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            poll.clone().run(CancellationToken::new()),
+        )
+        .await
+        .expect("run returns at once");
+        poll.after_reply();
+        assert!(!poll.running.load(Ordering::Relaxed));
+        assert_eq!(poll.rounds(), 0);
     }
 
     #[test]

@@ -94,13 +94,18 @@ impl TestGateway {
 
     /// Starts a gateway on an existing data directory (for restarts).
     pub fn start_in(dir: tempfile::TempDir, extra: &str) -> TestGateway {
+        Self::start_with_workers(dir, extra, 2)
+    }
+
+    /// Starts a gateway whose runtime has `workers` worker threads.
+    pub fn start_with_workers(dir: tempfile::TempDir, extra: &str, workers: usize) -> TestGateway {
         let toml = test_config(dir.path(), extra);
         let file = dir.path().join("sealpost.toml");
         std::fs::write(&file, &toml).unwrap();
         let config = config::load(Some(&file), Vec::new())
             .unwrap_or_else(|e| panic!("test config:\n{e}\n{toml}"));
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(workers)
             .enable_all()
             .build()
             .unwrap();

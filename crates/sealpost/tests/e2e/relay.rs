@@ -6,25 +6,29 @@ use sealpost_store::RecipientStatus;
 use crate::helpers::*;
 
 /// `smtp.busy_poll`: a lone client's session makes the SMTP thread poll
-/// after its replies, and `0` turns that off.
+/// after its replies on a one-worker runtime; `0`, or a runtime with more
+/// workers, turns that off.
 #[test]
-fn a_lone_client_is_busy_polled_unless_turned_off() {
+fn a_lone_client_is_busy_polled_on_one_worker_unless_turned_off() {
     let sink = Sink::start(&[]);
-    for (n, (smtp, polls)) in [("", true), ("busy_poll = 0", false)]
-        .into_iter()
-        .enumerate()
-    {
-        let gw = TestGateway::start(&format!(
-            "[smtp]\n{smtp}\n[relay]\nnext_hop = \"{}\"",
-            sink.addr()
-        ));
+    let cases = [("", 1, true), ("busy_poll = 0", 1, false), ("", 2, false)];
+    for (n, (smtp, workers, polls)) in cases.into_iter().enumerate() {
+        let gw = TestGateway::start_with_workers(
+            tempfile::tempdir().unwrap(),
+            &format!("[smtp]\n{smtp}\n[relay]\nnext_hop = \"{}\"", sink.addr()),
+            workers,
+        );
         let (ok, out) = swaks(
             gw.smtp,
             &["--from", "alice@corp.example", "--to", "bob@ext.example"],
         );
         assert!(ok, "{out}");
         let rounds = gw.busy_poll.rounds();
-        assert_eq!(rounds > 0, polls, "[smtp] {smtp:?}: {rounds} rounds polled");
+        assert_eq!(
+            rounds > 0,
+            polls,
+            "[smtp] {smtp:?}, {workers} worker(s): {rounds} rounds polled"
+        );
         assert_eq!(sink.wait_for(n + 1).len(), n + 1);
         gw.stop();
     }
