@@ -736,6 +736,14 @@ put run.duration_s "$((T_END - T_START))"
 
 # ------------------------------------------------------------------ report
 verdict() { if [ "$1" = 1 ]; then echo PASS; else echo FAIL; fi; }
+# ratio A B: A / B with two decimals, or "-" when B is missing or zero.
+ratio() {
+    if [ -n "$1" ] && [ -n "$2" ] && [ "$2" != 0 ]; then
+        awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'
+    else
+        echo -
+    fi
+}
 fmt_rate() { local r; r=$(get "tp.$1.$2.rate"); if [ "$(get "tp.$1.$2.ok")" = 1 ]; then echo "$r"; elif [ -n "$r" ]; then echo "FAIL($r)"; else echo "-"; fi; }
 
 REPORT=$WORK/report.md
@@ -779,9 +787,8 @@ REPORT=$WORK/report.md
         echo
         echo "| secure path msg/s | Postfix plain relay msg/s | secure / Postfix (target >= 1.0) |"
         echo "|---:|---:|---|"
-        s=$(get tp.secure.20s-5k.rate); p=$(get tp.postfix.20s-5k.rate); r="-"
-        if [ -n "$p" ] && [ "$p" != 0 ]; then
-            r=$(awk -v s="$s" -v p="$p" 'BEGIN { printf "%.2f", s / p }')
+        r=$(ratio "$(get tp.secure.20s-5k.rate)" "$(get tp.postfix.20s-5k.rate)")
+        if [ "$r" != - ]; then
             v=$(awk -v r="$r" 'BEGIN { print (r >= 1.0) ? 1 : 0 }')
             [ "$(get tp.secure.20s-5k.ok)" = 1 ] && [ "$(get tp.postfix.20s-5k.ok)" = 1 ] || v=0
             r="$r $(verdict "$v")"
@@ -794,11 +801,7 @@ REPORT=$WORK/report.md
         echo
         echo "| sealpost msg/s | sealpost, busy_poll = 0, msg/s | Postfix msg/s | busy_poll = 0 / Postfix |"
         echo "|---:|---:|---:|---:|"
-        s=$(get tp.nopoll.1s-5k.rate); p=$(get tp.postfix.1s-5k.rate); r="-"
-        if [ -n "$p" ] && [ "$p" != 0 ]; then
-            r=$(awk -v s="$s" -v p="$p" 'BEGIN { printf "%.2f", s / p }')
-        fi
-        echo "| $(fmt_rate sealpost 1s-5k) | $(fmt_rate nopoll 1s-5k) | $(fmt_rate postfix 1s-5k) | $r |"
+        echo "| $(fmt_rate sealpost 1s-5k) | $(fmt_rate nopoll 1s-5k) | $(fmt_rate postfix 1s-5k) | $(ratio "$(get tp.nopoll.1s-5k.rate)" "$(get tp.postfix.1s-5k.rate)") |"
     fi
     echo
     echo "Details per run (e2e = until the sink had every message; inject = until smtp-source finished; CPU seconds per process group; machine busy/iowait in % of both cores over the run):"
