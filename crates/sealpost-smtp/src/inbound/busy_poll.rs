@@ -12,10 +12,10 @@
 //!
 //! The cost is CPU: the poller stops as soon as the window ends or more
 //! than [`MAX_SESSIONS`] sessions are open. With more sessions, the thread
-//! seldom runs out of work, and `bench/cost.sh` showed polling then took CPU
-//! from the sessions' other work: 4 sessions 6% slower, 20 sessions 8%
-//! (yielding the thread at every round made that no faster at 4 and 5%
-//! slower at 20, and cost 10% at 2 sessions, so the poller does not).
+//! seldom runs out of work, and `bench/cost.sh` showed polling then cost
+//! throughput: 4 sessions 6% slower, 20 sessions 8%. A version that also
+//! yielded the thread at every round broke even at 4 sessions and lost 5%
+//! at 20, but was 10% slower than this one at 2 sessions.
 //!
 //! It needs a runtime with one worker thread (`server.worker_threads = 1`,
 //! the default on machines with up to three cores). With more, an idle
