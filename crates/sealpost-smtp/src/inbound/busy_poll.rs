@@ -15,7 +15,7 @@
 //! seldom runs out of work, and `bench/cost.sh` showed polling then cost
 //! throughput: 4 sessions 6% slower, 20 sessions 8%. A version that also
 //! yielded the thread at every round broke even at 4 sessions and lost 5%
-//! at 20, but was 10% slower than this one at 2 sessions.
+//! at 20, but was 9% slower than this one at 2 sessions.
 //!
 //! It needs a runtime with one worker thread (`server.worker_threads = 1`,
 //! the default on machines with up to three cores). With more, an idle
