@@ -744,6 +744,20 @@ ratio() {
         echo -
     fi
 }
+# round_ratios A B WORKLOAD: A's rate / B's rate for each repetition, both
+# successful (rounds are interleaved: ceiling, sealpost, ..., Postfix).
+round_ratios() {
+    local r out="" a b
+    for r in $(seq 1 "$REPEAT"); do
+        a=$(get "tp.$1.$3.r$r.rate"); b=$(get "tp.$2.$3.r$r.rate")
+        if [ "$(get "tp.$1.$3.r$r.ok")" = 1 ] && [ "$(get "tp.$2.$3.r$r.ok")" = 1 ]; then
+            out="$out $(ratio "$a" "$b")"
+        else
+            out="$out -"
+        fi
+    done
+    echo "${out# }"
+}
 fmt_rate() { local r; r=$(get "tp.$1.$2.rate"); if [ "$(get "tp.$1.$2.ok")" = 1 ]; then echo "$r"; elif [ -n "$r" ]; then echo "FAIL($r)"; else echo "-"; fi; }
 
 REPORT=$WORK/report.md
@@ -781,6 +795,17 @@ REPORT=$WORK/report.md
         fi
         echo "| $wl ($sessions sessions, $size B, $MSGS msgs) | $(fmt_rate ceiling "$wl") | $(fmt_rate sealpost "$wl") | $(fmt_rate postfix "$wl") | $r1 | $r2 |"
     done
+    if [ "$REPEAT" -gt 1 ] && [ -n "$(get tp.ceiling.20s-5k.r1.rate)" ]; then
+        echo
+        echo "Round by round, each sealpost round against the rounds run beside it (how much of the verdict above is the machine's noise; the verdict itself compares the fastest rounds):"
+        echo
+        for w in "${WORKLOADS[@]}"; do
+            read -r wl _ <<<"$w"
+            line="- $wl: sealpost / ceiling $(round_ratios sealpost ceiling "$wl")"
+            [ -n "$(get "tp.postfix.$wl.r1.rate")" ] && line="$line; sealpost / Postfix $(round_ratios sealpost postfix "$wl")"
+            echo "$line"
+        done
+    fi
     if [ -n "$(get tp.secure.20s-5k.rate)" ]; then
         echo
         echo "Secure path (every recipient selected by a policy: accepted, sealed, notification delivered to the sink), 20 sessions x 5 KiB:"
