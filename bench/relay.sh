@@ -758,6 +758,9 @@ round_ratios() {
     done
     echo "${out# }"
 }
+# meets A B MIN: 1 if A / B >= MIN, else 0. Judged on the exact quotient,
+# never on the two decimals printed (3146 / 6341 = 0.496 prints as 0.50).
+meets() { awk -v a="$1" -v b="$2" -v m="$3" 'BEGIN { print (b > 0 && a / b >= m) ? 1 : 0 }'; }
 fmt_rate() { local r; r=$(get "tp.$1.$2.rate"); if [ "$(get "tp.$1.$2.ok")" = 1 ]; then echo "$r"; elif [ -n "$r" ]; then echo "FAIL($r)"; else echo "-"; fi; }
 
 REPORT=$WORK/report.md
@@ -783,13 +786,13 @@ REPORT=$WORK/report.md
         r1="-"; r2="-"
         if [ -n "$s" ] && [ -n "$p" ] && [ "$p" != 0 ]; then
             r1=$(awk -v s="$s" -v p="$p" 'BEGIN { printf "%.2f", s / p }')
-            v=$(awk -v r="$r1" 'BEGIN { print (r >= 2.0) ? 1 : 0 }')
+            v=$(meets "$s" "$p" 2.0)
             [ "$(get "tp.sealpost.$wl.ok")" = 1 ] && [ "$(get "tp.postfix.$wl.ok")" = 1 ] || v=0
             r1="$r1 $(verdict "$v")"
         fi
         if [ -n "$s" ] && [ -n "$c" ] && [ "$c" != 0 ]; then
             r2=$(awk -v s="$s" -v c="$c" 'BEGIN { printf "%.2f", s / c }')
-            v=$(awk -v r="$r2" 'BEGIN { print (r >= 0.5) ? 1 : 0 }')
+            v=$(meets "$s" "$c" 0.5)
             [ "$(get "tp.sealpost.$wl.ok")" = 1 ] && [ "$(get "tp.ceiling.$wl.ok")" = 1 ] || v=0
             r2="$r2 $(verdict "$v")"
         fi
@@ -814,7 +817,7 @@ REPORT=$WORK/report.md
         echo "|---:|---:|---|"
         r=$(ratio "$(get tp.secure.20s-5k.rate)" "$(get tp.postfix.20s-5k.rate)")
         if [ "$r" != - ]; then
-            v=$(awk -v r="$r" 'BEGIN { print (r >= 1.0) ? 1 : 0 }')
+            v=$(meets "$(get tp.secure.20s-5k.rate)" "$(get tp.postfix.20s-5k.rate)" 1.0)
             [ "$(get tp.secure.20s-5k.ok)" = 1 ] && [ "$(get tp.postfix.20s-5k.ok)" = 1 ] || v=0
             r="$r $(verdict "$v")"
         fi
