@@ -131,6 +131,17 @@ pub const NEED_SMTPUTF8: Reply = Reply::new(
 pub const TOO_MANY_HOPS: Reply = Reply::new(554, "5.4.6", "Too many Received headers: mail loop?");
 pub const SYNTAX_ERROR: Reply = Reply::new(501, "5.5.2", "Syntax error");
 pub const UNSUPPORTED_PARAMETER: Reply = Reply::new(555, "5.5.4", "Unsupported parameter");
+pub const NOTIFY_NEVER_ALONE: Reply = Reply::new(
+    501,
+    "5.5.4",
+    "NOTIFY=NEVER cannot be combined with other values",
+);
+pub const NO_POSTMASTER: Reply = Reply::new(
+    550,
+    "5.1.1",
+    "No postmaster here: the gateway has no internal domain to deliver it to",
+);
+pub const NEED_RCPT: Reply = Reply::new(503, "5.5.1", "Send RCPT TO first");
 
 /// `250 2.0.0 Ok: queued as <id>` after a committed DATA.
 pub fn queued(id: &str) -> Reply {

@@ -31,6 +31,10 @@ impl Session {
             self.reject(stream, &reply::NEED_MAIL, "bad_sequence");
             return Ok(Flow::Continue);
         };
+        if !transaction.rcpt_given {
+            self.reject(stream, &reply::NEED_RCPT, "bad_sequence");
+            return Ok(Flow::Continue);
+        }
         if transaction.recipients.is_empty() {
             self.reject(stream, &reply::NO_VALID_RECIPIENTS, "bad_sequence");
             return Ok(Flow::Continue);

@@ -8,9 +8,8 @@
 use std::borrow::Cow;
 
 use smtp_proto::{
-    MAIL_BODY_8BITMIME, MAIL_BODY_BINARYMIME, MAIL_RET_FULL, MAIL_RET_HDRS, MAIL_SMTPUTF8,
-    MailFrom, RCPT_NOTIFY_DELAY, RCPT_NOTIFY_FAILURE, RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS,
-    RcptTo,
+    MAIL_BODY_7BIT, MAIL_BODY_8BITMIME, MAIL_RET_FULL, MAIL_RET_HDRS, MAIL_SMTPUTF8, MailFrom,
+    RCPT_NOTIFY_DELAY, RCPT_NOTIFY_FAILURE, RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS, RcptTo,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -24,9 +23,11 @@ use super::{
 use crate::reply;
 
 impl Session {
+    /// `raw_path` is what the client wrote between `<` and `>`.
     pub(super) fn mail<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         from: MailFrom<Cow<'_, str>>,
+        raw_path: &[u8],
         stream: &mut SmtpStream<S>,
     ) {
         if self.helo.is_none() {
@@ -35,11 +36,17 @@ impl Session {
         if self.transaction.is_some() {
             return self.reject(stream, &reply::NESTED_MAIL, "bad_sequence");
         }
-        if from.flags & MAIL_BODY_BINARYMIME != 0 {
+        if !only_offered_mail_parameters(&from) {
             return self.reject(stream, &reply::UNSUPPORTED_PARAMETER, "syntax");
         }
         let smtputf8 = from.flags & MAIL_SMTPUTF8 != 0;
         let sender = if from.address.is_empty() {
+            // `smtp-proto` reads `<postmaster>` as `<>` too. A reverse path
+            // is a full mailbox or null (RFC 5321 §4.1.2), and taking a
+            // bare `postmaster` for `<>` would silently drop its DSNs.
+            if !raw_path.is_empty() {
+                return self.reject(stream, &reply::BAD_SENDER, "bad_address");
+            }
             None
         } else {
             match EmailAddress::parse(&from.address) {
@@ -72,20 +79,30 @@ impl Session {
             env_id: from.env_id.map(Cow::into_owned),
             ret,
             recipients: Vec::new(),
+            rcpt_given: false,
             _open: self.inbound.open_transactions.open(),
         });
         stream.queue(&reply::SENDER_OK);
     }
 
+    /// `raw_path` is what the client wrote between `<` and `>`.
     pub(super) fn rcpt<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         to: RcptTo<Cow<'_, str>>,
+        raw_path: &[u8],
         stream: &mut SmtpStream<S>,
     ) {
         let max_recipients = self.inbound.config.max_recipients;
         let Some(transaction) = self.transaction.as_ref() else {
             return self.reject(stream, &reply::NEED_MAIL, "bad_sequence");
         };
+        if to.flags & !NOTIFY_FLAGS != 0 || to.rrvs != 0 {
+            // RRVS, CONNEG: extensions we never offered.
+            return self.reject(stream, &reply::UNSUPPORTED_PARAMETER, "syntax");
+        }
+        if to.flags & RCPT_NOTIFY_NEVER != 0 && to.flags & NOTIFY_FLAGS != RCPT_NOTIFY_NEVER {
+            return self.reject(stream, &reply::NOTIFY_NEVER_ALONE, "syntax");
+        }
         if transaction.recipients.len() >= max_recipients {
             metrics::counter!("sealpost_smtp_rejected_total", "reason" => "too_many_recipients")
                 .increment(1);
@@ -93,7 +110,21 @@ impl Session {
             return;
         }
         let smtputf8 = transaction.smtputf8;
-        let address = match EmailAddress::parse(&to.address) {
+        // `smtp-proto` reads the bare `<postmaster>` that RFC 5321 §4.5.1
+        // says we must accept as an empty address: it is the postmaster of
+        // the organisation, at the first of its internal domains.
+        let postmaster;
+        let given = if to.address.is_empty() && raw_path.eq_ignore_ascii_case(b"postmaster") {
+            let policy = self.inbound.policy.load();
+            let Some(domain) = policy.internal_domains().iter().next() else {
+                return self.reject(stream, &reply::NO_POSTMASTER, "bad_address");
+            };
+            postmaster = format!("postmaster@{}", domain.domain());
+            postmaster.as_str()
+        } else {
+            &to.address
+        };
+        let address = match EmailAddress::parse(given) {
             Ok(a) if a.is_utf8() && !smtputf8 => {
                 return self.reject(stream, &reply::NEED_SMTPUTF8, "bad_address");
             }
@@ -134,4 +165,27 @@ impl Session {
         }
         stream.queue(&reply::RECIPIENT_OK);
     }
+}
+
+/// The RCPT flags of the DSN extension, the only RCPT extension we offer.
+const NOTIFY_FLAGS: u64 =
+    RCPT_NOTIFY_SUCCESS | RCPT_NOTIFY_FAILURE | RCPT_NOTIFY_DELAY | RCPT_NOTIFY_NEVER;
+
+/// Whether MAIL used only the parameters our EHLO offers: SIZE, BODY=7BIT
+/// or 8BITMIME, SMTPUTF8, and DSN's RET and ENVID. `smtp-proto` also parses
+/// REQUIRETLS, BINARYMIME, AUTH, HOLDFOR and others; accepting one of
+/// those and dropping it would break its promise (a REQUIRETLS message
+/// relayed in clear), so RFC 5321 §4.1.1.11's `555` it is.
+fn only_offered_mail_parameters(from: &MailFrom<Cow<'_, str>>) -> bool {
+    const OFFERED: u64 =
+        MAIL_BODY_7BIT | MAIL_BODY_8BITMIME | MAIL_SMTPUTF8 | MAIL_RET_FULL | MAIL_RET_HDRS;
+    from.flags & !OFFERED == 0
+        && from.trans_id.is_none()
+        && from.by == 0
+        && from.solicit.is_none()
+        && from.mtrk.is_none()
+        && from.auth.is_none()
+        && from.hold_for == 0
+        && from.hold_until == 0
+        && from.mt_priority == 0
 }

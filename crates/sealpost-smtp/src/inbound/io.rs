@@ -111,10 +111,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
     }
 
     /// Writes queued replies now.
+    ///
+    /// # Errors
+    /// `TimedOut` if the client has not taken them within the idle timeout:
+    /// a client that sends commands but never reads the replies would
+    /// otherwise hold its connection (and a graceful shutdown) for ever.
     pub async fn flush(&mut self) -> io::Result<()> {
         if !self.output.is_empty() {
-            self.inner.write_all(&self.output).await?;
-            self.inner.flush().await?;
+            let (inner, output) = (&mut self.inner, &self.output);
+            let write = async {
+                inner.write_all(output).await?;
+                inner.flush().await
+            };
+            match tokio::time::timeout(self.idle_timeout, write).await {
+                Ok(written) => written?,
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client did not read our replies within smtp.idle_timeout",
+                    ));
+                }
+            }
             self.output.clear();
             if let Some(poll) = &self.busy_poll {
                 poll.after_reply();
@@ -257,7 +274,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
                 if !crlf || line[..text_end].contains(&b'\r') {
                     bare = true;
                 }
-                if was_long || line.len() > MAX_TEXT_LINE {
+                // The dot added by transparency (RFC 5321 §4.5.2) does not
+                // count against the limit (§4.5.3.1.6).
+                let stuffed = usize::from(line.first() == Some(&b'.'));
+                if was_long || line.len() - stuffed > MAX_TEXT_LINE {
                     too_long = true;
                 }
                 if in_headers {
@@ -390,6 +410,44 @@ mod tests {
         );
         assert_eq!(d.problem, Some(DataProblem::TooBig));
         assert!(d.content.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_transparency_dot_does_not_count_against_the_line_limit() {
+        // 998 octets of text plus CRLF is the longest line; a leading dot
+        // doubled on the wire makes it 1001 octets there, and it is fine.
+        let mut wire = b"..".to_vec();
+        wire.extend_from_slice(&[b'z'; 997]);
+        wire.extend_from_slice(b"\r\n.\r\n");
+        assert_eq!(wire.len() - 3, 1001);
+        let d = complete(data_of(&wire).await.0);
+        assert_eq!(d.problem, None);
+        assert_eq!(d.content.len(), 1000);
+        assert!(d.content.starts_with(b".z"));
+
+        // One more octet of text is over the limit, dot or no dot.
+        let mut wire = b"..".to_vec();
+        wire.extend_from_slice(&[b'z'; 998]);
+        wire.extend_from_slice(b"\r\n.\r\n");
+        assert_eq!(
+            complete(data_of(&wire).await.0).problem,
+            Some(DataProblem::LineTooLong)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_reads_its_replies_times_out() {
+        // A 64-octet pipe the client never drains: the replies cannot all
+        // be written, and the flush gives up after the idle timeout.
+        let (_client, server) = tokio::io::duplex(64);
+        let mut s = SmtpStream::new(server, Duration::from_millis(100));
+        for _ in 0..20 {
+            s.queue(&crate::reply::OK);
+        }
+        let started = std::time::Instant::now();
+        let err = s.flush().await.expect_err("flush must not wait for ever");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(100));
     }
 
     #[tokio::test]

@@ -60,6 +60,9 @@ pub(super) struct Transaction {
     pub env_id: Option<String>,
     pub ret: Option<DsnReturn>,
     pub recipients: Vec<PendingRecipient>,
+    /// A RCPT command was given, accepted or not: DATA without one is out
+    /// of order (503), DATA after only refused ones has no recipients (554).
+    pub rcpt_given: bool,
     /// Counted in [`super::Inbound::open_transactions`] while it lives.
     pub _open: super::OpenTransaction,
 }
@@ -116,14 +119,14 @@ impl Session {
     ) -> std::io::Result<Flow> {
         loop {
             let line = match stream.read_command(MAX_PARAMETER_LINE, shutdown).await? {
-                CommandLine::Line(line) => line,
+                CommandLine::Line(line) => Some(line),
                 CommandLine::TooLong => {
                     self.reject(stream, &reply::LINE_TOO_LONG, "line_too_long");
-                    continue;
+                    None
                 }
                 CommandLine::Malformed => {
                     self.reject(stream, &reply::BARE_LF_COMMAND, "bare_lf");
-                    continue;
+                    None
                 }
                 CommandLine::Eof => return Ok(Flow::Close),
                 CommandLine::Timeout => {
@@ -139,7 +142,11 @@ impl Session {
                     return Ok(Flow::Close);
                 }
             };
-            match self.command(&line, stream).await? {
+            let flow = match line {
+                Some(line) => self.command(&line, stream).await?,
+                None => Flow::Continue,
+            };
+            match flow {
                 Flow::Continue => {}
                 Flow::Close => {
                     stream.flush().await?;
@@ -185,6 +192,13 @@ impl Session {
             self.xforward_command(&line[verb_end..], stream);
             return Ok(Flow::Continue);
         }
+        // Counted before parsing: a RCPT refused for its syntax was still
+        // given.
+        if verb.eq_ignore_ascii_case(b"RCPT")
+            && let Some(transaction) = self.transaction.as_mut()
+        {
+            transaction.rcpt_given = true;
+        }
         let request = match Request::parse(&mut line.iter()) {
             Ok(request) => request,
             Err(e) => {
@@ -197,8 +211,8 @@ impl Session {
             Request::Ehlo { host } => self.hello(host, true, stream),
             Request::Helo { host } => self.hello(host, false, stream),
             Request::Lhlo { .. } => self.reject(stream, &reply::NOT_IMPLEMENTED, "not_implemented"),
-            Request::Mail { from } => self.mail(from, stream),
-            Request::Rcpt { to } => self.rcpt(to, stream),
+            Request::Mail { from } => self.mail(from, raw_path(line), stream),
+            Request::Rcpt { to } => self.rcpt(to, raw_path(line), stream),
             Request::Data => return self.data(stream).await,
             Request::Rset => {
                 self.reset_transaction();
@@ -289,6 +303,18 @@ impl Session {
     }
 }
 
+/// The text between the first `<` and the next `>` of a MAIL or RCPT line,
+/// trimmed. `smtp-proto` reports both `<>` and `<postmaster>` as an empty
+/// address; this tells them apart.
+fn raw_path(line: &[u8]) -> &[u8] {
+    let Some(open) = line.iter().position(|&b| b == b'<') else {
+        return &[];
+    };
+    let rest = &line[open + 1..];
+    let close = rest.iter().position(|&b| b == b'>').unwrap_or(rest.len());
+    rest[..close].trim_ascii()
+}
+
 fn parse_error_reply(e: &ParseError) -> (Reply, &'static str) {
     match e {
         ParseError::UnknownCommand => (reply::UNKNOWN_COMMAND, "unknown_command"),
@@ -371,7 +397,8 @@ where
                 if let Err(e) = session.drive(&mut stream, &shutdown).await {
                     tracing::debug!(error = %e, "connection error");
                 }
-                let _ = stream.into_inner().shutdown().await;
+                // close_notify is a write too: bounded like every reply.
+                let _ = tokio::time::timeout(idle, stream.into_inner().shutdown()).await;
             }
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "connection error"),
@@ -379,4 +406,22 @@ where
     }
     .instrument(span)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::raw_path;
+
+    #[test]
+    fn raw_path_tells_null_from_postmaster() {
+        assert_eq!(raw_path(b"MAIL FROM:<>\r\n"), b"");
+        assert_eq!(raw_path(b"MAIL FROM:< >\r\n"), b"");
+        assert_eq!(raw_path(b"RCPT TO:<Postmaster>\r\n"), b"Postmaster");
+        assert_eq!(
+            raw_path(b"RCPT TO:<a@b.example> NOTIFY=NEVER\r\n"),
+            b"a@b.example"
+        );
+        assert_eq!(raw_path(b"MAIL FROM:nobrackets\r\n"), b"");
+        assert_eq!(raw_path(b"RCPT TO:<unclosed\r\n"), b"unclosed");
+    }
 }

@@ -459,6 +459,11 @@ impl Raw {
         self.stream.write_all(bytes).unwrap();
     }
 
+    /// The socket, for tests that must see a write fail.
+    pub fn stream_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
     /// Reads one (possibly multi-line) reply.
     pub fn reply(&mut self) -> String {
         let mut lines = String::new();

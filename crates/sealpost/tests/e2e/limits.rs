@@ -20,6 +20,10 @@ fn command_order_is_enforced() {
     c.cmd("DATA", "503 5.5.1");
     c.cmd("MAIL FROM:<a@corp.example>", "250 2.1.0");
     c.cmd("MAIL FROM:<a@corp.example>", "503 5.5.1");
+    // DATA before any RCPT is out of order; after only refused ones there
+    // is nobody to deliver to.
+    c.cmd("DATA", "503 5.5.1");
+    c.cmd("RCPT TO:<a..b@ext.example>", "5");
     c.cmd("DATA", "554 5.5.1");
     c.cmd("RSET", "250 2.0.0");
     c.cmd("FROBNICATE", "500 5.5.1");
@@ -57,6 +61,114 @@ fn bad_addresses_are_refused_with_the_right_codes() {
     c.cmd("RCPT TO:<ok@ext.example> NOTIFY=SOMETIMES", "501 5.5.4");
     c.cmd("RCPT TO:<ok@ext.example>", "250 2.1.5");
     c.cmd("QUIT", "221");
+}
+
+#[test]
+fn parameters_we_never_offered_get_555() {
+    let (sink, gw) = gateway("");
+    let mut c = Raw::connect(gw.smtp);
+    c.cmd("EHLO client.example", "250");
+    // Accepting one of these and dropping it would break its promise: a
+    // REQUIRETLS message must never be relayed in clear (RFC 8689).
+    for line in [
+        "MAIL FROM:<a@corp.example> REQUIRETLS",
+        "MAIL FROM:<a@corp.example> BODY=BINARYMIME",
+        "MAIL FROM:<a@corp.example> AUTH=<>",
+        "MAIL FROM:<a@corp.example> HOLDFOR=600",
+        "MAIL FROM:<a@corp.example> MT-PRIORITY=3",
+    ] {
+        c.cmd(line, "555 5.5.4");
+    }
+    c.cmd(
+        "MAIL FROM:<a@corp.example> BODY=7BIT SIZE=100 RET=HDRS ENVID=x1",
+        "250 2.1.0",
+    );
+    c.cmd(
+        "RCPT TO:<b@ext.example> RRVS=2030-01-01T00:00:00Z",
+        "555 5.5.4",
+    );
+    // NEVER stands alone (RFC 3461 §4.1).
+    c.cmd("RCPT TO:<b@ext.example> NOTIFY=NEVER,SUCCESS", "501 5.5.4");
+    c.cmd("RCPT TO:<b@ext.example> NOTIFY=NEVER", "250 2.1.5");
+    c.cmd("DATA", "354");
+    c.send(b"Subject: plain\r\n\r\nok\r\n.\r\n");
+    c.expect("250 2.0.0");
+    let got = sink.wait_for(1);
+    assert_eq!(got[0].rcpt_tos, ["b@ext.example"]);
+}
+
+#[test]
+fn postmaster_without_a_domain() {
+    let sink = Sink::start(&[]);
+    let gw = TestGateway::start(&format!(
+        "[relay]\nnext_hop = \"{0}\"\ninternal_next_hop = \"{0}\"\n\
+         [domains]\ninternal = [\"*.corp.example\", \"corp.example\"]\n",
+        sink.addr()
+    ));
+    let mut c = Raw::connect(gw.smtp);
+    c.cmd("EHLO client.example", "250");
+    // A reverse path is a mailbox or null: a bare postmaster is neither,
+    // and must not pass for <> (whose DSNs are never sent).
+    c.cmd("MAIL FROM:<postmaster>", "553 5.1.7");
+    // RFC 5321 §4.5.1: a bare postmaster recipient must be accepted; it is
+    // the postmaster of the first internal domain (`*.corp.example` covers
+    // corp.example itself).
+    let reply = c.transaction(
+        "<a@ext.example>",
+        &["<Postmaster>"],
+        b"Subject: hello postmaster\r\n\r\nhi\r\n",
+    );
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    assert_eq!(sink.wait_for(1)[0].rcpt_tos, ["postmaster@corp.example"]);
+
+    // With no internal domain there is nobody to give it to.
+    let (_sink, bare) = gateway("");
+    let mut c = Raw::connect(bare.smtp);
+    c.cmd("EHLO client.example", "250");
+    c.cmd("MAIL FROM:<a@corp.example>", "250");
+    c.cmd("RCPT TO:<postmaster>", "550 5.1.1");
+}
+
+#[test]
+fn a_client_that_never_reads_its_replies_is_dropped() {
+    let (_sink, gw) = gateway("[smtp]\nidle_timeout = \"1s\"");
+    let mut c = Raw::connect(gw.smtp);
+    c.cmd("EHLO client.example", "250");
+    // NOOPs, never reading a reply: once both sides' buffers are full the
+    // gateway's write cannot finish, and after the idle timeout it gives
+    // up and closes, which fails our next write.
+    let chunk = "NOOP\r\n".repeat(10_000);
+    let started = std::time::Instant::now();
+    let mut failed = None;
+    for _ in 0..2_000 {
+        if let Err(e) = std::io::Write::write_all(c.stream_mut(), chunk.as_bytes()) {
+            failed = Some(e);
+            break;
+        }
+    }
+    let e = failed.expect("the gateway kept a connection whose client never reads");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "closed only after {:?} ({e})",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn bare_lf_and_over_long_lines_count_as_errors() {
+    let (_sink, gw) = gateway("");
+    let mut c = Raw::connect(gw.smtp);
+    for _ in 0..10 {
+        c.send(b"NOOP\n");
+        c.expect("500 5.5.2");
+    }
+    for _ in 0..9 {
+        c.cmd(&format!("NOOP {}", "x".repeat(5000)), "500 5.5.2");
+    }
+    c.send(b"\n");
+    c.expect("500 5.5.2");
+    c.expect("421 4.7.0");
+    assert!(c.closed());
 }
 
 #[test]
