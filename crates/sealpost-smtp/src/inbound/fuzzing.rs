@@ -602,7 +602,9 @@ fn model_data(input: &[u8], max_size: usize) -> ModelData {
             break;
         }
         let text = &line[..line.len() - if crlf { 2 } else { 1 }];
-        if !crlf || text.contains(&b'\r') || line.len() > MAX_TEXT_LINE {
+        // The limit is on the line as sent, less a transparency dot.
+        let sent = line.len() - usize::from(line.first() == Some(&b'.'));
+        if !crlf || text.contains(&b'\r') || sent > MAX_TEXT_LINE {
             model.accepted = false;
         }
         if in_headers {
@@ -872,5 +874,14 @@ mod tests {
         data_reader_on_bytes(&long);
         let big = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n".repeat(80);
         data_reader_on_bytes(&[&big[..], b".\r\n"].concat());
+        // A stuffed dot does not count against the line limit: 1001 octets
+        // sent are fine, 1002 are not (the fuzzer's first find after the
+        // rule changed).
+        for xs in [998, 999] {
+            let mut dotted = vec![b'.'];
+            dotted.extend(std::iter::repeat_n(b'x', xs));
+            dotted.extend_from_slice(b"\r\n.\r\n");
+            data_reader_on_bytes(&dotted);
+        }
     }
 }
