@@ -124,7 +124,7 @@ pub fn build(input: &DsnInput<'_>) -> Vec<u8> {
         out.push_str("This is a report about your message; the details are below.\r\n\r\n");
     }
     for r in &input.recipients {
-        out.push_str(&format!("<{}>: {}\r\n", r.address, r.reply));
+        out.push_str(&format!("<{}>: {}\r\n", r.address, one_line(&r.reply)));
     }
     out.push_str("\r\n");
 
@@ -224,10 +224,23 @@ fn is_enhanced(s: &str) -> bool {
             .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// Most octets of outside text (a remote server's reply, ORCPT, ENVID) in
+/// one line of a report: with its field name the line stays within the 998
+/// octets of RFC 5322, so no receiver refuses the DSN for it.
+const MAX_LINE_TEXT: usize = 900;
+
+/// `s` with control characters (CR, LF among them) as spaces, cut to
+/// [`MAX_LINE_TEXT`] octets on a character boundary.
 fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    let mut out = String::new();
+    for c in s.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if out.len() + c.len_utf8() > MAX_LINE_TEXT {
+            break;
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -303,6 +316,26 @@ mod tests {
         assert!(report.contains("Content-Type: text/rfc822-headers"));
         assert!(report.contains("Subject: hello"));
         assert!(!report.contains("secret body"));
+    }
+
+    #[test]
+    fn a_hostile_reply_cannot_break_the_report_lines() {
+        // A remote reply is ours to quote, not to trust: 200 lines of 4 KB
+        // joined, with a bare CR inside.
+        let sender = EmailAddress::parse("alice@corp.example").unwrap();
+        let mut i = input(&sender, b"Subject: x\r\n\r\nbody\r\n", None);
+        i.recipients[0].reply = format!("550 5.1.1 {}\rInjected: yes", "é".repeat(400_000));
+        let report = String::from_utf8(build(&i)).unwrap();
+        for line in report.split("\r\n") {
+            assert!(line.len() <= 998, "a line of {} octets", line.len());
+            assert!(!line.contains('\r') && !line.contains('\n'));
+        }
+        assert!(report.contains("Diagnostic-Code: smtp; 550 5.1.1 é"));
+
+        i.recipients[0].reply = "550 5.1.1 gone\r\nInjected: yes".into();
+        let report = String::from_utf8(build(&i)).unwrap();
+        assert!(!report.contains("\r\nInjected"), "{report}");
+        assert!(report.contains("Diagnostic-Code: smtp; 550 5.1.1 gone  Injected: yes"));
     }
 
     #[test]

@@ -33,8 +33,10 @@ pub struct Response {
 }
 
 impl Response {
+    /// 2xx. No 3xx is a success: the only one SMTP uses, 354 to DATA, is
+    /// checked for by name.
     pub fn is_success(&self) -> bool {
-        (200..400).contains(&self.code)
+        (200..300).contains(&self.code)
     }
     pub fn is_transient(&self) -> bool {
         (400..500).contains(&self.code)
@@ -437,6 +439,15 @@ impl Client {
             Some(reply) => reply,
             None => self.command("DATA\r\n").await?,
         };
+        if data.code != 354 && !(400..600).contains(&data.code) {
+            // A 2xx or 3xx other than 354: the server says it took a body
+            // we never sent. Nothing about this connection is certain any
+            // more; the message waits for a retry.
+            return Err(ClientError::Protocol(
+                self.server.clone(),
+                format!("unexpected reply to DATA: {}", data.one_line()),
+            ));
+        }
         if data.code != 354 {
             for r in results.iter_mut() {
                 if matches!(r, RcptReply::Accepted(_)) {
@@ -587,6 +598,14 @@ async fn read_reply<R: AsyncBufReadExt + Unpin>(
             return Err(ClientError::Io(
                 server.to_owned(),
                 "connection closed".into(),
+            ));
+        }
+        if buf.last() != Some(&b'\n') {
+            // Cut at MAX_REPLY_LINE: the rest would read as the next reply
+            // and every reply after it would answer the wrong command.
+            return Err(ClientError::Protocol(
+                server.to_owned(),
+                format!("reply line longer than {MAX_REPLY_LINE} octets"),
             ));
         }
         let line = String::from_utf8_lossy(&buf);
@@ -895,9 +914,53 @@ mod tests {
 
     #[tokio::test]
     async fn malformed_replies_are_errors() {
-        for wire in [&b"hello\r\n"[..], b"250-a\r\n251 b\r\n", b"250-a\r\n"] {
+        // Longer than MAX_REPLY_LINE: cut, the rest would pass for the
+        // next reply.
+        let mut long = b"250 ".to_vec();
+        long.extend_from_slice(&[b'x'; MAX_REPLY_LINE]);
+        long.extend_from_slice(b"\r\n250 smuggled\r\n");
+        for wire in [
+            &b"hello\r\n"[..],
+            b"250-a\r\n251 b\r\n",
+            b"250-a\r\n",
+            &long,
+        ] {
             let mut r = BufReader::new(wire);
-            assert!(read_reply(&mut r, "x").await.is_err(), "{wire:?}");
+            assert!(read_reply(&mut r, "x").await.is_err(), "{:?}", &wire[..20]);
         }
+    }
+
+    #[tokio::test]
+    async fn a_success_to_data_is_not_a_delivery() {
+        // A server that answers DATA with 250 (not 354) never saw the body:
+        // the message must stay queued, whatever the server claims.
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(async move {
+            let (read, mut write) = tokio::io::split(theirs);
+            let mut read = BufReader::new(read);
+            let mut line = String::new();
+            for _ in 0..3 {
+                line.clear();
+                if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    break;
+                }
+                let reply: &[u8] = if line.starts_with("DATA") {
+                    b"250 2.0.0 thanks\r\n"
+                } else {
+                    b"250 ok\r\n"
+                };
+                write.write_all(reply).await.unwrap();
+            }
+        });
+        let mut client = pipelining_client(ours);
+        let transactions = [transaction(&["b@ext.example"], b"body\r\n")];
+        let (done, error) = client.send_all(&transactions).await;
+        assert!(done.is_empty(), "{done:?}");
+        assert!(
+            matches!(&error, Some(ClientError::Protocol(_, why)) if why.contains("DATA")),
+            "{error:?}"
+        );
+        drop(client);
+        server.await.unwrap();
     }
 }

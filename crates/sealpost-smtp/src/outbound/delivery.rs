@@ -315,13 +315,15 @@ fn classify(resp: &Response, remote: &str, dsn_passed: bool) -> DeliveryOutcome 
             remote,
             dsn_passed,
         }
-    } else if resp.is_transient() {
-        DeliveryOutcome::Deferred {
+    } else if (500..600).contains(&resp.code) {
+        DeliveryOutcome::Failed {
             reply,
             remote: Some(remote),
         }
     } else {
-        DeliveryOutcome::Failed {
+        // 4xx, or a code that has no business here (a 3xx after the
+        // data): try again later rather than bounce or call it delivered.
+        DeliveryOutcome::Deferred {
             reply,
             remote: Some(remote),
         }
@@ -428,6 +430,27 @@ pub fn xtext(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_2xx_delivers_and_only_5xx_bounces() {
+        let kind = |code: u16| {
+            let resp = Response {
+                code,
+                lines: vec!["x".into()],
+            };
+            match classify(&resp, "mx", false) {
+                DeliveryOutcome::Delivered { .. } => "delivered",
+                DeliveryOutcome::Deferred { .. } => "deferred",
+                DeliveryOutcome::Failed { .. } => "failed",
+            }
+        };
+        assert_eq!(kind(250), "delivered");
+        assert_eq!(kind(251), "delivered");
+        // A 3xx after the data answers nothing we asked: retry later.
+        assert_eq!(kind(354), "deferred");
+        assert_eq!(kind(451), "deferred");
+        assert_eq!(kind(550), "failed");
+    }
 
     #[test]
     fn xforward_lines_stay_under_the_command_limit() {
