@@ -519,10 +519,15 @@ impl Client {
     /// message, bounded memory for a large one. With `hold`, the last
     /// piece (with the marker) is returned instead of written, to go out
     /// with the next commands; otherwise the result is empty.
+    ///
+    /// Each write has `data_timeout` to make progress (RFC 5321
+    /// §4.5.3.2.5 times each send, not the whole body): a large message
+    /// on a slow but live link gets through.
     async fn write_content(&mut self, content: &[u8], hold: bool) -> Result<Vec<u8>, ClientError> {
         let server = self.server.clone();
+        let limit = self.data_timeout;
         let io = self.io.get_mut();
-        tokio::time::timeout(self.data_timeout, async {
+        let written = async {
             let mut chunk = Vec::with_capacity(content.len().min(DATA_CHUNK) + 8);
             let mut start = 0;
             if content.first() == Some(&b'.') {
@@ -539,7 +544,7 @@ impl Client {
                     chunk.extend_from_slice(now);
                     piece = later;
                     if chunk.len() >= DATA_CHUNK {
-                        io.write_all(&chunk).await?;
+                        timed(limit, io.write_all(&chunk)).await?;
                         chunk.clear();
                     }
                 }
@@ -553,16 +558,20 @@ impl Client {
             }
             chunk.extend_from_slice(b".\r\n");
             if hold {
-                io.flush().await?;
+                timed(limit, io.flush()).await?;
                 return Ok::<_, std::io::Error>(chunk);
             }
-            io.write_all(&chunk).await?;
-            io.flush().await?;
+            timed(limit, io.write_all(&chunk)).await?;
+            timed(limit, io.flush()).await?;
             Ok(Vec::new())
+        };
+        written.await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                ClientError::Timeout(server, "sending message data")
+            } else {
+                ClientError::Io(server, e.to_string())
+            }
         })
-        .await
-        .map_err(|_| ClientError::Timeout(server.clone(), "sending message data"))?
-        .map_err(|e| ClientError::Io(server, e.to_string()))
     }
 
     async fn read_reply(&mut self, timeout: Duration) -> Result<Response, ClientError> {
@@ -578,6 +587,16 @@ fn log_xforward_refusal(server: &str, reply: &Response) {
     if !reply.is_success() {
         tracing::info!(%server, reply = %reply.one_line(), "XFORWARD refused");
     }
+}
+
+/// `write` with `limit` to finish; `TimedOut` if it does not.
+async fn timed(
+    limit: Duration,
+    write: impl std::future::Future<Output = std::io::Result<()>>,
+) -> std::io::Result<()> {
+    tokio::time::timeout(limit, write)
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
 async fn read_reply<R: AsyncBufReadExt + Unpin>(
@@ -928,6 +947,39 @@ mod tests {
             let mut r = BufReader::new(wire);
             assert!(read_reply(&mut r, "x").await.is_err(), "{:?}", &wire[..20]);
         }
+    }
+
+    #[tokio::test]
+    async fn the_data_timeout_is_per_write_not_per_message() {
+        // 1 MiB to a reader taking 8 KiB every 5 ms (about 1.6 MB/s):
+        // about 0.6 s in all, every write under the 300 ms limit.
+        let content = b"0123456789abcdef\r\n".repeat(1 << 16);
+        let (ours, mut theirs) = tokio::io::duplex(16 * 1024);
+        let mut client = pipelining_client(ours);
+        client.data_timeout = Duration::from_millis(300);
+        let reader = tokio::spawn(async move {
+            let mut got = 0usize;
+            let mut buf = vec![0u8; 8 * 1024];
+            loop {
+                match theirs.read(&mut buf).await {
+                    Ok(0) | Err(_) => return got,
+                    Ok(n) => got += n,
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        let started = std::time::Instant::now();
+        client.write_content(&content, false).await.unwrap();
+        assert!(started.elapsed() > Duration::from_millis(300));
+        drop(client);
+        assert_eq!(reader.await.unwrap(), content.len() + 3);
+
+        // A reader that stops: the next write times out.
+        let (ours, _theirs) = tokio::io::duplex(16 * 1024);
+        let mut client = pipelining_client(ours);
+        client.data_timeout = Duration::from_millis(100);
+        let err = client.write_content(&content, false).await.unwrap_err();
+        assert!(matches!(err, ClientError::Timeout(..)), "{err:?}");
     }
 
     #[tokio::test]

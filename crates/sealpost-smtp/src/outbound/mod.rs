@@ -54,7 +54,9 @@ pub struct OutboundConfig {
     /// Timeout for each reply to a command (RFC 5321 §4.5.3.2 suggests
     /// minutes; we use less to free connections from stuck peers sooner).
     pub command_timeout: Duration,
-    /// Timeout for the reply after the final `.` of DATA.
+    /// Timeout for the reply after the final `.` of DATA, and for each
+    /// write of the message data (not the whole body: a large message on
+    /// a slow link must get through).
     pub data_timeout: Duration,
     /// Try STARTTLS when the server offers it.
     pub opportunistic_tls: bool,
