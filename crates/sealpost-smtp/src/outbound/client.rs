@@ -196,7 +196,13 @@ impl Client {
             let reply = client.command("STARTTLS\r\n").await?;
             if reply.code == 220 {
                 client = client.upgrade(target, tls).await?;
-                client.hello(&config.hostname).await?;
+                // A session that fails before it is up inside TLS is a TLS
+                // failure: the caller tries again in plaintext.
+                let server = client.server.clone();
+                client
+                    .hello(&config.hostname)
+                    .await
+                    .map_err(|e| ClientError::Tls(server, format!("after the handshake: {e}")))?;
             }
         }
         Ok(client)
@@ -215,7 +221,7 @@ impl Client {
             TlsConnector::from(tls.clone()).connect(name, inner),
         )
         .await
-        .map_err(|_| ClientError::Timeout(self.server.clone(), "TLS handshake"))?
+        .map_err(|_| ClientError::Tls(self.server.clone(), "handshake timed out".into()))?
         .map_err(|e| ClientError::Tls(self.server.clone(), e.to_string()))?;
         Ok(Client {
             io: BufReader::new(Box::new(stream)),

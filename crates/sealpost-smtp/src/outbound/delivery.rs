@@ -430,6 +430,48 @@ pub fn xtext(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    /// Answers one line read from `io` with `reply`.
+    async fn answer(io: &mut BufReader<tokio::net::TcpStream>, reply: &[u8]) {
+        let mut line = String::new();
+        io.read_line(&mut line).await.unwrap();
+        io.get_mut().write_all(reply).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_stalled_starttls_falls_back_to_plaintext() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            // First connection: STARTTLS offered and agreed to, then no
+            // handshake at all.
+            let mut first = BufReader::new(listener.accept().await.unwrap().0);
+            first.get_mut().write_all(b"220 mx\r\n").await.unwrap();
+            answer(&mut first, b"250-mx\r\n250 STARTTLS\r\n").await;
+            answer(&mut first, b"220 go ahead\r\n").await;
+            // Second: a plain session.
+            let mut second = BufReader::new(listener.accept().await.unwrap().0);
+            second.get_mut().write_all(b"220 mx\r\n").await.unwrap();
+            answer(&mut second, b"250-mx\r\n250 STARTTLS\r\n").await;
+            drop(first);
+            second
+        });
+        let delivery = Delivery::new(OutboundConfig {
+            command_timeout: Duration::from_millis(300),
+            ..OutboundConfig::default()
+        });
+        let target = Target {
+            name: "mx.example".into(),
+            addr,
+        };
+        let client = tokio::time::timeout(Duration::from_secs(10), delivery.connect(&target))
+            .await
+            .expect("connect finishes")
+            .expect("a plaintext session after the stalled handshake");
+        assert!(!client.tls);
+        drop(server.await.unwrap());
+    }
 
     #[test]
     fn only_2xx_delivers_and_only_5xx_bounces() {
