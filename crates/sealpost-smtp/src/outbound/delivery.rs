@@ -78,7 +78,8 @@ impl Delivery {
             .opportunistic_tls
             .then(super::opportunistic_tls_config);
         Delivery {
-            lookup: Lookup::new(config.dns_servers.clone(), config.mx_port),
+            lookup: Lookup::new(config.dns_servers.clone(), config.mx_port)
+                .with_own_name(&config.hostname),
             config,
             tls,
             idle: Mutex::new(HashMap::new()),

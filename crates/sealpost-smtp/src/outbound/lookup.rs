@@ -120,6 +120,9 @@ pub struct Lookup {
     servers: Vec<SocketAddr>,
     /// The port of MX hosts (`relay.mx_port`; 25 everywhere but tests).
     mx_port: u16,
+    /// Our own host name (`server.hostname`), to spot ourselves among a
+    /// domain's MX hosts.
+    own_name: Option<String>,
 }
 
 impl Lookup {
@@ -130,7 +133,15 @@ impl Lookup {
             resolver: OnceCell::new(),
             servers,
             mx_port,
+            own_name: None,
         }
+    }
+
+    /// Names this gateway, so MX lists that include it are cut to the
+    /// hosts preferred to it (RFC 5321 §5.1).
+    pub fn with_own_name(mut self, name: &str) -> Self {
+        self.own_name = Some(name.trim_end_matches('.').to_ascii_lowercase());
+        self
     }
 
     async fn resolver(&self) -> Result<&TokioResolver, LookupError> {
@@ -231,6 +242,14 @@ impl Lookup {
             return self.host_addresses(domain, self.mx_port).await;
         }
         exchanges.sort();
+        if let Some(me) = &self.own_name {
+            exchanges = preferred_to(exchanges, me).ok_or_else(|| {
+                LookupError::Permanent(format!(
+                    "554 5.4.6 Mail for {domain} loops back to this gateway, its best MX \
+                     (set relay.internal_next_hop for internal domains)"
+                ))
+            })?;
+        }
         let mut targets = Vec::new();
         let mut last_error = None;
         for (_, host) in exchanges {
@@ -252,9 +271,48 @@ impl Lookup {
     }
 }
 
+/// RFC 5321 §5.1: if `me` is among the MX hosts (sorted by preference),
+/// keep only those preferred to it; `None` if none is, as we are the best
+/// and delivering would loop.
+fn preferred_to(exchanges: Vec<(u16, String)>, me: &str) -> Option<Vec<(u16, String)>> {
+    let is_me = |host: &str| host.trim_end_matches('.').eq_ignore_ascii_case(me);
+    let Some(&(mine, _)) = exchanges.iter().find(|(_, host)| is_me(host)) else {
+        return Some(exchanges);
+    };
+    let better: Vec<_> = exchanges.into_iter().filter(|&(p, _)| p < mine).collect();
+    (!better.is_empty()).then_some(better)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_mx_list_naming_us_keeps_only_better_hosts() {
+        let mx = |list: &[(u16, &str)]| -> Vec<(u16, String)> {
+            list.iter().map(|&(p, h)| (p, h.to_owned())).collect()
+        };
+        let list = mx(&[
+            (10, "mx1.example."),
+            (20, "GW.corp.example."),
+            (20, "mx2.example."),
+            (30, "mx3.example."),
+        ]);
+        assert_eq!(
+            preferred_to(list, "gw.corp.example"),
+            Some(mx(&[(10, "mx1.example.")]))
+        );
+        assert_eq!(
+            preferred_to(
+                mx(&[(10, "gw.corp.example."), (20, "mx2.example.")]),
+                "gw.corp.example"
+            ),
+            None,
+            "we are the best MX: delivering would loop"
+        );
+        let other = mx(&[(10, "mx1.example."), (20, "mx2.example.")]);
+        assert_eq!(preferred_to(other.clone(), "gw.corp.example"), Some(other));
+    }
 
     #[test]
     fn host_port_forms() {

@@ -22,7 +22,10 @@ fn mx_resolution_drives_delivery_and_bounces() {
             "nullmx.example": {"MX": [[0, "."]]},
             // MX host that does not resolve: a DNS problem that may be fixed.
             "dangling.example": {"MX": [[10, "nowhere.dangling.example"]]},
-            "dangling.example.sub": {"A": ["127.0.0.1"]}
+            "dangling.example.sub": {"A": ["127.0.0.1"]},
+            // We (gw.test) are the best MX: delivering would loop back.
+            "loop.example": {"MX": [[10, "gw.test"], [20, "mx2.ext.example"]]},
+            "gw.test": {"A": ["127.0.0.1"]}
         }),
         &["--servfail", "^broken\\.example$"],
     );
@@ -42,6 +45,7 @@ fn mx_resolution_drives_delivery_and_bounces() {
         "erin@nxdomain.example",
         "frank@broken.example",
         "grace@dangling.example",
+        "heidi@loop.example",
     ] {
         c.cmd(&format!("RCPT TO:<{rcpt}>"), "250");
     }
@@ -72,6 +76,16 @@ fn mx_resolution_drives_delivery_and_bounces() {
             .unwrap()
             .starts_with("556 5.1.10"),
         "{dave:?}"
+    );
+    let heidi = by("heidi@loop.example");
+    assert_eq!(heidi.status, RecipientStatus::Failed);
+    assert!(
+        heidi
+            .last_reply
+            .as_deref()
+            .unwrap()
+            .starts_with("554 5.4.6"),
+        "{heidi:?}"
     );
     let erin = by("erin@nxdomain.example");
     assert_eq!(erin.status, RecipientStatus::Failed);
