@@ -38,9 +38,6 @@ impl Response {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.code)
     }
-    pub fn is_transient(&self) -> bool {
-        (400..500).contains(&self.code)
-    }
     /// The reply as one line, for logs, tracking and DSNs.
     pub fn one_line(&self) -> String {
         format!("{} {}", self.code, self.lines.join(" "))

@@ -140,7 +140,7 @@ impl Lookup {
     /// Names this gateway, so MX lists that include it are cut to the
     /// hosts preferred to it (RFC 5321 §5.1).
     pub fn with_own_name(mut self, name: &str) -> Self {
-        self.own_name = Some(name.trim_end_matches('.').to_ascii_lowercase());
+        self.own_name = Some(name.trim_end_matches('.').to_owned());
         self
     }
 

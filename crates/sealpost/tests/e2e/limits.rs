@@ -138,6 +138,11 @@ fn a_client_that_never_reads_its_replies_is_dropped() {
     // gateway's write cannot finish, and after the idle timeout it gives
     // up and closes, which fails our next write.
     let chunk = "NOOP\r\n".repeat(10_000);
+    // Bounded: a gateway that never gives up makes this write time out,
+    // which is a failure below, not a pass.
+    c.stream_mut()
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let started = std::time::Instant::now();
     let mut failed = None;
     for _ in 0..2_000 {
@@ -147,6 +152,13 @@ fn a_client_that_never_reads_its_replies_is_dropped() {
         }
     }
     let e = failed.expect("the gateway kept a connection whose client never reads");
+    assert!(
+        !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "our write timed out: the gateway never closed ({e})"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "closed only after {:?} ({e})",
