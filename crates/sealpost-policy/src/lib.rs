@@ -22,6 +22,7 @@ mod invalid;
 mod net;
 mod policy;
 mod set;
+pub mod text;
 
 pub use address::{AddressError, Domain, EmailAddress};
 pub use decide::{

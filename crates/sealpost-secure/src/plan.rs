@@ -17,7 +17,9 @@ use std::{
     time::Duration,
 };
 
-use sealpost_policy::{Decision, Definition, DefinitionId, EmailAddress, PolicySet, Route};
+use sealpost_policy::{
+    Decision, Definition, DefinitionId, EmailAddress, Invalid, PolicySet, Route,
+};
 use sealpost_store::{
     ClientInfo, DsnReturn, MessageKind, NewMessage, NewRecipient, NewSecureRecipient, Notify,
     QueueId, SecureTrigger,
@@ -262,6 +264,63 @@ fn sender_request(
         return manual(definition).map(|id| (id, SecureTrigger::SubjectTag));
     }
     None
+}
+
+/// Checks that the definition the subject tag applies exists and allows
+/// manual use: `definition` is `secure.subject_tag_definition` (`None`: the
+/// default definition). A disabled tag (empty) applies nothing, so nothing
+/// is required of it. The configuration check, the start of `serve` and
+/// every change to the stored configuration call this, so a tagged message
+/// always has a definition to be delivered with.
+///
+/// # Errors
+/// [`Invalid`] naming `secure.subject_tag_definition` when no definition
+/// has that name, or the definition's `manual_use` when it is off.
+pub fn check_subject_tag(
+    policy: &PolicySet,
+    tag: &str,
+    definition: Option<&str>,
+) -> Result<(), Invalid> {
+    if tag.is_empty() {
+        return Ok(());
+    }
+    let found = match definition {
+        Some(name) => policy.definition_named(name).ok_or_else(|| {
+            Invalid::new(
+                "secure.subject_tag_definition",
+                "subject_tag_definition_missing",
+                format!(
+                    "secure.subject_tag_definition names {name:?}, but no definition has that name; \
+                     create it, or set the key to an existing definition (unset: the default definition)"
+                ),
+            )
+        })?,
+        None => policy.default_definition().ok_or_else(|| {
+            Invalid::new(
+                "definitions",
+                "no_default_definition",
+                "there is no default definition for the subject tag to apply",
+            )
+        })?,
+    };
+    if !found.settings.manual_use {
+        let key = if definition.is_some() {
+            "secure.subject_tag_definition"
+        } else {
+            "secure.subject_tag (which applies the default definition)"
+        };
+        return Err(Invalid::new(
+            format!("definitions[id={}].manual_use", found.id.0),
+            "subject_tag_definition_not_manual",
+            format!(
+                "definition {:?} must allow manual use: {key} applies it to every message \
+                 whose subject carries the tag {tag:?}; allow manual use, point the key at another \
+                 definition, or set secure.subject_tag = \"\" to turn the tag off",
+                found.name()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// How long a definition keeps content readable, bounded by retention.
