@@ -108,41 +108,66 @@ pub struct Prepared {
     pub secure_recipients: usize,
 }
 
+/// Secure delivery was asked for and no definition can carry it: there is
+/// not even a default definition (the store always has one, so this means
+/// a broken snapshot). The message must not be accepted, since relaying it
+/// would send in clear what should have been sealed; the caller answers
+/// with a temporary failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("secure delivery was requested but no definition is available, not even the default")]
+pub struct SecureUnavailable;
+
+/// A stored subject is cut to this many characters (RFC 5322 lines are at
+/// most 998 octets; a longer subject is folded noise).
+const MAX_STORED_SUBJECT: usize = 998;
+
 /// Applies the sender's request, strips the trigger header, and attaches
 /// each secure recipient's notification (and the sender's receipt) to
 /// `message`, whose recipients carry the policy decisions. `facts` is
 /// [`trigger::inspect`] of the message, read once by the caller (who also
 /// needs the header From for the policy decision).
+///
+/// # Errors
+/// [`SecureUnavailable`] when a recipient needs secure delivery and no
+/// definition exists to apply; nothing may be accepted then.
 pub fn prepare(
     policy: &PolicySet,
     settings: &SecureSettings,
     message: &mut NewMessage,
     mut facts: trigger::HeaderFacts,
-) -> Prepared {
-    let request = sender_request(policy, settings, message.sender.as_ref(), &facts);
-    let strip_tag = (request.map(|(_, t)| t) == Some(SecureTrigger::SubjectTag))
-        .then_some(settings.subject_tag.as_str());
+) -> Result<Prepared, SecureUnavailable> {
+    let request = sender_request(policy, settings, message.sender.as_ref(), &facts)?;
+    // The tag goes wherever a request is honoured (also when the header
+    // named the definition), so the recipient never sees it.
+    let strip_tag = (request.is_some() && facts.has_tag).then_some(settings.subject_tag.as_str());
     if facts.requested_definition.is_some() || strip_tag.is_some() {
         let content = std::mem::take(&mut message.content);
         message.content = trigger::rewrite(content, strip_tag);
     }
-    message.subject = facts.subject.take().map(|s| match strip_tag {
-        Some(tag) => trigger::remove_tag(&s, tag),
-        None => s,
+    // Stored for tracking, shown in consoles, terminals and logs: one
+    // clean, bounded line whatever the sender wrote.
+    message.subject = facts.subject.take().map(|s| {
+        let s = match strip_tag {
+            Some(tag) => trigger::remove_tag(&s, tag),
+            None => s,
+        };
+        sealpost_policy::text::one_line(&s, MAX_STORED_SUBJECT)
     });
 
     // The sender's request covers external recipients a policy relays
     // (an exclusion included: the sender asked explicitly).
     let mut secure = Vec::new();
     for (idx, r) in message.recipients.iter_mut().enumerate() {
-        let trigger = match (&r.decision.route, request) {
+        let trigger = match (&r.decision.route, &request) {
             (Route::Secure { definition }, _) => Some((*definition, SecureTrigger::Policy)),
-            (Route::Relay, Some((definition, trigger))) if !policy.is_internal(&r.address) => {
+            (Route::Relay, Some(request)) if !policy.is_internal(&r.address) => {
                 r.decision = Decision {
-                    route: Route::Secure { definition },
+                    route: Route::Secure {
+                        definition: request.definition,
+                    },
                     policy: None,
                 };
-                Some((definition, trigger))
+                Some((request.definition, request.trigger))
             }
             (Route::Relay, _) => None,
         };
@@ -151,8 +176,11 @@ pub fn prepare(
         }
     }
     if secure.is_empty() {
-        return Prepared::default();
+        return Ok(Prepared::default());
     }
+    // Where the sender's choice could not be honoured, the receipt goes out
+    // whatever the definitions say, carrying the reason.
+    let warning = request.and_then(|r| r.warning);
 
     let sender = message.sender.clone();
     let sender_text = sender
@@ -207,7 +235,7 @@ pub fn prepare(
             notification: Some(id),
             expires_at,
         });
-        if definition.is_some_and(|d| d.settings.sender_receipt) {
+        if warning.is_some() || definition.is_some_and(|d| d.settings.sender_receipt) {
             receipt.push(ReceiptEntry {
                 recipient: vars.recipient.clone(),
                 definition: vars.definition.clone(),
@@ -218,6 +246,7 @@ pub fn prepare(
     if let (false, Some(sender)) = (receipt.is_empty(), sender) {
         let content = notification::build_receipt(
             &subject,
+            warning.as_deref(),
             &receipt,
             &headers(
                 settings,
@@ -234,36 +263,89 @@ pub fn prepare(
             settings,
         ));
     }
-    Prepared {
+    Ok(Prepared {
         secure_recipients: secure.len(),
-    }
+    })
 }
 
-/// The definition an internal sender asked for, if it may be honoured.
+/// An internal sender's request for secure delivery, as it will be carried
+/// out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Request {
+    definition: DefinitionId,
+    trigger: SecureTrigger,
+    /// Why the definition the sender chose was not used, for the sender's
+    /// receipt; None when it was.
+    warning: Option<String>,
+}
+
+/// What an internal sender asked for (SPEC §4.2, §4.3). A request is never
+/// dropped: a definition that cannot be used (no such name, or not open to
+/// manual use) is replaced by the default definition, with a warning for
+/// the sender and the log. External senders cannot ask: their header is
+/// removed and their tag left alone.
+///
+/// # Errors
+/// [`SecureUnavailable`] when the sender asked and not even the default
+/// definition exists.
 fn sender_request(
     policy: &PolicySet,
     settings: &SecureSettings,
     sender: Option<&EmailAddress>,
     facts: &trigger::HeaderFacts,
-) -> Option<(DefinitionId, SecureTrigger)> {
-    let sender = sender.filter(|s| policy.is_internal(s))?;
-    let manual = |d: Option<&Definition>| d.filter(|d| d.settings.manual_use).map(|d| d.id);
-    if let Some(name) = &facts.requested_definition {
-        match manual(policy.definition_named(name)) {
-            Some(id) => return Some((id, SecureTrigger::Header)),
-            None => {
-                tracing::warn!(%sender, definition = %name, "X-Sealpost-Secure names no definition that allows manual use; ignored")
-            }
-        }
+) -> Result<Option<Request>, SecureUnavailable> {
+    let Some(sender) = sender.filter(|s| policy.is_internal(s)) else {
+        return Ok(None);
+    };
+    let (trigger, wanted) = match &facts.requested_definition {
+        Some(name) => (
+            SecureTrigger::Header,
+            Some(name.as_str()).filter(|n| !n.is_empty()),
+        ),
+        None if facts.has_tag => (
+            SecureTrigger::SubjectTag,
+            settings.subject_tag_definition.as_deref(),
+        ),
+        None => return Ok(None),
+    };
+    let chosen = match wanted {
+        Some(name) => policy.definition_named(name),
+        None => policy.default_definition(),
+    };
+    if let Some(definition) = chosen.filter(|d| d.settings.manual_use) {
+        return Ok(Some(Request {
+            definition: definition.id,
+            trigger,
+            warning: None,
+        }));
     }
-    if facts.has_tag {
-        let definition = match &settings.subject_tag_definition {
-            Some(name) => policy.definition_named(name),
-            None => policy.default_definition(),
-        };
-        return manual(definition).map(|id| (id, SecureTrigger::SubjectTag));
-    }
-    None
+    let fallback = policy.default_definition().ok_or(SecureUnavailable)?;
+    let asked = sealpost_policy::text::one_line(wanted.unwrap_or(fallback.name()), 100);
+    let how = match trigger {
+        SecureTrigger::Header => "the X-Sealpost-Secure header",
+        _ => "the subject tag",
+    };
+    let why = match chosen {
+        None => "no definition has that name",
+        Some(_) => "that definition is not open to senders' own choice (manual use is off)",
+    };
+    tracing::warn!(
+        %sender,
+        definition = %asked,
+        trigger = trigger.as_str(),
+        reason = why,
+        "secure delivery requested with a definition that cannot be used; applied the default definition"
+    );
+    Ok(Some(Request {
+        definition: fallback.id,
+        trigger,
+        warning: Some(format!(
+            "You asked for secure delivery with the definition \"{asked}\" through {how}, \
+             but {why}. The message was still delivered securely, with the default \
+             definition \"{}\".",
+            sealpost_policy::text::one_line(fallback.name(), 100)
+        )),
+    }))
 }
 
 /// Checks that the definition the subject tag applies exists and allows
@@ -438,7 +520,121 @@ fn notice(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sealpost_policy::{DefinitionDraft, TemplateDraft};
+    use sealpost_policy::{
+        DefinitionDraft, DomainPattern, InternalDomains, PolicyConfig, TemplateDraft,
+    };
+
+    /// corp.example internal; the default definition (id 1, manual use
+    /// as given), "Open" (2, manual) and "Locked" (3, not manual).
+    fn policy(default_manual: bool) -> PolicySet {
+        let mut default = DefinitionDraft::default_definition();
+        default.manual_use = default_manual;
+        let named = |id, name: &str, manual| {
+            let mut d = DefinitionDraft::default_definition();
+            d.name = name.to_owned();
+            d.manual_use = manual;
+            Definition::from_draft(DefinitionId(id), false, &d, 3650).unwrap()
+        };
+        PolicySet::compile(PolicyConfig {
+            internal_domains: vec![DomainPattern::parse("corp.example").unwrap()],
+            definitions: vec![
+                Definition::from_draft(DefinitionId(1), true, &default, 3650).unwrap(),
+                named(2, "Open", true),
+                named(3, "Locked", false),
+            ],
+            ..PolicyConfig::default()
+        })
+        .unwrap()
+    }
+
+    fn facts(header: Option<&str>, tag: bool) -> trigger::HeaderFacts {
+        trigger::HeaderFacts {
+            subject: Some("s".into()),
+            requested_definition: header.map(str::to_owned),
+            has_tag: tag,
+            ..trigger::HeaderFacts::default()
+        }
+    }
+
+    fn request(
+        set: &PolicySet,
+        tag_definition: Option<&str>,
+        sender: &str,
+        facts: &trigger::HeaderFacts,
+    ) -> Result<Option<(i64, SecureTrigger, bool)>, SecureUnavailable> {
+        let settings = SecureSettings {
+            subject_tag_definition: tag_definition.map(str::to_owned),
+            ..SecureSettings::default()
+        };
+        let sender = EmailAddress::parse(sender).unwrap();
+        sender_request(set, &settings, Some(&sender), facts)
+            .map(|r| r.map(|r| (r.definition.0, r.trigger, r.warning.is_some())))
+    }
+
+    #[test]
+    fn a_request_from_inside_is_honoured_or_falls_back_to_the_default_never_dropped() {
+        use SecureTrigger::{Header, SubjectTag};
+        let set = policy(true);
+        let alice = "alice@corp.example";
+        let cases = [
+            (Some("open"), false, Some((2, Header, false))),
+            (Some("Locked"), false, Some((1, Header, true))),
+            (Some("No such"), false, Some((1, Header, true))),
+            // An empty header asks for secure delivery, naming nothing.
+            (Some(""), false, Some((1, Header, false))),
+            // The header wins over the tag.
+            (Some("Open"), true, Some((2, Header, false))),
+            (None, true, Some((1, SubjectTag, false))),
+            (None, false, None),
+        ];
+        for (header, tag, want) in cases {
+            let got = request(&set, None, alice, &facts(header, tag)).unwrap();
+            assert_eq!(got, want, "header {header:?}, tag {tag}");
+        }
+        // The tag's own definition, and one that broke since.
+        assert_eq!(
+            request(&set, Some("open"), alice, &facts(None, true)).unwrap(),
+            Some((2, SubjectTag, false))
+        );
+        assert_eq!(
+            request(&set, Some("Locked"), alice, &facts(None, true)).unwrap(),
+            Some((1, SubjectTag, true))
+        );
+        // A default closed to manual use is still the fallback.
+        assert_eq!(
+            request(&policy(false), None, alice, &facts(Some("gone"), false)).unwrap(),
+            Some((1, Header, true))
+        );
+        // Outside senders cannot ask.
+        let mallory = "mallory@outside.example";
+        assert_eq!(
+            request(&set, None, mallory, &facts(Some("Open"), true)).unwrap(),
+            None
+        );
+        // No definition at all: refuse rather than relay.
+        let bare = PolicySet::with_internal_domains(InternalDomains::new(vec![
+            DomainPattern::parse("corp.example").unwrap(),
+        ]));
+        assert_eq!(
+            request(&bare, None, alice, &facts(Some("x"), false)),
+            Err(SecureUnavailable)
+        );
+    }
+
+    #[test]
+    fn the_subject_tag_needs_a_definition_open_to_manual_use() {
+        let set = policy(true);
+        assert!(check_subject_tag(&set, "[secure]", None).is_ok());
+        assert!(check_subject_tag(&set, "[secure]", Some("open")).is_ok());
+        let e = check_subject_tag(&set, "[secure]", Some("Locked")).unwrap_err();
+        assert_eq!(e.field, "definitions[id=3].manual_use");
+        let e = check_subject_tag(&set, "[secure]", Some("Nope")).unwrap_err();
+        assert_eq!(e.field, "secure.subject_tag_definition");
+        let e = check_subject_tag(&policy(false), "[secure]", None).unwrap_err();
+        assert_eq!(e.code, "subject_tag_definition_not_manual");
+        // A disabled tag asks nothing.
+        assert!(check_subject_tag(&policy(false), "", Some("Nope")).is_ok());
+    }
 
     fn definition(text: Option<&str>) -> Definition {
         let mut draft = DefinitionDraft::default_definition();

@@ -86,6 +86,13 @@ pub const STORE_UNAVAILABLE: Reply = Reply::new(
     "4.3.0",
     "Temporary failure storing the message, try again later",
 );
+/// Secure delivery is needed and cannot be prepared (no definition at all):
+/// temporary, since relaying instead would send in clear.
+pub const SECURE_UNAVAILABLE: Reply = Reply::new(
+    451,
+    "4.3.5",
+    "Secure delivery is unavailable, try again later",
+);
 pub const TOO_MANY_RECIPIENTS: Reply = Reply::new(452, "4.5.3", "Too many recipients");
 
 // Permanent failures.

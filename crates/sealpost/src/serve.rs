@@ -31,7 +31,7 @@ use sealpost_smtp::{
 };
 use sealpost_store::{AdminStore, Role, SecureStore, SqliteStore, Store};
 use sealpost_vault::Vault;
-use sealpost_web::api::{ApiState, PolicyService, generate_api_key};
+use sealpost_web::api::{ApiState, FileRules, PolicyService, generate_api_key};
 
 use crate::{config::Config, keys, tls};
 
@@ -143,8 +143,12 @@ impl Application {
         let policy_service = Arc::new(PolicyService::new(
             admin.clone(),
             policy.clone(),
-            config.internal_domains.iter().cloned().collect(),
-            config.vault.retention_days(),
+            FileRules {
+                internal_domains: config.internal_domains.iter().cloned().collect(),
+                max_expiry_days: config.vault.retention_days(),
+                subject_tag: config.secure.subject_tag.clone(),
+                subject_tag_definition: config.secure.subject_tag_definition.clone(),
+            },
         ));
         policy_service
             .load()

@@ -63,9 +63,11 @@ pub struct ReceiptEntry {
 /// that the message `subject` was delivered securely to the listed
 /// recipients, with the definition and expiry of each. The subject is shown
 /// even when recipients do not see it (the sender wrote it), flattened to
-/// one line and HTML-escaped.
+/// one line and HTML-escaped. A `warning` (why the definition the sender
+/// chose was not the one applied) is shown first, in both parts.
 pub fn build_receipt(
     subject: &str,
+    warning: Option<&str>,
     entries: &[ReceiptEntry],
     headers: &MailHeaders<'_>,
 ) -> Vec<u8> {
@@ -91,6 +93,19 @@ pub fn build_receipt(
          servers:</p>\n<ul style=\"margin:0 0 16px 0;\">\n",
         escape_html(&subject)
     );
+    if let Some(warning) = warning {
+        let warning = one_line(warning, 1000);
+        text.insert_str(0, &format!("Please note: {warning}\n\n"));
+        let at = html.find("<p ").unwrap_or(html.len());
+        html.insert_str(
+            at,
+            &format!(
+                "<p style=\"margin:0 0 16px 0; padding:8px; background:#fff4e5; \
+                 border-left:4px solid #d97706;\"><strong>Please note:</strong> {}</p>\n",
+                escape_html(&warning)
+            ),
+        );
+    }
     for entry in entries {
         let recipient = one_line(&entry.recipient, MAX_SUBJECT_CHARS);
         let definition = one_line(&entry.definition, MAX_SUBJECT_CHARS);

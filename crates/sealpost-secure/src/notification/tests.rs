@@ -380,7 +380,7 @@ fn receipt_parses_back() {
         to: "alice.martin@example.com",
         ..headers()
     };
-    let mail = build_receipt("Q3 <figures>\r\nBcc: x@y", &entries, &headers);
+    let mail = build_receipt("Q3 <figures>\r\nBcc: x@y", None, &entries, &headers);
     assert_wire_format(&mail);
 
     let message = MessageParser::new().parse(&mail).unwrap();
@@ -411,7 +411,7 @@ fn receipt_parses_back() {
 
 #[test]
 fn receipt_without_entries() {
-    let mail = build_receipt("", &[], &headers());
+    let mail = build_receipt("", None, &[], &headers());
     assert_wire_format(&mail);
     let message = MessageParser::new().parse(&mail).unwrap();
     assert!(message.body_text(0).unwrap().contains("(none)"));

@@ -142,6 +142,17 @@ impl Session {
         let mut message = message;
         let prepared = prepare(&policy, &self.inbound.config.secure, &mut message, facts);
         drop(policy);
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                // Fail closed: never relay what was to be sealed.
+                tracing::error!(error = %e, "secure delivery unavailable; answered 451");
+                metrics::counter!("sealpost_smtp_rejected_total", "reason" => "secure_unavailable")
+                    .increment(1);
+                stream.queue(&reply::SECURE_UNAVAILABLE);
+                return Ok(Flow::Continue);
+            }
+        };
         let sender = message
             .sender
             .as_ref()

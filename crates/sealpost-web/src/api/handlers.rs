@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{ApiError, ApiJson, ApiPath, ApiState, Caller};
+use super::{ApiError, ApiJson, ApiPatch, ApiPath, ApiReplace, ApiState, Caller};
 
 pub(super) fn routes(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
     router
@@ -32,10 +32,16 @@ pub(super) fn routes(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState>
         .routes(routes!(
             get_definition,
             update_definition,
+            patch_definition,
             delete_definition
         ))
         .routes(routes!(list_policies, create_policy))
-        .routes(routes!(get_policy, update_policy, delete_policy))
+        .routes(routes!(
+            get_policy,
+            update_policy,
+            patch_policy,
+            delete_policy
+        ))
         .routes(routes!(policy_test))
         .routes(routes!(list_api_keys))
         .routes(routes!(revoke_api_key))
@@ -47,7 +53,7 @@ pub(super) fn bulk_routes(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiS
     router
         .routes(routes!(import_users))
         .routes(routes!(list_groups, create_group))
-        .routes(routes!(get_group, update_group, delete_group))
+        .routes(routes!(get_group, update_group, patch_group, delete_group))
         .routes(routes!(export_config, import_config))
 }
 
@@ -294,15 +300,16 @@ async fn get_group(
         .ok_or_else(|| ApiError::not_found(format!("group {id} not found")))
 }
 
-/// Replaces a profile group.
+/// Replaces a profile group. Every field is required (an omitted member
+/// list would empty the group); PATCH changes some fields.
 #[utoipa::path(put, path = "/groups/{id}", tag = "groups", params(("id" = i64, Path)),
     request_body = GroupDraft,
-    responses((status = 200, body = GroupEntry), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
+    responses((status = 200, body = GroupEntry), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
 async fn update_group(
     caller: Caller,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
-    ApiJson(group): ApiJson<GroupDraft>,
+    ApiReplace(group): ApiReplace<GroupDraft>,
 ) -> ApiResult<Json<GroupEntry>> {
     caller.require_policy_edit()?;
     state
@@ -313,6 +320,37 @@ async fn update_group(
         id: GroupId(id),
         group,
     }))
+}
+
+/// Changes some fields of a profile group: the body is a merge patch
+/// applied to the stored group (a member list given replaces the list).
+#[utoipa::path(patch, path = "/groups/{id}", tag = "groups", params(("id" = i64, Path)),
+    request_body(content = Object, content_type = "application/merge-patch+json"),
+    responses((status = 200, body = GroupEntry), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
+async fn patch_group(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<i64>,
+    patch: ApiPatch,
+) -> ApiResult<Json<GroupEntry>> {
+    caller.require_policy_edit()?;
+    let (_, entry) = state
+        .policy
+        .change_with(move |document| {
+            let current = document
+                .groups
+                .iter()
+                .find(|g| g.id.0 == id)
+                .ok_or_else(|| ApiError::not_found(format!("group {id} not found")))?;
+            let group: GroupDraft = patch.apply(&current.group, &[])?;
+            let entry = GroupEntry {
+                id: current.id,
+                group: group.clone(),
+            };
+            Ok((ConfigChange::UpdateGroup(current.id, group), entry))
+        })
+        .await?;
+    Ok(Json(entry))
 }
 
 /// Deletes a profile group (refused while a policy or group uses it).
@@ -381,15 +419,16 @@ async fn get_definition(
         .ok_or_else(|| ApiError::not_found(format!("definition {id} not found")))
 }
 
-/// Replaces a Secure Messaging definition.
+/// Replaces a Secure Messaging definition. Every field is required (a
+/// missing one is refused, never defaulted); PATCH changes some fields.
 #[utoipa::path(put, path = "/definitions/{id}", tag = "definitions", params(("id" = i64, Path)),
     request_body = DefinitionDraft,
-    responses((status = 200, body = DefinitionEntry), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
+    responses((status = 200, body = DefinitionEntry), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
 async fn update_definition(
     caller: Caller,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
-    ApiJson(definition): ApiJson<DefinitionDraft>,
+    ApiReplace(definition): ApiReplace<DefinitionDraft>,
 ) -> ApiResult<Json<DefinitionEntry>> {
     caller.require_policy_edit()?;
     state
@@ -409,6 +448,41 @@ async fn update_definition(
         is_default,
         definition,
     }))
+}
+
+/// Changes some fields of a Secure Messaging definition: the body is a
+/// merge patch (`{"expiry_days": 14}`) applied to the stored definition.
+#[utoipa::path(patch, path = "/definitions/{id}", tag = "definitions", params(("id" = i64, Path)),
+    request_body(content = Object, content_type = "application/merge-patch+json"),
+    responses((status = 200, body = DefinitionEntry), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
+async fn patch_definition(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<i64>,
+    patch: ApiPatch,
+) -> ApiResult<Json<DefinitionEntry>> {
+    caller.require_policy_edit()?;
+    let (_, entry) = state
+        .policy
+        .change_with(move |document| {
+            let current = document
+                .definitions
+                .iter()
+                .find(|d| d.id.0 == id)
+                .ok_or_else(|| ApiError::not_found(format!("definition {id} not found")))?;
+            let definition: DefinitionDraft = patch.apply(&current.definition, &[])?;
+            let entry = DefinitionEntry {
+                id: current.id,
+                is_default: current.is_default,
+                definition: definition.clone(),
+            };
+            Ok((
+                ConfigChange::UpdateDefinition(current.id, definition),
+                entry,
+            ))
+        })
+        .await?;
+    Ok(Json(entry))
 }
 
 /// Deletes a Secure Messaging definition (never the default, and not
@@ -528,21 +602,61 @@ async fn get_policy(
     Ok(Json(view(entry, SystemTime::now())?))
 }
 
-/// Replaces a policy. The change applies from the next message.
+/// Replaces a policy. The change applies from the next message. Every field
+/// but `type`, `bidirectional` and `definition_id` (for `no_action`) is
+/// required (`null` for an open date); PATCH changes some fields.
 #[utoipa::path(put, path = "/policies/{id}", tag = "policies", params(("id" = i64, Path)),
     request_body = PolicyDraft,
-    responses((status = 200, body = PolicyView), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
+    responses((status = 200, body = PolicyView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
 async fn update_policy(
     caller: Caller,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
-    ApiJson(policy): ApiJson<PolicyDraft>,
+    ApiReplace(policy): ApiReplace<PolicyDraft>,
 ) -> ApiResult<Json<PolicyView>> {
     caller.require_policy_edit()?;
     sealpost_policy::Policy::from_draft(PolicyId(id), &policy)?;
     state
         .policy
         .change(ConfigChange::UpdatePolicy(PolicyId(id), policy.clone()))
+        .await?;
+    Ok(Json(view(
+        PolicyEntry {
+            id: PolicyId(id),
+            policy,
+        },
+        SystemTime::now(),
+    )?))
+}
+
+/// Changes some fields of a policy: the body is a merge patch
+/// (`{"enabled": false}`) applied to the stored policy; `from` and `to`
+/// are replaced whole. The change applies from the next message.
+#[utoipa::path(patch, path = "/policies/{id}", tag = "policies", params(("id" = i64, Path)),
+    request_body(content = Object, content_type = "application/merge-patch+json"),
+    responses((status = 200, body = PolicyView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
+async fn patch_policy(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<i64>,
+    patch: ApiPatch,
+) -> ApiResult<Json<PolicyView>> {
+    caller.require_policy_edit()?;
+    let (_, policy) = state
+        .policy
+        .change_with(move |document| {
+            let current = document
+                .policies
+                .iter()
+                .find(|p| p.id.0 == id)
+                .ok_or_else(|| ApiError::not_found(format!("policy {id} not found")))?;
+            let policy: PolicyDraft = patch.apply(&current.policy, &["from", "to"])?;
+            sealpost_policy::Policy::from_draft(current.id, &policy)?;
+            Ok((
+                ConfigChange::UpdatePolicy(current.id, policy.clone()),
+                policy,
+            ))
+        })
         .await?;
     Ok(Json(view(
         PolicyEntry {

@@ -22,12 +22,45 @@ pub struct PolicyService {
 struct Inner {
     store: Arc<dyn AdminStore>,
     snapshot: Arc<ArcSwap<PolicySet>>,
+    rules: Arc<FileRules>,
+    changes: Mutex<()>,
+}
+
+/// What the configuration file imposes on the stored configuration. The
+/// stored configuration is checked against it when it is loaded (`serve`
+/// refuses to start otherwise; `config check` reports it) and with every
+/// change (the API refuses a change that breaks it), so a restart never
+/// meets a configuration it cannot use.
+#[derive(Debug, Clone, Default)]
+pub struct FileRules {
     /// Internal domains from the configuration file (`domains.internal`),
     /// always in force on top of those managed through the API.
-    file_domains: Vec<DomainPattern>,
+    pub internal_domains: Vec<DomainPattern>,
     /// The vault's retention in days: no definition may expire later.
-    max_expiry_days: u32,
-    changes: Mutex<()>,
+    pub max_expiry_days: u32,
+    /// `secure.subject_tag`; empty when the tag is off.
+    pub subject_tag: String,
+    /// `secure.subject_tag_definition`; None: the default definition.
+    pub subject_tag_definition: Option<String>,
+}
+
+impl FileRules {
+    /// Validates a whole stored configuration under these rules: every
+    /// object, the references between them, every notification template,
+    /// and the subject tag's definition. Returns the snapshot it built.
+    ///
+    /// # Errors
+    /// [`sealpost_policy::Invalid`] naming the object or key at fault.
+    pub fn check(&self, document: &PolicyDocument) -> Result<PolicySet, sealpost_policy::Invalid> {
+        let set = document.compile(&self.internal_domains, self.max_expiry_days)?;
+        check_templates(&set)?;
+        sealpost_secure::plan::check_subject_tag(
+            &set,
+            &self.subject_tag,
+            self.subject_tag_definition.as_deref(),
+        )?;
+        Ok(set)
+    }
 }
 
 impl std::fmt::Debug for PolicyService {
@@ -40,15 +73,13 @@ impl PolicyService {
     pub fn new(
         store: Arc<dyn AdminStore>,
         snapshot: Arc<ArcSwap<PolicySet>>,
-        file_domains: Vec<DomainPattern>,
-        max_expiry_days: u32,
+        rules: FileRules,
     ) -> Self {
         PolicyService {
             inner: Arc::new(Inner {
                 store,
                 snapshot,
-                file_domains,
-                max_expiry_days,
+                rules: Arc::new(rules),
                 changes: Mutex::new(()),
             }),
         }
@@ -58,12 +89,13 @@ impl PolicyService {
     ///
     /// # Errors
     /// A store failure, or [`StoreError::Rejected`] when the stored
-    /// configuration does not validate (it names the object).
+    /// configuration does not pass [`FileRules::check`] (it names the
+    /// object or key).
     pub async fn load(&self) -> Result<(), StoreError> {
         let inner = &self.inner;
         let _guard = inner.changes.lock().await;
         let document = inner.store.load_config().await?;
-        let set = self.compile(&document).map_err(StoreError::Rejected)?;
+        let set = inner.rules.check(&document).map_err(StoreError::Rejected)?;
         inner.snapshot.store(Arc::new(set));
         Ok(())
     }
@@ -73,7 +105,10 @@ impl PolicyService {
         &self,
         document: &PolicyDocument,
     ) -> Result<PolicySet, sealpost_policy::Invalid> {
-        document.compile(&self.inner.file_domains, self.inner.max_expiry_days)
+        document.compile(
+            &self.inner.rules.internal_domains,
+            self.inner.rules.max_expiry_days,
+        )
     }
 
     /// Commits `change` and swaps in the snapshot it produced. Returns the
@@ -90,19 +125,45 @@ impl PolicyService {
         let inner = self.inner.clone();
         let task = tokio::spawn(async move {
             let _guard = inner.changes.lock().await;
-            let file_domains = inner.file_domains.clone();
-            let max = inner.max_expiry_days;
-            let check: ConfigCheck = Box::new(move |doc| {
-                let set = doc.compile(&file_domains, max)?;
-                check_templates(&set)?;
-                Ok(set)
-            });
+            let rules = inner.rules.clone();
+            let check: ConfigCheck = Box::new(move |doc| rules.check(doc));
             let changed = inner.store.change_config(change, check).await?;
             inner.snapshot.store(Arc::new(changed.set));
             Ok(changed.id)
         });
         task.await
             .map_err(|e| StoreError::Unavailable(format!("configuration change: {e}")))?
+    }
+
+    /// Like [`change`](Self::change), but the change is built from the
+    /// stored configuration as it is under the writer's lock, so a
+    /// read-modify-write (a PATCH) cannot lose a change committed between
+    /// its read and its write. `build` returns the change and a value handed
+    /// back with the created id.
+    ///
+    /// # Errors
+    /// What `build` returns, or what [`change`](Self::change) would.
+    pub async fn change_with<T, F>(&self, build: F) -> Result<(Option<i64>, T), super::ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&PolicyDocument) -> Result<(ConfigChange, T), super::ApiError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let task = tokio::spawn(async move {
+            let _guard = inner.changes.lock().await;
+            let document = inner.store.load_config().await?;
+            let (change, value) = build(&document)?;
+            let rules = inner.rules.clone();
+            let check: ConfigCheck = Box::new(move |doc| rules.check(doc));
+            let changed = inner.store.change_config(change, check).await?;
+            inner.snapshot.store(Arc::new(changed.set));
+            Ok((changed.id, value))
+        });
+        task.await.map_err(|e| {
+            super::ApiError::from(StoreError::Unavailable(format!(
+                "configuration change: {e}"
+            )))
+        })?
     }
 
     /// The live snapshot.
@@ -112,7 +173,7 @@ impl PolicyService {
 
     /// The configuration file's internal domains.
     pub fn file_domains(&self) -> &[DomainPattern] {
-        &self.inner.file_domains
+        &self.inner.rules.internal_domains
     }
 }
 

@@ -10,6 +10,7 @@ mod helpers;
 mod admin_http;
 mod cli;
 mod delivery;
+mod fail_closed;
 mod limits;
 mod mx;
 mod policy_api;

@@ -179,7 +179,9 @@ fn policies_created_through_the_api_decide_the_next_message() {
     );
 
     // Change the policy: now other.example is selected, partners are not.
-    let (code, changed) = call(
+    // A PUT must carry every field (an omitted one is refused, never
+    // defaulted); PATCH changes only what it names.
+    let (code, err) = call(
         &gw,
         "PUT",
         &format!("/policies/{pid}"),
@@ -189,7 +191,20 @@ fn policies_created_through_the_api_decide_the_next_message() {
             "to": {"kind": "domain", "value": "other.example"},
         }),
     );
+    assert_eq!(
+        (code, err["code"].as_str()),
+        (400, Some("missing_field")),
+        "{err}"
+    );
+    let (code, changed) = call(
+        &gw,
+        "PATCH",
+        &format!("/policies/{pid}"),
+        &json!({"to": {"kind": "domain", "value": "other.example"}}),
+    );
     assert_eq!(code, 200, "{changed}");
+    assert_eq!(changed["definition_id"], def, "{changed}");
+    assert_eq!(changed["from"]["kind"], "internal", "{changed}");
     let id = send(&gw, &["p1@partner.example", "x@other.example"]);
     assert_eq!(
         decisions(&gw, &id),
