@@ -146,6 +146,7 @@ impl Application {
             config.internal_domains.iter().cloned().collect(),
             config.vault.retention_days(),
         ));
+        crate::stored_check::refuse_conflicts(&config, admin.as_ref()).await?;
         policy_service
             .load()
             .await
