@@ -23,7 +23,7 @@ use std::time::SystemTime;
 pub use admin::{AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, Role};
 pub use model::*;
 pub use secure::SecureStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, StoredConfig};
 
 /// What can go wrong talking to storage. Every variant maps to a
 /// temporary SMTP failure (`451 4.3.0`) at the edge: a message is never

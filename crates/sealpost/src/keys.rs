@@ -68,6 +68,45 @@ fn existing_keyring(config: &Config) -> anyhow::Result<Keyring> {
     }
 }
 
+/// For `sealpost config check`: whether the master keys `serve` would use
+/// parse, without creating a key file. Returns a line saying where they
+/// come from.
+///
+/// # Errors
+/// The variable's or the file's problem, named as `serve` would name it;
+/// a missing key file beside an existing database (`database_exists`):
+/// the key `serve` would create is not the one the database records.
+pub fn check_keys(config: &Config, database_exists: bool) -> anyhow::Result<String> {
+    match source(config) {
+        KeySource::Env => {
+            let keyring = env_keyring()?;
+            Ok(format!(
+                "{MASTER_KEY_ENV} (current version {})",
+                keyring.current().version()
+            ))
+        }
+        KeySource::File(path) if !path.exists() && database_exists => anyhow::bail!(
+            "vault.master_key_file ({}) does not exist, but the database does: serve would \
+             create a new key, which is not the key the database was sealed with, and refuse \
+             to start; restore the key file (or set {MASTER_KEY_ENV})",
+            path.display()
+        ),
+        KeySource::File(path) if !path.exists() => Ok(format!(
+            "{} does not exist yet; serve creates it",
+            path.display()
+        )),
+        KeySource::File(path) => {
+            let keyring = Keyring::load(&path)
+                .with_context(|| format!("vault.master_key_file ({})", path.display()))?;
+            Ok(format!(
+                "{} (current version {})",
+                path.display(),
+                keyring.current().version()
+            ))
+        }
+    }
+}
+
 /// Why keeping the key file in the data directory deserves a warning, or
 /// `None` when it is elsewhere (or the keys come from the environment).
 pub fn key_placement_warning(config: &Config) -> Option<String> {

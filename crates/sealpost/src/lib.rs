@@ -7,4 +7,5 @@ pub mod api_client;
 pub mod config;
 pub mod keys;
 pub mod serve;
+pub mod stored_check;
 pub mod tls;

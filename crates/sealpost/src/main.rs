@@ -398,6 +398,36 @@ fn check(path: Option<PathBuf>) -> ExitCode {
     match load(path.as_deref()) {
         Err(code) => code,
         Ok(c) => {
+            // What serve would refuse beyond the file: the stored
+            // configuration and the master keys.
+            let stored = sealpost::stored_check::check(&c);
+            let database_exists =
+                sealpost_store::SqliteStore::path_of_url(&c.database_url).exists();
+            let mut errors = stored.errors;
+            let keys = sealpost::keys::check_keys(&c, database_exists).unwrap_or_else(|e| {
+                errors.push(config::ConfigError {
+                    path: String::new(),
+                    message: format!("{e:#}"),
+                });
+                String::new()
+            });
+            if !errors.is_empty() {
+                let source = path.as_deref().map_or_else(
+                    || "the built-in defaults".to_owned(),
+                    |p| p.display().to_string(),
+                );
+                eprintln!(
+                    "sealpost: serve would refuse to start with this configuration ({source}): {} error(s):",
+                    errors.len()
+                );
+                for e in &errors {
+                    eprintln!("  {e}");
+                }
+                if !stored.summary.is_empty() {
+                    eprintln!("  (stored configuration: {})", stored.summary);
+                }
+                return ExitCode::from(2);
+            }
             println!("configuration ok");
             println!("  server.hostname      {}", c.hostname);
             println!("  server.data_dir      {}", c.data_dir.display());
@@ -419,6 +449,8 @@ fn check(path: Option<PathBuf>) -> ExitCode {
                     .map_or("(MX lookup)".to_owned(), ToString::to_string)
             );
             println!("  admin.listen         {}", c.admin_listen);
+            println!("  master keys          {keys}");
+            println!("  stored config        {}", stored.summary);
             if c.internal_domains.iter().next().is_some() && c.relay.internal_next_hop.is_none() {
                 println!(
                     "warning: domains.internal is set but relay.internal_next_hop is not: mail to internal domains will go to their MX hosts"

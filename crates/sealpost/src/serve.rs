@@ -150,6 +150,7 @@ impl Application {
                 subject_tag_definition: config.secure.subject_tag_definition.clone(),
             },
         ));
+        crate::stored_check::refuse_conflicts(&config, admin.as_ref()).await?;
         policy_service
             .load()
             .await

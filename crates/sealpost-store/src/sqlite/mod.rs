@@ -54,6 +54,18 @@ const BLOCKING_SEAL: usize = 256 * 1024;
 /// this process (a checkpoint, say) before it reports the database busy.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The policy configuration of a database, as [`SqliteStore::read_config`]
+/// found it.
+#[derive(Debug, Clone)]
+pub enum StoredConfig {
+    /// The database has this version's schema.
+    Current(PolicyDocument),
+    /// The database has schema version `found`, this sealpost `expected`:
+    /// an older one is migrated by the next `serve`, a newer one was
+    /// written by a newer sealpost. Its configuration was not read.
+    OtherSchema { found: i64, expected: i64 },
+}
+
 /// The SQLite store. Cheap to clone; all clones share one writer.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -200,6 +212,30 @@ impl SqliteStore {
             vault,
             inline_limit: DEFAULT_INLINE_LIMIT,
         })
+    }
+
+    /// Reads the stored policy configuration without changing anything:
+    /// a read-only connection, no lock (a gateway may be running), no
+    /// migration, no default definition inserted, no database created
+    /// (SQLite may create the `-wal` and `-shm` files a WAL database has
+    /// while open, owned like the database). For `sealpost config check`.
+    /// Blocking.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the file does not exist, is not a database, or
+    /// its configuration cannot be read.
+    pub fn read_config(db_path: &Path) -> Result<StoredConfig, StoreError> {
+        let conn = Connection::open_with_flags(
+            db_path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        let expected = MIGRATIONS.len() as i64;
+        if found != expected {
+            return Ok(StoredConfig::OtherSchema { found, expected });
+        }
+        Ok(StoredConfig::Current(admin::load_document(&conn)?))
     }
 
     /// Opens the store named by a `sqlite://path` URL (or a bare path).

@@ -988,3 +988,37 @@ fn queue_ids_grow_with_time_and_never_repeat_in_one_process() {
         last = id;
     }
 }
+
+#[tokio::test]
+async fn read_config_reads_without_creating_or_migrating() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db.sqlite");
+    assert!(SqliteStore::read_config(&db).is_err());
+    assert!(!db.exists(), "a missing database is not created");
+
+    // Beside the running store (no lock taken), and after it is gone.
+    let default_only = |found: StoredConfig| match found {
+        StoredConfig::Current(doc) => {
+            assert_eq!(doc.definitions.len(), 1);
+            assert!(doc.definitions[0].is_default);
+        }
+        other => panic!("{other:?}"),
+    };
+    let store = open(&dir).await;
+    default_only(SqliteStore::read_config(&db).unwrap());
+    drop(store);
+    default_only(SqliteStore::read_config(&db).unwrap());
+
+    let conn = Connection::open(&db).unwrap();
+    conn.pragma_update(None, "user_version", 2).unwrap();
+    drop(conn);
+    assert!(matches!(
+        SqliteStore::read_config(&db).unwrap(),
+        StoredConfig::OtherSchema { found: 2, expected } if expected == MIGRATIONS.len() as i64
+    ));
+    let conn = Connection::open(&db).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 2, "nothing migrated");
+}

@@ -9,6 +9,7 @@ mod helpers;
 
 mod admin_http;
 mod cli;
+mod config_check;
 mod delivery;
 mod fail_closed;
 mod limits;

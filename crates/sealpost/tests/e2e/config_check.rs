@@ -1,0 +1,183 @@
+//! `sealpost config check` against the stored configuration (issue 14,
+//! "Secure delivery fails closed"): what `serve` would refuse at start,
+//! `config check` refuses first, naming the key and the stored object.
+
+use std::{
+    path::Path,
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+
+use crate::{helpers::*, policy_api::call};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sealpost");
+
+/// Runs `sealpost config check` on the gateway directory's config file.
+fn config_check(dir: &Path, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["config", "check", "--config"])
+        .arg(dir.join("sealpost.toml"))
+        .env_remove("SEALPOST_CONFIG")
+        .env_remove("SEALPOST_MASTER_KEY");
+    cmd.envs(env.iter().copied()).output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `sealpost serve` on the directory and expects it to refuse to
+/// start; returns what it said. A serve that starts is killed, and fails
+/// the test.
+fn serve_refuses(dir: &Path, env: &[(&str, &str)]) -> String {
+    let log = dir.join("serve.err");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(dir.join("sealpost.toml"))
+        .env_remove("SEALPOST_CONFIG")
+        .env_remove("SEALPOST_MASTER_KEY")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("serve started instead of refusing:\n{said}");
+    };
+    assert_eq!(status.code(), Some(1), "{said}");
+    said
+}
+
+/// Creates a definition through the API; returns its id.
+fn definition(gw: &TestGateway, body: serde_json::Value) -> i64 {
+    let (code, created) = call(gw, "POST", "/definitions", &body);
+    assert_eq!(code, 201, "{created}");
+    created["id"].as_i64().unwrap()
+}
+
+#[test]
+fn issue_14_config_check_refuses_retention_below_a_stored_expiry() {
+    let gw = TestGateway::start("");
+    // The default definition within the lower retention: only Legal is
+    // at fault.
+    let (code, body) = call(
+        &gw,
+        "PUT",
+        "/definitions/1",
+        &json!({"name": "Default", "expiry_days": 7, "manual_use": true}),
+    );
+    assert_eq!(code, 200, "{body}");
+    let legal = definition(&gw, json!({"name": "Legal", "expiry_days": 30}));
+    let dir = gw.stop();
+
+    let out = config_check(dir.path(), &[("SEALPOST_VAULT_RETENTION", "10d")]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "vault.retention: 10d is shorter than definition \"Legal\" (id {legal}) expiry_days = 30"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("\"Default\""), "{err}");
+
+    let said = serve_refuses(dir.path(), &[("SEALPOST_VAULT_RETENTION", "10d")]);
+    assert!(
+        said.contains("vault.retention") && said.contains("\"Legal\""),
+        "{said}"
+    );
+
+    let out = config_check(dir.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("configuration ok") && said.contains("2 definition(s)"),
+        "{said}"
+    );
+}
+
+#[test]
+fn issue_14_config_check_refuses_a_subject_tag_definition_that_does_not_exist_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sealpost.toml"),
+        format!(
+            "[server]\ndata_dir = \"{}\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let out = config_check(
+        dir.path(),
+        &[("SEALPOST_SECURE_SUBJECT_TAG_DEFINITION", "NoSuch")],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("secure.subject_tag_definition: names \"NoSuch\"")
+            && err.contains("no database yet"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "a check creates no database"
+    );
+
+    // The first start creates the default definition, which allows
+    // manual use.
+    let out = config_check(
+        dir.path(),
+        &[("SEALPOST_SECURE_SUBJECT_TAG_DEFINITION", "Default")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no database yet"));
+}
+
+#[test]
+fn issue_14_the_subject_tag_definition_must_exist_and_allow_manual_use() {
+    let gw = TestGateway::start("");
+    let legal = definition(&gw, json!({"name": "Legal", "manual_use": false}));
+    definition(&gw, json!({"name": "Desk", "manual_use": true}));
+    let dir = gw.stop();
+
+    let key = "SEALPOST_SECURE_SUBJECT_TAG_DEFINITION";
+    let out = config_check(dir.path(), &[(key, "Legal")]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("secure.subject_tag_definition: definition \"Legal\" must allow manual use")
+            && err.contains(&format!("definitions[id={legal}].manual_use")),
+        "{err}"
+    );
+    let said = serve_refuses(dir.path(), &[(key, "Legal")]);
+    assert!(
+        said.contains("secure.subject_tag_definition") && said.contains("\"Legal\""),
+        "{said}"
+    );
+
+    let out = config_check(dir.path(), &[(key, "NoSuch")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("secure.subject_tag_definition: names \"NoSuch\""),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = config_check(dir.path(), &[(key, "Desk")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
