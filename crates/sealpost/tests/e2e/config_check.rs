@@ -77,9 +77,9 @@ fn issue_14_config_check_refuses_retention_below_a_stored_expiry() {
     // at fault.
     let (code, body) = call(
         &gw,
-        "PUT",
+        "PATCH",
         "/definitions/1",
-        &json!({"name": "Default", "expiry_days": 7, "manual_use": true}),
+        &json!({"expiry_days": 7}),
     );
     assert_eq!(code, 200, "{body}");
     let legal = definition(&gw, json!({"name": "Legal", "expiry_days": 30}));
