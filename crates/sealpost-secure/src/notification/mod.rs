@@ -23,6 +23,7 @@
 //!   `{% set %}` blocks or macros before it reaches the output.
 
 mod mail;
+mod mime;
 mod send;
 
 use std::io;
