@@ -543,4 +543,6 @@ impl io::Write for BoundedOutput {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
