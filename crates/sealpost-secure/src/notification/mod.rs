@@ -4,8 +4,12 @@
 //! A notification is rendered from the definition's template: three
 //! minijinja sources an administrator may edit, which see only the values
 //! of [`NotificationVars`], so a notification can never carry the message
-//! content. Pure: the caller queues the bytes of [`build_mail`] and
-//! [`build_receipt`] through the relay queue.
+//! content. Values from the message are made one clean line before a
+//! template sees them ([`NotificationVars::shown`]). Each notification is
+//! checked as rendered before it leaves ([`build_notification`]): it must
+//! show the portal link, and its subject never sees the token. Pure: the
+//! caller queues the bytes of [`build_notification`] and [`build_receipt`]
+//! through the relay queue.
 //!
 //! # Bounds on a hostile template
 //! Templates come from administrators, but a mistaken or hostile one must

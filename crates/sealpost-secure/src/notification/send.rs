@@ -5,7 +5,7 @@
 
 use super::{
     CompiledTemplate, HIDDEN_SUBJECT, MailHeaders, NotificationTemplate, NotificationVars,
-    Rendered, TemplatePart, build_mail, escape_html,
+    Rendered, TemplateError, TemplatePart, build_mail, escape_html,
 };
 
 /// The notification for `vars`, as RFC 5322 bytes, from `template` (the
@@ -17,32 +17,44 @@ use super::{
 /// the built-in one fails: the recipient must hear of the message, and
 /// must be able to open it.
 pub fn build_notification(
-    template: Result<&CompiledTemplate, &super::TemplateError>,
+    template: Result<&CompiledTemplate, &TemplateError>,
     vars: &NotificationVars,
     headers: &MailHeaders<'_>,
 ) -> Vec<u8> {
     let link = vars.portal_link.as_str();
-    let custom = template
-        .map_err(|e| e.to_string())
-        .and_then(|t| t.render(vars).map_err(|e| e.to_string()))
-        .and_then(|r| {
-            check_rendered(&r, link)
-                .map(|()| r)
-                .map_err(|e| e.to_string())
-        });
-    let rendered = custom.or_else(|reason| {
-        tracing::error!(definition = %vars.definition, %reason, "notification template failed; used the built-in one");
-        super::render(&NotificationTemplate::builtin(), vars)
-            .map_err(|e| e.to_string())
-            .and_then(|r| check_rendered(&r, link).map(|()| r).map_err(|e| e.to_string()))
+    let rendered = checked(template, vars).or_else(|reason| {
+        tracing::error!(definition = %vars.definition, reason = %redacted(&reason, link), "notification template failed; used the built-in one");
+        checked(NotificationTemplate::builtin().compile().as_ref(), vars)
     });
     let rendered = rendered.unwrap_or_else(|reason| {
         // The built-in template is tested; this is unreachable in practice,
         // but a notification must still go out.
-        tracing::error!(definition = %vars.definition, %reason, "the built-in notification template failed");
+        tracing::error!(definition = %vars.definition, reason = %redacted(&reason, link), "the built-in notification template failed");
         last_resort(link)
     });
     build_mail(&rendered, headers)
+}
+
+/// `template` rendered and passed by [`check_rendered`]; else why not.
+fn checked(
+    template: Result<&CompiledTemplate, &TemplateError>,
+    vars: &NotificationVars,
+) -> Result<Rendered, String> {
+    let rendered = template
+        .map_err(ToString::to_string)?
+        .render(vars)
+        .map_err(|e| e.to_string())?;
+    check_rendered(&rendered, &vars.portal_link).map_err(|e| e.to_string())?;
+    Ok(rendered)
+}
+
+/// A reason fit for the log: a minijinja message could quote a value,
+/// and the token must never reach a log.
+fn redacted(reason: &str, link: &str) -> String {
+    match link.rsplit('/').next() {
+        Some(token) if !token.is_empty() => reason.replace(token, "<token>"),
+        _ => reason.to_owned(),
+    }
 }
 
 /// A notification that needs no template: the neutral subject and the link.
