@@ -428,33 +428,17 @@ fn headers<'a>(
     }
 }
 
-/// Renders the definition's template (each part it leaves out is the
-/// built-in one). A stored template that fails to render falls back to
-/// the built-in one: the recipient must hear of the message either way.
+/// The notification from the definition's template (each part it leaves
+/// out is the built-in one), checked as rendered; see
+/// [`notification::build_notification`] for the fallbacks.
 fn render(
     templates: &TemplateCache,
     definition: Option<&Definition>,
     vars: &NotificationVars,
     headers: &MailHeaders<'_>,
 ) -> Vec<u8> {
-    let rendered = templates.get(definition).and_then(|t| t.render(vars)).or_else(|e| {
-        tracing::error!(definition = %vars.definition, error = %e, "notification template failed; used the built-in one");
-        notification::render(&NotificationTemplate::builtin(), vars)
-    });
-    match rendered {
-        Ok(rendered) => notification::build_mail(&rendered, headers),
-        Err(e) => {
-            // The built-in template is tested; this is unreachable in
-            // practice, but a notification must still go out.
-            tracing::error!(error = %e, "the built-in notification template failed");
-            let fallback = notification::Rendered {
-                subject: HIDDEN_SUBJECT.to_owned(),
-                text: format!("Open it at {}\r\n", vars.portal_link),
-                html: String::new(),
-            };
-            notification::build_mail(&fallback, headers)
-        }
-    }
+    let template = templates.get(definition);
+    notification::build_notification(template.as_deref(), vars, headers)
 }
 
 /// A definition's template with the built-in parts filled in.

@@ -7,17 +7,12 @@
 //! sender wrote can add a header field.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use mail_builder::MessageBuilder;
-use mail_builder::headers::address::Address;
-use mail_builder::headers::date::Date;
-use mail_builder::headers::raw::Raw;
+use sealpost_policy::text::one_line;
 
-use super::{MAX_SUBJECT_CHARS, Rendered, escape_html, one_line};
-
-/// A display name is cut to this many characters, which keeps its encoded
-/// form well inside one 998-octet line.
-const MAX_NAME_CHARS: usize = 100;
+use super::mime::{self, Mail};
+use super::{MAX_NAME_CHARS, MAX_SUBJECT_CHARS, Rendered, escape_html};
 
 /// Envelope-free parts of the mail to build.
 #[derive(Debug, Clone, Copy)]
@@ -32,20 +27,19 @@ pub struct MailHeaders<'a> {
 }
 
 /// Builds the notification as RFC 5322 bytes (CRLF line ends):
-/// `multipart/alternative` with UTF-8 text/plain and text/html parts,
-/// encoded as mail-builder chooses; From, To, Subject (RFC 2047 when not
-/// ASCII), Date, Message-ID, MIME-Version, `Auto-Submitted:
-/// auto-generated` and `X-Sealpost-Notification: 1`.
+/// `multipart/alternative` with UTF-8 quoted-printable text/plain and
+/// text/html parts; From, To, Subject (RFC 2047 when not plain ASCII),
+/// Date, Message-ID, MIME-Version, `Auto-Submitted: auto-generated` and
+/// `X-Sealpost-Notification: 1`. Header lines fold at 78 octets,
+/// encoded-words are at most 75 characters, quoted-printable lines 76.
 pub fn build_mail(rendered: &Rendered, headers: &MailHeaders<'_>) -> Vec<u8> {
     build(
         headers,
         &one_line(&rendered.subject, MAX_SUBJECT_CHARS),
         &rendered.text,
         &rendered.html,
+        Some(("X-Sealpost-Notification", "1")),
     )
-    .header("X-Sealpost-Notification", Raw::new("1"))
-    .write_to_vec()
-    .expect("writing to a Vec cannot fail")
 }
 
 /// One recipient listed in a sender receipt.
@@ -139,37 +133,29 @@ pub fn build_receipt(
         &format!("Delivered securely: {subject}"),
         &text,
         &html,
+        None,
     )
-    .write_to_vec()
-    .expect("writing to a Vec cannot fail")
 }
 
-/// The headers and parts both mails share; `subject` is already one line.
-fn build<'x>(
+/// The mail both builders write; `subject` is already one line.
+fn build(
     headers: &MailHeaders<'_>,
     subject: &str,
     text: &str,
     html: &str,
-) -> MessageBuilder<'x> {
-    let name = one_line(headers.from_name, MAX_NAME_CHARS);
-    let from_address = clean_address(headers.from_address);
-    let from = if name.is_empty() {
-        Address::new_address(None::<String>, from_address)
-    } else {
-        Address::new_address(Some(name), from_address)
-    };
-    MessageBuilder::new()
-        .from(from)
-        .to(Address::new_address(
-            None::<String>,
-            clean_address(headers.to),
-        ))
-        .subject(subject.to_owned())
-        .date(Date::new(headers.date.unix_timestamp()))
-        .message_id(message_id(headers.message_id_domain))
-        .header("Auto-Submitted", Raw::new("auto-generated"))
-        .text_body(lf_only(text))
-        .html_body(lf_only(html))
+    extra: Option<(&str, &str)>,
+) -> Vec<u8> {
+    mime::write(&Mail {
+        from_name: &one_line(headers.from_name, MAX_NAME_CHARS),
+        from_address: &clean_address(headers.from_address),
+        to: &clean_address(headers.to),
+        subject,
+        date: headers.date,
+        message_id: &message_id(headers.message_id_domain),
+        extra,
+        text,
+        html,
+    })
 }
 
 /// An address for a header: no control characters, spaces or angle
@@ -193,20 +179,17 @@ fn message_id(domain: &str) -> String {
         &domain
     };
     let mut random = [0u8; 16];
-    let local = match getrandom::fill(&mut random) {
-        Ok(()) => random.iter().fold(String::with_capacity(32), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        }),
-        // Unique is what a Message-ID needs; mail-builder's time-and-counter
-        // id is that, if not unpredictable.
-        Err(_) => mail_builder::mime::make_boundary("."),
-    };
+    if getrandom::fill(&mut random).is_err() {
+        // Unique is what a Message-ID needs: the time and a counter are
+        // that, if not unpredictable.
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+        random[..8].copy_from_slice(&(nanos as u64).to_be_bytes());
+        random[8..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    }
+    let local = random.iter().fold(String::with_capacity(32), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    });
     format!("{local}@{domain}")
-}
-
-/// Line ends as `\n` only; mail-builder writes each as CRLF, and a lone CR
-/// would otherwise reach the wire.
-fn lf_only(text: &str) -> String {
-    text.replace("\r\n", "\n").replace('\r', "\n")
 }

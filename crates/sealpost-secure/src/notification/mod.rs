@@ -4,8 +4,12 @@
 //! A notification is rendered from the definition's template: three
 //! minijinja sources an administrator may edit, which see only the values
 //! of [`NotificationVars`], so a notification can never carry the message
-//! content. Pure: the caller queues the bytes of [`build_mail`] and
-//! [`build_receipt`] through the relay queue.
+//! content. Values from the message are made one clean line before a
+//! template sees them ([`NotificationVars::shown`]). Each notification is
+//! checked as rendered before it leaves ([`build_notification`]): it must
+//! show the portal link, and its subject never sees the token. Pure: the
+//! caller queues the bytes of [`build_notification`] and [`build_receipt`]
+//! through the relay queue.
 //!
 //! # Bounds on a hostile template
 //! Templates come from administrators, but a mistaken or hostile one must
@@ -23,14 +27,18 @@
 //!   `{% set %}` blocks or macros before it reaches the output.
 
 mod mail;
+mod mime;
+mod send;
 
 use std::io;
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use sealpost_policy::text::one_line;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use mail::{MailHeaders, ReceiptEntry, build_mail, build_receipt};
+pub use send::{Unsendable, build_notification, check_rendered};
 
 /// The neutral subject used when the definition hides the real one.
 pub const HIDDEN_SUBJECT: &str = "You have received a secure message";
@@ -38,8 +46,17 @@ pub const HIDDEN_SUBJECT: &str = "You have received a secure message";
 /// A rendered part larger than this is an error, not a mail.
 const MAX_OUTPUT: usize = 256 * 1024;
 
-/// The rendered subject is cut to this many characters.
+/// The rendered subject, and the message's subject it may show, are cut
+/// to this many characters.
 const MAX_SUBJECT_CHARS: usize = 250;
+
+/// A display name (or a definition or organisation name) is cut to this
+/// many characters, which keeps its encoded form a few header lines long.
+const MAX_NAME_CHARS: usize = 100;
+
+/// An address shown in a notification is cut to this many characters
+/// (RFC 5321 allows 64 for the local part and 255 for the domain).
+const MAX_ADDRESS_CHARS: usize = 320;
 
 /// A notification template: three minijinja sources. Administrators edit
 /// them through the API.
@@ -113,51 +130,69 @@ impl std::fmt::Debug for CompiledTemplate {
 }
 
 impl CompiledTemplate {
-    /// Renders the three parts.
+    /// Renders the three parts from the values as [`NotificationVars::shown`]
+    /// makes them. The subject part sees `portal_link` without its token
+    /// (the last path segment), so no filter or slice can put the token in
+    /// a Subject, which travels in bounces and logs.
     ///
     /// # Errors
     /// A part that fails to render (undefined variable, too much output,
     /// out of fuel).
     pub fn render(&self, vars: &NotificationVars) -> Result<Rendered, TemplateError> {
-        let subject = render_part(TemplatePart::Subject, &self.subject, vars)?;
+        let vars = vars.shown();
+        let subject = render_part(TemplatePart::Subject, &self.subject, &vars.without_token())?;
         Ok(Rendered {
             subject: one_line(&subject, MAX_SUBJECT_CHARS),
-            text: render_part(TemplatePart::Text, &self.text, vars)?,
-            html: render_part(TemplatePart::Html, &self.html, vars)?,
+            text: render_part(TemplatePart::Text, &self.text, &vars)?,
+            html: render_part(TemplatePart::Html, &self.html, &vars)?,
         })
     }
 
-    /// See [`NotificationTemplate::check`].
+    /// See [`NotificationTemplate::check`]. An early warning only: a
+    /// condition can print the link for the sample values and not for a
+    /// real message, so every notification is checked again when it is
+    /// sent ([`check_rendered`]).
     fn check(&self) -> Result<(), TemplateError> {
+        let subject = self
+            .subject
+            .get_template(TemplatePart::Subject.name())
+            .map_err(|e| TemplateError::from_minijinja(TemplatePart::Subject, &e))?;
         let sample = NotificationVars::sample();
-        let link = sample.portal_link.clone();
-        self.render(&sample)?;
-        let hidden = NotificationVars {
-            subject: HIDDEN_SUBJECT.to_owned(),
-            subject_hidden: true,
-            ..sample.with_expiry(None)
+        // minijinja's static analysis misses the object of a slice
+        // (`portal_link[-40:]`), so a subject whose output changes with the
+        // link reads it too.
+        let base = sample.without_token().portal_link;
+        let other_link = NotificationVars {
+            portal_link: format!(
+                "{base}{}",
+                "#".repeat(sample.portal_link.len() - base.len())
+            ),
+            ..sample.clone()
         };
-        let rendered = self.render(&hidden)?;
-        // A notification must carry the link in both bodies, and never in
-        // the subject (headers travel in bounces and logs).
-        for (part, text) in [
-            (TemplatePart::Text, &rendered.text),
-            (TemplatePart::Html, &rendered.html),
-        ] {
-            if !text.contains(link.as_str()) {
-                return Err(TemplateError {
-                    part,
-                    line: None,
-                    message: "the template must show {{ portal_link }}: without it the recipient cannot open the message".into(),
-                });
-            }
-        }
-        if rendered.subject.contains(link.as_str()) {
+        if subject.undeclared_variables(false).contains("portal_link")
+            || render_part(TemplatePart::Subject, &self.subject, &sample)?
+                != render_part(TemplatePart::Subject, &self.subject, &other_link)?
+        {
             return Err(TemplateError {
                 part: TemplatePart::Subject,
                 line: None,
-                message: "the subject must not contain {{ portal_link }}: the link is the recipient's secret".into(),
+                message:
+                    "the subject must not use {{ portal_link }}: the link is the recipient's secret"
+                        .into(),
             });
+        }
+        let hidden = NotificationVars {
+            subject: HIDDEN_SUBJECT.to_owned(),
+            subject_hidden: true,
+            ..sample.clone().with_expiry(None)
+        };
+        let rendered = [self.render(&sample)?, self.render(&hidden)?];
+        for rendered in &rendered {
+            check_rendered(rendered, &sample.portal_link).map_err(|problem| TemplateError {
+                part: problem.part(),
+                line: None,
+                message: problem.to_string(),
+            })?;
         }
         Ok(())
     }
@@ -208,6 +243,42 @@ impl NotificationVars {
             organisation: "secure.example.com".to_owned(),
         }
         .with_expiry(Some(time::macros::datetime!(2026-12-12 00:00 UTC)))
+    }
+
+    /// The values as a template sees them: each one a message or an
+    /// administrator wrote is made one clean line ([`one_line`]), so that
+    /// a subject or display name decoded from an encoded-word cannot put
+    /// control characters or line breaks into a notification. Rendering
+    /// calls this, so no caller can forget it. The portal link and the
+    /// expiry are ours and left as they are.
+    pub fn shown(&self) -> Self {
+        let sender = one_line(&self.sender, MAX_ADDRESS_CHARS);
+        let sender_name = match one_line(&self.sender_name, MAX_NAME_CHARS) {
+            name if name.is_empty() => sender.clone(),
+            name => name,
+        };
+        NotificationVars {
+            sender,
+            sender_name,
+            subject: one_line(&self.subject, MAX_SUBJECT_CHARS),
+            recipient: one_line(&self.recipient, MAX_ADDRESS_CHARS),
+            definition: one_line(&self.definition, MAX_NAME_CHARS),
+            organisation: one_line(&self.organisation, MAX_NAME_CHARS),
+            ..self.clone()
+        }
+    }
+
+    /// The values the subject part sees: `portal_link` is the link without
+    /// its token (the last path segment), so the subject cannot carry it.
+    fn without_token(&self) -> Self {
+        let base = match self.portal_link.rfind('/') {
+            Some(slash) => &self.portal_link[..=slash],
+            None => "",
+        };
+        NotificationVars {
+            portal_link: base.to_owned(),
+            ..self.clone()
+        }
     }
 
     /// Sets `expires` and `expires_at` from the expiry moment; None for a
@@ -322,9 +393,9 @@ impl TemplateError {
     }
 }
 
-/// Renders the three parts. Values are HTML-escaped in the html part only;
-/// the subject's output has control characters replaced by spaces, runs of
-/// whitespace collapsed, and is trimmed and cut to 250 characters.
+/// Renders the three parts (see [`CompiledTemplate::render`]). Values are
+/// HTML-escaped in the html part only; the subject's output is made one
+/// line of at most 250 characters.
 ///
 /// # Errors
 /// A part that does not parse, uses an undefined variable (strict mode,
@@ -475,24 +546,7 @@ impl io::Write for BoundedOutput {
     }
 }
 
-/// `text` on one line: control characters become spaces, runs of
-/// whitespace one space, trimmed, at most `max` characters.
-pub(crate) fn one_line(text: &str, max: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max * 4));
-    for word in text
-        .split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|w| !w.is_empty())
-    {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-    }
-    match out.char_indices().nth(max) {
-        Some((cut, _)) => out[..cut].trim_end().to_owned(),
-        None => out,
-    }
-}
-
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;

@@ -607,3 +607,114 @@ fn templates_are_checked_when_saved_and_previewed_with_sample_data() {
     let (code, _) = call(&gw, "POST", "/definitions/999/preview", &json!({}));
     assert_eq!(code, 404);
 }
+
+/// Issue 14: a template that prints the link only for the sample values is
+/// accepted when saved, yet its notification goes out with the link (the
+/// built-in template); and a Subject and From name whose encoded-words
+/// decode to ESC, NUL and CRLF give a notification with clean bodies and
+/// lines and encoded-words within RFC 2045/2047 limits.
+#[test]
+fn issue_14_every_notification_has_its_link_and_clean_bodies() {
+    let internal = Sink::start(&[]);
+    let external = Sink::start(&[]);
+    let gw = gateway(&internal, &external, "");
+    let conditional =
+        r#"{% if sender == "alice.martin@example.com" %}{{ portal_link }}{% endif %}"#;
+    secure_policy(
+        &gw,
+        "partner.example",
+        json!({"name": "Conditional", "notification_template": {"text": conditional}}),
+    );
+    secure_policy(&gw, "other-partner.example", json!({"name": "Plain"}));
+    let subject = "=?UTF-8?Q?Q3_=1B[31m=00red=0D=0ABcc:_victim@example.com?=";
+    let name = format!(
+        "=?UTF-8?Q?{}?=",
+        "M=C3=BCller,_J=C3=BCrgen_=1B[2J".repeat(12)
+    );
+    send(
+        &gw,
+        "alice@corp.example",
+        &["p1@partner.example", "p2@other-partner.example"],
+        &[
+            "--header",
+            &format!("Subject: {subject}"),
+            "--header",
+            &format!("From: {name} <alice@corp.example>"),
+        ],
+    );
+
+    let got = external.wait_for(2);
+    for to in ["p1@partner.example", "p2@other-partner.example"] {
+        let notification = got
+            .iter()
+            .find(|m| m.rcpt_tos == [to])
+            .unwrap_or_else(|| panic!("{to}'s notification"));
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&notification.content)
+            .unwrap();
+        assert!(parsed.bcc().is_none());
+        let text = parsed.body_text(0).unwrap();
+        let html = parsed.body_html(0).unwrap();
+        assert!(
+            text.contains("The message is not attached to this email"),
+            "{to}: the built-in text: {text}"
+        );
+        let token = token_in(&text);
+        assert_eq!(token_in(&html), token, "{to}: the same link in the html");
+        let access = gw
+            .block_on(gw.secure.secure_by_token(token.hash()))
+            .unwrap()
+            .expect("the link's token resolves");
+        assert_eq!(access.recipient, to);
+        for body in [&text, &html] {
+            let body = body.replace("\r\n", "\n");
+            assert!(
+                !body.chars().any(|c| c != '\n' && c.is_control()),
+                "{to}: a control character in {body:?}"
+            );
+            assert!(
+                body.contains("Q3 [31mred Bcc: victim@example.com"),
+                "{body}"
+            );
+            assert!(!body.contains("\nBcc:"), "{body}");
+            assert!(body.contains("Müller, Jürgen [2JMüller"), "{body}");
+        }
+
+        let raw = notification.text();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        // Only the fields the gateway wrote (a relay may prepend trace fields).
+        let from = head
+            .match_indices("From: ")
+            .find(|(at, _)| *at == 0 || head[..*at].ends_with("\r\n"))
+            .expect("a From field");
+        for line in head[from.0..].split("\r\n") {
+            assert!(
+                line.len() <= 78,
+                "{to}: header line of {}: {line}",
+                line.len()
+            );
+        }
+        for line in body.split("\r\n") {
+            assert!(
+                line.len() <= 76,
+                "{to}: body line of {}: {line}",
+                line.len()
+            );
+        }
+        let words: Vec<&str> = head
+            .split([' ', '\r', '\n'])
+            .filter(|w| w.starts_with("=?"))
+            .collect();
+        assert!(
+            words.len() > 2,
+            "{to}: the name and subject are encoded: {head}"
+        );
+        for word in words {
+            assert!(
+                word.len() <= 75,
+                "{to}: encoded-word of {}: {word}",
+                word.len()
+            );
+        }
+    }
+}
