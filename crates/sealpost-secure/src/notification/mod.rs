@@ -30,7 +30,9 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-pub use mail::{MailHeaders, ReceiptEntry, build_mail, build_receipt};
+pub use mail::{
+    MailHeaders, ReceiptEntry, UnnotifiedEntry, build_mail, build_receipt, build_unnotified,
+};
 
 /// The neutral subject used when the definition hides the real one.
 pub const HIDDEN_SUBJECT: &str = "You have received a secure message";
