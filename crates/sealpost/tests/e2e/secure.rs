@@ -24,7 +24,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_sealpost");
 
 /// A gateway with corp.example internal (delivered to `internal`) and
 /// every other domain relayed to `external`.
-fn gateway(internal: &Sink, external: &Sink, extra: &str) -> TestGateway {
+pub(crate) fn gateway(internal: &Sink, external: &Sink, extra: &str) -> TestGateway {
     TestGateway::start(&format!(
         "[domains]\ninternal = [\"corp.example\"]\n[relay]\nnext_hop = \"{}\"\ninternal_next_hop = \"{}\"\n[portal]\nurl = \"https://secure.corp.example\"\n{extra}",
         external.addr(),
@@ -34,7 +34,7 @@ fn gateway(internal: &Sink, external: &Sink, extra: &str) -> TestGateway {
 
 /// Creates a definition and a policy sending mail to `domain` through it;
 /// returns (definition id, policy id).
-fn secure_policy(gw: &TestGateway, domain: &str, definition: Value) -> (i64, i64) {
+pub(crate) fn secure_policy(gw: &TestGateway, domain: &str, definition: Value) -> (i64, i64) {
     let (code, d) = call(gw, "POST", "/definitions", &definition);
     assert_eq!(code, 201, "{d}");
     let def = d["id"].as_i64().unwrap();
@@ -52,7 +52,7 @@ fn secure_policy(gw: &TestGateway, domain: &str, definition: Value) -> (i64, i64
     (def, p["id"].as_i64().unwrap())
 }
 
-fn send(gw: &TestGateway, from: &str, to: &[&str], extra: &[&str]) -> QueueId {
+pub(crate) fn send(gw: &TestGateway, from: &str, to: &[&str], extra: &[&str]) -> QueueId {
     let mut args = vec!["--from", from, "--to"];
     let to = to.join(",");
     args.push(&to);
@@ -71,7 +71,7 @@ fn token_in(text: &str) -> PortalToken {
     PortalToken::parse(&text[start..start + 64]).expect("a 64-hex-digit token")
 }
 
-fn decoded_text(content: &[u8]) -> String {
+pub(crate) fn decoded_text(content: &[u8]) -> String {
     let message = mail_parser::MessageParser::default()
         .parse(content)
         .expect("parses");
