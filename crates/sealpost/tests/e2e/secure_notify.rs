@@ -118,6 +118,17 @@ fn issue_14_a_notification_that_fails_for_good_is_tracked_and_told_to_the_sender
         "{m}"
     );
     assert_eq!(m["recipients"][0]["status"], "secure", "still readable");
+    let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(["messages", "list", "--to", "q1@"])
+        .env("SEALPOST_API_ADDR", gw.admin.to_string())
+        .env("SEALPOST_API_KEY", gw.api_key.clone().unwrap())
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("q1@quiet.example (secure, not notified)"),
+        "{listed}"
+    );
 
     // With sender receipts: the receipt, then the notice naming p1 only.
     let id = send(
