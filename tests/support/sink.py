@@ -5,7 +5,7 @@ Usage:
   sink.py --listen 127.0.0.1:0 --dir DIR [--tempfail-rcpt REGEX]
           [--permfail-rcpt REGEX] [--tempfail-first N]
           [--tls-cert CERT --tls-key KEY] [--hostname NAME] [--max-size BYTES]
-          [--quiet]
+          [--no-smtputf8] [--quiet]
 
 Once listening it prints exactly one line "READY <port>" to stdout (flushed);
 nothing else is ever written to stdout. Diagnostics go to stderr.
@@ -238,7 +238,7 @@ async def main_async(args):
     def factory():
         return TrackedSMTP(
             handler,
-            enable_SMTPUTF8=True,
+            enable_SMTPUTF8=not args.no_smtputf8,
             decode_data=False,
             data_size_limit=args.max_size,
             hostname=args.hostname,  # explicit: avoids a getfqdn() DNS lookup
@@ -286,6 +286,8 @@ def main():
                    help="name used in the greeting and EHLO reply")
     p.add_argument("--max-size", type=non_negative_int, default=32 * 1024 * 1024,
                    metavar="BYTES", help="SIZE limit (0 = unlimited, not advertised)")
+    p.add_argument("--no-smtputf8", action="store_true",
+                   help="do not advertise SMTPUTF8 (a next hop without RFC 6531)")
     p.add_argument("--quiet", action="store_true", help="no per-message stderr logging")
     args = p.parse_args()
     if bool(args.tls_cert) != bool(args.tls_key):

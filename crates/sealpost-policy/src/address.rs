@@ -202,6 +202,35 @@ impl EmailAddress {
         !self.full.is_ascii()
     }
 
+    /// The address as it travels without SMTPUTF8 where it can: with an
+    /// ASCII local part, a U-label domain is written as its A-labels
+    /// (`bob@bücher.example` → `bob@xn--bcher-kva.example`), which names the
+    /// same mailbox and which every next hop accepts. Mail sealpost writes
+    /// itself (notifications, receipts, DSNs) uses this form for the
+    /// envelope and the header, so a next hop without SMTPUTF8 still takes
+    /// it. Otherwise the address is returned as it is: a non-ASCII local
+    /// part has no ASCII form, and a domain IDNA would change (a
+    /// look-alike mapped to ASCII, an upper-case U-label) is not ours to
+    /// rewrite, so both still need SMTPUTF8.
+    pub fn with_ascii_domain(&self) -> EmailAddress {
+        self.ascii_domain_form().unwrap_or_else(|| self.clone())
+    }
+
+    fn ascii_domain_form(&self) -> Option<EmailAddress> {
+        let (local, domain) = (self.local_part(), self.domain_str());
+        if domain.is_ascii() || !local.is_ascii() {
+            return None;
+        }
+        let ascii = idna::domain_to_ascii(domain).ok()?;
+        // Only a domain already in the form IDNA maps to: converting back
+        // gives the very same labels, so no character was folded away.
+        let (unicode, back) = idna::domain_to_unicode(&ascii);
+        if back.is_err() || unicode != domain {
+            return None;
+        }
+        EmailAddress::parse(&format!("{local}@{ascii}")).ok()
+    }
+
     /// The form policies compare addresses in: the local part with ASCII
     /// letters lower-cased (mailbox names are case-insensitive in practice,
     /// and only ASCII is folded so no look-alike character can stand in
@@ -335,6 +364,37 @@ mod tests {
         );
         assert!(Domain::parse("example.com").unwrap().is_within(&parent));
         assert!(!Domain::parse("badexample.com").unwrap().is_within(&parent));
+    }
+
+    #[test]
+    fn an_ascii_local_part_takes_the_a_label_domain() {
+        let a = EmailAddress::parse("Bob@bücher.example").unwrap();
+        let ascii = a.with_ascii_domain();
+        assert_eq!(ascii.as_str(), "Bob@xn--bcher-kva.example");
+        assert!(!ascii.is_utf8(), "travels without SMTPUTF8");
+        assert_eq!(ascii.match_key(), a.match_key(), "the same mailbox");
+        let mixed = EmailAddress::parse("x@mail.例子.广告").unwrap();
+        assert_eq!(
+            mixed.with_ascii_domain().as_str(),
+            "x@mail.xn--fsqu00a.xn--4rr70v"
+        );
+    }
+
+    #[test]
+    fn addresses_without_an_ascii_form_are_kept() {
+        for kept in [
+            "bob@example.com",
+            "bob@xn--bcher-kva.example",
+            "jörg@bücher.example",
+            "用户@例子.广告",
+            // IDNA would map these to other characters: not ours to rewrite.
+            "a@\u{212A}elvin.example",
+            "a@bÜcher.example",
+            "postmaster@[192.0.2.1]",
+        ] {
+            let a = EmailAddress::parse(kept).unwrap();
+            assert_eq!(a.with_ascii_domain(), a, "{kept}");
+        }
     }
 
     proptest! {

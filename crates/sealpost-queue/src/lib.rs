@@ -4,11 +4,14 @@
 //!   when to give up (`relay.retry_schedule`, `relay.queue_lifetime`).
 //! - [`worker`]: leases due recipients from the store, delivers them grouped
 //!   by next hop, and records each outcome together with the DSNs it causes.
+//! - `unnotified`: what a notification that failed for good causes (an
+//!   error line, a count, the sender's notice where receipts are asked for).
 //!
 //! All queue state lives in the store, so a restart (or another node)
 //! continues exactly where this one stopped.
 
 pub mod schedule;
+mod unnotified;
 pub mod worker;
 
 pub use schedule::{RetrySchedule, Verdict};

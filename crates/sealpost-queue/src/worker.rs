@@ -12,9 +12,10 @@
 //! `max_connections_per_hop` connections. [`Worker::run_once`] does one batch
 //! to completion, for tests and tools that want the queue driven by hand.
 //!
-//! Outcomes and the DSNs they cause are recorded in one commit. A worker
-//! that dies mid-batch loses nothing: its leases expire and the recipients
-//! are delivered again (at-least-once).
+//! Outcomes and the DSNs they cause are recorded in one commit, with the
+//! senders' notices of notifications that failed for good (`unnotified`).
+//! A worker that dies mid-batch loses nothing: its leases expire and the
+//! recipients are delivered again (at-least-once).
 
 use std::{
     collections::HashMap,
@@ -38,7 +39,10 @@ use sealpost_store::{
     handoff::{self, HandedOver, Handoff, HandoffReceiver},
 };
 
-use crate::schedule::{RetrySchedule, Verdict};
+use crate::{
+    schedule::{RetrySchedule, Verdict},
+    unnotified::{self, FailedNotification},
+};
 
 /// Settings of the queue.
 #[derive(Debug, Clone)]
@@ -409,6 +413,7 @@ impl Worker {
         let now = SystemTime::now();
         let mut records = Vec::new();
         let mut reports: HashMap<usize, Vec<DsnRecipient>> = HashMap::new();
+        let mut failed_notifications = Vec::new();
         for ((i, rcpts), message_outcomes) in chunk.iter().zip(outcomes) {
             let message = &batch[*i];
             for (r, outcome) in rcpts.iter().zip(message_outcomes) {
@@ -429,6 +434,12 @@ impl Worker {
                         last_attempt: now,
                     });
                 }
+                if message.kind == MessageKind::Notification && result == OutcomeKind::Failed {
+                    failed_notifications.push(FailedNotification {
+                        notification: message.id.clone(),
+                        reply: reply.clone(),
+                    });
+                }
                 records.push(RecipientOutcome {
                     message: message.id.clone(),
                     idx: r.idx,
@@ -439,7 +450,7 @@ impl Worker {
                 });
             }
         }
-        let dsns: Vec<NewMessage> = reports
+        let mut dsns: Vec<NewMessage> = reports
             .into_iter()
             .map(|(i, recipients)| {
                 self.dsn(
@@ -451,10 +462,27 @@ impl Worker {
             })
             .collect();
         let dsn_count = dsns.len();
+        if !failed_notifications.is_empty() {
+            let policy = self.inner.policy.load_full();
+            dsns.extend(
+                unnotified::report(
+                    self.inner.store.as_ref(),
+                    &policy,
+                    &self.inner.config,
+                    failed_notifications,
+                    now,
+                )
+                .await,
+            );
+        }
         let ids = self.inner.store.record(records, dsns).await?;
-        if dsn_count > 0 {
-            for id in &ids {
+        if !ids.is_empty() {
+            let (reports, notices) = ids.split_at(dsn_count.min(ids.len()));
+            for id in reports {
                 tracing::info!(queue_id = %id, "queued delivery status notification");
+            }
+            for id in notices {
+                tracing::info!(queue_id = %id, "queued notice to the sender of recipients not notified");
             }
             self.inner.wakeup.notify_one();
         }
@@ -519,10 +547,13 @@ impl Worker {
         recipients: Vec<DsnRecipient>,
         now: SystemTime,
     ) -> NewMessage {
+        // Like a notification, a report to an IDN domain goes in A-label
+        // form when it can, so a next hop without SMTPUTF8 takes it.
         let sender = message
             .sender
-            .clone()
-            .expect("reports only for messages with a sender");
+            .as_ref()
+            .expect("reports only for messages with a sender")
+            .with_ascii_domain();
         let id = QueueId::generate();
         let content = dsn::build(&DsnInput {
             reporting_mta: &self.inner.config.hostname,

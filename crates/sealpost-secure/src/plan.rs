@@ -461,7 +461,9 @@ pub fn template_of(definition: Option<&Definition>) -> NotificationTemplate {
 /// A notification or receipt about `parent`, to one recipient, from the
 /// null sender: a bounce or an auto-reply never goes anywhere (a
 /// notification's would carry the recipient's link), and a failure shows
-/// in tracking.
+/// in tracking. An IDN domain goes in A-label form where the local part
+/// allows (as in the To header, see `notification::MailHeaders`), so a
+/// next hop without SMTPUTF8 takes it.
 fn notice(
     id: QueueId,
     parent: &NewMessage,
@@ -469,6 +471,7 @@ fn notice(
     content: Vec<u8>,
     settings: &SecureSettings,
 ) -> NewMessage {
+    let to = to.with_ascii_domain();
     let smtputf8 = to.is_utf8();
     let mut notice = NewMessage::plain(
         id,

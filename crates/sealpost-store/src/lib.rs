@@ -109,6 +109,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         dsns: Vec<NewMessage>,
     ) -> Result<Vec<QueueId>, StoreError>;
 
+    /// The secure recipients the given notifications announce, with their
+    /// message's sender and subject, leaving out notifications already
+    /// recorded as delivered or failed. The queue reads this before it
+    /// records a notification's permanent failure, to tell the sender in
+    /// the same commit ([`Store::record`]).
+    async fn notification_targets(
+        &self,
+        notifications: Vec<QueueId>,
+    ) -> Result<Vec<NotificationTarget>, StoreError>;
+
     /// The earliest retry time of any queued recipient, for the scheduler's
     /// sleep.
     async fn next_due(&self) -> Result<Option<SystemTime>, StoreError>;

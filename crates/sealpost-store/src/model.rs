@@ -119,7 +119,8 @@ impl Notify {
 pub enum MessageKind {
     Mail,
     Dsn,
-    /// A secure recipient's notification, or a sender's receipt.
+    /// A secure recipient's notification, a sender's receipt, or the
+    /// sender's notice of secure recipients who could not be notified.
     Notification,
 }
 
@@ -365,7 +366,8 @@ pub struct RecipientOutcome {
     /// The remote reply or our diagnostic, for tracking and DSNs.
     pub reply: String,
     /// The message is a notification: its delivery marks the secure
-    /// recipient it announces as notified.
+    /// recipient it announces as notified, its permanent failure marks it
+    /// as not notified (with `reply`).
     pub notification: bool,
 }
 
@@ -414,12 +416,37 @@ pub struct SecureRecord {
     pub expires_at: SystemTime,
     /// The notification reached the next hop.
     pub notified_at: Option<SystemTime>,
+    /// The notification failed for good (refused, or given up on at the
+    /// end of the queue lifetime): the recipient was never told.
+    pub notify_failed_at: Option<SystemTime>,
+    /// The reply (or our diagnostic) the notification failed with.
+    pub notify_error: Option<String>,
     pub first_opened_at: Option<SystemTime>,
     pub last_opened_at: Option<SystemTime>,
     pub read: bool,
     pub replied_at: Option<SystemTime>,
     /// When it expired or was recalled.
     pub ended_at: Option<SystemTime>,
+}
+
+/// The secure recipient a notification announces the message to, with
+/// what the sender's "could not notify" mail needs
+/// ([`crate::Store::notification_targets`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationTarget {
+    /// The notification's queue id.
+    pub notification: QueueId,
+    /// The message it announces.
+    pub message: QueueId,
+    pub idx: u32,
+    /// The secure recipient, as the message's envelope had it.
+    pub recipient: String,
+    /// The definition that applied.
+    pub definition: DefinitionId,
+    /// The message's envelope sender; `None` for the null sender.
+    pub sender: Option<EmailAddress>,
+    /// The message's subject, for tracking (the subject tag removed).
+    pub subject: Option<String>,
 }
 
 /// The stored metadata of one message.

@@ -457,10 +457,14 @@ pub fn messages_list(api: &ApiClient, search: &MessageSearch) -> Outcome {
                 .into_iter()
                 .flatten()
                 .map(|r| {
+                    // A secure recipient whose notification failed was never
+                    // told: say so where the operator looks.
+                    let not_notified = r["secure"]["notification_failed_at"].is_string();
                     format!(
-                        "{} ({})",
+                        "{} ({}{})",
                         r["address"].as_str().unwrap_or(""),
-                        r["status"].as_str().unwrap_or("")
+                        r["status"].as_str().unwrap_or(""),
+                        if not_notified { ", not notified" } else { "" }
                     )
                 })
                 .collect();

@@ -1,7 +1,8 @@
-//! Rendered text to RFC 5322 bytes: the notification and the sender's
-//! receipt, both `multipart/alternative` with a text and an HTML part.
+//! Rendered text to RFC 5322 bytes: the notification, the sender's
+//! receipt and the sender's notice of recipients who could not be
+//! notified, each `multipart/alternative` with a text and an HTML part.
 //!
-//! Both are marked `Auto-Submitted: auto-generated` (RFC 3834) so that
+//! All are marked `Auto-Submitted: auto-generated` (RFC 3834) so that
 //! vacation responders and other robots do not answer them. Every value
 //! that lands in a header is flattened to one line first, so nothing a
 //! sender wrote can add a header field.
@@ -11,6 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sealpost_policy::text::one_line;
 
+use sealpost_policy::EmailAddress;
+
 use super::mime::{self, Mail};
 use super::{MAX_NAME_CHARS, MAX_SUBJECT_CHARS, Rendered, escape_html};
 
@@ -19,7 +22,12 @@ use super::{MAX_NAME_CHARS, MAX_SUBJECT_CHARS, Rendered, escape_html};
 pub struct MailHeaders<'a> {
     /// The display name of the From address; empty for none.
     pub from_name: &'a str,
+    /// Written with an IDN domain as A-labels where the local part is
+    /// ASCII, like `to`.
     pub from_address: &'a str,
+    /// The recipient, as the envelope has it: an IDN domain is written as
+    /// A-labels where the local part is ASCII (see
+    /// [`EmailAddress::with_ascii_domain`]).
     pub to: &'a str,
     /// The right-hand side of the Message-ID, usually our host name.
     pub message_id_domain: &'a str,
@@ -137,7 +145,72 @@ pub fn build_receipt(
     )
 }
 
-/// The mail both builders write; `subject` is already one line.
+/// One secure recipient whose notification failed for good, listed in
+/// [`build_unnotified`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnnotifiedEntry {
+    pub recipient: String,
+    /// Why: the next hop's reply or our diagnostic.
+    pub reason: String,
+}
+
+/// The mail to the sender when notifications failed for good: fixed
+/// wording saying that the listed recipients were never told where to read
+/// the message `subject`, with the reason for each, in a text and an HTML
+/// part. Subject, addresses and replies come from the sender or a remote
+/// server, so each goes through [`sealpost_policy::text::one_line`] (and is
+/// HTML-escaped in the HTML part).
+pub fn build_unnotified(
+    subject: &str,
+    entries: &[UnnotifiedEntry],
+    headers: &MailHeaders<'_>,
+) -> Vec<u8> {
+    let subject = one_line(subject, MAX_SUBJECT_CHARS);
+    let mut text = format!(
+        "Your message \"{subject}\" is kept for secure delivery, but these\n\
+         recipients could not be sent the notification with their link to read\n\
+         it, so they do not know it is waiting:\n\n"
+    );
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>Recipients not notified</title>\n</head>\n\
+         <body style=\"margin:0; padding:16px; font-family:Arial, Helvetica, sans-serif; \
+         font-size:15px; line-height:1.5; color:#1f2933;\">\n\
+         <p style=\"margin:0 0 16px 0;\">Your message <strong>&quot;{}&quot;</strong> is kept \
+         for secure delivery, but these recipients could not be sent the notification with \
+         their link to read it, so they do not know it is waiting:</p>\n\
+         <ul style=\"margin:0 0 16px 0;\">\n",
+        escape_html(&subject)
+    );
+    for entry in entries {
+        let recipient = one_line(&entry.recipient, MAX_SUBJECT_CHARS);
+        let reason = one_line(&entry.reason, MAX_SUBJECT_CHARS);
+        let _ = writeln!(text, "  - {recipient} (the reply was: {reason})");
+        let _ = writeln!(
+            html,
+            "<li>{} (the reply was: {})</li>",
+            escape_html(&recipient),
+            escape_html(&reason)
+        );
+    }
+    text.push_str(
+        "\nCheck the addresses, or tell them another way.\n\nThis is an automatic message.\n",
+    );
+    html.push_str(
+        "</ul>\n<p style=\"margin:0 0 16px 0;\">Check the addresses, or tell them another \
+         way.</p>\n<p style=\"margin:0; font-size:12px; color:#7b8794;\">This is an automatic \
+         message.</p>\n</body>\n</html>\n",
+    );
+    build(
+        headers,
+        &format!("Recipients not notified: {subject}"),
+        &text,
+        &html,
+        None,
+    )
+}
+
+/// The mail the builders write; `subject` is already one line.
 fn build(
     headers: &MailHeaders<'_>,
     subject: &str,
@@ -147,8 +220,8 @@ fn build(
 ) -> Vec<u8> {
     mime::write(&Mail {
         from_name: &one_line(headers.from_name, MAX_NAME_CHARS),
-        from_address: &clean_address(headers.from_address),
-        to: &clean_address(headers.to),
+        from_address: &header_address(headers.from_address),
+        to: &header_address(headers.to),
         subject,
         date: headers.date,
         message_id: &message_id(headers.message_id_domain),
@@ -156,6 +229,17 @@ fn build(
         text,
         html,
     })
+}
+
+/// An address for a header, in the form the envelope uses (see
+/// [`EmailAddress::with_ascii_domain`]): a mail that travels without
+/// SMTPUTF8 must not carry a U-label domain in its header either.
+fn header_address(address: &str) -> String {
+    let address = clean_address(address);
+    match EmailAddress::parse(&address) {
+        Ok(parsed) => parsed.with_ascii_domain().to_string(),
+        Err(_) => address,
+    }
 }
 
 /// An address for a header: no control characters, spaces or angle

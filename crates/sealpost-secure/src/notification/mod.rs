@@ -37,7 +37,9 @@ use sealpost_policy::text::one_line;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-pub use mail::{MailHeaders, ReceiptEntry, build_mail, build_receipt};
+pub use mail::{
+    MailHeaders, ReceiptEntry, UnnotifiedEntry, build_mail, build_receipt, build_unnotified,
+};
 pub use send::{Unsendable, build_notification, check_rendered};
 
 /// The neutral subject used when the definition hides the real one.

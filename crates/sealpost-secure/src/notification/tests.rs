@@ -593,3 +593,82 @@ fn a_template_that_does_not_parse_falls_back_too() {
     assert!(message.body_text(0).unwrap().contains(&vars.portal_link));
     assert!(message.body_html(0).unwrap().contains(&vars.portal_link));
 }
+
+/// Issue 14: a U-label domain in the To (or From) header of a mail that
+/// travels without SMTPUTF8 is written as A-labels when the local part is
+/// ASCII; a non-ASCII local part keeps the address as it is.
+#[test]
+fn issue_14_idn_addresses_in_headers_take_the_a_label_form() {
+    let headers = MailHeaders {
+        from_address: "alice@bücher.example",
+        to: "bob@bücher.example",
+        ..headers()
+    };
+    let rendered = Rendered {
+        subject: "a secure message".to_owned(),
+        text: "open it".to_owned(),
+        html: "<p>open it</p>".to_owned(),
+    };
+    let mail = build_mail(&rendered, &headers);
+    let head = &mail[..mail.windows(4).position(|w| w == b"\r\n\r\n").unwrap()];
+    assert!(
+        head.is_ascii(),
+        "{}",
+        String::from_utf8_lossy(head).escape_default()
+    );
+    let message = MessageParser::new().parse(&mail).unwrap();
+    assert_eq!(first_address(message.to()).1, "bob@xn--bcher-kva.example");
+    assert_eq!(
+        first_address(message.from()).1,
+        "alice@xn--bcher-kva.example"
+    );
+    let utf8 = MailHeaders {
+        to: "jörg@bücher.example",
+        ..headers
+    };
+    let mail = build_receipt("x", None, &[], &utf8);
+    let message = MessageParser::new().parse(&mail).unwrap();
+    assert_eq!(first_address(message.to()).1, "jörg@bücher.example");
+}
+
+#[test]
+fn unnotified_names_each_recipient_and_reason_safely() {
+    let entries = [
+        UnnotifiedEntry {
+            recipient: "bob@bücher.example".to_owned(),
+            reason: "550 5.1.1 <bob@xn--bcher-kva.example>:\r\nno <such> user".to_owned(),
+        },
+        UnnotifiedEntry {
+            recipient: "carol@other.example".to_owned(),
+            reason: "421 gave up\u{202E}evil".to_owned(),
+        },
+    ];
+    let headers = MailHeaders {
+        to: "alice@corp.example",
+        ..headers()
+    };
+    let mail = build_unnotified("Q3 <figures>\r\nBcc: x@y", &entries, &headers);
+    assert_wire_format(&mail);
+    let message = MessageParser::new().parse(&mail).unwrap();
+    assert_eq!(
+        message.subject(),
+        Some("Recipients not notified: Q3 <figures> Bcc: x@y")
+    );
+    assert!(message.bcc().is_none());
+    assert_eq!(
+        message.header_raw("Auto-Submitted").map(str::trim),
+        Some("auto-generated")
+    );
+    let text = message.body_text(0).unwrap();
+    assert!(text.contains("\"Q3 <figures> Bcc: x@y\" is kept for secure delivery"));
+    assert!(
+        text.contains(
+            "bob@bücher.example (the reply was: 550 5.1.1 <bob@xn--bcher-kva.example>: no <such> user)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("carol@other.example (the reply was: 421 gave upevil)"));
+    let html = message.body_html(0).unwrap();
+    assert!(html.contains("no &lt;such&gt; user"), "{html}");
+    assert!(!html.contains("<such>") && !html.contains("<figures>"));
+}

@@ -27,8 +27,8 @@ use sealpost_vault::{TokenHash, Vault, WrappedKey};
 
 use crate::{
     AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, ExtendTo, KeyUsage,
-    Leased, MessageFilter, MessageRecord, NewMessage, QueueId, QueueStats, RecallOutcome,
-    RecipientOutcome, RecipientRecord, SecureAccess, SecureStore, Store, StoreError,
+    Leased, MessageFilter, MessageRecord, NewMessage, NotificationTarget, QueueId, QueueStats,
+    RecallOutcome, RecipientOutcome, RecipientRecord, SecureAccess, SecureStore, Store, StoreError,
     TrackedMessage, VerifyBatch, spool::Spool,
 };
 use queue::SealedContent;
@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
     include_str!("schema_v4.sql"),
+    include_str!("schema_v5.sql"),
 ];
 
 /// Contents larger than this are sealed and opened on a blocking thread.
@@ -548,6 +549,15 @@ impl Store for SqliteStore {
             self.forget_spooled(&written);
         }
         result
+    }
+
+    async fn notification_targets(
+        &self,
+        notifications: Vec<QueueId>,
+    ) -> Result<Vec<NotificationTarget>, StoreError> {
+        self.readers
+            .read(move |conn| queue::notification_targets(conn, &notifications))
+            .await
     }
 
     async fn next_due(&self) -> Result<Option<SystemTime>, StoreError> {

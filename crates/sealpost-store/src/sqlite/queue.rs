@@ -16,8 +16,8 @@ use sealpost_vault::WrappedKey;
 
 use crate::{
     ClientInfo, DsnReturn, LeasedMessage, LeasedRecipient, MessageKind, MessageRecord, NewMessage,
-    Notify, OutcomeKind, QueueId, QueueStats, RecipientOutcome, RecipientRecord, RecipientStatus,
-    SecureRecord, SecureTrigger, StoreError,
+    NotificationTarget, Notify, OutcomeKind, QueueId, QueueStats, RecipientOutcome,
+    RecipientRecord, RecipientStatus, SecureRecord, SecureTrigger, StoreError,
     model::{from_millis, route_text, to_millis},
 };
 
@@ -261,6 +261,12 @@ pub(super) fn record_outcomes(
         "UPDATE secure_recipients SET notified_at = ?2
          WHERE notification_id = ?1 AND notified_at IS NULL",
     )?;
+    // A notification that failed for good: the recipient was never told,
+    // and nobody hears of the bounce (the null sender), so tracking must.
+    let mut not_notified = conn.prepare_cached(
+        "UPDATE secure_recipients SET notify_failed_at = ?2, notify_error = ?3
+         WHERE notification_id = ?1 AND notified_at IS NULL AND notify_failed_at IS NULL",
+    )?;
     for o in outcomes {
         let (status, next) = match o.result {
             OutcomeKind::Delivered => (RecipientStatus::Delivered, None),
@@ -277,8 +283,18 @@ pub(super) fn record_outcomes(
             to_millis(o.attempted_at),
             o.reply,
         ])?;
-        if o.notification && o.result == OutcomeKind::Delivered {
-            notified.execute(params![o.message.as_str(), to_millis(o.attempted_at)])?;
+        match o.result {
+            OutcomeKind::Delivered if o.notification => {
+                notified.execute(params![o.message.as_str(), to_millis(o.attempted_at)])?;
+            }
+            OutcomeKind::Failed if o.notification => {
+                not_notified.execute(params![
+                    o.message.as_str(),
+                    to_millis(o.attempted_at),
+                    o.reply
+                ])?;
+            }
+            _ => {}
         }
     }
     let touched: BTreeSet<&QueueId> = outcomes.iter().map(|o| &o.message).collect();
@@ -289,6 +305,51 @@ pub(super) fn record_outcomes(
         }
     }
     Ok(spooled)
+}
+
+/// The secure recipients `notifications` announce, with their message's
+/// sender and subject. A notification already recorded as delivered or
+/// failed is left out, so a repeated outcome (a lease that ran out while
+/// the attempt went on) finds nothing new to report.
+pub(super) fn notification_targets(
+    conn: &Connection,
+    notifications: &[QueueId],
+) -> Result<Vec<NotificationTarget>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.notification_id, s.message_id, s.idx, r.address, s.definition_id,
+                m.sender, m.subject
+         FROM secure_recipients s
+         JOIN recipients r ON r.message_id = s.message_id AND r.idx = s.idx
+         JOIN messages m ON m.id = s.message_id
+         WHERE s.notification_id = ?1 AND s.notified_at IS NULL AND s.notify_failed_at IS NULL",
+    )?;
+    let queue_id = |id: String| {
+        QueueId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("queue id {id:?}")))
+    };
+    let mut targets = Vec::new();
+    for notification in notifications {
+        let mut rows = stmt.query([notification.as_str()])?;
+        while let Some(row) = rows.next()? {
+            let sender: String = row.get("sender")?;
+            targets.push(NotificationTarget {
+                notification: queue_id(row.get("notification_id")?)?,
+                message: queue_id(row.get("message_id")?)?,
+                idx: row.get("idx")?,
+                recipient: row.get("address")?,
+                definition: DefinitionId(row.get("definition_id")?),
+                sender: match sender.as_str() {
+                    "" => None,
+                    s => {
+                        Some(EmailAddress::parse(s).map_err(|e| {
+                            StoreError::Corrupt(format!("stored sender {s:?}: {e}"))
+                        })?)
+                    }
+                },
+                subject: row.get("subject")?,
+            });
+        }
+    }
+    Ok(targets)
 }
 
 /// What [`destroy_unneeded_content`] did.
@@ -429,8 +490,8 @@ pub(super) fn recipients(
 /// The columns and joins [`recipient_record`] reads, up to the WHERE.
 pub(super) const RECIPIENT_QUERY: &str = "r.idx, r.address, r.status, r.route, r.policy_id, \
      r.attempts, r.last_reply, r.last_attempt_at, s.definition_id, s.trigger, s.notification_id, \
-     s.expires_at, s.notified_at, s.first_opened_at, s.last_opened_at, s.is_read, s.replied_at, \
-     s.ended_at
+     s.expires_at, s.notified_at, s.notify_failed_at, s.notify_error, s.first_opened_at, \
+     s.last_opened_at, s.is_read, s.replied_at, s.ended_at
      FROM recipients r
      LEFT JOIN secure_recipients s ON s.message_id = r.message_id AND s.idx = r.idx";
 
@@ -476,6 +537,8 @@ pub(super) fn secure_record(row: &Row<'_>) -> Result<Option<SecureRecord>, Store
             .and_then(|id| QueueId::parse(&id)),
         expires_at: from_millis(row.get("expires_at")?),
         notified_at: time("notified_at")?,
+        notify_failed_at: time("notify_failed_at")?,
+        notify_error: row.get("notify_error")?,
         first_opened_at: time("first_opened_at")?,
         last_opened_at: time("last_opened_at")?,
         read: row.get("is_read")?,

@@ -471,7 +471,7 @@ async fn configuration_changes_are_checked_as_a_whole_before_they_commit() {
 
 // ---- the vault and secure delivery ----
 
-use crate::{ExtendTo, NewSecureRecipient, SecureStore, SecureTrigger};
+use crate::{ExtendTo, NewSecureRecipient, NotificationTarget, SecureStore, SecureTrigger};
 use sealpost_policy::DefinitionId;
 use sealpost_vault::{Keyring, PortalToken};
 
@@ -583,6 +583,68 @@ async fn a_secure_message_is_committed_with_its_notification_and_never_stored_in
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+/// Issue 14: a notification that fails for good is recorded on the secure
+/// recipient it announces, with the reply; the sender's details for the
+/// "could not notify" mail are read before, and not again once recorded.
+#[tokio::test]
+async fn issue_14_a_failed_notification_is_recorded_on_its_secure_recipient() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let (m, notification, _) = secure_message(Duration::from_secs(3600));
+    let id = store.accept(m).await.unwrap();
+    let relayed = store.recipients(&id).await.unwrap()[1].clone();
+    let targets = store
+        .notification_targets(vec![notification.clone(), id.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        targets,
+        [NotificationTarget {
+            notification: notification.clone(),
+            message: id.clone(),
+            idx: 0,
+            recipient: "p1@partner.example".into(),
+            definition: DefinitionId(1),
+            sender: Some(EmailAddress::parse("alice@corp.example").unwrap()),
+            subject: Some("secret".into()),
+        }],
+        "only a notification has a target"
+    );
+
+    let mut failed = outcome(&notification, 0, OutcomeKind::Failed, true);
+    failed.reply = "550 5.1.1 no such user".into();
+    store.record(vec![failed], vec![]).await.unwrap();
+    let tracked = store.recipients(&id).await.unwrap();
+    let secure = tracked[0].secure.as_ref().unwrap();
+    assert!(secure.notify_failed_at.is_some());
+    assert_eq!(
+        secure.notify_error.as_deref(),
+        Some("550 5.1.1 no such user")
+    );
+    assert!(secure.notified_at.is_none());
+    assert_eq!(tracked[1], relayed, "the relayed recipient is untouched");
+    assert!(
+        store
+            .notification_targets(vec![notification.clone()])
+            .await
+            .unwrap()
+            .is_empty(),
+        "reported once"
+    );
+    // A failure of a mail that announces nothing (a receipt) marks nothing.
+    let mut other = outcome(&id, 1, OutcomeKind::Failed, true);
+    other.reply = "550 other".into();
+    store.record(vec![other], vec![]).await.unwrap();
+    let secure = store.recipients(&id).await.unwrap()[0]
+        .secure
+        .clone()
+        .unwrap();
+    assert_eq!(
+        secure.notify_error.as_deref(),
+        Some("550 5.1.1 no such user")
     );
 }
 

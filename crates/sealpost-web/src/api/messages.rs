@@ -114,6 +114,11 @@ struct SecureView {
     notification_id: Option<String>,
     expires_at: String,
     notified_at: Option<String>,
+    /// The notification failed for good (refused, or given up on): the
+    /// recipient was never told of the message.
+    notification_failed_at: Option<String>,
+    /// The reply the notification failed with.
+    notification_error: Option<String>,
     first_opened_at: Option<String>,
     last_opened_at: Option<String>,
     read: bool,
@@ -137,6 +142,8 @@ fn recipient_view(r: RecipientRecord) -> RecipientView {
             notification_id: s.notification.map(|n| n.to_string()),
             expires_at: time_text(s.expires_at),
             notified_at: s.notified_at.map(time_text),
+            notification_failed_at: s.notify_failed_at.map(time_text),
+            notification_error: s.notify_error,
             first_opened_at: s.first_opened_at.map(time_text),
             last_opened_at: s.last_opened_at.map(time_text),
             read: s.read,

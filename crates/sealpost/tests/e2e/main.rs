@@ -18,6 +18,7 @@ mod policy_api;
 mod relay;
 mod secure;
 mod secure_cli;
+mod secure_notify;
 mod smuggling;
 mod tls;
 mod xforward;
