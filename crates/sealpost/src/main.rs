@@ -280,7 +280,8 @@ fn main() -> ExitCode {
                         k.last_used_at
                             .map(|t| humantime::format_rfc3339_seconds(t).to_string())
                             .unwrap_or_else(|| "never".into()),
-                        k.name
+                        // Set through the API too: shown as one clean line.
+                        sealpost_policy::text::one_line(&k.name, 100)
                     );
                 }
                 Ok(())

@@ -11,6 +11,7 @@ mod admin_http;
 mod cli;
 mod delivery;
 mod limits;
+mod messages_cli;
 mod mx;
 mod policy_api;
 mod relay;
