@@ -9,6 +9,7 @@ mod helpers;
 
 mod admin_http;
 mod cli;
+mod data_dir;
 mod delivery;
 mod limits;
 mod messages_cli;
