@@ -28,7 +28,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use sealpost_policy::{Decision, EmailAddress, PolicySet, Route};
+use sealpost_policy::{Decision, EmailAddress, PolicySet, Route, text::one_line};
 use sealpost_smtp::{
     dsn::{self, DsnAction, DsnInput, DsnRecipient},
     outbound::{Delivery, DeliveryOutcome, HostPort, NextHop, OutgoingMessage, OutgoingRecipient},
@@ -418,7 +418,16 @@ impl Worker {
             let message = &batch[*i];
             for (r, outcome) in rcpts.iter().zip(message_outcomes) {
                 let (result, reply, remote, report) = self.judge(message, r, outcome, now);
-                tracing::info!(queue_id = %message.id, to = %r.address, %hop, result = ?result, %reply, "delivery attempt");
+                // The address is the sender's and the reply the remote
+                // server's: one clean line each, as tracing writes `%` raw.
+                tracing::info!(
+                    queue_id = %message.id,
+                    to = %one_line(r.address.as_str(), 200),
+                    %hop,
+                    result = ?result,
+                    reply = %one_line(&reply, 1000),
+                    "delivery attempt"
+                );
                 // Reports go to real senders about real mail, never about
                 // a report (no bounce loops).
                 if let Some(action) = report

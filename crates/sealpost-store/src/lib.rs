@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod handoff;
 mod model;
+pub mod private;
 pub mod secure;
 mod spool;
 pub mod sqlite;

@@ -7,6 +7,8 @@
 //! commit that references the file. A crash between the two leaves an
 //! orphan file that [`Spool::sweep`] removes at the next start; never a row
 //! pointing at a missing file.
+//!
+//! The directory is 0700 and every file 0600 ([`crate::private`]).
 
 use std::{
     collections::HashSet,
@@ -15,7 +17,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::QueueId;
+use crate::{QueueId, private};
 
 #[derive(Debug)]
 pub(crate) struct Spool {
@@ -24,10 +26,21 @@ pub(crate) struct Spool {
 
 impl Spool {
     pub(crate) fn open(dir: &Path) -> io::Result<Self> {
-        fs::create_dir_all(dir)?;
+        private::create_dir(dir)?;
         Ok(Spool {
             dir: dir.to_owned(),
         })
+    }
+
+    /// Takes group and other permissions away from the directory and every
+    /// file in it (left by a version that created them 0755 and 0644).
+    /// Returns how many it changed.
+    pub(crate) fn restrict(&self) -> io::Result<usize> {
+        let mut changed = usize::from(private::restrict(&self.dir)?);
+        for entry in fs::read_dir(&self.dir)? {
+            changed += usize::from(private::restrict(&entry?.path())?);
+        }
+        Ok(changed)
     }
 
     fn path(&self, id: &QueueId) -> PathBuf {
@@ -66,7 +79,7 @@ impl Spool {
     /// one (`<id>.sealed`), durably; [`Spool::install_sealed`] moves it in.
     pub(crate) fn write_sealed_beside(&self, id: &QueueId, sealed: &[u8]) -> io::Result<PathBuf> {
         let path = self.dir.join(format!("{id}.sealed"));
-        let mut file = File::create(&path)?;
+        let mut file = create(&path)?;
         file.write_all(sealed)?;
         file.sync_all()?;
         Ok(path)
@@ -115,10 +128,20 @@ impl Spool {
 /// fsyncs the directory: the file is either absent or whole.
 fn write_file(dir: &Path, id: &QueueId, final_path: &Path, content: &[u8]) -> io::Result<()> {
     let tmp_path = dir.join(format!("{id}.tmp"));
-    let mut file = File::create(&tmp_path)?;
+    let mut file = create(&tmp_path)?;
     file.write_all(content)?;
     file.sync_all()?;
     fs::rename(&tmp_path, final_path)?;
     // The rename is only durable once the directory entry is.
     File::open(dir)?.sync_all()
+}
+
+/// Creates (or truncates) a spool file, 0600 when new. A leftover from
+/// an earlier version may be looser: [`Spool::restrict`] runs at start.
+fn create(path: &Path) -> io::Result<File> {
+    private::file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
 }

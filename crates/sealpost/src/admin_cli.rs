@@ -3,11 +3,15 @@
 //! what they change applies to the next message, exactly as a change made
 //! in the console would.
 
+mod table;
+
 use std::{io::Write, path::Path};
 
+use sealpost_policy::text::{is_hidden, one_line};
 use serde_json::{Value, json};
 
 use crate::api_client::{ApiClient, ApiResponse};
+use table::{Column, column};
 
 /// A command's failure: what to print, and the exit code (1 for a failed
 /// operation, 2 for bad input the operator can fix).
@@ -59,30 +63,30 @@ fn call(
     expect(api.request(method, path, body).map_err(fail)?, ok)
 }
 
-/// Prints rows as aligned columns.
-fn table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut out = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
+/// Prints rows as aligned columns (see [`table::render`]).
+fn table(columns: &[Column], rows: &[Vec<String>]) {
+    print_text(&table::render(columns, rows));
 }
+
+/// Writes to stdout; a closed pipe (`| head`) ends the output quietly
+/// instead of panicking as `print!` does.
+fn print_text(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// A string field of an API answer as one clean line of at most `max`
+/// characters: the answer may carry text a sender wrote.
+fn shown(v: &Value, max: usize) -> String {
+    one_line(v.as_str().unwrap_or(""), max)
+}
+
+/// Longest identifier, status or time shown (queue ids are 16 characters,
+/// RFC 3339 times about 30).
+const SHORT: usize = 40;
+/// Longest address shown (an address is at most 254 octets by RFC 5321,
+/// but nothing useful is lost at 100 characters).
+const ADDRESS: usize = 100;
 
 /// A condition in a few words.
 fn party(v: &Value) -> String {
@@ -142,7 +146,14 @@ pub fn policy_list(api: &ApiClient, status: Option<&str>, kind: Option<&str>) ->
         })
         .collect();
     table(
-        &["ID", "STATUS", "ACTION", "FROM", "TO", "NARRATIVE"],
+        &[
+            column("ID", SHORT),
+            column("STATUS", SHORT),
+            column("ACTION", SHORT),
+            column("FROM", ADDRESS),
+            column("TO", ADDRESS),
+            column("NARRATIVE", 120),
+        ],
         &rows,
     );
     Ok(())
@@ -150,8 +161,27 @@ pub fn policy_list(api: &ApiClient, status: Option<&str>, kind: Option<&str>) ->
 
 pub fn policy_show(api: &ApiClient, id: i64) -> Outcome {
     let p = call(api, "GET", &format!("/policies/{id}"), None, 200)?;
-    println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+    print_text(&json_for_terminal(&p));
     Ok(())
+}
+
+/// `value` as pretty JSON safe to print: serde_json escapes C0 controls
+/// in strings but writes DEL, C1 controls (CSI among them) and the
+/// invisible reordering characters raw, so those are escaped here too.
+/// Still valid JSON that parses to the same value.
+fn json_for_terminal(value: &Value) -> String {
+    let json = serde_json::to_string_pretty(value).unwrap_or_default();
+    let mut out = String::with_capacity(json.len() + 1);
+    for c in json.chars() {
+        if c != '\n' && is_hidden(c) {
+            // Every hidden character is in the BMP: one \u escape.
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\n');
+    out
 }
 
 /// Adds a policy from a JSON document (a file, or `-` for stdin).
@@ -164,11 +194,11 @@ pub fn policy_add(api: &ApiClient, file: &Path) -> Outcome {
         Some(("application/json", text.as_bytes())),
         201,
     )?;
-    println!("{}", created["id"]);
+    let id = one_line(&created["id"].to_string(), SHORT);
+    println!("{id}");
     eprintln!(
-        "Created policy {} ({}); it applies from the next message.",
-        created["id"],
-        created["status"].as_str().unwrap_or("")
+        "Created policy {id} ({}); it applies from the next message.",
+        shown(&created["status"], SHORT)
     );
     Ok(())
 }
@@ -206,8 +236,10 @@ pub fn policy_test(
         Some(("application/json", &body)),
         200,
     )?;
-    let direction = e["direction"].as_str().unwrap_or("");
-    println!("direction: {}", direction.replace('_', " "));
+    println!(
+        "direction: {}",
+        shown(&e["direction"], SHORT).replace('_', " ")
+    );
     let rank: Vec<i64> = e["ranking"]
         .as_array()
         .into_iter()
@@ -225,11 +257,9 @@ pub fn policy_test(
             } else {
                 let m = &v["mismatch"];
                 match m["reason"].as_str() {
-                    Some("sender") => {
-                        format!("sender is not {}", m["expected"].as_str().unwrap_or(""))
-                    }
+                    Some("sender") => format!("sender is not {}", shown(&m["expected"], ADDRESS)),
                     Some("recipient") => {
-                        format!("recipient is not {}", m["expected"].as_str().unwrap_or(""))
+                        format!("recipient is not {}", shown(&m["expected"], ADDRESS))
                     }
                     Some(r) => r.replace('_', " "),
                     None => "not matched".to_owned(),
@@ -243,20 +273,32 @@ pub fn policy_test(
             vec![id.to_string(), position, result]
         })
         .collect();
-    table(&["POLICY", "RANK", "RESULT"], &rows);
+    table(
+        &[
+            column("POLICY", SHORT),
+            column("RANK", SHORT),
+            column("RESULT", 120),
+        ],
+        &rows,
+    );
     if e["override_applied"].as_bool() == Some(true) {
         println!("override: only override policies were ranked");
     }
     match e["winner"].as_i64() {
         Some(w) => println!(
             "winner: policy {w} -> {}{}",
-            e["route"].as_str().unwrap_or(""),
+            shown(&e["route"], SHORT),
             e["definition"]
                 .as_i64()
                 .map(|d| format!(" (definition {d})"))
                 .unwrap_or_default()
         ),
-        None => println!("winner: none -> {}", e["route"].as_str().unwrap_or("relay")),
+        None => println!(
+            "winner: none -> {}",
+            e["route"]
+                .as_str()
+                .map_or("relay".into(), |r| one_line(r, SHORT))
+        ),
     }
     Ok(())
 }
@@ -452,28 +494,12 @@ pub fn messages_list(api: &ApiClient, search: &MessageSearch) -> Outcome {
         }
         let page = call(api, "GET", &format!("/messages?{}", q.join("&")), None, 200)?;
         for m in page["messages"].as_array().into_iter().flatten() {
-            let recipients: Vec<String> = m["recipients"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|r| {
-                    // A secure recipient whose notification failed was never
-                    // told: say so where the operator looks.
-                    let not_notified = r["secure"]["notification_failed_at"].is_string();
-                    format!(
-                        "{} ({}{})",
-                        r["address"].as_str().unwrap_or(""),
-                        r["status"].as_str().unwrap_or(""),
-                        if not_notified { ", not notified" } else { "" }
-                    )
-                })
-                .collect();
             rows.push(vec![
-                m["id"].as_str().unwrap_or("").to_owned(),
-                m["received_at"].as_str().unwrap_or("").to_owned(),
-                m["sender"].as_str().unwrap_or("").to_owned(),
-                m["subject"].as_str().unwrap_or("").to_owned(),
-                recipients.join(", "),
+                shown(&m["id"], SHORT),
+                shown(&m["received_at"], SHORT),
+                shown(&m["sender"], ADDRESS),
+                shown(&m["subject"], SUBJECT),
+                recipients_cell(&m["recipients"]),
             ]);
         }
         after = page["next"].as_str().map(str::to_owned);
@@ -481,8 +507,48 @@ pub fn messages_list(api: &ApiClient, search: &MessageSearch) -> Outcome {
             break;
         }
     }
-    table(&["ID", "RECEIVED", "FROM", "SUBJECT", "RECIPIENTS"], &rows);
+    table(
+        &[
+            column("ID", SHORT),
+            column("RECEIVED", SHORT),
+            column("FROM", ADDRESS),
+            column("SUBJECT", SUBJECT),
+            column("RECIPIENTS", RECIPIENTS),
+        ],
+        &rows,
+    );
     Ok(())
+}
+
+/// Longest subject shown in a listing.
+const SUBJECT: usize = 80;
+/// Longest recipients cell: a message may have thousands of recipients.
+const RECIPIENTS: usize = 160;
+/// Recipients named in a listing before "+N more".
+const RECIPIENTS_NAMED: usize = 3;
+
+/// The first recipients with their status, and how many more there are.
+fn recipients_cell(recipients: &Value) -> String {
+    let all = recipients.as_array().map_or(&[][..], Vec::as_slice);
+    let mut cell: Vec<String> = all
+        .iter()
+        .take(RECIPIENTS_NAMED)
+        .map(|r| {
+            // A secure recipient whose notification failed was never told:
+            // say so where the operator looks.
+            let not_notified = r["secure"]["notification_failed_at"].is_string();
+            format!(
+                "{} ({}{})",
+                shown(&r["address"], ADDRESS / 2),
+                shown(&r["status"], SHORT),
+                if not_notified { ", not notified" } else { "" }
+            )
+        })
+        .collect();
+    if all.len() > RECIPIENTS_NAMED {
+        cell.push(format!("+{} more", all.len() - RECIPIENTS_NAMED));
+    }
+    cell.join(", ")
 }
 
 /// `sealpost messages show ID`: the tracking record as JSON.
@@ -494,11 +560,26 @@ pub fn messages_show(api: &ApiClient, id: &str) -> Outcome {
         None,
         200,
     )?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&message).unwrap_or_default()
-    );
+    print_text(&json_for_terminal(&bounded(message, SHOWN)));
     Ok(())
+}
+
+/// Longest string shown by `messages show` (a subject can be 70 KB).
+const SHOWN: usize = 1000;
+
+/// `value` with every string, keys included, made one clean line of at
+/// most `max` characters: a tracking record carries what senders wrote.
+fn bounded(value: Value, max: usize) -> Value {
+    match value {
+        Value::String(s) => Value::String(one_line(&s, max)),
+        Value::Array(items) => Value::Array(items.into_iter().map(|v| bounded(v, max)).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (one_line(&k, max), bounded(v, max)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// `sealpost messages recall ID...`.
@@ -517,9 +598,9 @@ pub fn messages_recall(api: &ApiClient, ids: &[String]) -> Outcome {
     for r in result["recalled"].as_array().into_iter().flatten() {
         println!(
             "{}: recalled ({} secure recipient(s), {} queued delivery(ies) cancelled, content {})",
-            r["id"].as_str().unwrap_or(""),
-            r["recalled"],
-            r["cancelled"],
+            shown(&r["id"], SHORT),
+            one_line(&r["recalled"].to_string(), SHORT),
+            one_line(&r["cancelled"].to_string(), SHORT),
             if r["content_destroyed"] == json!(true) {
                 "destroyed"
             } else {
@@ -527,11 +608,11 @@ pub fn messages_recall(api: &ApiClient, ids: &[String]) -> Outcome {
             }
         );
     }
-    let missing: Vec<&str> = result["not_found"]
+    let missing: Vec<String> = result["not_found"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(Value::as_str)
+        .map(|id| shown(id, SHORT))
         .collect();
     if missing.is_empty() {
         Ok(())
@@ -562,8 +643,32 @@ pub fn messages_extend(
     )?;
     println!(
         "{}: readable until {}",
-        result["id"].as_str().unwrap_or(id),
-        result["expires_at"].as_str().unwrap_or("?")
+        one_line(result["id"].as_str().unwrap_or(id), SHORT),
+        one_line(result["expires_at"].as_str().unwrap_or("?"), SHORT)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_json_escapes_what_serde_json_leaves_raw_and_still_parses() {
+        let value = json!({"subject": "a\u{7f}b\u{9b}31m\u{202e}c\u{1b}d\ne"});
+        let shown = json_for_terminal(&value);
+        assert!(!shown.chars().any(|c| c != '\n' && is_hidden(c)), "{shown}");
+        assert_eq!(serde_json::from_str::<Value>(&shown).unwrap(), value);
+    }
+
+    #[test]
+    fn a_shown_record_is_bounded_and_clean() {
+        let record =
+            json!({"id": "X", "subject": format!("s\u{1b}[2J{}", "y".repeat(100_000)), "n": 3});
+        let shown = bounded(record, 20);
+        assert_eq!(
+            shown,
+            json!({"id": "X", "subject": "s[2Jyyyyyyyyyyyyyyy…", "n": 3})
+        );
+    }
 }

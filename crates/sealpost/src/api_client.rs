@@ -30,7 +30,14 @@ impl ApiResponse {
     }
 
     /// The API's error as one line: `message (field: x)`.
+    ///
+    /// One clean line of bounded length: an error may quote what a sender
+    /// or an imported file wrote, and it goes to the terminal.
     pub fn error_text(&self) -> String {
+        sealpost_policy::text::one_line(&self.raw_error_text(), 2000)
+    }
+
+    fn raw_error_text(&self) -> String {
         let v = self.json();
         match (v["message"].as_str(), v["field"].as_str()) {
             (Some(m), Some(f)) => format!("{f}: {m} [{}]", v["code"].as_str().unwrap_or("")),

@@ -280,7 +280,8 @@ fn main() -> ExitCode {
                         k.last_used_at
                             .map(|t| humantime::format_rfc3339_seconds(t).to_string())
                             .unwrap_or_else(|| "never".into()),
-                        k.name
+                        // Set through the API too: shown as one clean line.
+                        sealpost_policy::text::one_line(&k.name, 100)
                     );
                 }
                 Ok(())
@@ -477,6 +478,7 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    private_umask();
     init_tracing(&config);
     raise_file_limit(config.smtp.max_connections);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -669,6 +671,14 @@ fn banner(config: &Config, app: &Application) {
                 "next hop {h}"
             ))
     );
+}
+
+/// Everything the gateway creates is for its own user only. The store and
+/// the TLS code set 0600 and 0700 explicitly where they create files; this
+/// catches what they do not (a file SQLite or a library creates).
+fn private_umask() {
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
 /// Raises the soft open-files limit to the hard limit: every SMTP

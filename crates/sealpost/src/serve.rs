@@ -35,6 +35,24 @@ use sealpost_web::api::{ApiState, FileRules, PolicyService, generate_api_key};
 
 use crate::{config::Config, keys, tls};
 
+/// Creates the data directory 0700, or takes group and other permissions
+/// away from an existing one: it holds the database, the spool, the TLS
+/// key and the master key, and earlier versions created it 0755.
+fn private_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use sealpost_store::private;
+    let context = |what: &str| {
+        format!(
+            "cannot {what} data directory {} (server.data_dir)",
+            dir.display()
+        )
+    };
+    private::create_dir(dir).with_context(|| context("create"))?;
+    if private::restrict(dir).with_context(|| context("restrict the permissions of"))? {
+        tracing::info!(dir = %dir.display(), "made the data directory private (0700)");
+    }
+    Ok(())
+}
+
 /// Secure recipients ended per expiry commit.
 const EXPIRY_BATCH: usize = 1000;
 
@@ -94,12 +112,7 @@ impl Application {
     /// A listener that cannot bind (named with its address and key), an
     /// unusable data directory, database or certificate.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!(
-                "cannot create data directory {} (server.data_dir)",
-                config.data_dir.display()
-            )
-        })?;
+        private_data_dir(&config.data_dir)?;
         let keyring = keys::load_keyring(&config)?;
         if let Some(warning) = keys::key_placement_warning(&config) {
             tracing::warn!("{warning}");

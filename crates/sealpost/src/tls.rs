@@ -3,11 +3,10 @@
 //! Operators name a certificate and key (`smtp.tls_cert`, `smtp.tls_key`);
 //! without them, a self-signed pair for `server.hostname` is generated in
 //! `<data_dir>/tls/` on first start and reused afterwards, so the embedded
-//! default offers encryption from the first message. The key file is
-//! created with mode 0600.
+//! default offers encryption from the first message. Like everything in
+//! the data directory, the generated files are 0600 in a 0700 directory.
 
 use std::{
-    fs,
     io::Write,
     path::{Path, PathBuf},
     sync::Arc,
@@ -16,6 +15,8 @@ use std::{
 use anyhow::{Context, bail};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use tokio_rustls::TlsAcceptor;
+
+use sealpost_store::private;
 
 use crate::config::Config;
 
@@ -42,6 +43,12 @@ pub fn acceptor(config: &Config) -> anyhow::Result<(TlsAcceptor, CertificateSour
             let dir = config.data_dir.join("tls");
             let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
             if c.exists() && k.exists() {
+                // Generated 0755 and 0644 (the certificate) by earlier
+                // versions.
+                for path in [&dir, &c, &k] {
+                    private::restrict(path)
+                        .with_context(|| format!("restricting {}", path.display()))?;
+                }
                 (c.clone(), k, CertificateSource::Existing(c))
             } else {
                 generate(&dir, &c, &k, &config.hostname)?;
@@ -53,22 +60,27 @@ pub fn acceptor(config: &Config) -> anyhow::Result<(TlsAcceptor, CertificateSour
 }
 
 fn generate(dir: &Path, cert: &Path, key: &Path, hostname: &str) -> anyhow::Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    private::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut names = vec![hostname.to_owned()];
     if hostname != "localhost" {
         names.push("localhost".to_owned());
     }
     let pair = rcgen::generate_simple_self_signed(names)
         .context("generating a self-signed certificate")?;
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(key)
-        .and_then(|mut f| f.write_all(pair.signing_key.serialize_pem().as_bytes()))
-        .with_context(|| format!("writing {}", key.display()))?;
-    fs::write(cert, pair.cert.pem()).with_context(|| format!("writing {}", cert.display()))?;
+    for (path, pem) in [
+        (key, pair.signing_key.serialize_pem()),
+        (cert, pair.cert.pem()),
+    ] {
+        // A leftover file keeps its mode when truncated: restrict it too.
+        private::file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(pem.as_bytes()))
+            .and_then(|()| private::restrict(path).map(drop))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate");
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use sealpost_policy::{DecisionInput, EmailAddress, decide};
+use sealpost_policy::{DecisionInput, EmailAddress, decide, text::one_line};
 use sealpost_secure::{plan::prepare, trigger};
 use sealpost_store::{ClientInfo, MessageKind, NewMessage, NewRecipient};
 
@@ -153,10 +153,12 @@ impl Session {
                 return Ok(Flow::Continue);
             }
         };
+        // For the log: a quoted local part may hold tabs, runs of spaces
+        // and C1 controls, and tracing's fmt output writes `%` fields raw.
         let sender = message
             .sender
             .as_ref()
-            .map_or_else(String::new, |s| s.to_string());
+            .map_or_else(String::new, |s| one_line(s.as_str(), 200));
         // Handed straight to the delivery worker when it can take it; the
         // worker is woken for what it must lease (notifications) or when
         // the message was not handed over.

@@ -13,7 +13,7 @@ use smtp_proto::{
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use sealpost_policy::EmailAddress;
+use sealpost_policy::{EmailAddress, text::one_line};
 use sealpost_store::{DsnReturn, Notify, QueueId};
 
 use super::{
@@ -141,7 +141,10 @@ impl Session {
             .internal_domains()
             .is_internal(&address);
         if !internal && !self.inbound.config.relay_networks.contains(self.peer.ip()) {
-            tracing::info!(recipient = %address, "relay denied: external recipient from a client outside smtp.relay_networks");
+            // One clean line: the address is the client's (quoted local
+            // parts allow tabs and C1 controls).
+            let recipient = one_line(address.as_str(), 200);
+            tracing::info!(%recipient, "relay denied: external recipient from a client outside smtp.relay_networks");
             return self.reject(stream, &reply::RELAY_DENIED, "relay_denied");
         }
         let mut notify = 0u8;

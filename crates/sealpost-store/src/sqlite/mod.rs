@@ -29,7 +29,7 @@ use crate::{
     AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, ExtendTo, KeyUsage,
     Leased, MessageFilter, MessageRecord, NewMessage, NotificationTarget, QueueId, QueueStats,
     RecallOutcome, RecipientOutcome, RecipientRecord, SecureAccess, SecureStore, Store, StoreError,
-    TrackedMessage, VerifyBatch, spool::Spool,
+    TrackedMessage, VerifyBatch, private, spool::Spool,
 };
 use queue::SealedContent;
 use readers::Readers;
@@ -145,6 +145,9 @@ impl SqliteStore {
                 db_path.display()
             )));
         }
+        if !shared {
+            create_private(db_path)?;
+        }
         let mut conn = connect(db_path, false)?;
         if shared {
             // Beside a running gateway: never migrate under it.
@@ -174,6 +177,13 @@ impl SqliteStore {
             });
         }
 
+        let tightened = spool.restrict()?;
+        if tightened > 0 {
+            tracing::info!(
+                files = tightened,
+                "made the spool directory and files private (0700 and 0600)"
+            );
+        }
         secure::check_keyring(&conn, &vault)?;
         let sealed = seal_unsealed(&conn, &spool, &vault)?;
         if sealed > 0 {
@@ -394,18 +404,46 @@ fn connect(db_path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// The database file and the files SQLite keeps beside it.
+const SIDE_FILES: [&str; 4] = ["", "-wal", "-shm", "-journal"];
+
+/// Creates the database file 0600 before SQLite opens it, and takes group
+/// and other permissions away from an existing one and its side files.
+/// SQLite gives the WAL, shared-memory and journal files the mode of the
+/// database file, so this keeps them private too.
+fn create_private(db_path: &Path) -> Result<(), StoreError> {
+    private::file_options()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(db_path)?;
+    let mut tightened = Vec::new();
+    for suffix in SIDE_FILES {
+        let mut name = db_path.as_os_str().to_owned();
+        name.push(suffix);
+        if private::restrict(Path::new(&name))? {
+            tightened.push(Path::new(&name).display().to_string());
+        }
+    }
+    if !tightened.is_empty() {
+        tracing::info!(files = ?tightened, "made database files private (0600)");
+    }
+    Ok(())
+}
+
 /// Takes the exclusive lock beside the database file.
 fn lock_database(db_path: &Path) -> Result<std::fs::File, StoreError> {
     if let Some(dir) = db_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+        private::create_dir(dir)?;
     }
     let mut name = db_path.as_os_str().to_owned();
     name.push(".lock");
-    let file = std::fs::OpenOptions::new()
+    let file = private::file_options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&name)?;
+    private::restrict(Path::new(&name))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(

@@ -193,6 +193,64 @@ async fn large_content_is_spooled_and_survives_reopen() {
     assert_eq!(store.load_body(&id).await.unwrap(), big);
 }
 
+/// Every file under `root` with its mode, directories included.
+#[cfg(unix)]
+fn modes(root: &Path) -> Vec<(std::path::PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path.clone());
+            }
+            found.push((path, meta.permissions().mode() & 0o7777));
+        }
+    }
+    found
+}
+
+/// Issue 14 (defect 8): the database, its WAL and the spool were created
+/// 0644 in 0755 directories, readable by every local user.
+#[cfg(unix)]
+#[tokio::test]
+async fn issue_14_database_wal_and_spool_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let private = |found: &[(std::path::PathBuf, u32)]| {
+        for (path, mode) in found {
+            let want = if path.is_dir() { 0o700 } else { 0o600 };
+            assert_eq!(*mode, want, "{} is {mode:o}", path.display());
+        }
+    };
+    let store = open(&dir).await;
+    let id = store
+        .accept(message(vec![b'x'; 2_000_000], &["a@x.example"]))
+        .await
+        .unwrap();
+    let found = modes(dir.path());
+    for name in ["db.sqlite", "db.sqlite-wal", "db.sqlite-shm", "spool"] {
+        assert!(found.iter().any(|(p, _)| p.ends_with(name)), "{name}");
+    }
+    assert!(dir.path().join("spool").join(id.as_str()).exists());
+    private(&found);
+    drop(store);
+
+    // Left open by an earlier version: tightened at the next open.
+    let set = |path: std::path::PathBuf, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set(dir.path().join("db.sqlite"), 0o644);
+    set(dir.path().join("db.sqlite.lock"), 0o644);
+    set(dir.path().join("spool"), 0o755);
+    set(dir.path().join("spool").join(id.as_str()), 0o644);
+    let store = open(&dir).await;
+    private(&modes(dir.path()));
+    assert_eq!(store.load_body(&id).await.unwrap().len(), 2_000_000);
+}
+
 #[tokio::test]
 async fn concurrent_accepts_are_group_committed() {
     let dir = tempfile::tempdir().unwrap();

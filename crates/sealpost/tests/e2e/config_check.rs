@@ -75,12 +75,7 @@ fn issue_14_config_check_refuses_retention_below_a_stored_expiry() {
     let gw = TestGateway::start("");
     // The default definition within the lower retention: only Legal is
     // at fault.
-    let (code, body) = call(
-        &gw,
-        "PATCH",
-        "/definitions/1",
-        &json!({"expiry_days": 7}),
-    );
+    let (code, body) = call(&gw, "PATCH", "/definitions/1", &json!({"expiry_days": 7}));
     assert_eq!(code, 200, "{body}");
     let legal = definition(&gw, json!({"name": "Legal", "expiry_days": 30}));
     let dir = gw.stop();
