@@ -120,7 +120,7 @@ impl Delivery {
                     match self.connect(target).await {
                         Ok(c) => (c, 0),
                         Err(e) => {
-                            tracing::info!(target = %target.addr, error = %e, "next hop address failed");
+                            tracing::info!(target = %target.addr, error = %log_text(&e), "next hop address failed");
                             last_error = e.to_string();
                             target_idx += 1;
                             continue;
@@ -151,7 +151,7 @@ impl Delivery {
                 // The message in flight: the server may have taken it, so
                 // it waits for a retry; the rest go on over another
                 // connection.
-                tracing::info!(server = %remote, error = %e, "connection failed during delivery");
+                tracing::info!(server = %remote, error = %log_text(&e), "connection failed during delivery");
                 last_error = e.to_string();
                 if let Some(message) = messages.get(next) {
                     results[next] = Some(
@@ -241,7 +241,7 @@ impl Delivery {
     async fn connect(&self, target: &Target) -> Result<Client, ClientError> {
         match Client::connect(target, &self.config, self.tls.as_ref()).await {
             Err(ClientError::Tls(server, why)) => {
-                tracing::info!(%server, %why, "STARTTLS failed; retrying in plaintext");
+                tracing::info!(%server, why = %log_text(&why), "STARTTLS failed; retrying in plaintext");
                 Client::connect(target, &self.config, None).await
             }
             other => other,
@@ -426,6 +426,12 @@ pub fn xtext(s: &str) -> String {
         }
     }
     out
+}
+
+/// An error for a log line: its text may quote the remote server, so it is
+/// made one clean, bounded line first.
+fn log_text(e: &impl std::fmt::Display) -> String {
+    sealpost_policy::text::one_line(&e.to_string(), 500)
 }
 
 #[cfg(test)]
