@@ -373,6 +373,12 @@ mod tests {
         assert_eq!(ascii.as_str(), "Bob@xn--bcher-kva.example");
         assert!(!ascii.is_utf8(), "travels without SMTPUTF8");
         assert_eq!(ascii.match_key(), a.match_key(), "the same mailbox");
+        // ASCII capitals in the domain are folded when it is parsed.
+        let capital = EmailAddress::parse("bob@MAIL.Bücher.Example").unwrap();
+        assert_eq!(
+            capital.with_ascii_domain().as_str(),
+            "bob@mail.xn--bcher-kva.example"
+        );
         let mixed = EmailAddress::parse("x@mail.例子.广告").unwrap();
         assert_eq!(
             mixed.with_ascii_domain().as_str(),

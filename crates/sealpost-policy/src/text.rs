@@ -64,17 +64,23 @@ fn is_line_control(c: char) -> bool {
 }
 
 /// Characters a reader cannot see that change what is shown: controls,
-/// bidirectional formatting, zero-width characters and the BOM.
+/// bidirectional marks and formatting (U+061C, U+200E/F, U+202A-E,
+/// U+2066-9), zero-width and other invisible format characters, the
+/// deprecated format controls, the BOM and the tag characters.
 pub fn is_hidden(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            '\u{200b}'..='\u{200f}'
+            '\u{061c}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
                 | '\u{202a}'..='\u{202e}'
                 | '\u{2060}'..='\u{2064}'
-                | '\u{2066}'..='\u{2069}'
+                | '\u{2066}'..='\u{206f}'
                 | '\u{feff}'
                 | '\u{fff9}'..='\u{fffb}'
+                | '\u{e0001}'
+                | '\u{e0020}'..='\u{e007f}'
         )
 }
 
@@ -86,7 +92,10 @@ mod tests {
     #[test]
     fn controls_and_breaks_cannot_survive() {
         assert_eq!(
-            one_line("a\r\nFrom: x\x1b[31m red\0\u{202e}gpj.exe\x0bz", 100),
+            one_line(
+                "a\r\nFrom: x\x1b[31m red\0\u{202e}gpj.exe\u{61c}\u{e0041}\x0bz",
+                100
+            ),
             "a From: x[31m redgpj.exe z"
         );
         assert_eq!(one_line("  \t lead and trail \n ", 100), "lead and trail");

@@ -20,7 +20,7 @@ use std::{
     time::SystemTime,
 };
 
-use sealpost_policy::{Decision, PolicySet, Route};
+use sealpost_policy::{Decision, PolicySet, Route, text::one_line};
 use sealpost_secure::notification::{MailHeaders, UnnotifiedEntry, build_unnotified};
 use sealpost_store::{
     ClientInfo, MessageKind, NewMessage, NewRecipient, NotificationTarget, Notify, QueueId, Store,
@@ -53,7 +53,7 @@ pub(crate) async fn report(
         Ok(targets) => targets,
         Err(e) => {
             for f in &failed {
-                tracing::error!(notification = %f.notification, reply = %f.reply, error = %e, "notification failed permanently; its recipient could not be looked up, so the sender is not told");
+                tracing::error!(notification = %f.notification, reply = %one_line(&f.reply, 500), error = %e, "notification failed permanently; its recipient could not be looked up, so the sender is not told");
             }
             return Vec::new();
         }
@@ -67,7 +67,7 @@ pub(crate) async fn report(
     let mut by_message: BTreeMap<QueueId, Vec<(NotificationTarget, &str)>> = BTreeMap::new();
     for target in targets {
         let reply = reply_of(&target.notification);
-        tracing::error!(queue_id = %target.message, notification = %target.notification, to = %target.recipient, %reply, "notification failed permanently: the recipient was not told of the secure message");
+        tracing::error!(queue_id = %target.message, notification = %target.notification, to = %one_line(target.recipient.as_ref(), 200), reply = %one_line(reply, 500), "notification failed permanently: the recipient was not told of the secure message");
         metrics::counter!("sealpost_notification_failed_total").increment(1);
         let wants_receipt = policy
             .definition(target.definition)

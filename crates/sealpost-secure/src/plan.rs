@@ -330,7 +330,7 @@ fn sender_request(
         Some(_) => "that definition is not open to senders' own choice (manual use is off)",
     };
     tracing::warn!(
-        %sender,
+        sender = %sealpost_policy::text::one_line(sender.as_str(), 200),
         definition = %asked,
         trigger = trigger.as_str(),
         reason = why,
@@ -497,7 +497,11 @@ fn notice(
         }],
     );
     notice.body_8bit = !notice.content.is_ascii();
-    notice.smtputf8 = smtputf8;
+    // A header that names a UTF-8 address (a sender whose local part is
+    // not ASCII, in From) needs SMTPUTF8 too (RFC 6532), or a strict next
+    // hop would take it for a malformed message.
+    let header = &notice.content[..trigger::header_end(&notice.content)];
+    notice.smtputf8 = smtputf8 || !header.is_ascii();
     // A bounce returns headers only: the body holds the portal link.
     notice.ret = Some(DsnReturn::Headers);
     notice.parent = Some(parent.id.clone());

@@ -85,13 +85,15 @@ pub fn check_keys(config: &Config, database_exists: bool) -> anyhow::Result<Stri
                 keyring.current().version()
             ))
         }
-        KeySource::File(path) if !path.exists() && database_exists => anyhow::bail!(
-            "vault.master_key_file ({}) does not exist, but the database does: serve would \
+        KeySource::File(path) if !present(&path, "vault.master_key_file")? && database_exists => {
+            anyhow::bail!(
+                "vault.master_key_file ({}) does not exist, but the database does: serve would \
              create a new key, which is not the key the database was sealed with, and refuse \
              to start; restore the key file (or set {MASTER_KEY_ENV})",
-            path.display()
-        ),
-        KeySource::File(path) if !path.exists() => Ok(format!(
+                path.display()
+            )
+        }
+        KeySource::File(path) if !present(&path, "vault.master_key_file")? => Ok(format!(
             "{} does not exist yet; serve creates it",
             path.display()
         )),
@@ -105,6 +107,21 @@ pub fn check_keys(config: &Config, database_exists: bool) -> anyhow::Result<Stri
             ))
         }
     }
+}
+
+/// Whether `path` exists; a path that cannot be looked at (another user's
+/// private data directory) is an error, never "does not exist": a check
+/// that cannot see the files must not pass.
+///
+/// # Errors
+/// The lookup failed; `key` names the setting.
+pub fn present(path: &std::path::Path, key: &str) -> anyhow::Result<bool> {
+    path.try_exists().with_context(|| {
+        format!(
+            "{key}: cannot look at {} (run the check as the gateway's user)",
+            path.display()
+        )
+    })
 }
 
 /// Why keeping the key file in the data directory deserves a warning, or

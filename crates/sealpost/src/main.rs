@@ -402,8 +402,10 @@ fn check(path: Option<PathBuf>) -> ExitCode {
             // What serve would refuse beyond the file: the stored
             // configuration and the master keys.
             let stored = sealpost::stored_check::check(&c);
-            let database_exists =
-                sealpost_store::SqliteStore::path_of_url(&c.database_url).exists();
+            // Unknown (not readable) counts as existing: the stricter check.
+            let database_exists = sealpost_store::SqliteStore::path_of_url(&c.database_url)
+                .try_exists()
+                .unwrap_or(true);
             let mut errors = stored.errors;
             let keys = sealpost::keys::check_keys(&c, database_exists).unwrap_or_else(|e| {
                 errors.push(config::ConfigError {
@@ -428,6 +430,9 @@ fn check(path: Option<PathBuf>) -> ExitCode {
                     eprintln!("  (stored configuration: {})", stored.summary);
                 }
                 return ExitCode::from(2);
+            }
+            for w in &stored.warnings {
+                eprintln!("warning: {w}");
             }
             println!("configuration ok");
             println!("  server.hostname      {}", c.hostname);

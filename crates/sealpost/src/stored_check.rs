@@ -11,7 +11,6 @@ use std::path::Path;
 
 use sealpost_policy::{
     DefinitionDraft, DefinitionEntry, DefinitionId, DomainPattern, Invalid, PolicyDocument,
-    PolicySet,
 };
 use sealpost_store::{AdminStore, SqliteStore, StoredConfig};
 
@@ -24,6 +23,9 @@ pub struct StoredCheck {
     pub summary: String,
     /// What `serve` would refuse, each with its key.
     pub errors: Vec<ConfigError>,
+    /// What `serve` would start with but log as an error: stored
+    /// notification templates that fail today's checks.
+    pub warnings: Vec<ConfigError>,
 }
 
 /// Checks the stored configuration of `config.database_url` against
@@ -31,7 +33,24 @@ pub struct StoredCheck {
 /// built-in default definition.
 pub fn check(config: &Config) -> StoredCheck {
     let db = SqliteStore::path_of_url(&config.database_url);
-    if !db.exists() {
+    let exists = match db.try_exists() {
+        Ok(exists) => exists,
+        Err(e) => {
+            return StoredCheck {
+                summary: String::new(),
+                errors: vec![ConfigError {
+                    path: "database.url".into(),
+                    message: format!(
+                        "cannot look at {}: {e}; run the check as the gateway's user (the \
+                         data directory is private to it)",
+                        db.display()
+                    ),
+                }],
+                warnings: Vec::new(),
+            };
+        }
+    };
+    if !exists {
         return StoredCheck {
             summary: format!(
                 "no database yet at {}; stored configuration not checked beyond the \
@@ -40,6 +59,7 @@ pub fn check(config: &Config) -> StoredCheck {
                 sealpost_policy::DEFAULT_DEFINITION_NAME
             ),
             errors: check_document(config, &first_start_document()),
+            warnings: Vec::new(),
         };
     }
     match SqliteStore::read_config(&db) {
@@ -51,10 +71,17 @@ pub fn check(config: &Config) -> StoredCheck {
                 document.policies.len()
             ),
             errors: check_document(config, &document),
+            warnings: template_warnings(config, &document),
         },
         Ok(StoredConfig::OtherSchema { found, expected }) if found < expected => StoredCheck {
-            summary: schema_note(&db, found, expected, "the next `serve` migrates it"),
+            summary: schema_note(
+                &db,
+                found,
+                expected,
+                "too old to read its configuration; the next `serve` migrates it",
+            ),
             errors: Vec::new(),
+            warnings: Vec::new(),
         },
         Ok(StoredConfig::OtherSchema { found, expected }) => StoredCheck {
             summary: schema_note(
@@ -64,6 +91,7 @@ pub fn check(config: &Config) -> StoredCheck {
                 "it was written by a newer sealpost; use that version",
             ),
             errors: Vec::new(),
+            warnings: Vec::new(),
         },
         Err(e) => StoredCheck {
             summary: String::new(),
@@ -74,6 +102,7 @@ pub fn check(config: &Config) -> StoredCheck {
                     db.display()
                 ),
             }],
+            warnings: Vec::new(),
         },
     }
 }
@@ -120,8 +149,8 @@ fn first_start_document() -> PolicyDocument {
 
 /// Checks a stored policy document against `config` as `serve` does: the
 /// definitions' expiry against `vault.retention`, the document compiled
-/// with `domains.internal`, every notification template, and the
-/// definition the subject tag applies.
+/// with `domains.internal`, and the definition the subject tag applies
+/// (templates are [`template_warnings`]).
 pub fn check_document(config: &Config, document: &PolicyDocument) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     let retention_days = config.vault.retention_days();
@@ -157,7 +186,6 @@ pub fn check_document(config: &Config, document: &PolicyDocument) -> Vec<ConfigE
             return errors;
         }
     };
-    errors.extend(check_templates(&set));
     if let Err(e) = sealpost_secure::plan::check_subject_tag(
         &set,
         &config.secure.subject_tag,
@@ -189,22 +217,23 @@ fn stored(e: Invalid) -> ConfigError {
     }
 }
 
-/// Every definition's notification template must render (as the API
-/// requires when one is saved).
-fn check_templates(set: &PolicySet) -> Vec<ConfigError> {
-    set.definitions()
-        .filter_map(|d| {
-            let e = sealpost_secure::plan::template_of(Some(d)).check().err()?;
-            Some(ConfigError {
-                path: format!(
-                    "definitions[id={}].notification_template.{}",
-                    d.id.0, e.part
-                ),
-                message: format!(
-                    "definition {:?}: {e} (in the stored configuration; fix it through the API)",
-                    d.name()
-                ),
-            })
+/// Stored notification templates that fail today's checks: `serve` starts
+/// and logs them (each notification a template fails goes out with the
+/// built-in one); the API refuses saving a template that fails them.
+pub fn template_warnings(config: &Config, document: &PolicyDocument) -> Vec<ConfigError> {
+    let file_domains: Vec<DomainPattern> = config.internal_domains.iter().cloned().collect();
+    let Ok(set) = document.compile(&file_domains, u32::MAX) else {
+        return Vec::new();
+    };
+    sealpost_web::api::template_problems(&set)
+        .into_iter()
+        .map(|e| ConfigError {
+            path: e.field,
+            message: format!(
+                "{} (serve starts, but notifications this template fails for use the built-in \
+                 one; fix it through the API)",
+                e.message
+            ),
         })
         .collect()
 }
@@ -311,14 +340,18 @@ mod tests {
     }
 
     #[test]
-    fn a_broken_template_is_named_by_its_definition() {
+    fn a_broken_template_is_a_warning_named_by_its_definition() {
         let mut document = with_legal(30, true);
         document.definitions[1].definition.notification_template =
             Some(sealpost_policy::TemplateDraft {
                 text: Some("{{ unclosed".into()),
                 ..Default::default()
             });
-        let e = shown(&check_document(&config(&[]), &document));
+        assert!(
+            check_document(&config(&[]), &document).is_empty(),
+            "serve starts"
+        );
+        let e = shown(&template_warnings(&config(&[]), &document));
         assert!(
             e.len() == 1 && e[0].starts_with("definitions[id=3].notification_template.text:"),
             "{e:?}"

@@ -55,11 +55,17 @@ const BLOCKING_SEAL: usize = 256 * 1024;
 /// this process (a checkpoint, say) before it reports the database busy.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The first schema version with the policy configuration tables; every
+/// migration after it leaves them as they are (a migration that changes
+/// them must raise this, so `config check` never misreads an old one).
+const CONFIG_SINCE: i64 = 2;
+
 /// The policy configuration of a database, as [`SqliteStore::read_config`]
 /// found it.
 #[derive(Debug, Clone)]
 pub enum StoredConfig {
-    /// The database has this version's schema.
+    /// The database has this version's schema, or an older one whose
+    /// configuration tables are the same.
     Current(PolicyDocument),
     /// The database has schema version `found`, this sealpost `expected`:
     /// an older one is migrated by the next `serve`, a newer one was
@@ -243,7 +249,11 @@ impl SqliteStore {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
         let expected = MIGRATIONS.len() as i64;
-        if found != expected {
+        // The configuration tables came with version 2 and no migration
+        // since has changed them, so a database the next `serve` will
+        // migrate is read as it is: a check before an upgrade is the one
+        // that matters most.
+        if !(CONFIG_SINCE..=expected).contains(&found) {
             return Ok(StoredConfig::OtherSchema { found, expected });
         }
         Ok(StoredConfig::Current(admin::load_document(&conn)?))

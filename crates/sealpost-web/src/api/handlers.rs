@@ -825,15 +825,19 @@ async fn export_config(
 }
 
 /// Replaces the whole policy configuration with a document (as exported).
-/// Validated as a whole; nothing changes if any object is refused.
+/// Validated as a whole; nothing changes if any object is refused. Every
+/// section and every field without a safe default must be present (a
+/// nullable one left out is null), as for a `PUT` of one object.
 #[utoipa::path(put, path = "/config", tag = "config", request_body = PolicyDocument,
-    responses((status = 200, body = PolicyDocument), (status = 422, body = ApiError)))]
+    responses((status = 200, body = PolicyDocument), (status = 400, body = ApiError), (status = 422, body = ApiError)))]
 async fn import_config(
     caller: Caller,
     State(state): State<ApiState>,
-    ApiJson(doc): ApiJson<PolicyDocument>,
+    ApiJson(mut doc): ApiJson<serde_json::Value>,
 ) -> ApiResult<Json<PolicyDocument>> {
     caller.require_policy_edit()?;
+    super::complete_document(&mut doc)?;
+    let doc: PolicyDocument = super::from_value(doc)?;
     state.policy.compile(&doc)?;
     state.policy.change(ConfigChange::Replace(doc)).await?;
     Ok(Json(document(&state).await?))

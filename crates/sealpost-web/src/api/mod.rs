@@ -26,7 +26,7 @@ use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 
 pub use auth::{Caller, NewApiKey, generate_api_key};
-pub use service::{FileRules, PolicyService};
+pub use service::{FileRules, PolicyService, template_problems};
 
 /// Largest JSON body accepted, in bytes.
 pub const MAX_JSON_BODY: usize = 1024 * 1024;
@@ -261,6 +261,10 @@ pub(crate) fn body_error(e: BytesRejection) -> ApiError {
 pub trait Replacement: DeserializeOwned {
     /// The top-level fields a PUT must carry.
     const REQUIRED: &'static [&'static str];
+    /// Those of [`REQUIRED`](Self::REQUIRED) that may be null. In a whole
+    /// configuration document (`PUT /config`) one left out is null, since
+    /// the TOML an export is kept in has no null.
+    const NULLABLE: &'static [&'static str] = &[];
     /// What the type is called in messages ("definition").
     const NAME: &'static str;
 }
@@ -280,6 +284,7 @@ impl Replacement for sealpost_policy::DefinitionDraft {
         "hide_subject",
         "notification_template",
     ];
+    const NULLABLE: &'static [&'static str] = &["expiry_days", "notification_template"];
     const NAME: &'static str = "definition";
 }
 
@@ -297,6 +302,7 @@ impl Replacement for sealpost_policy::PolicyDraft {
         "override",
         "source_ips",
     ];
+    const NULLABLE: &'static [&'static str] = &["starts_at", "ends_at"];
     const NAME: &'static str = "policy";
 }
 
@@ -304,6 +310,91 @@ impl Replacement for sealpost_policy::GroupDraft {
     const REQUIRED: &'static [&'static str] =
         &["name", "description", "addresses", "domains", "groups"];
     const NAME: &'static str = "group";
+}
+
+impl Replacement for sealpost_policy::UserDraft {
+    const REQUIRED: &'static [&'static str] = &["address", "display_name", "attributes"];
+    const NAME: &'static str = "directory user";
+}
+
+/// The sections of a whole configuration document. `PUT /config` replaces
+/// everything, so each must be present: a section left out would delete
+/// every object in it.
+const DOCUMENT_SECTIONS: [&str; 5] = [
+    "internal_domains",
+    "users",
+    "groups",
+    "definitions",
+    "policies",
+];
+
+/// Checks a whole configuration document (`PUT /config`) the way
+/// [`ApiReplace`] checks one object: every section present, and in every
+/// object each field that has no safe default; a nullable field left out
+/// becomes null (the document's TOML form cannot write null).
+///
+/// # Errors
+/// A 400 `missing_field` naming the first field left out, e.g.
+/// `definitions[2].manual_use`.
+pub fn complete_document(document: &mut serde_json::Value) -> Result<(), ApiError> {
+    let Some(object) = document.as_object_mut() else {
+        return Ok(()); // the parse names the type error
+    };
+    if let Some(section) = DOCUMENT_SECTIONS.iter().find(|s| !object.contains_key(**s)) {
+        return Err(missing(
+            section,
+            format!(
+                "PUT /config replaces the whole configuration, so every section must be \
+                 present; a missing `{section}` would delete all of it. Send an empty list \
+                 for none"
+            ),
+        ));
+    }
+    fn entries<T: Replacement>(
+        object: &mut serde_json::Map<String, serde_json::Value>,
+        section: &str,
+    ) -> Result<(), ApiError> {
+        let Some(serde_json::Value::Array(items)) = object.get_mut(section) else {
+            return Ok(());
+        };
+        for (i, item) in items.iter_mut().enumerate() {
+            let Some(entry) = item.as_object_mut() else {
+                continue;
+            };
+            for field in T::REQUIRED {
+                if entry.contains_key(*field) {
+                    continue;
+                }
+                if T::NULLABLE.contains(field) {
+                    entry.insert((*field).to_owned(), serde_json::Value::Null);
+                } else {
+                    return Err(missing(
+                        &format!("{section}[{i}].{field}"),
+                        format!(
+                            "PUT /config replaces every {}, so each must carry every field; \
+                             `{field}` is missing from {section}[{i}] (export the configuration \
+                             to see the full form)",
+                            T::NAME
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+    entries::<sealpost_policy::UserDraft>(object, "users")?;
+    entries::<sealpost_policy::GroupDraft>(object, "groups")?;
+    entries::<sealpost_policy::DefinitionDraft>(object, "definitions")?;
+    entries::<sealpost_policy::PolicyDraft>(object, "policies")
+}
+
+fn missing(field: &str, message: String) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "missing_field".to_owned(),
+        message,
+        field: Some(field.to_owned()),
+    }
 }
 
 /// A PUT body: JSON carrying every field [`Replacement::REQUIRED`] names
@@ -331,8 +422,9 @@ impl<T: Replacement, S: Send + Sync> FromRequest<S> for ApiReplace<T> {
                 code: "missing_field".to_owned(),
                 message: format!(
                     "PUT replaces the whole {}, so it must carry every field; missing: {}. \
-                     Send the full object (GET it first; null where a field may be empty), \
-                     or use PATCH to change only some fields",
+                     Send the full object (as GET shows it, without the read-only `id`, \
+                     `is_default` and `status`; null where a field may be empty), or use \
+                     PATCH to change only some fields",
                     T::NAME,
                     missing.join(", ")
                 ),
@@ -431,7 +523,7 @@ fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
 }
 
 /// Parses a JSON value as `T`, naming the field at fault.
-fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+pub(crate) fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     let bytes = serde_json::to_vec(&value)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     parse_json(&bytes)

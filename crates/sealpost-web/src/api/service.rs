@@ -10,7 +10,8 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use sealpost_policy::{DomainPattern, PolicyDocument, PolicySet};
+use sealpost_policy::{DefinitionId, DomainPattern, PolicyDocument, PolicySet};
+use sealpost_secure::plan::template_of;
 use sealpost_store::{AdminStore, ConfigChange, ConfigCheck, StoreError};
 use tokio::sync::Mutex;
 
@@ -51,9 +52,45 @@ impl FileRules {
     ///
     /// # Errors
     /// [`sealpost_policy::Invalid`] naming the object or key at fault.
-    pub fn check(&self, document: &PolicyDocument) -> Result<PolicySet, sealpost_policy::Invalid> {
+    ///
+    /// `before` is the configuration the change starts from: a template it
+    /// already had, unchanged, is not held against the change (one saved
+    /// by an older version must not block unrelated changes; it is logged
+    /// at start instead).
+    pub fn check(
+        &self,
+        document: &PolicyDocument,
+        before: &PolicySet,
+    ) -> Result<PolicySet, sealpost_policy::Invalid> {
+        let set = self.check_stored(document)?;
+        let unchanged = |id| {
+            let now = set.definition(id).map(|d| template_of(Some(d)));
+            before.definition(id).map(|d| template_of(Some(d))) == now
+        };
+        if let Some((_, e)) = template_problems_by_definition(&set)
+            .into_iter()
+            .find(|(id, _)| !unchanged(*id))
+        {
+            return Err(e);
+        }
+        Ok(set)
+    }
+
+    /// What a start needs of the stored configuration: [`check`](Self::check)
+    /// without the templates. A stored template that fails today's checks
+    /// (saved by an older version, say) must not keep the gateway from
+    /// starting, since the API that fixes it runs only in a started
+    /// gateway, and each notification is checked as it is sent anyway (one
+    /// a template fails goes out with the built-in template). Templates are
+    /// still checked with every change.
+    ///
+    /// # Errors
+    /// [`sealpost_policy::Invalid`] naming the object or key at fault.
+    pub fn check_stored(
+        &self,
+        document: &PolicyDocument,
+    ) -> Result<PolicySet, sealpost_policy::Invalid> {
         let set = document.compile(&self.internal_domains, self.max_expiry_days)?;
-        check_templates(&set)?;
         sealpost_secure::plan::check_subject_tag(
             &set,
             &self.subject_tag,
@@ -95,7 +132,17 @@ impl PolicyService {
         let inner = &self.inner;
         let _guard = inner.changes.lock().await;
         let document = inner.store.load_config().await?;
-        let set = inner.rules.check(&document).map_err(StoreError::Rejected)?;
+        let set = inner
+            .rules
+            .check_stored(&document)
+            .map_err(StoreError::Rejected)?;
+        for problem in template_problems(&set) {
+            tracing::error!(
+                object = %problem.field,
+                problem = %problem.message,
+                "a stored notification template fails the checks; notifications it fails for go out with the built-in template until it is fixed through the API"
+            );
+        }
         inner.snapshot.store(Arc::new(set));
         Ok(())
     }
@@ -126,7 +173,8 @@ impl PolicyService {
         let task = tokio::spawn(async move {
             let _guard = inner.changes.lock().await;
             let rules = inner.rules.clone();
-            let check: ConfigCheck = Box::new(move |doc| rules.check(doc));
+            let before = inner.snapshot.load_full();
+            let check: ConfigCheck = Box::new(move |doc| rules.check(doc, &before));
             let changed = inner.store.change_config(change, check).await?;
             inner.snapshot.store(Arc::new(changed.set));
             Ok(changed.id)
@@ -154,7 +202,8 @@ impl PolicyService {
             let document = inner.store.load_config().await?;
             let (change, value) = build(&document)?;
             let rules = inner.rules.clone();
-            let check: ConfigCheck = Box::new(move |doc| rules.check(doc));
+            let before = inner.snapshot.load_full();
+            let check: ConfigCheck = Box::new(move |doc| rules.check(doc, &before));
             let changed = inner.store.change_config(change, check).await?;
             inner.snapshot.store(Arc::new(changed.set));
             Ok((changed.id, value))
@@ -177,23 +226,34 @@ impl PolicyService {
     }
 }
 
-/// Every definition's notification template must render (a template an
-/// administrator breaks is refused when saved, not found out when a
-/// recipient should have been notified).
-fn check_templates(set: &PolicySet) -> Result<(), sealpost_policy::Invalid> {
-    for definition in set.definitions() {
-        sealpost_secure::plan::template_of(Some(definition))
-            .check()
-            .map_err(|e| {
+/// Every definition's notification template must render and carry the
+/// link, and its subject must not read it (a template an administrator
+/// breaks is refused when saved, not found out when a recipient should
+/// have been notified). One problem per broken definition.
+pub fn template_problems(set: &PolicySet) -> Vec<sealpost_policy::Invalid> {
+    template_problems_by_definition(set)
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect()
+}
+
+fn template_problems_by_definition(
+    set: &PolicySet,
+) -> Vec<(DefinitionId, sealpost_policy::Invalid)> {
+    set.definitions()
+        .filter_map(|definition| {
+            let e = template_of(Some(definition)).check().err()?;
+            Some((
+                definition.id,
                 sealpost_policy::Invalid::new(
                     format!(
                         "definitions[id={}].notification_template.{}",
                         definition.id.0, e.part
                     ),
                     "invalid_template",
-                    e.to_string(),
-                )
-            })?;
-    }
-    Ok(())
+                    format!("definition {:?}: {e}", definition.name()),
+                ),
+            ))
+        })
+        .collect()
 }

@@ -172,7 +172,76 @@ fn issue_14_the_subject_tag_definition_must_exist_and_allow_manual_use() {
         "{}",
         stderr(&out)
     );
+    let said = serve_refuses(dir.path(), &[(key, "NoSuch")]);
+    assert!(said.contains("\"NoSuch\""), "{said}");
 
     let out = config_check(dir.path(), &[(key, "Desk")]);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Issue 14, after an upgrade: a template an older version stored that
+/// today's checks refuse (its subject reads the link) must not keep the
+/// gateway from starting, since only a started gateway's API can fix it.
+/// `config check` warns and passes; unrelated changes still save, and a
+/// new broken template is still refused. A database at an older schema is
+/// still checked, not skipped.
+#[test]
+fn issue_14_an_old_template_that_fails_todays_checks_does_not_stop_serve() {
+    let gw = TestGateway::start("");
+    let key = gw.api_key.clone();
+    let legal = definition(&gw, json!({"name": "Legal", "expiry_days": 30}));
+    let dir = gw.stop();
+    let db = rusqlite::Connection::open(dir.path().join("sealpost.db")).unwrap();
+    let doc: String = db
+        .query_row("SELECT doc FROM definitions WHERE id = ?1", [legal], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    doc["notification_template"] = json!({"subject": "Open {{ portal_link|upper }}"});
+    db.execute(
+        "UPDATE definitions SET doc = ?1 WHERE id = ?2",
+        rusqlite::params![doc.to_string(), legal],
+    )
+    .unwrap();
+
+    let out = config_check(dir.path(), &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: definitions[id=") && err.contains("portal_link"),
+        "{err}"
+    );
+
+    // An older schema (as before an upgrade) is checked too.
+    db.pragma_update(None, "user_version", 4).unwrap();
+    let out = config_check(dir.path(), &[("SEALPOST_VAULT_RETENTION", "10d")]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("\"Legal\""), "{err}");
+    db.pragma_update(None, "user_version", 5).unwrap();
+    drop(db);
+
+    let mut gw = TestGateway::start_in(dir, "");
+    gw.api_key = key;
+    let (code, body) = call(&gw, "PATCH", "/definitions/1", &json!({"expiry_days": 20}));
+    assert_eq!(code, 200, "unrelated changes still save: {body}");
+    let (code, body) = call(
+        &gw,
+        "PATCH",
+        &format!("/definitions/{legal}"),
+        &json!({"description": "kept broken"}),
+    );
+    assert_eq!(code, 200, "the template itself unchanged: {body}");
+    let (code, body) = call(
+        &gw,
+        "PATCH",
+        &format!("/definitions/{legal}"),
+        &json!({"notification_template": {"subject": "{{ portal_link|lower }}"}}),
+    );
+    assert_eq!(
+        (code, body["code"].as_str()),
+        (422, Some("invalid_template")),
+        "{body}"
+    );
 }

@@ -50,6 +50,17 @@ fn issue_14_a_partial_put_cannot_turn_the_subject_tag_off() {
     let (code, err) = call(&gw, "PUT", "/definitions/1", &full);
     assert_eq!(code, 422, "{err}");
 
+    // Nor by replacing the whole configuration.
+    let (code, mut whole) = call(&gw, "GET", "/config", &Value::Null);
+    assert_eq!(code, 200);
+    whole["definitions"][0]["manual_use"] = json!(false);
+    let (code, err) = call(&gw, "PUT", "/config", &whole);
+    assert_eq!(
+        (code, err["code"].as_str()),
+        (422, Some("subject_tag_definition_not_manual")),
+        "{err}"
+    );
+
     // A PATCH changes only what it names.
     let (code, patched) = call(&gw, "PATCH", "/definitions/1", &json!({"expiry_days": 14}));
     assert_eq!(code, 200, "{patched}");

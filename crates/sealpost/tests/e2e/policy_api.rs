@@ -335,7 +335,35 @@ fn bad_api_input_gets_json_errors_naming_the_field() {
         "policies": [
           {"id": 5, "action": "no_action", "from": {"kind": "internal"}, "to": {"kind": "external"}},
           {"id": 5, "action": "no_action", "from": {"kind": "everyone"}, "to": {"kind": "external"}}]}"#;
+    // A whole document must carry every section and every field without a
+    // safe default (issue 14: a default filled in can re-enable a policy
+    // or close a definition to manual use).
     let (code, err) = api(&gw, "PUT", "/config", Some(twice), &[&auth, json_type]);
+    assert_eq!(
+        (code, err["code"].as_str(), err["field"].as_str()),
+        (400, Some("missing_field"), Some("internal_domains")),
+        "{err}"
+    );
+    let (_, mut whole) = api(&gw, "GET", "/config", None, &[&auth]);
+    let policy = |from: &str| {
+        json!({"id": 5, "narrative": "", "action": "no_action", "from": {"kind": from},
+               "to": {"kind": "external"}, "enabled": false, "override": false, "source_ips": []})
+    };
+    whole["policies"] = json!([policy("internal")]);
+    whole["policies"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("enabled");
+    let body = serde_json::to_vec(&whole).unwrap();
+    let (code, err) = api(&gw, "PUT", "/config", Some(&body), &[&auth, json_type]);
+    assert_eq!(
+        (code, err["field"].as_str()),
+        (400, Some("policies[0].enabled")),
+        "{err}"
+    );
+    whole["policies"] = json!([policy("internal"), policy("everyone")]);
+    let body = serde_json::to_vec(&whole).unwrap();
+    let (code, err) = api(&gw, "PUT", "/config", Some(&body), &[&auth, json_type]);
     assert_eq!(
         (code, err["code"].as_str()),
         (422, Some("duplicate_id")),
