@@ -22,6 +22,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::{net::TcpListener, sync::Notify, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
+use sealpost_intake::{Intake, IntakeSettings};
 use sealpost_policy::PolicySet;
 use sealpost_queue::{QueueConfig, RetrySchedule, Worker};
 use sealpost_secure::plan::SecureSettings;
@@ -200,16 +201,9 @@ impl Application {
             },
             wakeup.clone(),
         );
-        let inbound = Arc::new(Inbound {
-            config: InboundConfig {
-                hostname: config.hostname.clone(),
-                relay_networks: config.smtp.relay_networks.clone(),
-                xforward_hosts: config.smtp.xforward_hosts.clone(),
-                max_message_size: config.smtp.max_message_size as usize,
-                max_recipients: config.smtp.max_recipients,
-                idle_timeout: config.smtp.idle_timeout,
-                max_connections: config.smtp.max_connections,
-                queue_lifetime: config.relay.queue_lifetime,
+        // The way in for SMTP now, and for the portal's replies later.
+        let intake = Arc::new(Intake {
+            settings: IntakeSettings {
                 secure: SecureSettings {
                     hostname: config.hostname.clone(),
                     portal_url: config.portal_url.clone(),
@@ -219,14 +213,27 @@ impl Application {
                     queue_lifetime: config.relay.queue_lifetime,
                     templates: Default::default(),
                 },
-                ..InboundConfig::default()
+                queue_lifetime: config.relay.queue_lifetime,
             },
             store: store.clone(),
             policy: policy.clone(),
-            tls: Some(acceptor),
-            queue_wakeup: wakeup.clone(),
-            open_transactions: Default::default(),
             handoff: Some(worker.handoff()),
+            queue_wakeup: wakeup.clone(),
+        });
+        let inbound = Arc::new(Inbound {
+            config: InboundConfig {
+                hostname: config.hostname.clone(),
+                relay_networks: config.smtp.relay_networks.clone(),
+                xforward_hosts: config.smtp.xforward_hosts.clone(),
+                max_message_size: config.smtp.max_message_size as usize,
+                max_recipients: config.smtp.max_recipients,
+                idle_timeout: config.smtp.idle_timeout,
+                max_connections: config.smtp.max_connections,
+                ..InboundConfig::default()
+            },
+            intake,
+            tls: Some(acceptor),
+            open_transactions: Default::default(),
             busy_poll: BusyPoll::new(config.smtp.busy_poll),
         });
         Ok(Application {

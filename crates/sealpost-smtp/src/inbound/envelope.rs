@@ -115,7 +115,7 @@ impl Session {
         // the organisation, at the first of its internal domains.
         let postmaster;
         let given = if to.address.is_empty() && raw_path.eq_ignore_ascii_case(b"postmaster") {
-            let policy = self.inbound.policy.load();
+            let policy = self.inbound.intake.policy.load();
             let Some(domain) = policy.internal_domains().iter().next() else {
                 return self.reject(stream, &reply::NO_POSTMASTER, "bad_address");
             };
@@ -136,6 +136,7 @@ impl Session {
         };
         let internal = self
             .inbound
+            .intake
             .policy
             .load()
             .internal_domains()

@@ -27,6 +27,7 @@ use std::{
 
 use arc_swap::ArcSwap;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use sealpost_intake::{Intake, IntakeSettings};
 use sealpost_policy::{DomainPattern, InternalDomains, IpRange, IpRanges, PolicySet};
 use sealpost_store::{
     Leased, MessageRecord, NewMessage, NotificationTarget, QueueId, QueueStats, RecipientOutcome,
@@ -282,17 +283,21 @@ fn inbound(store: Arc<MemoryStore>) -> Inbound {
             max_connections: 1,
             max_errors: 20,
             max_received_headers: MAX_RECEIVED_HEADERS,
-            queue_lifetime: Duration::from_secs(86_400),
-            secure: sealpost_secure::plan::SecureSettings::default(),
         },
-        store,
-        policy: Arc::new(ArcSwap::from_pointee(PolicySet::with_internal_domains(
-            internal,
-        ))),
+        intake: Arc::new(Intake {
+            settings: IntakeSettings {
+                queue_lifetime: Duration::from_secs(86_400),
+                ..IntakeSettings::default()
+            },
+            store,
+            policy: Arc::new(ArcSwap::from_pointee(PolicySet::with_internal_domains(
+                internal,
+            ))),
+            handoff: None,
+            queue_wakeup: Arc::new(Notify::new()),
+        }),
         tls: Some(tls_acceptor()),
-        queue_wakeup: Arc::new(Notify::new()),
         open_transactions: Default::default(),
-        handoff: None,
         // Off: the input is in memory, there is nothing to wait for.
         busy_poll: BusyPoll::new(Duration::ZERO),
     }

@@ -2,8 +2,8 @@
 //!
 //! [`serve`] takes a bound listener and a shutdown token; each connection
 //! runs a [`session`] over plain TCP and, after STARTTLS, over TLS. A
-//! message is answered `250` only once [`sealpost_store::Store::accept`]
-//! has committed it durably.
+//! message is answered `250` only once the intake
+//! ([`sealpost_intake::Intake::accept`]) has committed it durably.
 
 pub mod busy_poll;
 mod data;
@@ -18,13 +18,8 @@ mod xforward;
 
 use std::{sync::Arc, time::Duration};
 
-use arc_swap::ArcSwap;
-use sealpost_policy::{IpRanges, PolicySet};
-use sealpost_store::Store;
-use tokio::{
-    net::TcpListener,
-    sync::{Notify, Semaphore},
-};
+use sealpost_policy::IpRanges;
+use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -52,10 +47,6 @@ pub struct InboundConfig {
     pub max_errors: usize,
     /// More `Received:` headers than this is taken for a loop.
     pub max_received_headers: usize,
-    /// How long the queue keeps trying (`relay.queue_lifetime`).
-    pub queue_lifetime: Duration,
-    /// Secure delivery: sender triggers, notifications, expiry bounds.
-    pub secure: sealpost_secure::plan::SecureSettings,
 }
 
 impl Default for InboundConfig {
@@ -70,8 +61,6 @@ impl Default for InboundConfig {
             max_connections: 20_000,
             max_errors: 20,
             max_received_headers: 50,
-            queue_lifetime: Duration::from_secs(5 * 86400),
-            secure: sealpost_secure::plan::SecureSettings::default(),
         }
     }
 }
@@ -79,19 +68,14 @@ impl Default for InboundConfig {
 /// What every session shares.
 pub struct Inbound {
     pub config: InboundConfig,
-    pub store: Arc<dyn Store>,
-    /// The current policy snapshot; swapped whole when policies change, so
-    /// the next message sees the change and no message sees half of one.
-    pub policy: Arc<ArcSwap<PolicySet>>,
+    /// Where a message goes after DATA: the decision per recipient, the
+    /// secure plan and the durable commit (its policy snapshot also serves
+    /// relay control at RCPT).
+    pub intake: Arc<sealpost_intake::Intake>,
     /// Offered as STARTTLS when present.
     pub tls: Option<TlsAcceptor>,
-    /// Woken after each commit so delivery starts without polling delay.
-    pub queue_wakeup: Arc<Notify>,
     /// Mail transactions open in all sessions (MAIL given, not yet ended).
     pub open_transactions: OpenTransactions,
-    /// Where accepted messages go straight to the delivery worker
-    /// (`sealpost_store::handoff`); `None`: the worker leases them.
-    pub handoff: Option<sealpost_store::handoff::Handoff>,
     /// Polls for a lone client's next command (`smtp.busy_poll`); [`serve`]
     /// runs it.
     pub busy_poll: Arc<busy_poll::BusyPoll>,
