@@ -20,6 +20,9 @@ use std::{
 
 use serde::Deserialize;
 
+mod portal;
+pub use portal::{Branding, PortalConfig, PortalSection};
+
 use sealpost_policy::{DomainPattern, InternalDomains, IpRange, IpRanges};
 use sealpost_smtp::outbound::HostPort;
 
@@ -36,6 +39,7 @@ const LIST_KEYS: &[&str] = &[
     "domains.internal",
     "relay.retry_schedule",
     "relay.dns_servers",
+    "portal.trusted_proxies",
 ];
 
 /// The file as written.
@@ -67,12 +71,6 @@ pub struct VaultSection {
 pub struct SecureSection {
     pub subject_tag: Option<String>,
     pub subject_tag_definition: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PortalSection {
-    pub url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,8 +166,8 @@ pub struct Config {
     pub log: LogConfig,
     pub vault: VaultConfig,
     pub secure: SecureConfig,
-    /// `portal.url`: where recipients' links point.
-    pub portal_url: String,
+    /// `[portal]`: the recipients' web portal.
+    pub portal: PortalConfig,
 }
 
 /// `[vault]`: encryption at rest and how long secure content is kept.
@@ -607,28 +605,7 @@ impl Config {
                 "must be at most 64 characters without control characters (empty disables the tag)",
             ));
         }
-        let portal_url = file
-            .portal
-            .url
-            .unwrap_or_else(|| format!("https://{hostname}"))
-            .trim_end_matches('/')
-            .to_owned();
-        let loopback_http = ["http://localhost", "http://127.", "http://[::1]"]
-            .iter()
-            .any(|p| portal_url.starts_with(p));
-        if !(portal_url.starts_with("https://") || loopback_http)
-            || portal_url
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control())
-        {
-            errors.push(err(
-                "portal.url",
-                format!(
-                    "{portal_url:?} is not an https URL such as https://secure.example.com \
-                     (links carry a recipient's token: plain http only for localhost)"
-                ),
-            ));
-        }
+        let portal = portal::build(file.portal, &hostname, &mut errors);
 
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
@@ -643,7 +620,7 @@ impl Config {
                 subject_tag,
                 subject_tag_definition: file.secure.subject_tag_definition,
             },
-            portal_url,
+            portal,
             hostname,
             data_dir,
             worker_threads,

@@ -206,7 +206,7 @@ impl Application {
             settings: IntakeSettings {
                 secure: SecureSettings {
                     hostname: config.hostname.clone(),
-                    portal_url: config.portal_url.clone(),
+                    portal_url: config.portal.url.clone(),
                     subject_tag: config.secure.subject_tag.clone(),
                     subject_tag_definition: config.secure.subject_tag_definition.clone(),
                     retention: config.vault.retention,
