@@ -24,6 +24,8 @@ next_hop = "127.0.0.1:30026"
 retry_schedule = ["1s"]
 [admin]
 listen = "127.0.0.1:30081"
+[portal]
+listen = "127.0.0.1:0"
 [log]
 level = "$2"
 TOML

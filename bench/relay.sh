@@ -298,6 +298,9 @@ retry_schedule = ["1s"]
 [admin]
 listen = "127.0.0.1:$SP_ADMIN"
 
+[portal]
+listen = "127.0.0.1:0"
+
 [vault]
 # Outside data_dir, as in production (inside it the gateway warns).
 master_key_file = "$SP_DIR/master.key"

@@ -288,9 +288,11 @@ class Server:
             'connect_timeout = "5s"\n'
             "\n[admin]\n"
             'listen = "%s:%d"\n'
+            "\n[portal]\n"
+            'listen = "%s:0"\n'
             "\n[log]\n"
             'level = "info"\n'
-            % (self.data_dir, HOST, smtp_port, HOST, sink_port, HOST, admin_port))
+            % (self.data_dir, HOST, smtp_port, HOST, sink_port, HOST, admin_port, HOST))
         self.proc = None
         self.closed = False
         self.generation = 0

@@ -314,6 +314,9 @@ retry_schedule = ["1s", "2s", "5s"]
 
 [admin]
 listen = "127.0.0.1:0"
+
+[portal]
+listen = "127.0.0.1:0"
 EOF
     start_sealpost "$S" "$S/sealpost.toml" || return
     local pf_port
@@ -422,6 +425,9 @@ next_hop = "127.0.0.1:$reinject_port"
 retry_schedule = ["1s", "2s", "5s"]
 
 [admin]
+listen = "127.0.0.1:0"
+
+[portal]
 listen = "127.0.0.1:0"
 EOF
     start_sealpost "$S" "$S/sealpost.toml" || return

@@ -5,6 +5,7 @@
 
 pub mod api;
 mod csv;
+pub mod portal;
 
 use std::sync::Arc;
 

@@ -455,6 +455,8 @@ fn check(path: Option<PathBuf>) -> ExitCode {
                     .map_or("(MX lookup)".to_owned(), ToString::to_string)
             );
             println!("  admin.listen         {}", c.admin_listen);
+            println!("  portal.listen        {}", c.portal.listen);
+            println!("  portal.url           {}", c.portal.url);
             println!("  master keys          {keys}");
             println!("  stored config        {}", stored.summary);
             if c.internal_domains.iter().next().is_some() && c.relay.internal_next_hop.is_none() {
@@ -629,6 +631,10 @@ fn banner(config: &Config, app: &Application) {
     println!(
         "  admin:     http://{} (GET /health, GET /metrics, REST API at /api/v1)",
         app.admin_addr
+    );
+    println!(
+        "  portal:    {} (recipients' links; listening on {})",
+        app.portal_url, app.portal_addr
     );
     if let Some(key) = &app.first_run_api_key {
         println!("  first run: created an administrator API key (role super_admin).");

@@ -54,6 +54,60 @@ fn private_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The portal URL notification links use: `portal.url`, except that the
+/// default for a loopback listener on port 0 (tests, ad-hoc runs) takes
+/// the port actually bound, so its links work.
+fn bound_portal_url(config: &Config, bound: SocketAddr) -> String {
+    if config.portal.listen.port() == 0 && config.portal.url == "http://localhost:0" {
+        format!("http://localhost:{}", bound.port())
+    } else {
+        config.portal.url.clone()
+    }
+}
+
+/// The portal's state from `[portal]`: its URL, who may forward, and the
+/// branding (the logo read once, here).
+fn portal_state(
+    config: &Config,
+    url: &str,
+    tls: bool,
+) -> anyhow::Result<sealpost_web::portal::PortalState> {
+    use sealpost_web::portal::{Branding, PortalSettings, PortalState, Reach};
+    let b = &config.portal.branding;
+    let logo = match &b.logo_file {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading {} (portal.logo_file)", path.display()))?;
+            let extension = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let content_type = match extension.as_str() {
+                "svg" => "image/svg+xml",
+                "png" => "image/png",
+                _ => "image/jpeg",
+            };
+            Some((bytes, content_type))
+        }
+        None => None,
+    };
+    Ok(PortalState::new(PortalSettings {
+        url: url.to_owned(),
+        reach: Reach {
+            tls,
+            trusted_proxies: config.portal.trusted_proxies.clone(),
+        },
+        branding: Branding {
+            product_name: b.product_name.clone(),
+            logo,
+            accent_color: b.accent_color.clone(),
+            disclaimer: b.disclaimer.clone(),
+            support_contact: b.support_contact.clone(),
+        },
+    }))
+}
+
 /// Secure recipients ended per expiry commit.
 const EXPIRY_BATCH: usize = 1000;
 
@@ -72,8 +126,14 @@ pub struct Application {
     /// On the first start only: the super-admin API key created for the
     /// operator (shown once; only its hash is stored).
     pub first_run_api_key: Option<String>,
+    /// The recipients' portal, and the URL its links use.
+    pub portal_addr: SocketAddr,
+    pub portal_url: String,
     smtp_listeners: Vec<TcpListener>,
     admin_listener: TcpListener,
+    portal_listener: TcpListener,
+    portal: sealpost_web::portal::PortalState,
+    portal_tls: Option<tokio_rustls::TlsAcceptor>,
     inbound: Arc<Inbound>,
     metrics: PrometheusHandle,
     api: ApiState,
@@ -150,6 +210,18 @@ impl Application {
             .map(TcpListener::local_addr)
             .collect::<Result<_, _>>()?;
         let admin_addr = admin_listener.local_addr()?;
+        let portal_listener = TcpListener::bind(config.portal.listen)
+            .await
+            .with_context(|| {
+                format!("cannot listen on {} (portal.listen)", config.portal.listen)
+            })?;
+        let portal_addr = portal_listener.local_addr()?;
+        let portal_url = bound_portal_url(&config, portal_addr);
+        let portal_tls = match &config.portal.tls {
+            Some((cert, key)) => Some(tls::load(cert, key, "portal", &[b"http/1.1"])?),
+            None => None,
+        };
+        let portal = portal_state(&config, &portal_url, portal_tls.is_some())?;
 
         let policy = Arc::new(ArcSwap::from_pointee(PolicySet::with_internal_domains(
             config.internal_domains.clone(),
@@ -206,7 +278,7 @@ impl Application {
             settings: IntakeSettings {
                 secure: SecureSettings {
                     hostname: config.hostname.clone(),
-                    portal_url: config.portal.url.clone(),
+                    portal_url: portal_url.clone(),
                     subject_tag: config.secure.subject_tag.clone(),
                     subject_tag_definition: config.secure.subject_tag_definition.clone(),
                     retention: config.vault.retention,
@@ -245,8 +317,13 @@ impl Application {
             policy,
             certificate,
             first_run_api_key,
+            portal_addr,
+            portal_url,
             smtp_listeners,
             admin_listener,
+            portal_listener,
+            portal,
+            portal_tls,
             inbound,
             metrics: metrics_handle(),
             api: ApiState {
@@ -315,6 +392,18 @@ impl Application {
                 (
                     "admin HTTP server",
                     sealpost_web::serve(listener, state, shutdown)
+                        .await
+                        .map_err(Into::into),
+                )
+            });
+        }
+        {
+            let shutdown = shutdown.clone();
+            let (listener, tls, state) = (self.portal_listener, self.portal_tls, self.portal);
+            tasks.spawn(async move {
+                (
+                    "portal",
+                    sealpost_web::portal::listener::serve(listener, tls, state, shutdown)
                         .await
                         .map_err(Into::into),
                 )

@@ -56,7 +56,7 @@ pub fn acceptor(config: &Config) -> anyhow::Result<(TlsAcceptor, CertificateSour
             }
         }
     };
-    Ok((load(&cert, &key)?, source))
+    Ok((load(&cert, &key, "smtp", &[])?, source))
 }
 
 fn generate(dir: &Path, cert: &Path, key: &Path, hostname: &str) -> anyhow::Result<()> {
@@ -85,26 +85,45 @@ fn generate(dir: &Path, cert: &Path, key: &Path, hostname: &str) -> anyhow::Resu
     Ok(())
 }
 
-fn load(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+/// An acceptor for the certificate chain and key in PEM files; `section`
+/// names the configuration keys in errors (`smtp.tls_cert`, ...), `alpn`
+/// the protocols offered (empty for SMTP).
+///
+/// # Errors
+/// Unreadable or mismatched files, named with their keys.
+pub fn load(cert: &Path, key: &Path, section: &str, alpn: &[&[u8]]) -> anyhow::Result<TlsAcceptor> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("reading certificate {} (smtp.tls_cert)", cert.display()))?
+        .with_context(|| {
+            format!(
+                "reading certificate {} ({section}.tls_cert)",
+                cert.display()
+            )
+        })?
         .collect::<Result<_, _>>()
-        .with_context(|| format!("parsing certificate {} (smtp.tls_cert)", cert.display()))?;
+        .with_context(|| {
+            format!(
+                "parsing certificate {} ({section}.tls_cert)",
+                cert.display()
+            )
+        })?;
     if certs.is_empty() {
         bail!(
-            "{} (smtp.tls_cert) contains no PEM certificate",
+            "{} ({section}.tls_cert) contains no PEM certificate",
             cert.display()
         );
     }
     let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("reading private key {} (smtp.tls_key)", key.display()))?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        .with_context(|| format!("reading private key {} ({section}.tls_key)", key.display()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .context("TLS protocol versions")?
     .with_no_client_auth()
     .with_single_cert(certs, key)
-    .context("certificate and key do not match (smtp.tls_cert, smtp.tls_key)")?;
+    .with_context(|| {
+        format!("certificate and key do not match ({section}.tls_cert, {section}.tls_key)")
+    })?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -221,7 +221,9 @@ fn branding(
     errors: &mut Vec<ConfigError>,
 ) -> Branding {
     let text = |key: &str, value: Option<String>, max: usize, errors: &mut Vec<ConfigError>| {
-        let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())?;
+        let value = value
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())?;
         if value.chars().count() > max || value.chars().any(|c| c.is_control() && c != '\n') {
             errors.push(err(
                 key,
@@ -242,14 +244,11 @@ fn branding(
     }
     let logo_file = logo_file.map(PathBuf::from);
     if let Some(logo) = &logo_file {
-        let kind_ok = logo
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| {
-                ["png", "jpg", "jpeg", "svg"]
-                    .iter()
-                    .any(|k| e.eq_ignore_ascii_case(k))
-            });
+        let kind_ok = logo.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+            ["png", "jpg", "jpeg", "svg"]
+                .iter()
+                .any(|k| e.eq_ignore_ascii_case(k))
+        });
         match std::fs::metadata(logo) {
             _ if !kind_ok => errors.push(err(
                 "portal.logo_file",

@@ -71,6 +71,8 @@ pub fn free_port() -> u16 {
 pub struct TestGateway {
     pub smtp: SocketAddr,
     pub admin: SocketAddr,
+    /// The recipients' portal listener.
+    pub portal: SocketAddr,
     pub store: Arc<dyn Store>,
     pub secure: Arc<dyn sealpost_store::SecureStore>,
     pub worker: Worker,
@@ -114,6 +116,7 @@ impl TestGateway {
             .expect("gateway builds");
         let shutdown = app.shutdown_token();
         let api_key = app.first_run_api_key.clone();
+        let portal = app.portal_addr;
         let (smtp, admin, store, worker) = (
             app.smtp_addrs[0],
             app.admin_addr,
@@ -126,6 +129,7 @@ impl TestGateway {
         TestGateway {
             smtp,
             admin,
+            portal,
             store,
             secure,
             worker,
@@ -198,6 +202,8 @@ fn test_config(dir: &Path, extra: &str) -> String {
         retry_schedule = ["1s"]
         connect_timeout = "5s"
         [admin]
+        listen = "127.0.0.1:0"
+        [portal]
         listen = "127.0.0.1:0"
         "#,
         dir.display()

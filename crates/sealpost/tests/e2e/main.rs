@@ -17,6 +17,7 @@ mod limits;
 mod messages_cli;
 mod mx;
 mod policy_api;
+mod portal;
 mod relay;
 mod secure;
 mod secure_cli;

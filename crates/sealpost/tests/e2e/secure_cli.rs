@@ -36,6 +36,7 @@ fn write_config(dir: &Path) -> PathBuf {
              [relay]\nnext_hop = \"127.0.0.1:{dead}\"\ninternal_next_hop = \"127.0.0.1:{dead}\"\n\
              retry_schedule = [\"1h\"]\nconnect_timeout = \"1s\"\n\
              [admin]\nlisten = \"127.0.0.1:{admin}\"\n\
+             [portal]\nlisten = \"127.0.0.1:0\"\n\
              [log]\nlevel = \"debug\"\n",
             dir.join("data").display()
         ),
