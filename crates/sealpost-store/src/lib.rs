@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod handoff;
 mod model;
+pub mod portal;
 pub mod private;
 pub mod secure;
 mod spool;
@@ -23,6 +24,7 @@ use std::time::SystemTime;
 
 pub use admin::{AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, Role};
 pub use model::*;
+pub use portal::PortalStore;
 pub use secure::SecureStore;
 pub use sqlite::{SqliteStore, StoredConfig};
 

@@ -8,6 +8,7 @@
 //! itself is in [`queue`].
 
 mod admin;
+mod portal;
 mod queue;
 mod readers;
 mod secure;
@@ -46,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v3.sql"),
     include_str!("schema_v4.sql"),
     include_str!("schema_v5.sql"),
+    include_str!("schema_v6.sql"),
 ];
 
 /// Contents larger than this are sealed and opened on a blocking thread.
@@ -488,6 +490,9 @@ fn apply_migrations(conn: &mut Connection, from: usize) -> Result<(), StoreError
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(from) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        if i + 1 == portal::MATCH_KEYS_SINCE {
+            portal::fill_match_keys(&tx)?;
+        }
         let broken: Option<String> = tx
             .query_row("PRAGMA foreign_key_check", [], |row| row.get(0))
             .optional()?;

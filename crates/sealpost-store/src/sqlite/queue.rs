@@ -101,10 +101,22 @@ pub(super) fn insert_message(
     if !m.secure.is_empty() {
         let mut insert_secure = conn.prepare_cached(
             "INSERT INTO secure_recipients (message_id, idx, token_hash, definition_id, trigger,
-                notification_id, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                notification_id, expires_at, match_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         for s in &m.secure {
+            // The portal finds an address's messages by this key.
+            let match_key = m
+                .recipients
+                .get(s.idx as usize)
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "secure recipient {} of {} not among its recipients",
+                        s.idx, m.id
+                    ))
+                })?
+                .address
+                .match_key();
             insert_secure.execute(params![
                 m.id.as_str(),
                 s.idx,
@@ -113,6 +125,7 @@ pub(super) fn insert_message(
                 s.trigger.as_str(),
                 s.notification.as_ref().map(QueueId::as_str),
                 to_millis(s.expires_at),
+                match_key,
             ])?;
         }
     }

@@ -26,7 +26,7 @@ pub const MAX_PAGE: usize = 500;
 
 /// A LIKE pattern matching `text` anywhere, with LIKE's own wildcards
 /// escaped (`ESCAPE '\'`).
-fn contains_pattern(text: &str) -> String {
+pub(super) fn contains_pattern(text: &str) -> String {
     let mut pattern = String::with_capacity(text.len() + 2);
     pattern.push('%');
     for c in text.chars() {

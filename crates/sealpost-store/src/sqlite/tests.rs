@@ -1150,3 +1150,5 @@ async fn read_config_reads_without_creating_or_migrating() {
         ));
     }
 }
+
+mod portal;

@@ -214,12 +214,15 @@ fn issue_14_an_old_template_that_fails_todays_checks_does_not_stop_serve() {
     );
 
     // An older schema (as before an upgrade) is checked too.
+    let current: i64 = db
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
     db.pragma_update(None, "user_version", 4).unwrap();
     let out = config_check(dir.path(), &[("SEALPOST_VAULT_RETENTION", "10d")]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("\"Legal\""), "{err}");
-    db.pragma_update(None, "user_version", 5).unwrap();
+    db.pragma_update(None, "user_version", current).unwrap();
     drop(db);
 
     let mut gw = TestGateway::start_in(dir, "");
