@@ -2,9 +2,20 @@
 //! (`admin.listen`): the health check, Prometheus metrics and the REST API
 //! v1 ([`api`]); the admin console will join them here. The recipient
 //! portal will have a listener of its own and never shares this one.
+//!
+//! # Layout
+//! - [`api`]: the REST API, one file per resource.
+//! - [`auth`]: who is asking (API keys now; sessions, CSRF, passwords and
+//!   rate limits for the portal and the console).
+//! - [`policy_service`]: the live policy snapshot and the single writer of
+//!   the policy configuration, shared by every face that edits it.
 
 pub mod api;
+pub mod auth;
 mod csv;
+pub mod policy_service;
+
+pub use policy_service::{FileRules, PolicyService, template_problems};
 
 use std::sync::Arc;
 
