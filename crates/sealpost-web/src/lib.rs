@@ -1,11 +1,24 @@
 //! The HTTP side of sealpost, served on the administration listener
 //! (`admin.listen`): the health check, Prometheus metrics and the REST API
-//! v1 ([`api`]); the admin console will join them here. The recipient
-//! portal will have a listener of its own and never shares this one.
+//! v1 ([`api`]); the admin console will join them here. The recipients'
+//! [`portal`] has a listener of its own and never shares this one.
+//!
+//! # Layout
+//! - [`api`]: the REST API, one file per resource.
+//! - [`auth`]: who is asking (API keys now; sessions, CSRF, passwords and
+//!   rate limits for the portal and the console).
+//! - [`policy_service`]: the live policy snapshot and the single writer of
+//!   the policy configuration, shared by every face that edits it.
+//! - [`portal`]: the recipients' pages, on the portal listener; its state
+//!   holds only what a recipient may reach.
 
 pub mod api;
+pub mod auth;
 mod csv;
+pub mod policy_service;
 pub mod portal;
+
+pub use policy_service::{FileRules, PolicyService, template_problems};
 
 use std::sync::Arc;
 

@@ -610,7 +610,7 @@ fn apikey_create(path: Option<PathBuf>, role: &str, name: &str) -> ExitCode {
     with_admin_store(path, move |store| {
         Box::pin(async move {
             use sealpost_store::AdminStore;
-            let key = sealpost_web::api::generate_api_key(role, &name);
+            let key = sealpost_web::auth::generate_api_key(role, &name);
             store
                 .create_api_key(key.record)
                 .await

@@ -32,7 +32,7 @@ use sealpost_smtp::{
 };
 use sealpost_store::{AdminStore, Role, SecureStore, SqliteStore, Store};
 use sealpost_vault::Vault;
-use sealpost_web::api::{ApiState, FileRules, PolicyService, generate_api_key};
+use sealpost_web::{FileRules, PolicyService, api::ApiState, auth::generate_api_key};
 
 use crate::{config::Config, keys, tls};
 

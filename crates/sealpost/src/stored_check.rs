@@ -225,7 +225,7 @@ pub fn template_warnings(config: &Config, document: &PolicyDocument) -> Vec<Conf
     let Ok(set) = document.compile(&file_domains, u32::MAX) else {
         return Vec::new();
     };
-    sealpost_web::api::template_problems(&set)
+    sealpost_web::template_problems(&set)
         .into_iter()
         .map(|e| ConfigError {
             path: e.field,

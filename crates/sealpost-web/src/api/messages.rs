@@ -1,5 +1,4 @@
-//! `/api/v1/messages`: message tracking, recall and expiry; and the
-//! notification template preview of a definition.
+//! `/api/v1/messages`: message tracking, recall and expiry.
 //!
 //! Tracking shows each recipient's route, the policy that decided it and,
 //! for secure delivery, the record the portal keeps (notified, opened,
@@ -13,8 +12,6 @@ use axum::{
     Json,
     extract::{Query, State},
 };
-use sealpost_policy::{DefinitionId, TemplateDraft};
-use sealpost_secure::notification::{self, NotificationVars, Rendered};
 use sealpost_store::{
     ExtendTo, MessageFilter, QueueId, RecallOutcome, RecipientRecord, RecipientStatus,
     TrackedMessage,
@@ -24,7 +21,8 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{ApiError, ApiJson, ApiPath, ApiState, Caller};
+use super::{ApiError, ApiJson, ApiPath, ApiResult, ApiState};
+use crate::auth::Caller;
 
 /// Most ids one bulk recall takes.
 const MAX_BULK_RECALL: usize = 1000;
@@ -36,10 +34,7 @@ pub(super) fn routes(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState>
         .routes(routes!(recall_message))
         .routes(routes!(extend_message))
         .routes(routes!(bulk_recall))
-        .routes(routes!(preview_definition))
 }
-
-type ApiResult<T> = Result<T, ApiError>;
 
 fn time_text(t: SystemTime) -> String {
     sealpost_store::rfc3339(t)
@@ -422,89 +417,4 @@ async fn extend_message(
         id: id.to_string(),
         expires_at: time_text(set),
     }))
-}
-
-/// A template to try (parts left out come from the definition, then the
-/// built-in template).
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct PreviewBody {
-    template: Option<TemplateDraft>,
-}
-
-/// The rendered notification.
-#[derive(Debug, Serialize, ToSchema)]
-struct PreviewView {
-    subject: String,
-    text: String,
-    html: String,
-}
-
-/// Renders a definition's notification template with sample data. A
-/// template in the body is tried instead (nothing is saved); template
-/// errors are 422 naming the part and line.
-#[utoipa::path(post, path = "/definitions/{id}/preview", tag = "definitions", params(("id" = i64, Path)),
-    request_body = PreviewBody,
-    responses((status = 200, body = PreviewView), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
-async fn preview_definition(
-    _caller: Caller,
-    State(state): State<ApiState>,
-    ApiPath(id): ApiPath<i64>,
-    body: axum::body::Bytes,
-) -> ApiResult<Json<PreviewView>> {
-    let body: PreviewBody = if body.iter().all(u8::is_ascii_whitespace) {
-        PreviewBody::default()
-    } else {
-        super::parse_json(&body)?
-    };
-    let snapshot = state.policy.snapshot();
-    let mut definition = snapshot
-        .definition(DefinitionId(id))
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(format!("definition {id} not found")))?;
-    if let Some(tried) = body.template {
-        let saved = definition
-            .settings
-            .notification_template
-            .take()
-            .unwrap_or_default();
-        definition.settings.notification_template = Some(TemplateDraft {
-            subject: tried.subject.or(saved.subject),
-            text: tried.text.or(saved.text),
-            html: tried.html.or(saved.html),
-        });
-    }
-    let template = sealpost_secure::plan::template_of(Some(&definition));
-    let mut vars = NotificationVars::sample();
-    vars.definition = definition.name().to_owned();
-    if definition.settings.hide_subject {
-        vars.subject = notification::HIDDEN_SUBJECT.to_owned();
-        vars.subject_hidden = true;
-    }
-    if definition.settings.expiry_days.is_none() {
-        vars = vars.with_expiry(None);
-    }
-    let Rendered {
-        subject,
-        text,
-        html,
-    } = template
-        .check()
-        .and_then(|()| notification::render(&template, &vars))
-        .map_err(|e| template_error(&e))?;
-    Ok(Json(PreviewView {
-        subject,
-        text,
-        html,
-    }))
-}
-
-/// A template error as the API reports it.
-pub(crate) fn template_error(e: &notification::TemplateError) -> ApiError {
-    ApiError {
-        status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-        code: "invalid_template".into(),
-        message: e.to_string(),
-        field: Some(format!("notification_template.{}", e.part)),
-    }
 }

@@ -1,32 +1,43 @@
 //! REST API v1 (`/api/v1`), described by an OpenAPI document generated from
 //! the handlers (`GET /api/v1/openapi.json`).
 //!
-//! Every request is authenticated by an API key ([`auth`]). Bodies are JSON
-//! with unknown fields refused; every error is a JSON body with a stable
-//! `code`, a `message` and, when one field is at fault, its path in
-//! `field`.
+//! Every request is authenticated by an API key ([`crate::auth::api_key`]).
+//! Bodies are JSON with unknown fields refused; every error is a JSON body
+//! with a stable `code`, a `message` and, when one field is at fault, its
+//! path in `field`.
+//!
+//! # Layout
+//! One file per resource, each with its handlers and a `routes` function:
+//! [`internal_domains`], [`directory`], [`groups`], [`definitions`],
+//! [`policies`], [`policy_test`], [`api_keys`], [`config`] (the whole
+//! configuration as one document) and [`messages`] (tracking, recall,
+//! expiry). Errors are in [`error`], the extractors that shape them in
+//! [`extract`].
 
-pub mod auth;
-mod handlers;
+mod api_keys;
+mod config;
+mod definitions;
+mod directory;
+mod error;
+mod extract;
+mod groups;
+mod internal_domains;
 mod messages;
-mod service;
+mod policies;
+mod policy_test;
 
-use axum::{
-    Json,
-    body::Bytes,
-    extract::{FromRequest, Request, rejection::BytesRejection},
-    http::{StatusCode, header},
-    response::{IntoResponse, Response},
-};
-use sealpost_policy::Invalid;
-use sealpost_store::{AdminStore, SecureStore, StoreError};
-use serde::{Serialize, de::DeserializeOwned};
+use axum::{Json, http::StatusCode};
+use sealpost_policy::PolicyDocument;
+use sealpost_store::{AdminStore, SecureStore};
 use std::sync::Arc;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use auth::{Caller, NewApiKey, generate_api_key};
-pub use service::{FileRules, PolicyService, template_problems};
+use crate::PolicyService;
+
+pub use config::complete_document;
+pub use error::ApiError;
+pub use extract::{ApiJson, ApiPatch, ApiPath, ApiReplace, Replacement, parse_json};
 
 /// Largest JSON body accepted, in bytes.
 pub const MAX_JSON_BODY: usize = 1024 * 1024;
@@ -84,11 +95,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// The `/api/v1` routes and the OpenAPI document describing them.
 pub fn router(state: ApiState) -> axum::Router {
-    let json = handlers::routes(OpenApiRouter::with_openapi(ApiDoc::openapi()));
-    let json = messages::routes(json).layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY));
-    let bulk = handlers::bulk_routes(OpenApiRouter::new())
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BULK_BODY));
-    let (router, openapi) = json.merge(bulk).split_for_parts();
+    let (router, openapi) = routes().split_for_parts();
     let openapi = Arc::new(openapi);
     router
         .route(
@@ -109,520 +116,40 @@ pub fn router(state: ApiState) -> axum::Router {
         .with_state(state)
 }
 
-/// An API error: status, stable code, message, offending field.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ApiError {
-    #[serde(skip)]
-    pub status: StatusCode,
-    /// Stable, machine-readable: branch on this, not on `message`.
-    pub code: String,
-    pub message: String,
-    /// The path of the field at fault, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
+/// Every resource's routes, each under its body limit: most take JSON of
+/// ordinary size; the bulk ones (CSV import, whole configuration, groups
+/// of many addresses) take up to [`MAX_BULK_BODY`].
+fn routes() -> OpenApiRouter<ApiState> {
+    let mut json = OpenApiRouter::with_openapi(ApiDoc::openapi());
+    for routes in [
+        internal_domains::routes,
+        directory::routes,
+        definitions::routes,
+        policies::routes,
+        policy_test::routes,
+        api_keys::routes,
+        messages::routes,
+    ] {
+        json = routes(json);
+    }
+    let json = json.layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY));
+    let mut bulk = OpenApiRouter::new();
+    for routes in [directory::bulk_routes, groups::routes, config::routes] {
+        bulk = routes(bulk);
+    }
+    let bulk = bulk.layer(axum::extract::DefaultBodyLimit::max(MAX_BULK_BODY));
+    json.merge(bulk)
 }
 
-impl ApiError {
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code: code.to_owned(),
-            message: message.into(),
-            field: None,
-        }
-    }
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
-    }
-    pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-    }
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
-    }
-    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The stored policy configuration, as one document.
+async fn document(state: &ApiState) -> ApiResult<PolicyDocument> {
+    Ok(state.admin.load_config().await?)
 }
 
-impl From<Invalid> for ApiError {
-    fn from(e: Invalid) -> Self {
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: e.code.to_owned(),
-            message: e.message,
-            field: (!e.field.is_empty()).then_some(e.field),
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Rejected(invalid) => invalid.into(),
-            StoreError::NoSuch(what) => ApiError::not_found(format!("{what} not found")),
-            StoreError::NotFound(id) => ApiError::not_found(format!("message {id} not found")),
-            StoreError::Refused(why) => ApiError::new(StatusCode::CONFLICT, "refused", why),
-            other => {
-                tracing::error!(error = %other, "API request failed in the store");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    "the database is unavailable; try again",
-                )
-            }
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status;
-        let mut response = (status, Json(self)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-        }
-        response
-    }
-}
-
-/// A path parameter, with a JSON error when it does not parse.
-#[derive(Debug)]
-pub struct ApiPath<T>(pub T);
-
-impl<T, S> axum::extract::FromRequestParts<S> for ApiPath<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, ApiError> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Path(v)| ApiPath(v))
-            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
-    }
-}
-
-/// A JSON body, parsed with the path of any bad field reported.
-#[derive(Debug)]
-pub struct ApiJson<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let json_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                let mime = v.split(';').next().unwrap_or("").trim();
-                mime.eq_ignore_ascii_case("application/json")
-            });
-        if !json_type {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as Content-Type: application/json",
-            ));
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
-        parse_json(&bytes).map(ApiJson)
-    }
-}
-
-pub(crate) fn body_error(e: BytesRejection) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!(
-                "the body is too large (limits: {MAX_JSON_BODY} bytes; {MAX_BULK_BODY} for imports, groups and /config)"
-            ),
-        )
-    } else {
-        ApiError::bad_request("bad_body", e.body_text())
-    }
-}
-
-/// A type whose PUT is a full replacement: the body must carry each field
-/// that has no safe default, since filling one in would silently change
-/// what the administrator did not mean to change (a definition's
-/// `manual_use`, a policy's `enabled` or source IP ranges, a group's
-/// members). Partial updates are PATCH ([`ApiPatch`]).
-pub trait Replacement: DeserializeOwned {
-    /// The top-level fields a PUT must carry.
-    const REQUIRED: &'static [&'static str];
-    /// Those of [`REQUIRED`](Self::REQUIRED) that may be null. In a whole
-    /// configuration document (`PUT /config`) one left out is null, since
-    /// the TOML an export is kept in has no null.
-    const NULLABLE: &'static [&'static str] = &[];
-    /// What the type is called in messages ("definition").
-    const NAME: &'static str;
-}
-
-impl Replacement for sealpost_policy::DefinitionDraft {
-    const REQUIRED: &'static [&'static str] = &[
-        "name",
-        "description",
-        "allow_reply",
-        "allow_reply_all",
-        "allow_forward",
-        "allow_print",
-        "expiry_days",
-        "read_receipt",
-        "sender_receipt",
-        "manual_use",
-        "hide_subject",
-        "notification_template",
-    ];
-    const NULLABLE: &'static [&'static str] = &["expiry_days", "notification_template"];
-    const NAME: &'static str = "definition";
-}
-
-impl Replacement for sealpost_policy::PolicyDraft {
-    // `type` has one value, `bidirectional` must be false and
-    // `definition_id` is checked against `action`: each has a safe default.
-    const REQUIRED: &'static [&'static str] = &[
-        "narrative",
-        "action",
-        "from",
-        "to",
-        "enabled",
-        "starts_at",
-        "ends_at",
-        "override",
-        "source_ips",
-    ];
-    const NULLABLE: &'static [&'static str] = &["starts_at", "ends_at"];
-    const NAME: &'static str = "policy";
-}
-
-impl Replacement for sealpost_policy::GroupDraft {
-    const REQUIRED: &'static [&'static str] =
-        &["name", "description", "addresses", "domains", "groups"];
-    const NAME: &'static str = "group";
-}
-
-impl Replacement for sealpost_policy::UserDraft {
-    const REQUIRED: &'static [&'static str] = &["address", "display_name", "attributes"];
-    const NAME: &'static str = "directory user";
-}
-
-/// The sections of a whole configuration document. `PUT /config` replaces
-/// everything, so each must be present: a section left out would delete
-/// every object in it.
-const DOCUMENT_SECTIONS: [&str; 5] = [
-    "internal_domains",
-    "users",
-    "groups",
-    "definitions",
-    "policies",
-];
-
-/// Checks a whole configuration document (`PUT /config`) the way
-/// [`ApiReplace`] checks one object: every section present, and in every
-/// object each field that has no safe default; a nullable field left out
-/// becomes null (the document's TOML form cannot write null).
-///
-/// # Errors
-/// A 400 `missing_field` naming the first field left out, e.g.
-/// `definitions[2].manual_use`.
-pub fn complete_document(document: &mut serde_json::Value) -> Result<(), ApiError> {
-    let Some(object) = document.as_object_mut() else {
-        return Ok(()); // the parse names the type error
-    };
-    if let Some(section) = DOCUMENT_SECTIONS.iter().find(|s| !object.contains_key(**s)) {
-        return Err(missing(
-            section,
-            format!(
-                "PUT /config replaces the whole configuration, so every section must be \
-                 present; a missing `{section}` would delete all of it. Send an empty list \
-                 for none"
-            ),
-        ));
-    }
-    fn entries<T: Replacement>(
-        object: &mut serde_json::Map<String, serde_json::Value>,
-        section: &str,
-    ) -> Result<(), ApiError> {
-        let Some(serde_json::Value::Array(items)) = object.get_mut(section) else {
-            return Ok(());
-        };
-        for (i, item) in items.iter_mut().enumerate() {
-            let Some(entry) = item.as_object_mut() else {
-                continue;
-            };
-            for field in T::REQUIRED {
-                if entry.contains_key(*field) {
-                    continue;
-                }
-                if T::NULLABLE.contains(field) {
-                    entry.insert((*field).to_owned(), serde_json::Value::Null);
-                } else {
-                    return Err(missing(
-                        &format!("{section}[{i}].{field}"),
-                        format!(
-                            "PUT /config replaces every {}, so each must carry every field; \
-                             `{field}` is missing from {section}[{i}] (export the configuration \
-                             to see the full form)",
-                            T::NAME
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-    entries::<sealpost_policy::UserDraft>(object, "users")?;
-    entries::<sealpost_policy::GroupDraft>(object, "groups")?;
-    entries::<sealpost_policy::DefinitionDraft>(object, "definitions")?;
-    entries::<sealpost_policy::PolicyDraft>(object, "policies")
-}
-
-fn missing(field: &str, message: String) -> ApiError {
-    ApiError {
-        status: StatusCode::BAD_REQUEST,
-        code: "missing_field".to_owned(),
-        message,
-        field: Some(field.to_owned()),
-    }
-}
-
-/// A PUT body: JSON carrying every field [`Replacement::REQUIRED`] names
-/// (`null` where a field may be empty); a missing one is a 400
-/// `missing_field` naming it, never a default.
-#[derive(Debug)]
-pub struct ApiReplace<T>(pub T);
-
-impl<T: Replacement, S: Send + Sync> FromRequest<S> for ApiReplace<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let ApiJson(value) = ApiJson::<serde_json::Value>::from_request(req, state).await?;
-        let missing: Vec<&str> = match value.as_object() {
-            Some(object) => T::REQUIRED
-                .iter()
-                .copied()
-                .filter(|f| !object.contains_key(*f))
-                .collect(),
-            None => Vec::new(),
-        };
-        if let Some(first) = missing.first() {
-            return Err(ApiError {
-                status: StatusCode::BAD_REQUEST,
-                code: "missing_field".to_owned(),
-                message: format!(
-                    "PUT replaces the whole {}, so it must carry every field; missing: {}. \
-                     Send the full object (as GET shows it, without the read-only `id`, \
-                     `is_default` and `status`; null where a field may be empty), or use \
-                     PATCH to change only some fields",
-                    T::NAME,
-                    missing.join(", ")
-                ),
-                field: Some((*first).to_owned()),
-            });
-        }
-        from_value(value).map(ApiReplace)
-    }
-}
-
-/// A PATCH body: a JSON merge patch (RFC 7396), sent as
-/// `application/merge-patch+json` or `application/json`. Members replace
-/// those of the stored object and nested objects merge; unlike RFC 7396,
-/// `null` sets a field to null (its meaning for nullable fields such as
-/// `expiry_days`, "never") instead of removing it, since every field of
-/// these objects is always present.
-#[derive(Debug)]
-pub struct ApiPatch(pub serde_json::Map<String, serde_json::Value>);
-
-impl<S: Send + Sync> FromRequest<S> for ApiPatch {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let patch_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                let mime = v.split(';').next().unwrap_or("").trim();
-                mime.eq_ignore_ascii_case("application/merge-patch+json")
-                    || mime.eq_ignore_ascii_case("application/json")
-            });
-        if !patch_type {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the patch as Content-Type: application/merge-patch+json (RFC 7396)",
-            ));
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
-        match parse_json::<serde_json::Value>(&bytes)? {
-            serde_json::Value::Object(map) => Ok(ApiPatch(map)),
-            _ => Err(ApiError::bad_request(
-                "invalid_patch",
-                "a merge patch is a JSON object of the fields to change",
-            )),
-        }
-    }
-}
-
-impl ApiPatch {
-    /// Applies the patch to `current` and parses the result as `T`,
-    /// naming the field at fault. The members named in `whole` are
-    /// replaced, not merged: a policy's condition (`from`, `to`) is one
-    /// choice, and merging one kind into another would leave the old
-    /// kind's fields behind.
-    ///
-    /// # Errors
-    /// A 400 when the patched object is not a valid `T`.
-    pub fn apply<C: Serialize, T: DeserializeOwned>(
-        &self,
-        current: &C,
-        whole: &[&str],
-    ) -> Result<T, ApiError> {
-        let mut target = serde_json::to_value(current).map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-        })?;
-        if let serde_json::Value::Object(object) = &mut target {
-            for key in whole {
-                if let Some(value) = self.0.get(*key) {
-                    object.insert((*key).to_owned(), value.clone());
-                }
-            }
-        }
-        merge_patch(&mut target, &serde_json::Value::Object(self.0.clone()));
-        from_value(target)
-    }
-}
-
-/// Merges `patch` into `target` as RFC 7396 §2 does, except that a `null`
-/// member is set rather than removed (see [`ApiPatch`]).
-fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
-    match (target, patch) {
-        (serde_json::Value::Object(object), serde_json::Value::Object(patch)) => {
-            for (key, value) in patch {
-                match object.get_mut(key) {
-                    Some(member) => merge_patch(member, value),
-                    None => {
-                        object.insert(key.clone(), value.clone());
-                    }
-                }
-            }
-        }
-        (target, patch) => *target = patch.clone(),
-    }
-}
-
-/// Parses a JSON value as `T`, naming the field at fault.
-pub(crate) fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    let bytes = serde_json::to_vec(&value)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    parse_json(&bytes)
-}
-
-/// Parses JSON, naming the field at fault.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let code = if inner.is_syntax() || inner.is_eof() {
-            "malformed_json"
-        } else {
-            "invalid_field"
-        };
-        ApiError {
-            status: StatusCode::BAD_REQUEST,
-            code: code.to_owned(),
-            message: inner.to_string(),
-            field: (path != ".").then_some(path),
-        }
-    })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request("malformed_json", e.to_string()))?;
-    Ok(value)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn patched<C: Serialize>(
-        current: &C,
-        patch: serde_json::Value,
-        whole: &[&str],
-    ) -> serde_json::Value {
-        let serde_json::Value::Object(map) = patch else {
-            panic!("an object")
-        };
-        ApiPatch(map)
-            .apply::<C, serde_json::Value>(current, whole)
-            .unwrap()
-    }
-
-    #[test]
-    fn a_patch_merges_objects_sets_nulls_and_replaces_whole_members() {
-        let current = json!({"a": 1, "b": {"x": 1, "y": 2}, "c": [1, 2], "d": 5});
-        assert_eq!(
-            patched(
-                &current,
-                json!({"a": 2, "b": {"y": 3}, "c": [3], "d": null}),
-                &[]
-            ),
-            json!({"a": 2, "b": {"x": 1, "y": 3}, "c": [3], "d": null})
-        );
-        assert_eq!(
-            patched(&current, json!({"b": {"y": 3}, "e": true}), &["b"]),
-            json!({"a": 1, "b": {"y": 3}, "c": [1, 2], "d": 5, "e": true})
-        );
-    }
-
-    /// The fields a PUT requires are real fields, so a renamed field
-    /// cannot make every PUT fail.
-    #[test]
-    fn required_put_fields_exist() {
-        fn fields<T: Serialize>(sample: &T) -> Vec<String> {
-            serde_json::to_value(sample)
-                .unwrap()
-                .as_object()
-                .unwrap()
-                .keys()
-                .cloned()
-                .collect()
-        }
-        let definition = fields(&sealpost_policy::DefinitionDraft::default_definition());
-        for f in <sealpost_policy::DefinitionDraft as Replacement>::REQUIRED {
-            assert!(definition.contains(&f.to_string()), "{f}");
-        }
-        assert_eq!(
-            definition.len(),
-            <sealpost_policy::DefinitionDraft as Replacement>::REQUIRED.len(),
-            "every definition field is required"
-        );
-        let policy: sealpost_policy::PolicyDraft = serde_json::from_value(json!({
-            "action": "no_action", "from": {"kind": "everyone"}, "to": {"kind": "everyone"},
-            "starts_at": "2026-01-01T00:00:00Z", "ends_at": "2027-01-01T00:00:00Z",
-        }))
-        .unwrap();
-        let policy = fields(&policy);
-        for f in <sealpost_policy::PolicyDraft as Replacement>::REQUIRED {
-            assert!(policy.contains(&f.to_string()), "{f}");
-        }
-        let group: sealpost_policy::GroupDraft =
-            serde_json::from_value(json!({"name": "g"})).unwrap();
-        let group = fields(&group);
-        for f in <sealpost_policy::GroupDraft as Replacement>::REQUIRED {
-            assert!(group.contains(&f.to_string()), "{f}");
-        }
-    }
+/// A `201 Created` with `body`.
+fn created<T: serde::Serialize>(body: T) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (StatusCode::CREATED, Json(body)).into_response()
 }

@@ -6,6 +6,10 @@
 //! check built is swapped in before the caller hears "done": the very next
 //! message is decided by it. Changes are serialised here so snapshots are
 //! swapped in the order their commits happened.
+//!
+//! It lives beside the faces rather than in `api/`: the API and the admin
+//! console both write through it, and the binary hands its snapshot to the
+//! SMTP side.
 
 use std::sync::Arc;
 
@@ -190,11 +194,13 @@ impl PolicyService {
     /// back with the created id.
     ///
     /// # Errors
-    /// What `build` returns, or what [`change`](Self::change) would.
-    pub async fn change_with<T, F>(&self, build: F) -> Result<(Option<i64>, T), super::ApiError>
+    /// What `build` returns, or what [`change`](Self::change) would, in the
+    /// caller's error type `E`.
+    pub async fn change_with<T, E, F>(&self, build: F) -> Result<(Option<i64>, T), E>
     where
         T: Send + 'static,
-        F: FnOnce(&PolicyDocument) -> Result<(ConfigChange, T), super::ApiError> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&PolicyDocument) -> Result<(ConfigChange, T), E> + Send + 'static,
     {
         let inner = self.inner.clone();
         let task = tokio::spawn(async move {
@@ -209,7 +215,7 @@ impl PolicyService {
             Ok((changed.id, value))
         });
         task.await.map_err(|e| {
-            super::ApiError::from(StoreError::Unavailable(format!(
+            E::from(StoreError::Unavailable(format!(
                 "configuration change: {e}"
             )))
         })?
