@@ -3,8 +3,16 @@
 # tests and benchmarks rely on (Debian 12 / bookworm).
 #
 #   apt:     swaks python3-aiosmtpd python3-dnslib openssl procps psmisc postfix
+#            chromium chromium-driver
 #   PyPI:    openapi-spec-validator (for python3 on PATH; checks the API's
 #            OpenAPI document in the end-to-end tests)
+#
+# chromium + chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver) are for
+# the browser tests (crates/sealpost/tests/e2e/browser.rs drives headless
+# Chromium through chromedriver over WebDriver on loopback). Debian builds both
+# from one source package and chromium-driver depends on the same chromium
+# version; the check at the end makes sure the two report the same version and
+# reinstalls the pair if an earlier partial upgrade left them apart.
 #
 # postfix is installed only for its test utilities /usr/sbin/smtp-sink and
 # /usr/sbin/smtp-source. The install is done so that NO postfix daemon is
@@ -37,7 +45,7 @@ export DEBIAN_FRONTEND=noninteractive
 export DEBCONF_NONINTERACTIVE_SEEN=true
 APT_OPTS=(-y -q -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300
           -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-APT_PKGS=(swaks python3-aiosmtpd python3-dnslib openssl procps psmisc)
+APT_PKGS=(swaks python3-aiosmtpd python3-dnslib openssl procps psmisc chromium chromium-driver)
 POLICY_RC=/usr/sbin/policy-rc.d
 POSTFIX_LIBDIR=/usr/lib/postfix
 
@@ -215,6 +223,25 @@ done
 trap - EXIT
 [ "$smoke_ok" -eq 1 ] || die "smoke check failed: smtp-source could not deliver to smtp-sink"
 log "smoke check ok: smtp-source delivered 1 message to smtp-sink on 127.0.0.1:$port"
+
+# ---------------------------------------------------------------- chromium
+# Major.minor.build.patch of each, e.g. "Chromium 156.0.8078.114 built on ..."
+# and "ChromeDriver 156.0.8078.114 (...)". The browser is asked with
+# --headless so it never looks for a display.
+browser_version() { /usr/bin/chromium --headless --no-sandbox --version 2>/dev/null | grep -oE '[0-9]+(\.[0-9]+){3}' | head -n1 || true; }
+driver_version() { /usr/bin/chromedriver --version 2>/dev/null | grep -oE '[0-9]+(\.[0-9]+){3}' | head -n1 || true; }
+[ -x /usr/bin/chromium ] || die "/usr/bin/chromium missing after install"
+[ -x /usr/bin/chromedriver ] || die "/usr/bin/chromedriver missing after install"
+bv=$(browser_version); dv=$(driver_version)
+if [ -z "$bv" ] || [ "$bv" != "$dv" ]; then
+    is_root || die "chromium ($bv) and chromedriver ($dv) differ: run as root: apt-get install chromium chromium-driver"
+    log "chromium ($bv) and chromedriver ($dv) differ: reinstalling the pair"
+    apt_update_if_stale
+    apt-get install "${APT_OPTS[@]}" chromium chromium-driver </dev/null
+    bv=$(browser_version); dv=$(driver_version)
+    [ -n "$bv" ] && [ "$bv" = "$dv" ] || die "chromium ($bv) and chromedriver ($dv) still differ"
+fi
+log "chromium and chromedriver both at $bv"
 
 if python3 -c 'import openapi_spec_validator' 2>/dev/null; then
     log "openapi-spec-validator present"

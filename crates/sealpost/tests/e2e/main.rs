@@ -2,12 +2,17 @@
 //! clients (swaks, Python's smtplib, raw sockets for malformed input) and
 //! delivering to real sinks (Postfix's smtp-sink, an aiosmtpd sink).
 //!
+//! Browser tests drive Debian's headless Chromium through chromedriver
+//! (`browser.rs`).
+//!
 //! The tools come from `scripts/install-test-tools.sh`; a missing tool
 //! fails the test with the command that installs it.
 
+mod browser;
 mod helpers;
 
 mod admin_http;
+mod browser_smoke;
 mod cli;
 mod config_check;
 mod data_dir;
