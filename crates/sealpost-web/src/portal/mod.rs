@@ -11,6 +11,7 @@
 pub mod client;
 pub mod headers;
 pub mod listener;
+pub mod view;
 pub mod words;
 
 use std::sync::Arc;
