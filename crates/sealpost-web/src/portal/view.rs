@@ -41,3 +41,6 @@ pub use frame::{FRAME_SANDBOX, frame_csp, frame_document, frame_headers};
 pub use message::{Attachment, Mailbox, MessageView, PartIndex, part_contents};
 pub use names::safe_file_name;
 pub use sanitise::{SanitisedHtml, sanitise};
+
+#[cfg(test)]
+mod hostile_tests;

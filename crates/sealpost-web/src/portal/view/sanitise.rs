@@ -45,7 +45,7 @@ pub struct SanitisedHtml {
 }
 
 /// Elements kept (without their attributes unless listed below).
-const TAGS: &[&str] = &[
+pub(super) const TAGS: &[&str] = &[
     "a",
     "abbr",
     "acronym",
