@@ -71,7 +71,9 @@ fn portal_state(
     config: &Config,
     url: &str,
     tls: bool,
+    deps: sealpost_web::portal::PortalDeps,
 ) -> anyhow::Result<sealpost_web::portal::PortalState> {
+    use sealpost_web::auth::{limit::Backoff, session::Timeouts};
     use sealpost_web::portal::{Branding, PortalSettings, PortalState, Reach};
     let b = &config.portal.branding;
     let logo = match &b.logo_file {
@@ -92,20 +94,74 @@ fn portal_state(
         }
         None => None,
     };
-    Ok(PortalState::new(PortalSettings {
-        url: url.to_owned(),
-        reach: Reach {
-            tls,
-            trusted_proxies: config.portal.trusted_proxies.clone(),
+    let state = PortalState::new(
+        PortalSettings {
+            url: url.to_owned(),
+            hostname: config.hostname.clone(),
+            registration_link_ttl: config.portal.registration_link_ttl,
+            reset_link_ttl: config.portal.reset_link_ttl,
+            sessions: Timeouts {
+                idle: config.portal.session_idle,
+                absolute: config.portal.session_absolute,
+            },
+            backoff: Backoff::default(),
+            reach: Reach {
+                tls,
+                trusted_proxies: config.portal.trusted_proxies.clone(),
+            },
+            branding: Branding {
+                product_name: b.product_name.clone(),
+                logo,
+                accent_color: b.accent_color.clone(),
+                disclaimer: b.disclaimer.clone(),
+                support_contact: b.support_contact.clone(),
+            },
         },
-        branding: Branding {
-            product_name: b.product_name.clone(),
-            logo,
-            accent_color: b.accent_color.clone(),
-            disclaimer: b.disclaimer.clone(),
-            support_contact: b.support_contact.clone(),
-        },
-    }))
+        deps,
+    )
+    .context("portal.url")?;
+    Ok(state)
+}
+
+/// What the portal reaches: its side of the store, an outbox into the
+/// relay queue, the subject rule from the live policy and the per-IP
+/// limit on password and link requests (20 a minute, bursts of 10).
+fn portal_deps(
+    sqlite: &Arc<SqliteStore>,
+    store: &Arc<dyn Store>,
+    policy: &Arc<ArcSwap<PolicySet>>,
+    wakeup: &Arc<Notify>,
+    queue_lifetime: Duration,
+) -> sealpost_web::portal::PortalDeps {
+    use std::num::NonZeroU32;
+    let secure: Arc<dyn SecureStore> = sqlite.clone();
+    let policy = policy.clone();
+    let hides_subject: sealpost_web::portal::HidesSubject = Arc::new(move |token| {
+        let (secure, policy) = (secure.clone(), policy.clone());
+        Box::pin(async move {
+            match secure.secure_by_token(token).await {
+                Ok(Some(access)) => policy
+                    .load()
+                    .definition(access.record.definition)
+                    .is_none_or(|d| d.settings.hide_subject),
+                // Unknown or unreadable: show nothing.
+                _ => true,
+            }
+        })
+    });
+    sealpost_web::portal::PortalDeps {
+        store: sqlite.clone(),
+        outbox: Arc::new(sealpost_web::portal::QueueOutbox {
+            store: store.clone(),
+            wakeup: wakeup.clone(),
+            queue_lifetime,
+        }),
+        hides_subject,
+        rate_limit: Arc::new(sealpost_web::auth::limit::IpRateLimit::new(
+            NonZeroU32::new(20).expect("non-zero"),
+            NonZeroU32::new(10).expect("non-zero"),
+        )),
+    }
 }
 
 /// Secure recipients ended per expiry commit.
@@ -191,7 +247,7 @@ impl Application {
         );
         let store: Arc<dyn Store> = sqlite.clone();
         let secure: Arc<dyn SecureStore> = sqlite.clone();
-        let admin: Arc<dyn AdminStore> = sqlite;
+        let admin: Arc<dyn AdminStore> = sqlite.clone();
         let (acceptor, certificate) = tls::acceptor(&config)?;
 
         let mut smtp_listeners = Vec::new();
@@ -221,8 +277,6 @@ impl Application {
             Some((cert, key)) => Some(tls::load(cert, key, "portal", &[b"http/1.1"])?),
             None => None,
         };
-        let portal = portal_state(&config, &portal_url, portal_tls.is_some())?;
-
         let policy = Arc::new(ArcSwap::from_pointee(PolicySet::with_internal_domains(
             config.internal_domains.clone(),
         )));
@@ -249,6 +303,18 @@ impl Application {
             Some(key.token)
         };
         let wakeup = Arc::new(Notify::new());
+        let portal = portal_state(
+            &config,
+            &portal_url,
+            portal_tls.is_some(),
+            portal_deps(
+                &sqlite,
+                &store,
+                &policy,
+                &wakeup,
+                config.relay.queue_lifetime,
+            ),
+        )?;
         let delivery = Arc::new(Delivery::new(OutboundConfig {
             hostname: config.hostname.clone(),
             connect_timeout: config.relay.connect_timeout,

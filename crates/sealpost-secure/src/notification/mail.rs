@@ -50,6 +50,25 @@ pub fn build_mail(rendered: &Rendered, headers: &MailHeaders<'_>) -> Vec<u8> {
     )
 }
 
+/// A system mail of the portal (a password-reset or a fresh registration
+/// link) as RFC 5322 bytes, in the same `multipart/alternative` form as a
+/// notification; the caller's fixed wording, marked
+/// `X-Sealpost-Portal: 1`. The subject is flattened to one line.
+pub fn build_system_mail(
+    headers: &MailHeaders<'_>,
+    subject: &str,
+    text: &str,
+    html: &str,
+) -> Vec<u8> {
+    build(
+        headers,
+        &one_line(subject, MAX_SUBJECT_CHARS),
+        text,
+        html,
+        Some(("X-Sealpost-Portal", "1")),
+    )
+}
+
 /// One recipient listed in a sender receipt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiptEntry {

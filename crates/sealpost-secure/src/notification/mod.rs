@@ -38,7 +38,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use mail::{
-    MailHeaders, ReceiptEntry, UnnotifiedEntry, build_mail, build_receipt, build_unnotified,
+    MailHeaders, ReceiptEntry, UnnotifiedEntry, build_mail, build_receipt, build_system_mail,
+    build_unnotified,
 };
 pub use send::{Unsendable, build_notification, check_rendered};
 

@@ -19,6 +19,17 @@ pub const COOKIE_NAME: &str = "__Host-sealpost_session";
 /// `Secure` cookie would not come back over `http://` from every client.
 pub const PLAIN_COOKIE_NAME: &str = "sealpost_session";
 
+/// The pre-session cookie: a random value that the CSRF token of a form
+/// shown before sign-in (sign-in, first visit, forgotten password) is
+/// bound to, as a session's forms are bound to the session id.
+pub const FORM_COOKIE_NAME: &str = "__Host-sealpost_form";
+/// The pre-session cookie over plain HTTP on localhost.
+pub const PLAIN_FORM_COOKIE_NAME: &str = "sealpost_form";
+
+/// How long a pre-session cookie lives: a form left open longer is
+/// reloaded.
+pub const FORM_COOKIE_MAX_AGE: u64 = 3600;
+
 /// A session id: 32 random bytes, shown to the browser as 64 hex digits.
 /// Never logged; the store keeps only [`storage_key`](Self::storage_key).
 #[derive(Debug, Clone)]
@@ -60,7 +71,8 @@ impl SessionId {
         self.0.expose()
     }
 
-    fn cookie_value(&self) -> String {
+    /// The id as the cookie carries it (64 hex digits).
+    pub(crate) fn cookie_value(&self) -> String {
         hex::encode(self.0.expose())
     }
 }
@@ -69,6 +81,8 @@ impl SessionId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionCookie {
     secure: bool,
+    /// The pre-session cookie rather than the session's.
+    form: bool,
 }
 
 impl SessionCookie {
@@ -78,15 +92,23 @@ impl SessionCookie {
     pub fn for_origin(origin: &PublicOrigin) -> Self {
         SessionCookie {
             secure: origin.is_https() || !origin.is_loopback(),
+            form: false,
         }
+    }
+
+    /// The pre-session cookie for the same origin: same flags, its own
+    /// name, and a `Max-Age` of [`FORM_COOKIE_MAX_AGE`].
+    pub fn form(self) -> Self {
+        SessionCookie { form: true, ..self }
     }
 
     /// The cookie's name.
     pub fn name(&self) -> &'static str {
-        if self.secure {
-            COOKIE_NAME
-        } else {
-            PLAIN_COOKIE_NAME
+        match (self.secure, self.form) {
+            (true, false) => COOKIE_NAME,
+            (false, false) => PLAIN_COOKIE_NAME,
+            (true, true) => FORM_COOKIE_NAME,
+            (false, true) => PLAIN_FORM_COOKIE_NAME,
         }
     }
 
@@ -94,7 +116,14 @@ impl SessionCookie {
     /// session cookie (the server enforces the timeouts), `HttpOnly` so no
     /// script reads it, `SameSite=Strict` so no other site's page sends it.
     pub fn set(&self, id: &SessionId) -> String {
-        self.header(&id.cookie_value(), "")
+        if self.form {
+            self.header(
+                &id.cookie_value(),
+                &format!("; Max-Age={FORM_COOKIE_MAX_AGE}"),
+            )
+        } else {
+            self.header(&id.cookie_value(), "")
+        }
     }
 
     /// The `Set-Cookie` value that removes the cookie (sign-out, expiry).

@@ -8,27 +8,40 @@
 //! every word they show is in [`words`]; every response carries the
 //! headers of [`headers`]; no asset comes from another host.
 
+mod account;
 pub mod client;
 pub mod headers;
+mod inbox;
 pub mod listener;
+pub mod mail;
+mod session;
 pub mod view;
 pub mod words;
 
-use std::sync::Arc;
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    extract::State,
+    extract::{MatchedPath, Request, State},
     http::{HeaderValue, StatusCode, header},
-    middleware,
+    middleware::{self, Next},
     response::{Html, IntoResponse, Redirect, Response},
-    routing::get,
+    routing::{get, post},
 };
 use minijinja::{AutoEscape, Environment};
+use sealpost_store::PortalStore;
+use sealpost_vault::TokenHash;
 use serde::Serialize;
 
+use crate::auth::{
+    limit::{Backoff, IpRateLimit},
+    origin::{BadOrigin, PublicOrigin},
+    session::{SessionCookie, Timeouts},
+};
 pub use client::{Client, Reach};
-use words::Words;
+pub use mail::{Outbox, QueueOutbox, SystemMail};
+pub use session::RecipientSession;
+use words::{MailWords, Words};
 
 /// How the portal looks and who runs it (`[portal]` branding keys).
 #[derive(Debug, Clone)]
@@ -55,12 +68,68 @@ impl Default for Branding {
 }
 
 /// What the portal is configured with.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PortalSettings {
     /// Where recipients reach the portal (`portal.url`), no trailing slash.
     pub url: String,
     pub reach: Reach,
     pub branding: Branding,
+    /// The gateway's host name: system mails come from its postmaster and
+    /// it counts against a new password (the organisation's name).
+    pub hostname: String,
+    /// How long a notification link registers (`portal.registration_link_ttl`).
+    pub registration_link_ttl: Duration,
+    /// How long a mailed reset link works (`portal.reset_link_ttl`).
+    pub reset_link_ttl: Duration,
+    /// `portal.session_idle` and `portal.session_absolute`.
+    pub sessions: Timeouts,
+    /// The per-account lockout schedule.
+    pub backoff: Backoff,
+}
+
+impl Default for PortalSettings {
+    fn default() -> Self {
+        PortalSettings {
+            url: "http://localhost:8082".into(),
+            reach: Reach::default(),
+            branding: Branding::default(),
+            hostname: "localhost".into(),
+            registration_link_ttl: Duration::from_secs(7 * 86400),
+            reset_link_ttl: Duration::from_secs(30 * 60),
+            sessions: Timeouts {
+                idle: Duration::from_secs(30 * 60),
+                absolute: Duration::from_secs(12 * 3600),
+            },
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// Whether the definition a notification link's message was sent under
+/// hides the subject, by the link's token hash. The binary answers from
+/// the live policy; an error should answer `true` (hide).
+pub type HidesSubject =
+    Arc<dyn Fn(TokenHash) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+/// What the portal's handlers reach beyond their settings: the portal's
+/// side of the store (never the `AdminStore`), the outbox for its two
+/// system mails, the subject rule, and the per-client-IP limit on
+/// password and link requests.
+#[derive(Clone)]
+pub struct PortalDeps {
+    pub store: Arc<dyn PortalStore>,
+    pub outbox: Arc<dyn Outbox>,
+    pub hides_subject: HidesSubject,
+    pub rate_limit: Arc<IpRateLimit>,
+}
+
+impl std::fmt::Debug for PortalDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortalDeps")
+            .field("store", &self.store)
+            .field("outbox", &self.outbox)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What portal handlers share: only what a recipient may reach.
@@ -71,6 +140,11 @@ pub struct PortalState {
 
 struct Inner {
     settings: PortalSettings,
+    deps: PortalDeps,
+    origin: PublicOrigin,
+    /// The session cookie for `origin`; `.form()` for the pre-session one.
+    cookie: SessionCookie,
+    mail_words: MailWords,
     pages: Environment<'static>,
     /// `:root { --accent: … }`, built once from the branding.
     theme_css: String,
@@ -88,10 +162,15 @@ impl std::fmt::Debug for PortalState {
 }
 
 /// The templates, parsed once at start.
-const TEMPLATES: [(&str, &str); 3] = [
+const TEMPLATES: [(&str, &str); 8] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
     ("not_found.html", include_str!("templates/not_found.html")),
+    ("notice.html", include_str!("templates/notice.html")),
+    ("open.html", include_str!("templates/open.html")),
+    ("forgot.html", include_str!("templates/forgot.html")),
+    ("reset.html", include_str!("templates/reset.html")),
+    ("inbox.html", include_str!("templates/inbox.html")),
 ];
 
 const PORTAL_CSS: &str = include_str!("static/portal.css");
@@ -99,10 +178,15 @@ const PORTAL_CSS: &str = include_str!("static/portal.css");
 impl PortalState {
     /// Parses the templates and prepares the branded assets.
     ///
+    /// # Errors
+    /// [`BadOrigin`] when `settings.url` is not an http(s) URL.
+    ///
     /// # Panics
     /// When a built-in template does not parse: a build defect, caught by
     /// this module's tests.
-    pub fn new(settings: PortalSettings) -> Self {
+    pub fn new(settings: PortalSettings, deps: PortalDeps) -> Result<Self, BadOrigin> {
+        let origin = PublicOrigin::parse(&settings.url)?;
+        let cookie = SessionCookie::for_origin(&origin);
         let mut pages = Environment::new();
         pages.set_auto_escape_callback(|_| AutoEscape::Html);
         pages.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
@@ -124,15 +208,31 @@ impl PortalState {
                 .as_ref()
                 .map_or(&[][..], |(bytes, _)| bytes.as_slice()),
         ]);
-        PortalState {
+        Ok(PortalState {
             inner: Arc::new(Inner {
                 settings,
+                deps,
+                origin,
+                cookie,
+                mail_words: MailWords::ENGLISH,
                 pages,
                 theme_css,
                 asset_version,
                 words: Words::ENGLISH,
             }),
-        }
+        })
+    }
+
+    fn store(&self) -> &dyn PortalStore {
+        self.inner.deps.store.as_ref()
+    }
+
+    fn settings(&self) -> &PortalSettings {
+        &self.inner.settings
+    }
+
+    fn words(&self) -> &Words {
+        &self.inner.words
     }
 
     /// Renders a page with the shared values (`t`, `brand`,
@@ -183,7 +283,25 @@ pub fn router(state: PortalState) -> Router {
     let reach = Arc::new(state.inner.settings.reach.clone());
     Router::new()
         .route("/", get(|| async { Redirect::to("/sign-in") }))
-        .route("/sign-in", get(sign_in_page))
+        .route(
+            "/sign-in",
+            get(account::sign_in_page).post(account::sign_in),
+        )
+        .route("/sign-out", post(account::sign_out))
+        .route(
+            "/open/{token}",
+            get(account::open_page).post(account::open_submit),
+        )
+        .route("/open/{token}/renew", post(account::renew))
+        .route(
+            "/forgot-password",
+            get(account::forgot_page).post(account::forgot_submit),
+        )
+        .route(
+            "/reset/{token}",
+            get(account::reset_page).post(account::reset_submit),
+        )
+        .route("/inbox", get(inbox::inbox))
         .route("/static/portal.css", get(portal_css))
         .route("/static/theme.css", get(theme_css))
         .route("/static/logo", get(logo))
@@ -191,26 +309,28 @@ pub fn router(state: PortalState) -> Router {
         .with_state(state)
         .layer(middleware::from_fn(headers::secure_headers))
         .layer(middleware::from_fn_with_state(reach, client::identify))
+        .layer(middleware::from_fn(record_latency))
 }
 
-#[derive(Serialize)]
-struct SignInValues<'a> {
-    error: Option<&'a str>,
-    email: &'a str,
-}
-
-async fn sign_in_page(State(state): State<PortalState>) -> Response {
-    state.page(
-        "sign_in.html",
-        StatusCode::OK,
-        SignInValues {
-            error: None,
-            email: "",
-        },
+/// `sealpost_portal_request_duration_seconds{route,status}`: the route's
+/// pattern, never the path (which may hold a token).
+async fn record_latency(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    metrics::histogram!(
+        "sealpost_portal_request_duration_seconds",
+        "route" => route,
+        "status" => response.status().as_u16().to_string(),
     )
+    .record(started.elapsed().as_secs_f64());
+    response
 }
 
-async fn not_found(State(state): State<PortalState>) -> Response {
+pub(crate) async fn not_found(State(state): State<PortalState>) -> Response {
     state.page("not_found.html", StatusCode::NOT_FOUND, ())
 }
 

@@ -9,12 +9,18 @@ use tower::ServiceExt;
 
 use super::*;
 
-fn state(branding: Branding) -> PortalState {
-    PortalState::new(PortalSettings {
-        url: "http://localhost:8082".into(),
-        reach: Reach::default(),
+mod journeys;
+
+/// A state on a fresh database (kept alive by the returned directory),
+/// mails captured by [`journeys::Captured`].
+async fn state(branding: Branding) -> PortalState {
+    let (state, dir, _) = journeys::fresh(PortalSettings {
         branding,
+        ..PortalSettings::default()
     })
+    .await;
+    std::mem::forget(dir);
+    state
 }
 
 async fn get(state: &PortalState, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
@@ -32,7 +38,7 @@ async fn get(state: &PortalState, path: &str) -> (StatusCode, axum::http::Header
 
 #[tokio::test]
 async fn every_response_carries_the_security_headers() {
-    let state = state(Branding::default());
+    let state = state(Branding::default()).await;
     for path in ["/sign-in", "/no-such-page", "/static/portal.css", "/"] {
         let (_, headers, _) = get(&state, path).await;
         let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
@@ -60,13 +66,14 @@ async fn every_response_carries_the_security_headers() {
 
 #[tokio::test]
 async fn over_tls_responses_carry_hsts() {
-    let state = PortalState::new(PortalSettings {
+    let (state, _dir, _) = journeys::fresh(PortalSettings {
         reach: Reach {
             tls: true,
             ..Reach::default()
         },
         ..PortalSettings::default()
-    });
+    })
+    .await;
     let (_, headers, _) = get(&state, "/sign-in").await;
     assert!(
         headers[header::STRICT_TRANSPORT_SECURITY]
@@ -87,7 +94,8 @@ async fn the_sign_in_page_is_branded_labelled_and_self_contained() {
             b"<svg xmlns='http://www.w3.org/2000/svg'/>".to_vec(),
             "image/svg+xml",
         )),
-    });
+    })
+    .await;
     let (status, headers, html) = get(&state, "/sign-in").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
@@ -122,7 +130,7 @@ async fn the_sign_in_page_is_branded_labelled_and_self_contained() {
 
 #[tokio::test]
 async fn unknown_paths_get_a_helpful_404_page() {
-    let state = state(Branding::default());
+    let state = state(Branding::default()).await;
     let (status, _, html) = get(&state, "/open/not-a-token/../../etc").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(html.contains("Page not found"));

@@ -1,0 +1,171 @@
+//! A recipient's journey through the portal in headless Chromium (issue
+//! 15 items 1-2): the notification of a message a policy made secure →
+//! its link → a refused weak password, then a good one → the inbox shows
+//! the message → sign out → sign in → forgotten password → the reset mail
+//! → a new password → the old session no longer works. Screenshots of the
+//! first visit, sign-in and inbox at 1280 and 390 px go to
+//! `docs/screenshots/`.
+
+use std::{path::PathBuf, process::Command, time::Duration};
+
+use serde_json::json;
+
+use crate::{
+    browser::Browser,
+    helpers::*,
+    secure::{decoded_text, secure_policy, send},
+};
+
+const GOOD: &str = "violet-harbour-quietly-sixteen";
+const NEW: &str = "granite-lantern-orbit-meadow";
+
+fn shots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Screenshots the current page at 1280 and 390 px as
+/// `portal-<name>-<width>.png`, and goes back to 1280.
+fn snap(browser: &mut Browser, name: &str) {
+    for width in [1280, 390] {
+        browser.set_width(width);
+        browser.screenshot(&shots().join(format!("portal-{name}-{width}.png")));
+    }
+    browser.set_width(1280);
+}
+
+/// The first link under `base` + `path` in a mail's decoded text.
+fn link_in(text: &str, base: &str, path: &str) -> String {
+    let prefix = format!("{base}{path}");
+    let at = text
+        .find(&prefix)
+        .unwrap_or_else(|| panic!("no {prefix} link in:\n{text}"));
+    text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || ":/-_.".contains(*c))
+        .collect()
+}
+
+/// Waits (bounded) until the browser shows `path`.
+fn at_path(browser: &Browser, path: &str) {
+    wait_for(Duration::from_secs(10), path, || {
+        browser.current_url().path().starts_with(path).then_some(())
+    });
+}
+
+/// Waits (bounded) until the page has (or no longer has) `css`.
+fn until(browser: &Browser, css: &str, present: bool) {
+    wait_for(Duration::from_secs(10), css, || {
+        (browser.exists(css) == present).then_some(())
+    });
+}
+
+/// The status and Location of `GET url` with `cookie`, by curl.
+fn status_with_cookie(url: &str, cookie: &str) -> (u16, String) {
+    let out = Command::new(require("curl"))
+        .args(["-s", "-o", "/dev/null", "--max-time", "10"])
+        .args(["-w", "%{http_code} %{redirect_url}", "-H"])
+        .arg(format!("Cookie: {cookie}"))
+        .arg(url)
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (code, location) = text.split_once(' ').unwrap_or((&text, ""));
+    (code.parse().unwrap_or(0), location.to_owned())
+}
+
+#[test]
+fn a_recipient_registers_reads_the_inbox_signs_out_and_in_and_resets_the_password() {
+    let internal = Sink::start(&[]);
+    let external = Sink::start(&[]);
+    let gw = TestGateway::start(&format!(
+        "[domains]\ninternal = [\"corp.example\"]\n[relay]\nnext_hop = \"{}\"\ninternal_next_hop = \"{}\"\n",
+        external.addr(),
+        internal.addr()
+    ));
+    let base = format!("http://localhost:{}", gw.portal.port());
+    secure_policy(
+        &gw,
+        "partner.example",
+        json!({"name": "Partners", "expiry_days": 14}),
+    );
+    send(
+        &gw,
+        "alice@corp.example",
+        &["bob@partner.example"],
+        &["--header", "Subject: Q3 contract", "--body", "the figures"],
+    );
+    let notification = decoded_text(&external.wait_for(1)[0].content);
+    let link = link_in(&notification, &base, "/open/");
+
+    let mut browser = Browser::start();
+    browser.goto(&link);
+    assert!(browser.text("h1").contains("Choose a password"));
+    let facts = browser.text(".facts");
+    assert!(facts.contains("alice@corp.example"), "{facts}");
+    assert!(facts.contains("Q3 contract"), "{facts}");
+    snap(&mut browser, "first-visit");
+
+    // A weak password (long enough for the browser, too guessable for us).
+    browser.fill("#password", "password1234");
+    browser.fill("#confirm", "password1234");
+    browser.click("button.primary");
+    until(&browser, ".error", true);
+    let refusal = browser.text(".error");
+    assert!(!refusal.trim().is_empty());
+    assert!(browser.text("h1").contains("Choose a password"));
+    snap(&mut browser, "first-visit-refused");
+
+    browser.fill("#password", GOOD);
+    browser.fill("#confirm", GOOD);
+    browser.click("button.primary");
+    at_path(&browser, "/messages/");
+    browser.goto(&format!("{base}/inbox"));
+    assert!(browser.text(".mailbox").contains("Q3 contract"));
+    assert!(browser.exists(".mailbox li.unread"));
+    snap(&mut browser, "inbox");
+
+    // Sign out, then in again.
+    browser.click(".who button");
+    at_path(&browser, "/sign-in");
+    snap(&mut browser, "sign-in");
+    browser.fill("#email", "bob@partner.example");
+    browser.fill("#password", GOOD);
+    browser.click("button.primary");
+    at_path(&browser, "/inbox");
+    let old = browser
+        .cookie("sealpost_session")
+        .expect("a session cookie");
+    assert_eq!(old.http_only(), Some(true));
+    let old = format!("sealpost_session={}", old.value());
+    assert_eq!(status_with_cookie(&format!("{base}/inbox"), &old).0, 200);
+
+    // Forgotten password, in another browser.
+    let other = Browser::start();
+    other.goto(&format!("{base}/forgot-password"));
+    other.fill("#email", "bob@partner.example");
+    other.click("button.primary");
+    until(&other, "#email", false);
+    assert!(other.text("h1").contains("Check your email"));
+    let reset = external
+        .wait_for(2)
+        .into_iter()
+        .map(|m| decoded_text(&m.content))
+        .find(|t| t.contains("/reset/"))
+        .expect("the reset mail");
+    let reset_link = link_in(&reset, &base, "/reset/");
+    other.goto(&reset_link);
+    other.fill("#password", NEW);
+    other.fill("#confirm", NEW);
+    other.click("button.primary");
+    at_path(&other, "/inbox");
+    assert!(other.text(".mailbox").contains("Q3 contract"));
+
+    // The first browser's session ended with the reset.
+    let (status, location) = status_with_cookie(&format!("{base}/inbox"), &old);
+    assert_eq!(status, 303);
+    assert!(location.ends_with("/sign-in"), "{location}");
+    browser.goto(&format!("{base}/inbox"));
+    at_path(&browser, "/sign-in");
+}
