@@ -22,14 +22,14 @@ use std::{
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
-use sealpost_policy::{DecisionInput, EmailAddress, PolicySet, decide};
+use sealpost_policy::{DecisionInput, DefinitionId, EmailAddress, PolicySet, Route, decide};
 use sealpost_secure::{
     plan::{self, SecureSettings, SecureUnavailable},
     trigger,
 };
 use sealpost_store::{
-    ClientInfo, DsnReturn, MessageKind, NewMessage, NewRecipient, Notify as DsnNotify, QueueId,
-    Store, StoreError, handoff::Claimed,
+    ClientInfo, DsnReturn, MessageKind, NewMessage, NewRecipient, Notify as DsnNotify, PortalSent,
+    QueueId, Store, StoreError, handoff::Claimed,
 };
 
 /// What a message enters with, besides the store.
@@ -102,6 +102,57 @@ pub struct Submission {
     pub env_id: Option<String>,
     /// The DSN `RET`.
     pub ret: Option<DsnReturn>,
+    /// Set for a recipient's reply, reply all or forward from the portal;
+    /// `None` for mail.
+    pub portal_reply: Option<PortalReply>,
+}
+
+/// What makes a submission a portal reply.
+#[derive(Debug, Clone)]
+pub struct PortalReply {
+    /// The original's definition for the replying recipient. Every
+    /// external recipient gets secure delivery with it (the default
+    /// definition if it was deleted since), whatever the policies say: a
+    /// reply quotes and answers sealed content, so it never leaves in
+    /// clear. Internal recipients are decided by the policies as usual.
+    pub definition: DefinitionId,
+    /// The author's Sent row and the original to mark replied, committed
+    /// with the reply.
+    pub sent: PortalSent,
+}
+
+impl Submission {
+    /// A reply composed on the portal ([`sealpost_secure::reply::compose`])
+    /// as a submission: its envelope is the composed one, `client` is the
+    /// browser's (its IP is what source-IP conditions see).
+    pub fn portal(
+        composed: sealpost_secure::reply::ComposedReply,
+        reply: PortalReply,
+        client: ClientInfo,
+        received_at: SystemTime,
+    ) -> Self {
+        Submission {
+            id: QueueId::generate(),
+            received_at,
+            sender: Some(composed.sender),
+            recipients: composed
+                .recipients
+                .into_iter()
+                .map(|address| EnvelopeRecipient {
+                    address,
+                    orcpt: None,
+                    notify: DsnNotify::default(),
+                })
+                .collect(),
+            client,
+            body_8bit: !composed.content.is_ascii(),
+            content: composed.content,
+            smtputf8: composed.smtputf8,
+            env_id: None,
+            ret: None,
+            portal_reply: Some(reply),
+        }
+    }
 }
 
 /// Why a message was not accepted. Either way nothing was stored, and the
@@ -112,6 +163,11 @@ pub enum IntakeError {
     /// instead would send in clear.
     #[error(transparent)]
     SecureUnavailable(#[from] SecureUnavailable),
+    /// A portal reply would have been relayed in clear to this external
+    /// address. The plan never does that; this is the last check before
+    /// the commit, so a future change to the plan cannot do it either.
+    #[error("a portal reply to {0} would leave in clear; refused")]
+    ClearReply(EmailAddress),
     /// The commit failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -189,7 +245,7 @@ impl Intake {
     /// The message as it will be stored: each recipient decided, the
     /// sender's request applied, the secure plan attached. No I/O: it reads
     /// only the policy snapshot.
-    fn plan(&self, submission: Submission) -> Result<NewMessage, SecureUnavailable> {
+    fn plan(&self, submission: Submission) -> Result<NewMessage, IntakeError> {
         let secure = &self.settings.secure;
         // The header block, read once: the From for policies based on the
         // header, the subject and the sender's own request.
@@ -240,8 +296,20 @@ impl Intake {
             secure: Vec::new(),
             attached: Vec::new(),
             claim: None,
+            portal_sent: None,
         };
-        plan::prepare(&policy, secure, &mut message, facts)?;
+        let forced = submission.portal_reply.as_ref().map(|r| r.definition);
+        plan::prepare(&policy, secure, &mut message, facts, forced)?;
+        if let Some(reply) = submission.portal_reply {
+            if let Some(clear) = message
+                .recipients
+                .iter()
+                .find(|r| r.decision.route == Route::Relay && !policy.is_internal(&r.address))
+            {
+                return Err(IntakeError::ClearReply(clear.address.clone()));
+            }
+            message.portal_sent = Some(reply.sent);
+        }
         Ok(message)
     }
 }
@@ -305,6 +373,7 @@ mod tests {
             smtputf8: false,
             env_id: None,
             ret: None,
+            portal_reply: None,
         }
     }
 

@@ -11,6 +11,8 @@
 //! No I/O: bytes and values in, bytes and records out. Storage, sealing
 //! and queueing belong to the callers.
 
+mod mime;
 pub mod notification;
 pub mod plan;
+pub mod reply;
 pub mod trigger;
