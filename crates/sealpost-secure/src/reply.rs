@@ -83,6 +83,39 @@ pub struct Original {
     pub date: Option<String>,
 }
 
+impl Original {
+    /// The original's facts from its content (as the vault opened it) and
+    /// its envelope; `quote` is its text part (the portal decides whether
+    /// to keep it).
+    pub fn from_content(
+        content: &[u8],
+        sender: Option<EmailAddress>,
+        recipients: Vec<EmailAddress>,
+    ) -> Self {
+        let parsed = mail_parser::MessageParser::new().parse_headers(content);
+        let Some(message) = parsed else {
+            return Original {
+                sender,
+                recipients,
+                ..Original::default()
+            };
+        };
+        let body = mail_parser::MessageParser::new().parse(content);
+        Original {
+            sender,
+            recipients,
+            message_id: message.header_raw("Message-ID").map(str::to_owned),
+            references: message.header_raw("References").map(str::to_owned),
+            subject: message.subject().unwrap_or_default().to_owned(),
+            quote: body
+                .as_ref()
+                .and_then(|b| b.body_text(0))
+                .map(|t| t.into_owned()),
+            date: message.date().map(|d| d.to_rfc822()),
+        }
+    }
+}
+
 /// A file the recipient attached.
 #[derive(Debug, Clone)]
 pub struct Attachment {
@@ -189,8 +222,9 @@ pub fn compose(input: ReplyInput<'_>) -> Result<ComposedReply, ReplyError> {
         .as_deref()
         .map(msg_ids)
         .unwrap_or_default();
-    references.extend(parent.clone());
-    references.dedup();
+    if let Some(parent) = parent.as_ref().filter(|p| !references.contains(p)) {
+        references.push(parent.clone());
+    }
     if references.len() > MAX_REFERENCES {
         references.drain(1..references.len() - (MAX_REFERENCES - 1));
     }

@@ -280,3 +280,40 @@ fn file_names_lose_paths_controls_and_leading_dots() {
     assert_eq!(sanitize_file_name("..."), "attachment");
     assert_eq!(sanitize_file_name(&"x".repeat(500)).len(), MAX_FILE_NAME);
 }
+
+#[test]
+fn the_original_is_read_from_its_content() {
+    let content = b"Message-ID: <m1@corp.example>\r\nReferences: <r0@corp.example>\r\n\
+        Subject: =?UTF-8?Q?Q3_r=C3=A9sum=C3=A9?=\r\nDate: Fri, 4 Dec 2026 09:00:00 +0000\r\n\
+        \r\nHello Bob\r\n";
+    let o = Original::from_content(content, Some(addr("alice@corp.example")), Vec::new());
+    assert_eq!(o.subject, "Q3 résumé");
+    assert_eq!(o.quote.as_deref(), Some("Hello Bob\r\n"));
+    assert!(o.date.as_deref().unwrap().contains("4 Dec 2026"));
+    let (d, from) = (definition(), addr("bob@partner.example"));
+    let r = compose(input(ReplyKind::Reply, &d, &from, &o)).unwrap();
+    let text = String::from_utf8(r.content).unwrap();
+    assert!(
+        text.contains("In-Reply-To: <m1@corp.example>\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("References: <r0@corp.example> <m1@corp.example>\r\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_parent_is_not_repeated_in_references() {
+    let (d, from) = (definition(), addr("bob@partner.example"));
+    let o = Original {
+        references: Some("<orig-1@corp.example> <root@corp.example>".into()),
+        ..original()
+    };
+    let r = compose(input(ReplyKind::Reply, &d, &from, &o)).unwrap();
+    let text = String::from_utf8(r.content).unwrap();
+    assert!(
+        text.contains("References: <orig-1@corp.example> <root@corp.example>\r\n"),
+        "{text}"
+    );
+}
