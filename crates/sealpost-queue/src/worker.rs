@@ -606,6 +606,7 @@ impl Worker {
             secure: Vec::new(),
             attached: Vec::new(),
             claim: None,
+            portal_sent: None,
         }
     }
 }

@@ -8,9 +8,14 @@
 //! delivery, their portal tokens and expiry, and the notifications that are
 //! committed with the message.
 //!
+//! [`reply`] composes a portal recipient's reply, reply all or forward as
+//! the mail the intake then accepts (secure for every external address).
+//!
 //! No I/O: bytes and values in, bytes and records out. Storage, sealing
 //! and queueing belong to the callers.
 
+mod mime;
 pub mod notification;
 pub mod plan;
+pub mod reply;
 pub mod trigger;

@@ -121,11 +121,18 @@ pub struct SecureUnavailable;
 /// most 998 octets; a longer subject is folded noise).
 const MAX_STORED_SUBJECT: usize = 998;
 
-/// Applies the sender's request, strips the trigger header, and attaches
+/// Applies the sender's request (or the portal's, `forced`), strips the
+/// trigger header, and attaches
 /// each secure recipient's notification (and the sender's receipt) to
 /// `message`, whose recipients carry the policy decisions. `facts` is
 /// [`trigger::inspect`] of the message, read once by the caller (who also
 /// needs the header From for the policy decision).
+///
+/// `forced` is a portal reply's: every external recipient a policy would
+/// relay gets secure delivery with that definition (the original's; the
+/// default if it was deleted since), whoever the sender is and whatever
+/// the policies say, and no sender receipt is sent (the replying
+/// recipient is external; the portal's Sent folder is the record).
 ///
 /// # Errors
 /// [`SecureUnavailable`] when a recipient needs secure delivery and no
@@ -135,8 +142,20 @@ pub fn prepare(
     settings: &SecureSettings,
     message: &mut NewMessage,
     mut facts: trigger::HeaderFacts,
+    forced: Option<DefinitionId>,
 ) -> Result<Prepared, SecureUnavailable> {
-    let request = sender_request(policy, settings, message.sender.as_ref(), &facts)?;
+    let request = match forced {
+        Some(id) => Some(Request {
+            definition: policy
+                .definition(id)
+                .or_else(|| policy.default_definition())
+                .ok_or(SecureUnavailable)?
+                .id,
+            trigger: SecureTrigger::PortalReply,
+            warning: None,
+        }),
+        None => sender_request(policy, settings, message.sender.as_ref(), &facts)?,
+    };
     // The tag goes wherever a request is honoured (also when the header
     // named the definition), so the recipient never sees it.
     let strip_tag = (request.is_some() && facts.has_tag).then_some(settings.subject_tag.as_str());
@@ -235,7 +254,9 @@ pub fn prepare(
             notification: Some(id),
             expires_at,
         });
-        if warning.is_some() || definition.is_some_and(|d| d.settings.sender_receipt) {
+        if forced.is_none()
+            && (warning.is_some() || definition.is_some_and(|d| d.settings.sender_receipt))
+        {
             receipt.push(ReceiptEntry {
                 recipient: vars.recipient.clone(),
                 definition: vars.definition.clone(),
@@ -471,11 +492,23 @@ fn notice(
     content: Vec<u8>,
     settings: &SecureSettings,
 ) -> NewMessage {
+    notice_about(id, &parent.id, parent.received_at, to, content, settings)
+}
+
+/// [`notice`] about a stored message, made at `at`.
+fn notice_about(
+    id: QueueId,
+    parent: &QueueId,
+    at: std::time::SystemTime,
+    to: EmailAddress,
+    content: Vec<u8>,
+    settings: &SecureSettings,
+) -> NewMessage {
     let to = to.with_ascii_domain();
     let smtputf8 = to.is_utf8();
     let mut notice = NewMessage::plain(
         id,
-        parent.received_at,
+        at,
         None,
         ClientInfo {
             ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
@@ -484,7 +517,7 @@ fn notice(
             protocol: "local".into(),
         },
         content,
-        parent.received_at + settings.queue_lifetime,
+        at + settings.queue_lifetime,
         MessageKind::Notification,
         vec![NewRecipient {
             address: to,
@@ -504,8 +537,61 @@ fn notice(
     notice.smtputf8 = smtputf8 || !header.is_ascii();
     // A bounce returns headers only: the body holds the portal link.
     notice.ret = Some(DsnReturn::Headers);
-    notice.parent = Some(parent.id.clone());
+    notice.parent = Some(parent.clone());
     notice
+}
+
+/// A secure recipient's first opening, as the read receipt needs it.
+#[derive(Debug, Clone)]
+pub struct Opening<'a> {
+    /// The message opened.
+    pub message: &'a QueueId,
+    /// Its envelope sender; `None` (the null sender): no receipt.
+    pub sender: Option<&'a EmailAddress>,
+    /// Its subject as stored for tracking.
+    pub subject: Option<&'a str>,
+    /// The recipient who opened it.
+    pub recipient: &'a str,
+    /// The definition that applied to that recipient.
+    pub definition: DefinitionId,
+    pub at: std::time::SystemTime,
+}
+
+/// The read receipt for an opening, when the definition asks for one and
+/// the message has a sender: a notification from the null sender to the
+/// message's sender, relayed. The caller hands it to
+/// `SecureStore::mark_opened`, which commits it only if this opening is
+/// the first, so the sender gets one receipt however often the message is
+/// opened, on however many nodes.
+pub fn read_receipt(
+    policy: &PolicySet,
+    settings: &SecureSettings,
+    opening: &Opening<'_>,
+) -> Option<NewMessage> {
+    let definition = policy.definition(opening.definition)?;
+    if !definition.settings.read_receipt {
+        return None;
+    }
+    let sender = opening.sender?.clone();
+    let content = notification::build_read_receipt(
+        opening.recipient,
+        opening.subject.unwrap_or_default(),
+        opening.at.into(),
+        &headers(
+            settings,
+            "Secure messaging",
+            &format!("postmaster@{}", settings.hostname),
+            sender.as_str(),
+        ),
+    );
+    Some(notice_about(
+        QueueId::generate(),
+        opening.message,
+        opening.at,
+        sender,
+        content,
+        settings,
+    ))
 }
 
 #[cfg(test)]

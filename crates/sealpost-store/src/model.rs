@@ -177,6 +177,25 @@ pub struct NewMessage {
     /// Set when the message is handed straight to a delivery worker: its
     /// queued recipients are stored leased to it ([`crate::handoff`]).
     pub claim: Option<crate::handoff::Claim>,
+    /// For a portal reply: its place in the author's Sent folder, and the
+    /// original to mark replied, committed with it.
+    pub portal_sent: Option<PortalSent>,
+}
+
+/// A portal reply's record, committed with the reply: the row of its
+/// author's Sent folder, and `replied_at` on the original. The original
+/// must be the author's own (its secure recipient `idx` has the account's
+/// match key); otherwise the whole commit is refused with
+/// [`crate::StoreError::NotFound`], as for a message that does not exist.
+#[derive(Debug, Clone)]
+pub struct PortalSent {
+    pub account: crate::portal::AccountKey,
+    /// The message replied to (or forwarded) ...
+    pub original: QueueId,
+    /// ... as its secure recipient `idx` received it.
+    pub idx: u32,
+    /// For the folder's attachment marker.
+    pub has_attachments: bool,
 }
 
 impl NewMessage {
@@ -211,6 +230,7 @@ impl NewMessage {
             secure: Vec::new(),
             attached: Vec::new(),
             claim: None,
+            portal_sent: None,
         }
     }
 }
@@ -224,6 +244,9 @@ pub enum SecureTrigger {
     Header,
     /// The sender put the subject tag in the subject.
     SubjectTag,
+    /// A recipient's reply from the portal: secure for every external
+    /// recipient, whatever the policies say.
+    PortalReply,
 }
 
 impl SecureTrigger {
@@ -232,6 +255,7 @@ impl SecureTrigger {
             SecureTrigger::Policy => "policy",
             SecureTrigger::Header => "header",
             SecureTrigger::SubjectTag => "subject_tag",
+            SecureTrigger::PortalReply => "portal_reply",
         }
     }
 
@@ -240,6 +264,7 @@ impl SecureTrigger {
             "policy" => SecureTrigger::Policy,
             "header" => SecureTrigger::Header,
             "subject_tag" => SecureTrigger::SubjectTag,
+            "portal_reply" => SecureTrigger::PortalReply,
             _ => return None,
         })
     }

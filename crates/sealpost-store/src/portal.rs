@@ -235,8 +235,11 @@ pub struct Purged {
 pub enum Folder {
     /// The address's secure messages it has not deleted.
     Inbox,
-    /// The recipient's replies and forwards. Always empty until the reply
-    /// path stores what it sends (with its own link table).
+    /// The recipient's replies and forwards, as committed with them
+    /// ([`crate::PortalSent`]). A row's `message` is the reply, `idx` 0,
+    /// `sender` the author, `recipients` whom it went to; search covers
+    /// recipients and subject; Sent rows are never deleted by the
+    /// recipient.
     Sent,
     /// Moved there by the recipient; restorable until the message expires.
     Deleted,
@@ -291,6 +294,8 @@ pub struct MailboxRow {
     pub has_attachments: Option<bool>,
     pub access: Access,
     pub deleted_at: Option<SystemTime>,
+    /// Sent rows only: the addresses the reply went to, `, `-joined.
+    pub recipients: Option<String>,
 }
 
 impl MailboxRow {

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 use sealpost_vault::TokenHash;
 
 use crate::{
-    ExtendTo, KeyUsage, MessageFilter, QueueId, RecallOutcome, SecureAccess, StoreError,
-    TrackedMessage, VerifyBatch,
+    ExtendTo, KeyUsage, MessageFilter, NewMessage, QueueId, RecallOutcome, SecureAccess,
+    StoreError, TrackedMessage, VerifyBatch,
 };
 
 /// Tracking, lifecycle and key rotation.
@@ -55,8 +55,18 @@ pub trait SecureStore: Send + Sync + std::fmt::Debug + 'static {
     async fn secure_by_token(&self, token: TokenHash) -> Result<Option<SecureAccess>, StoreError>;
 
     /// Records that a secure recipient opened the message (first and last
-    /// opening; marks it read).
-    async fn mark_opened(&self, id: &QueueId, idx: u32, at: SystemTime) -> Result<(), StoreError>;
+    /// opening; marks it read) and returns whether this was its first
+    /// opening. `read_receipt` (built by the caller when the definition
+    /// asks for one) is committed with it only at the first opening, in
+    /// the same transaction: the sender gets exactly one receipt, however
+    /// often and on however many nodes the message is opened.
+    async fn mark_opened(
+        &self,
+        id: &QueueId,
+        idx: u32,
+        at: SystemTime,
+        read_receipt: Option<NewMessage>,
+    ) -> Result<bool, StoreError>;
 
     /// Sets a secure recipient's read/unread flag.
     async fn set_read(&self, id: &QueueId, idx: u32, read: bool) -> Result<(), StoreError>;

@@ -8,14 +8,13 @@
 //! sender wrote can add a header field.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use sealpost_policy::text::one_line;
 
 use sealpost_policy::EmailAddress;
 
-use super::mime::{self, Mail};
 use super::{MAX_NAME_CHARS, MAX_SUBJECT_CHARS, Rendered, escape_html};
+use crate::mime::{self, Mail, message_id};
 
 /// Envelope-free parts of the mail to build.
 #[derive(Debug, Clone, Copy)]
@@ -229,6 +228,42 @@ pub fn build_unnotified(
     )
 }
 
+/// The read receipt to the sender, at a recipient's first opening, in
+/// fixed wording: "<recipient> opened '<subject>' at <time>". The subject
+/// and the address are flattened to one line (and HTML-escaped in the
+/// HTML part); nothing else is said, so no portal token or link can be in
+/// it.
+pub fn build_read_receipt(
+    recipient: &str,
+    subject: &str,
+    opened_at: time::OffsetDateTime,
+    headers: &MailHeaders<'_>,
+) -> Vec<u8> {
+    let recipient = one_line(recipient, MAX_SUBJECT_CHARS);
+    let subject = one_line(subject, MAX_SUBJECT_CHARS);
+    let at = opened_at
+        .to_offset(time::UtcOffset::UTC)
+        .format(time::macros::format_description!(
+            "[day padding:none] [month repr:long] [year], [hour]:[minute] UTC"
+        ))
+        .unwrap_or_default();
+    let text =
+        format!("{recipient} opened '{subject}' at {at}.\n\nThis is an automatic message.\n");
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>Read receipt</title>\n</head>\n\
+         <body style=\"margin:0; padding:16px; font-family:Arial, Helvetica, sans-serif; \
+         font-size:15px; line-height:1.5; color:#1f2933;\">\n\
+         <p style=\"margin:0 0 16px 0;\">{} opened &#39;{}&#39; at {}.</p>\n\
+         <p style=\"margin:0; font-size:12px; color:#7b8794;\">This is an automatic \
+         message.</p>\n</body>\n</html>\n",
+        escape_html(&recipient),
+        escape_html(&subject),
+        escape_html(&at)
+    );
+    build(headers, &format!("Read: {subject}"), &text, &html, None)
+}
+
 /// The mail the builders write; `subject` is already one line.
 fn build(
     headers: &MailHeaders<'_>,
@@ -268,31 +303,4 @@ fn clean_address(address: &str) -> String {
         .chars()
         .filter(|c| !c.is_control() && !c.is_whitespace() && !matches!(c, '<' | '>'))
         .collect()
-}
-
-/// `<random@domain>` without the brackets: 128 random bits in hex.
-fn message_id(domain: &str) -> String {
-    let domain: String = domain
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
-        .collect();
-    let domain = if domain.is_empty() {
-        "localhost"
-    } else {
-        &domain
-    };
-    let mut random = [0u8; 16];
-    if getrandom::fill(&mut random).is_err() {
-        // Unique is what a Message-ID needs: the time and a counter are
-        // that, if not unpredictable.
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-        random[..8].copy_from_slice(&(nanos as u64).to_be_bytes());
-        random[8..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
-    }
-    let local = random.iter().fold(String::with_capacity(32), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    });
-    format!("{local}@{domain}")
 }

@@ -27,7 +27,6 @@
 //!   `{% set %}` blocks or macros before it reaches the output.
 
 mod mail;
-mod mime;
 mod send;
 
 use std::io;
@@ -38,8 +37,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use mail::{
-    MailHeaders, ReceiptEntry, UnnotifiedEntry, build_mail, build_receipt, build_system_mail,
-    build_unnotified,
+    MailHeaders, ReceiptEntry, UnnotifiedEntry, build_mail, build_read_receipt, build_receipt,
+    build_system_mail, build_unnotified,
 };
 pub use send::{Unsendable, build_notification, check_rendered};
 

@@ -45,7 +45,7 @@ fn wire_value() -> impl Strategy<Value = String> {
     let word = prop_oneof![
         "[ -~]{0,40}".prop_map(|s| s.replace("\r", "").replace('\n', "")),
         prop::collection::vec(any::<u8>(), 0..60)
-            .prop_map(|b| { format!("=?UTF-8?B?{}?=", super::mime::base64(&b)) }),
+            .prop_map(|b| { format!("=?UTF-8?B?{}?=", crate::mime::base64(&b)) }),
         prop::collection::vec(
             prop::sample::select(vec![0u8, 0x0d, 0x0a, 0x1b, 0x0b, 0x0c, b'a', 0xc3, 0xa9]),
             0..40

@@ -672,3 +672,30 @@ fn unnotified_names_each_recipient_and_reason_safely() {
     assert!(html.contains("no &lt;such&gt; user"), "{html}");
     assert!(!html.contains("<such>") && !html.contains("<figures>"));
 }
+
+#[test]
+fn read_receipt_says_who_opened_what_and_when_in_fixed_words() {
+    let headers = MailHeaders {
+        to: "alice.martin@example.com",
+        ..headers()
+    };
+    let mail = build_read_receipt(
+        "bob@partner.example\r\nBcc: x@y",
+        "Q3 <contract>\r\nCc: z@y",
+        time::macros::datetime!(2026-12-06 10:05 UTC),
+        &headers,
+    );
+    assert_wire_format(&mail);
+    let message = MessageParser::new().parse(&mail).unwrap();
+    assert_eq!(message.subject(), Some("Read: Q3 <contract> Cc: z@y"));
+    assert!(message.bcc().is_none() && message.cc().is_none());
+    assert_eq!(
+        message.body_text(0).unwrap().lines().next(),
+        Some(
+            "bob@partner.example Bcc: x@y opened 'Q3 <contract> Cc: z@y' at 6 December 2026, 10:05 UTC."
+        )
+    );
+    let html = message.body_html(0).unwrap();
+    assert!(html.contains("Q3 &lt;contract&gt;") && !html.contains("<contract>"));
+    assert!(!String::from_utf8_lossy(&mail).contains("/open/"));
+}

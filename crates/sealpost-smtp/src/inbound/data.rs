@@ -101,6 +101,7 @@ impl Session {
                     .proto
                     .unwrap_or_else(|| self.protocol(transaction.smtputf8)),
             },
+            portal_reply: None,
             body_8bit: transaction.body_8bit || data.eight_bit,
             smtputf8: transaction.smtputf8,
             env_id: transaction.env_id,
@@ -131,8 +132,9 @@ impl Session {
                 tracing::info!(queue_id = %id, from = %sender, recipients = rcpt_count, secure, size, "accepted");
                 sent?;
             }
-            Err(IntakeError::SecureUnavailable(e)) => {
-                // Fail closed: never relay what was to be sealed.
+            Err(e @ (IntakeError::SecureUnavailable(_) | IntakeError::ClearReply(_))) => {
+                // Fail closed: never relay what was to be sealed. (SMTP
+                // submits no portal reply, so ClearReply cannot come here.)
                 tracing::error!(error = %e, "secure delivery unavailable; answered 451");
                 metrics::counter!("sealpost_smtp_rejected_total", "reason" => "secure_unavailable")
                     .increment(1);

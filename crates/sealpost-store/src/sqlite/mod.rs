@@ -48,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v4.sql"),
     include_str!("schema_v5.sql"),
     include_str!("schema_v6.sql"),
+    include_str!("schema_v7.sql"),
 ];
 
 /// Contents larger than this are sealed and opened on a blocking thread.
@@ -770,14 +771,48 @@ impl SecureStore for SqliteStore {
             .await
     }
 
-    async fn mark_opened(&self, id: &QueueId, idx: u32, at: SystemTime) -> Result<(), StoreError> {
+    async fn mark_opened(
+        &self,
+        id: &QueueId,
+        idx: u32,
+        at: SystemTime,
+        read_receipt: Option<NewMessage>,
+    ) -> Result<bool, StoreError> {
         let id = id.clone();
         let at = crate::model::to_millis(at);
-        self.writer
-            .write(false, move |conn, _| {
-                secure::update_secure(conn, secure::MARK_OPENED, &id, idx, at)
+        // Sealed before the write, like any accepted message; dropped
+        // unused when this is not the first opening.
+        let receipt = match read_receipt {
+            Some(mut m) => {
+                let sealed = self.seal(&mut m).await?;
+                Some((m, sealed))
+            }
+            None => None,
+        };
+        let spooled: Vec<(QueueId, bool)> = receipt
+            .iter()
+            .map(|(m, s)| (m.id.clone(), s.inline.is_none()))
+            .collect();
+        // Without a receipt a lost opening time costs nothing, so no
+        // fsync; with one, the receipt is queued mail and must be durable.
+        let result = self
+            .writer
+            .write(receipt.is_some(), move |conn, _| {
+                let first = match secure::mark_opened(conn, &id, idx, at)? {
+                    Ok(first) => first,
+                    Err(e) => return Ok(Err(e)),
+                };
+                if let (true, Some((m, sealed))) = (first, &receipt) {
+                    queue::insert_message(conn, m, sealed)?;
+                }
+                Ok(Ok(first))
             })
-            .await?
+            .await
+            .and_then(|r| r);
+        if !matches!(result, Ok(true)) {
+            self.forget_spooled(&spooled);
+        }
+        result
     }
 
     async fn set_read(&self, id: &QueueId, idx: u32, read: bool) -> Result<(), StoreError> {

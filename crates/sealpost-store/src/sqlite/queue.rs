@@ -98,6 +98,9 @@ pub(super) fn insert_message(
             claim.map_or(0, |c| to_millis(c.until)),
         ])?;
     }
+    if let Some(sent) = &m.portal_sent {
+        insert_sent(conn, m, sent)?;
+    }
     if !m.secure.is_empty() {
         let mut insert_secure = conn.prepare_cached(
             "INSERT INTO secure_recipients (message_id, idx, token_hash, definition_id, trigger,
@@ -129,6 +132,53 @@ pub(super) fn insert_message(
             ])?;
         }
     }
+    Ok(())
+}
+
+/// A portal reply's Sent row and the original's `replied_at`. Scoped by
+/// the account's match key: a reply can only mark (and be filed against)
+/// a message its author received.
+fn insert_sent(
+    conn: &Connection,
+    m: &NewMessage,
+    sent: &crate::PortalSent,
+) -> Result<(), StoreError> {
+    let at = to_millis(m.received_at);
+    let replied = conn
+        .prepare_cached(
+            "UPDATE secure_recipients SET replied_at = ?4
+             WHERE message_id = ?1 AND idx = ?2 AND match_key = ?3",
+        )?
+        .execute(params![
+            sent.original.as_str(),
+            sent.idx,
+            sent.account.as_str(),
+            at
+        ])?;
+    if replied == 0 {
+        return Err(StoreError::NotFound(sent.original.clone()));
+    }
+    let recipients = m
+        .recipients
+        .iter()
+        .map(|r| r.address.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    conn.prepare_cached(
+        "INSERT INTO portal_sent (message_id, account_key, original_id, original_idx, sent_at,
+            recipients)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        m.id.as_str(),
+        sent.account.as_str(),
+        sent.original.as_str(),
+        sent.idx,
+        at,
+        recipients
+    ])?;
+    conn.prepare_cached("UPDATE messages SET has_attachments = ?2 WHERE id = ?1")?
+        .execute(params![m.id.as_str(), sent.has_attachments])?;
     Ok(())
 }
 

@@ -351,9 +351,32 @@ pub(super) fn update_secure(
     })
 }
 
-pub(super) const MARK_OPENED: &str = "UPDATE secure_recipients
-     SET first_opened_at = COALESCE(first_opened_at, ?3), last_opened_at = ?3, is_read = 1
-     WHERE message_id = ?1 AND idx = ?2";
+/// Records an opening; the inner result says whether it was the first
+/// (read and written in the writer's one transaction, so two openings at
+/// once cannot both be first), or NotFound.
+pub(super) fn mark_opened(
+    conn: &Connection,
+    id: &QueueId,
+    idx: u32,
+    at: i64,
+) -> Result<Result<bool, StoreError>, StoreError> {
+    let before: Option<Option<i64>> = conn
+        .prepare_cached(
+            "SELECT first_opened_at FROM secure_recipients WHERE message_id = ?1 AND idx = ?2",
+        )?
+        .query_row(params![id.as_str(), idx], |row| row.get(0))
+        .optional()?;
+    let Some(before) = before else {
+        return Ok(Err(StoreError::NotFound(id.clone())));
+    };
+    conn.prepare_cached(
+        "UPDATE secure_recipients
+         SET first_opened_at = COALESCE(first_opened_at, ?3), last_opened_at = ?3, is_read = 1
+         WHERE message_id = ?1 AND idx = ?2",
+    )?
+    .execute(params![id.as_str(), idx, at])?;
+    Ok(Ok(before.is_none()))
+}
 pub(super) const SET_READ: &str =
     "UPDATE secure_recipients SET is_read = ?3 WHERE message_id = ?1 AND idx = ?2";
 pub(super) const MARK_REPLIED: &str =

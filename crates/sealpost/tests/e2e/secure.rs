@@ -202,7 +202,7 @@ fn a_mixed_message_gives_one_delivery_one_relay_and_one_notification() {
     assert_eq!(tracked["recipients"][1]["status"], "delivered");
 
     // The store records the recipient's reading (the portal's part).
-    gw.block_on(gw.secure.mark_opened(&id, 2, SystemTime::now()))
+    gw.block_on(gw.secure.mark_opened(&id, 2, SystemTime::now(), None))
         .unwrap();
     let (_, m) = call(&gw, "GET", &format!("/messages/{id}"), &Value::Null);
     assert_eq!(m["recipients"][2]["secure"]["read"], true);

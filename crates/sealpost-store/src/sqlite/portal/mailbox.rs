@@ -48,6 +48,7 @@ fn mailbox_row(row: &Row<'_>, now: i64) -> Result<MailboxRow, StoreError> {
         has_attachments: row.get(7)?,
         access,
         deleted_at: row.get::<_, Option<i64>>(10)?.map(from_millis),
+        recipients: None,
     })
 }
 
@@ -60,8 +61,7 @@ pub(super) fn mailbox(
     let deleted = match query.folder {
         Folder::Inbox => false,
         Folder::Deleted => true,
-        // Nothing the portal sends is stored yet (see the Folder docs).
-        Folder::Sent => return Ok(MailboxPage::default()),
+        Folder::Sent => return sent(conn, key, query),
     };
     let now = to_millis(now);
     let mut sql = String::from(MAILBOX_QUERY);
@@ -117,6 +117,90 @@ pub(super) fn mailbox(
     let mut page = MailboxPage::default();
     while let Some(row) = rows.next()? {
         page.rows.push(mailbox_row(row, now)?);
+    }
+    if page.rows.len() > limit {
+        page.rows.truncate(limit);
+        page.next = page.rows.last().map(MailboxRow::cursor);
+    }
+    Ok(page)
+}
+
+/// The Sent folder: the account's portal replies, newest first. A reply
+/// is readable while its content is stored (relay recipients pending or a
+/// secure recipient live); after that the row stays, marked expired.
+fn sent(
+    conn: &Connection,
+    key: &AccountKey,
+    query: &MailboxQuery,
+) -> Result<MailboxPage, StoreError> {
+    let mut sql = String::from(
+        "SELECT p.message_id, m.sender, m.subject, p.sent_at, m.expires_at,
+                m.has_attachments, m.wrapped_key IS NOT NULL, p.recipients
+         FROM portal_sent p JOIN messages m ON m.id = p.message_id
+         WHERE p.account_key = ?1",
+    );
+    let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(key.as_str().to_owned())];
+    let mut arg = |sql: &mut String, fragment: &str, value: Box<dyn ToSql>| {
+        args.push(value);
+        sql.push_str(&fragment.replace('#', &format!("?{}", args.len())));
+    };
+    if !query.include_ended {
+        sql.push_str(" AND m.wrapped_key IS NOT NULL");
+    }
+    if let Some(text) = query.search.as_deref().filter(|t| !t.is_empty()) {
+        arg(
+            &mut sql,
+            " AND (p.recipients LIKE # ESCAPE '\\'",
+            Box::new(contains_pattern(text)),
+        );
+        arg(
+            &mut sql,
+            " OR m.subject LIKE # ESCAPE '\\')",
+            Box::new(contains_pattern(text)),
+        );
+    }
+    if let Some(after) = &query.after {
+        arg(
+            &mut sql,
+            " AND (p.sent_at, p.message_id) < (#",
+            Box::new(to_millis(after.received_at)),
+        );
+        arg(
+            &mut sql,
+            ", #)",
+            Box::new(after.message.as_str().to_owned()),
+        );
+    }
+    let limit = query.limit.clamp(1, MAX_PAGE);
+    arg(
+        &mut sql,
+        " ORDER BY p.sent_at DESC, p.message_id DESC LIMIT #",
+        Box::new(limit as i64 + 1),
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let params: Vec<&dyn ToSql> = args.iter().map(AsRef::as_ref).collect();
+    let mut rows = stmt.query(params.as_slice())?;
+    let mut page = MailboxPage::default();
+    while let Some(row) = rows.next()? {
+        let message: String = row.get(0)?;
+        let stored: bool = row.get(6)?;
+        page.rows.push(MailboxRow {
+            message: queue_id(&message)?,
+            idx: 0,
+            sender: row.get(1)?,
+            subject: row.get(2)?,
+            received_at: from_millis(row.get(3)?),
+            expires_at: from_millis(row.get(4)?),
+            read: true,
+            has_attachments: row.get(5)?,
+            access: if stored {
+                Access::Live
+            } else {
+                Access::Expired
+            },
+            deleted_at: None,
+            recipients: Some(row.get(7)?),
+        });
     }
     if page.rows.len() > limit {
         page.rows.truncate(limit);

@@ -849,3 +849,97 @@ async fn a_version_5_database_migrates_and_its_secure_recipients_get_match_keys(
     assert_eq!(page.rows[0].subject.as_deref(), Some("old"));
     assert_eq!(page.rows[0].deleted_at, None);
 }
+
+/// Bob's reply to `original` (his message 0), to `to`, sent at `at`.
+fn reply(original: &QueueId, to: &str, subject: &str, at: SystemTime) -> crate::NewMessage {
+    let mut m = message(b"Subject: re\r\n\r\nok\r\n".to_vec(), &[to]);
+    m.received_at = at;
+    m.sender = Some(EmailAddress::parse("bob@partner.example").unwrap());
+    m.subject = Some(subject.to_owned());
+    m.portal_sent = Some(crate::PortalSent {
+        account: key("Bob@Partner.example"),
+        original: original.clone(),
+        idx: 0,
+        has_attachments: subject.contains("file"),
+    });
+    m
+}
+
+#[tokio::test]
+async fn sent_lists_the_accounts_replies_searchable_and_paged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let (original, _) = deliver(&store, "bob@partner.example", "Q3", t0()).await;
+    let mut ids = Vec::new();
+    for (i, (to, subject)) in [
+        ("alice@corp.example", "Re: Q3"),
+        ("dave@corp.example", "Re: Q3 with file"),
+        ("erin@other.example", "Fwd: Q3"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let at = t0() + DAY * (i as u32 + 1);
+        ids.push(
+            store
+                .accept(reply(&original, to, subject, at))
+                .await
+                .unwrap(),
+        );
+    }
+    let sent = |search: Option<&str>, after, limit| MailboxQuery {
+        folder: Folder::Sent,
+        ..inbox(search, after, limit)
+    };
+    let bob = key("bob@partner.example");
+    let now = t0() + DAY * 5;
+    let first = store.mailbox(&bob, sent(None, None, 2), now).await.unwrap();
+    let listed: Vec<_> = first.rows.iter().map(|r| r.message.clone()).collect();
+    assert_eq!(listed, [ids[2].clone(), ids[1].clone()], "newest first");
+    assert_eq!(first.rows[1].has_attachments, Some(true));
+    assert_eq!(first.rows[0].has_attachments, Some(false));
+    assert_eq!(
+        first.rows[0].recipients.as_deref(),
+        Some("erin@other.example")
+    );
+    let rest = store
+        .mailbox(&bob, sent(None, first.next, 2), now)
+        .await
+        .unwrap();
+    assert_eq!(rest.rows.len(), 1);
+    assert_eq!(rest.rows[0].message, ids[0]);
+    assert!(rest.next.is_none());
+
+    let by_address = store
+        .mailbox(&bob, sent(Some("DAVE@"), None, 10), now)
+        .await
+        .unwrap();
+    assert_eq!(by_address.rows.len(), 1);
+    assert_eq!(by_address.rows[0].message, ids[1]);
+    let by_subject = store
+        .mailbox(&bob, sent(Some("fwd"), None, 10), now)
+        .await
+        .unwrap();
+    assert_eq!(by_subject.rows.len(), 1);
+    assert_eq!(by_subject.rows[0].message, ids[2]);
+
+    let inbox_row = store
+        .mailbox_message(&bob, &original, 0, now)
+        .await
+        .unwrap();
+    assert_eq!(inbox_row.recipients, None);
+    let tracked = store.tracked(&original).await.unwrap();
+    assert_eq!(
+        tracked.recipients[0].secure.as_ref().unwrap().replied_at,
+        Some(t0() + DAY * 3),
+        "the latest reply"
+    );
+    assert!(
+        store
+            .mailbox(&key("carol@partner.example"), sent(None, None, 10), now)
+            .await
+            .unwrap()
+            .rows
+            .is_empty()
+    );
+}

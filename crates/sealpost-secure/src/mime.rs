@@ -1,6 +1,8 @@
-//! RFC 5322 and MIME bytes for the one shape both mails of this module
-//! have: `multipart/alternative` with a UTF-8 text/plain and text/html
-//! part, each quoted-printable.
+//! RFC 5322 and MIME bytes, written by hand: the notifications' shape
+//! (`multipart/alternative` with a UTF-8 text/plain and text/html part,
+//! each quoted-printable, [`write`]) and the pieces the portal's replies
+//! are made of ([`crate::reply`]: header fields, quoted-printable text,
+//! base64 attachments in 76-character lines).
 //!
 //! Written here rather than with mail-builder 0.5, which writes
 //! quoted-printable lines of 77 octets (RFC 2045 §6.7 allows 76),
@@ -13,6 +15,7 @@
 //! ends. Pure, and never fails.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The longest header line written (RFC 5322 §2.1.1), CRLF not counted.
 const MAX_LINE: usize = 78;
@@ -26,27 +29,30 @@ const MAX_QP_LINE: usize = 76;
 /// `=?UTF-8?B?` and `?=` around the base64 of an encoded-word.
 const ENCODED_WORD_OVERHEAD: usize = "=?UTF-8?B??=".len();
 
+/// The longest base64 line of a body part (RFC 2045 §6.8).
+const MAX_BASE64_LINE: usize = 76;
+
 /// What goes into the mail. Header values are one line already (the
 /// caller's `one_line`); the bodies may hold any text.
 #[derive(Debug)]
-pub(super) struct Mail<'a> {
+pub(crate) struct Mail<'a> {
     /// The display name of From; empty for none.
-    pub(super) from_name: &'a str,
+    pub(crate) from_name: &'a str,
     /// Addresses without spaces, controls or angle brackets.
-    pub(super) from_address: &'a str,
-    pub(super) to: &'a str,
-    pub(super) subject: &'a str,
-    pub(super) date: time::OffsetDateTime,
+    pub(crate) from_address: &'a str,
+    pub(crate) to: &'a str,
+    pub(crate) subject: &'a str,
+    pub(crate) date: time::OffsetDateTime,
     /// `local@domain`, without the angle brackets; the local part is hex.
-    pub(super) message_id: &'a str,
+    pub(crate) message_id: &'a str,
     /// One more header field, already valid (e.g. `X-Sealpost-Notification`).
-    pub(super) extra: Option<(&'a str, &'a str)>,
-    pub(super) text: &'a str,
-    pub(super) html: &'a str,
+    pub(crate) extra: Option<(&'a str, &'a str)>,
+    pub(crate) text: &'a str,
+    pub(crate) html: &'a str,
 }
 
 /// The mail as bytes, with CRLF line ends.
-pub(super) fn write(mail: &Mail<'_>) -> Vec<u8> {
+pub(crate) fn write(mail: &Mail<'_>) -> Vec<u8> {
     let mut out = String::with_capacity(mail.text.len() + mail.html.len() + 2048);
     let mut from = Vec::new();
     if !mail.from_name.is_empty() && mail.from_name != mail.from_address {
@@ -60,12 +66,7 @@ pub(super) fn write(mail: &Mail<'_>) -> Vec<u8> {
         "Subject",
         &unstructured(mail.subject, room_after("Subject")),
     );
-    let date = mail
-        .date
-        .to_offset(time::UtcOffset::UTC)
-        .format(&time::format_description::well_known::Rfc2822)
-        .unwrap_or_default();
-    header(&mut out, "Date", &[date]);
+    header(&mut out, "Date", &[date(mail.date)]);
     header(&mut out, "Message-ID", &[format!("<{}>", mail.message_id)]);
     header(&mut out, "MIME-Version", &["1.0".to_owned()]);
     header(&mut out, "Auto-Submitted", &["auto-generated".to_owned()]);
@@ -100,13 +101,13 @@ pub(super) fn write(mail: &Mail<'_>) -> Vec<u8> {
 
 /// Room for the first token of a field: `Name: ` leaves the rest of
 /// [`MAX_LINE`].
-fn room_after(name: &str) -> usize {
+pub(crate) fn room_after(name: &str) -> usize {
     MAX_LINE.saturating_sub(name.len() + 2)
 }
 
 /// Writes `Name:` and the tokens, each after a space, folding before a
 /// token that would take the line past [`MAX_LINE`].
-fn header(out: &mut String, name: &str, tokens: &[String]) {
+pub(crate) fn header(out: &mut String, name: &str, tokens: &[String]) {
     out.push_str(name);
     out.push(':');
     let mut len = name.len() + 1;
@@ -126,7 +127,7 @@ fn header(out: &mut String, name: &str, tokens: &[String]) {
 
 /// An unstructured value (a Subject) as tokens: its words when it is
 /// printable ASCII whose words fit on a line, else encoded-words.
-fn unstructured(value: &str, first_room: usize) -> Vec<String> {
+pub(crate) fn unstructured(value: &str, first_room: usize) -> Vec<String> {
     let plain = value.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
     match plain_words(value, first_room, |w| plain && !w.is_empty()) {
         Some(words) => words,
@@ -136,7 +137,7 @@ fn unstructured(value: &str, first_room: usize) -> Vec<String> {
 
 /// A display name as tokens: its words when each is RFC 5322 `atext`,
 /// else encoded-words (a comma, quote or non-ASCII letter, for instance).
-fn phrase(name: &str, first_room: usize) -> Vec<String> {
+pub(crate) fn phrase(name: &str, first_room: usize) -> Vec<String> {
     let is_atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b);
     match plain_words(name, first_room, |w| {
         !w.is_empty() && w.bytes().all(is_atext)
@@ -195,7 +196,7 @@ fn encoded_word(text: &str) -> String {
     format!("=?UTF-8?B?{}?=", base64(text.as_bytes()))
 }
 
-pub(super) fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for group in bytes.chunks(3) {
@@ -217,7 +218,7 @@ pub(super) fn base64(bytes: &[u8]) -> String {
 /// Appends `text` as quoted-printable with CRLF line ends (none after the
 /// last line). CR, LF and CRLF all end a line; control characters other
 /// than tab are dropped.
-fn quoted_printable(text: &str, out: &mut String) {
+pub(crate) fn quoted_printable(text: &str, out: &mut String) {
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
     for (i, line) in text.split('\n').enumerate() {
         if i > 0 {
@@ -259,6 +260,51 @@ fn quoted_printable(text: &str, out: &mut String) {
     }
 }
 
+/// A date as RFC 5322 wants it, in UTC.
+pub(crate) fn date(at: time::OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc2822)
+        .unwrap_or_default()
+}
+
+/// Appends `bytes` as base64 in lines of at most 76 characters, CRLF after
+/// each line (RFC 2045 §6.8).
+pub(crate) fn base64_lines(bytes: &[u8], out: &mut String) {
+    // 57 bytes make exactly 76 characters.
+    for chunk in bytes.chunks(MAX_BASE64_LINE / 4 * 3) {
+        out.push_str(&base64(chunk));
+        out.push_str("\r\n");
+    }
+}
+
+/// `random@domain` (no angle brackets): 128 random bits in hex, on
+/// `domain` cut to the characters a host name has.
+pub(crate) fn message_id(domain: &str) -> String {
+    let domain: String = domain
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        .collect();
+    let domain = if domain.is_empty() {
+        "localhost"
+    } else {
+        &domain
+    };
+    let mut random = [0u8; 16];
+    if getrandom::fill(&mut random).is_err() {
+        // Unique is what a Message-ID needs: the time and a counter are
+        // that, if not unpredictable.
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+        random[..8].copy_from_slice(&(nanos as u64).to_be_bytes());
+        random[8..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    }
+    let local = random.iter().fold(String::with_capacity(32), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    });
+    format!("{local}@{domain}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +313,17 @@ mod tests {
         let mut out = String::new();
         quoted_printable(text, &mut out);
         out
+    }
+
+    #[test]
+    fn base64_lines_are_76_characters_and_decode() {
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let mut out = String::new();
+        base64_lines(&bytes, &mut out);
+        let lines: Vec<&str> = out.split_terminator("\r\n").collect();
+        assert!(lines[..lines.len() - 1].iter().all(|l| l.len() == 76));
+        assert!(lines.last().unwrap().len() <= 76);
+        assert_eq!(lines.concat(), base64(&bytes));
     }
 
     #[test]
