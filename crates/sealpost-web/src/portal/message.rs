@@ -243,6 +243,7 @@ impl PortalState {
             minijinja::context! {
                 title, text,
                 sender => row.sender,
+                subject => row.subject.as_deref().filter(|s| !s.trim().is_empty()),
                 ended => when(row.expires_at.min(SystemTime::now())),
                 expired => matches!(access, Access::Expired),
             },
@@ -299,6 +300,17 @@ fn size_words(bytes: usize, t: &super::words::Words) -> String {
     } else {
         format!("{mb:.1} {}", t.size_mb)
     }
+}
+
+/// The message's own date in words (UTC), else when we received it.
+fn date_of(view: &MessageView, row: &MailboxRow) -> String {
+    let at = view
+        .timestamp
+        .and_then(|t| u64::try_from(t).ok())
+        .map_or(row.received_at, |t| {
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(t)
+        });
+    when(at)
 }
 
 fn people(list: &[super::view::Mailbox]) -> String {
@@ -368,7 +380,7 @@ pub(super) async fn page(
             from => if view.from.is_empty() { found.row.sender.clone() } else { people(&view.from) },
             to => people(&view.to),
             cc => people(&view.cc),
-            date => view.date.clone().unwrap_or_else(|| when(found.row.received_at)),
+            date => date_of(&view, &found.row),
             expires => when(found.row.expires_at),
             subject,
             attachments,
@@ -547,7 +559,7 @@ pub(super) async fn print(
             from => if view.from.is_empty() { found.row.sender.clone() } else { people(&view.from) },
             to => people(&view.to),
             cc => people(&view.cc),
-            date => view.date.clone().unwrap_or_else(|| when(found.row.received_at)),
+            date => date_of(&view, &found.row),
             subject => Some(view.subject.clone()).filter(|s| !s.trim().is_empty()),
             text => if html.is_none() { view.text.clone() } else { None },
             html,
