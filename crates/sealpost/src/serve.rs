@@ -124,7 +124,8 @@ fn portal_state(
 }
 
 /// What the portal reaches: its side of the store, an outbox into the
-/// relay queue, the subject rule from the live policy and the per-IP
+/// relay queue, message content (unsealed by the store), the definitions
+/// from the live policy (with read receipts at first opening), the per-IP
 /// limit on password and link requests (20 a minute, bursts of 10).
 fn portal_deps(
     sqlite: &Arc<SqliteStore>,
@@ -132,23 +133,9 @@ fn portal_deps(
     policy: &Arc<ArcSwap<PolicySet>>,
     wakeup: &Arc<Notify>,
     queue_lifetime: Duration,
+    secure_settings: &SecureSettings,
 ) -> sealpost_web::portal::PortalDeps {
     use std::num::NonZeroU32;
-    let secure: Arc<dyn SecureStore> = sqlite.clone();
-    let policy = policy.clone();
-    let hides_subject: sealpost_web::portal::HidesSubject = Arc::new(move |token| {
-        let (secure, policy) = (secure.clone(), policy.clone());
-        Box::pin(async move {
-            match secure.secure_by_token(token).await {
-                Ok(Some(access)) => policy
-                    .load()
-                    .definition(access.record.definition)
-                    .is_none_or(|d| d.settings.hide_subject),
-                // Unknown or unreadable: show nothing.
-                _ => true,
-            }
-        })
-    });
     sealpost_web::portal::PortalDeps {
         store: sqlite.clone(),
         outbox: Arc::new(sealpost_web::portal::QueueOutbox {
@@ -156,11 +143,16 @@ fn portal_deps(
             wakeup: wakeup.clone(),
             queue_lifetime,
         }),
-        hides_subject,
         rate_limit: Arc::new(sealpost_web::auth::limit::IpRateLimit::new(
             NonZeroU32::new(20).expect("non-zero"),
             NonZeroU32::new(10).expect("non-zero"),
         )),
+        content: Arc::new(sealpost_web::portal::StoreContent(store.clone())),
+        definitions: Arc::new(sealpost_web::portal::LiveDefinitions {
+            secure: sqlite.clone(),
+            policy: policy.clone(),
+            settings: secure_settings.clone(),
+        }),
     }
 }
 
@@ -303,6 +295,15 @@ impl Application {
             Some(key.token)
         };
         let wakeup = Arc::new(Notify::new());
+        let secure_settings = SecureSettings {
+            hostname: config.hostname.clone(),
+            portal_url: portal_url.clone(),
+            subject_tag: config.secure.subject_tag.clone(),
+            subject_tag_definition: config.secure.subject_tag_definition.clone(),
+            retention: config.vault.retention,
+            queue_lifetime: config.relay.queue_lifetime,
+            templates: Default::default(),
+        };
         let portal = portal_state(
             &config,
             &portal_url,
@@ -313,6 +314,7 @@ impl Application {
                 &policy,
                 &wakeup,
                 config.relay.queue_lifetime,
+                &secure_settings,
             ),
         )?;
         let delivery = Arc::new(Delivery::new(OutboundConfig {
@@ -342,15 +344,7 @@ impl Application {
         // The way in for SMTP now, and for the portal's replies later.
         let intake = Arc::new(Intake {
             settings: IntakeSettings {
-                secure: SecureSettings {
-                    hostname: config.hostname.clone(),
-                    portal_url: portal_url.clone(),
-                    subject_tag: config.secure.subject_tag.clone(),
-                    subject_tag_definition: config.secure.subject_tag_definition.clone(),
-                    retention: config.vault.retention,
-                    queue_lifetime: config.relay.queue_lifetime,
-                    templates: Default::default(),
-                },
+                secure: secure_settings,
                 queue_lifetime: config.relay.queue_lifetime,
             },
             store: store.clone(),

@@ -45,7 +45,7 @@ fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response 
 
 impl PortalState {
     /// The answer to a form whose CSRF check failed.
-    fn refused(&self) -> Response {
+    pub(super) fn refused(&self) -> Response {
         let t = self.words();
         self.page(
             "notice.html",
@@ -394,7 +394,7 @@ impl PortalState {
         }
     }
 
-    async fn facts(&self, token: &PortalToken, link: &Link) -> MessageFacts {
+    async fn facts(&self, link: &Link) -> MessageFacts {
         let Link::Notification(link) = link else {
             return MessageFacts::default();
         };
@@ -405,7 +405,11 @@ impl PortalState {
         else {
             return MessageFacts::default();
         };
-        let hidden = (self.inner.deps.hides_subject)(token.hash()).await;
+        // Unknown or unreadable: show nothing.
+        let hidden = match self.definitions().definition(&link.message, link.idx).await {
+            Ok(Some(d)) => d.hide_subject,
+            _ => true,
+        };
         MessageFacts {
             sender: row.sender,
             subject: if hidden { None } else { row.subject },
@@ -494,7 +498,7 @@ pub(super) async fn open_page(
     {
         return Redirect::to(&target(&link)).into_response();
     }
-    let facts = state.facts(&token, &link).await;
+    let facts = state.facts(&link).await;
     state.open_form(
         StatusCode::OK,
         token.as_str(),
@@ -541,7 +545,7 @@ pub(super) async fn open_submit(
                     .start_session(account, &headers, &client, &target(&link))
                     .await;
             }
-            let facts = state.facts(&token, &link).await;
+            let facts = state.facts(&link).await;
             let error = state.words().sign_in_failed;
             state.open_form(
                 StatusCode::OK,
@@ -555,7 +559,7 @@ pub(super) async fn open_submit(
         }
         OpenMode::Expired => open_page(State(state), Path(token_text), headers).await,
         OpenMode::Choose => {
-            let facts = state.facts(&token, &link).await;
+            let facts = state.facts(&link).await;
             let inputs = state.strength_inputs(&account, Some(&facts.sender));
             let hash = match state.new_password(&form, &inputs).await {
                 Ok(hash) => hash,

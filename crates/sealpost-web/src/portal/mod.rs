@@ -14,11 +14,12 @@ pub mod headers;
 mod inbox;
 pub mod listener;
 pub mod mail;
+pub mod message;
 mod session;
 pub mod view;
 pub mod words;
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -30,7 +31,6 @@ use axum::{
 };
 use minijinja::{AutoEscape, Environment};
 use sealpost_store::PortalStore;
-use sealpost_vault::TokenHash;
 use serde::Serialize;
 
 use crate::auth::{
@@ -40,6 +40,7 @@ use crate::auth::{
 };
 pub use client::{Client, Reach};
 pub use mail::{Outbox, QueueOutbox, SystemMail};
+pub use message::{DefinitionLookup, LiveDefinitions, MessageContent, StoreContent};
 pub use session::RecipientSession;
 use words::{MailWords, Words};
 
@@ -105,22 +106,21 @@ impl Default for PortalSettings {
     }
 }
 
-/// Whether the definition a notification link's message was sent under
-/// hides the subject, by the link's token hash. The binary answers from
-/// the live policy; an error should answer `true` (hide).
-pub type HidesSubject =
-    Arc<dyn Fn(TokenHash) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
-
 /// What the portal's handlers reach beyond their settings: the portal's
 /// side of the store (never the `AdminStore`), the outbox for its two
-/// system mails, the subject rule, and the per-client-IP limit on
-/// password and link requests.
+/// system mails, the opening of one message's content and its
+/// definition's rules, and the per-client-IP limit on password and link
+/// requests.
 #[derive(Clone)]
 pub struct PortalDeps {
     pub store: Arc<dyn PortalStore>,
     pub outbox: Arc<dyn Outbox>,
-    pub hides_subject: HidesSubject,
     pub rate_limit: Arc<IpRateLimit>,
+    /// Opens a message the caller checked is the recipient's.
+    pub content: Arc<dyn MessageContent>,
+    /// The definition of a (message, recipient) from the live policy, and
+    /// the recording of openings with their read receipt.
+    pub definitions: Arc<dyn DefinitionLookup>,
 }
 
 impl std::fmt::Debug for PortalDeps {
@@ -162,7 +162,7 @@ impl std::fmt::Debug for PortalState {
 }
 
 /// The templates, parsed once at start.
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 11] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
     ("not_found.html", include_str!("templates/not_found.html")),
@@ -171,6 +171,9 @@ const TEMPLATES: [(&str, &str); 8] = [
     ("forgot.html", include_str!("templates/forgot.html")),
     ("reset.html", include_str!("templates/reset.html")),
     ("inbox.html", include_str!("templates/inbox.html")),
+    ("message.html", include_str!("templates/message.html")),
+    ("print.html", include_str!("templates/print.html")),
+    ("ended.html", include_str!("templates/ended.html")),
 ];
 
 const PORTAL_CSS: &str = include_str!("static/portal.css");
@@ -302,6 +305,18 @@ pub fn router(state: PortalState) -> Router {
             get(account::reset_page).post(account::reset_submit),
         )
         .route("/inbox", get(inbox::inbox))
+        // Opening a message (issue 15 items 4-6).
+        .route("/messages/{id}/{idx}", get(message::page))
+        .route("/messages/{id}/{idx}/frame", get(message::frame))
+        .route("/messages/{id}/{idx}/inline/{n}", get(message::inline))
+        .route(
+            "/messages/{id}/{idx}/attachments/{n}",
+            get(message::attachment),
+        )
+        .route("/messages/{id}/{idx}/print", get(message::print))
+        .route("/messages/{id}/{idx}/read", post(message::mark_read))
+        .route("/messages/{id}/{idx}/delete", post(message::delete))
+        .route("/static/print.js", get(message::print_js))
         .route("/static/portal.css", get(portal_css))
         .route("/static/theme.css", get(theme_css))
         .route("/static/logo", get(logo))

@@ -10,6 +10,7 @@ use tower::ServiceExt;
 use super::*;
 
 mod journeys;
+mod messages;
 
 /// A state on a fresh database (kept alive by the returned directory),
 /// mails captured by [`journeys::Captured`].

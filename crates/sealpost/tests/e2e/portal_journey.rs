@@ -4,7 +4,9 @@
 //! the message → sign out → sign in → forgotten password → the reset mail
 //! → a new password → the old session no longer works. Screenshots of the
 //! first visit, sign-in and inbox at 1280 and 390 px go to
-//! `docs/screenshots/`.
+//! `docs/screenshots/`. Then an HTML message with a `cid:` image and a
+//! PDF: read in its frame, downloaded with equal bytes, and its expired
+//! notice (screenshots `portal-message-*`, `portal-expired-*`).
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
@@ -121,7 +123,10 @@ fn a_recipient_registers_reads_the_inbox_signs_out_and_in_and_resets_the_passwor
     browser.fill("#confirm", GOOD);
     browser.click("button.primary");
     at_path(&browser, "/messages/");
-    browser.goto(&format!("{base}/inbox"));
+    // Opening it marked it read; "Mark as unread" goes back to the inbox.
+    assert!(browser.text("h1").contains("Q3 contract"));
+    browser.click("form[action$='/read'] button");
+    at_path(&browser, "/inbox");
     assert!(browser.text(".mailbox").contains("Q3 contract"));
     assert!(browser.exists(".mailbox li.unread"));
     snap(&mut browser, "inbox");
@@ -168,4 +173,154 @@ fn a_recipient_registers_reads_the_inbox_signs_out_and_in_and_resets_the_passwor
     assert!(location.ends_with("/sign-in"), "{location}");
     browser.goto(&format!("{base}/inbox"));
     at_path(&browser, "/sign-in");
+}
+
+/// A 48 px checkered PNG, for the `cid:` image.
+const LOGO_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAADAAAAAwCAIAAADYYG7QAAAAUUlEQVR42u3XsQ0AIAgEQBfRkZzWYVzE3hGQxGhzydfPdUBZo4WpfYa51VOAgICAgICSoJfDTnqAgICAgICyINseCAgICMhf5vwAAgICAvoK2jZtrcT2LVIKAAAAAElFTkSuQmCC";
+
+/// A one-page PDF.
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n\
+2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n\
+3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >> endobj\n\
+trailer << /Root 1 0 R >>\n%%EOF\n";
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = u32::from(c[0]) << 16
+            | u32::from(*c.get(1).unwrap_or(&0)) << 8
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                char::from(A[(n >> (18 - 6 * i)) as usize & 63])
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+/// The bytes of `GET url` with `cookie`, by curl, and its headers.
+fn download_with_cookie(url: &str, cookie: &str) -> (Vec<u8>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let headers = dir.path().join("headers");
+    let out = Command::new(require("curl"))
+        .args(["-s", "--fail", "--max-time", "10", "-D"])
+        .arg(&headers)
+        .arg("-H")
+        .arg(format!("Cookie: {cookie}"))
+        .arg(url)
+        .output()
+        .expect("curl runs");
+    assert!(out.status.success(), "curl {url}: {out:?}");
+    (out.stdout, std::fs::read_to_string(headers).unwrap())
+}
+
+#[test]
+fn a_recipient_reads_an_html_message_with_an_inline_image_and_downloads_its_pdf() {
+    let internal = Sink::start(&[]);
+    let external = Sink::start(&[]);
+    let gw = TestGateway::start(&format!(
+        "[domains]\ninternal = [\"corp.example\"]\n[relay]\nnext_hop = \"{}\"\ninternal_next_hop = \"{}\"\n",
+        external.addr(),
+        internal.addr()
+    ));
+    let base = format!("http://localhost:{}", gw.portal.port());
+    secure_policy(
+        &gw,
+        "partner.example",
+        json!({"name": "Partners", "expiry_days": 14}),
+    );
+    let pdf64 = base64(PDF);
+    let eml = format!(
+        "From: Alice Martin <alice@corp.example>\r\nTo: Bob <bob@partner.example>\r\n\
+         Subject: Q3 contract\r\nDate: Mon, 7 Dec 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"mixed\"\r\n\r\n\
+         --mixed\r\nContent-Type: multipart/related; boundary=\"rel\"\r\n\r\n\
+         --rel\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+         <p><img src=\"cid:logo@corp.example\" alt=\"Corp logo\" width=\"48\" height=\"48\"></p>\
+         <h2>Q3 contract</h2><p>Hello Bob,</p><p>the signed contract is attached. \
+         The <b>figures</b> are on page 2.</p><p>Alice</p>\r\n\
+         --rel\r\nContent-Type: image/png\r\nContent-ID: <logo@corp.example>\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{LOGO_PNG}\r\n--rel--\r\n\
+         --mixed\r\nContent-Type: application/pdf; name=\"Q3 contract.pdf\"\r\n\
+         Content-Disposition: attachment; filename=\"Q3 contract.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{pdf64}\r\n--mixed--\r\n"
+    );
+    let mut smtp = Raw::connect(gw.smtp);
+    smtp.cmd("EHLO client.corp.example", "250");
+    let reply = smtp.transaction(
+        "<alice@corp.example>",
+        &["<bob@partner.example>"],
+        eml.as_bytes(),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let notification = decoded_text(&external.wait_for(1)[0].content);
+    let link = link_in(&notification, &base, "/open/");
+
+    let mut browser = Browser::start();
+    browser.goto(&link);
+    browser.fill("#password", GOOD);
+    browser.fill("#confirm", GOOD);
+    browser.click("button.primary");
+    at_path(&browser, "/messages/");
+    let message_url = browser.current_url().to_string();
+    assert!(browser.text("h1").contains("Q3 contract"));
+    assert!(browser.text(".facts").contains("alice@corp.example"));
+    assert!(browser.text(".attachments").contains("Q3 contract.pdf"));
+
+    // The HTML is in the sandboxed frame, with its cid: image loaded.
+    let loaded = || {
+        browser.execute(
+            "const d = document.querySelector('iframe.body-frame').contentDocument; \
+             const img = d && d.querySelector('img'); \
+             return img && img.complete ? img.naturalWidth : 0;",
+        )
+    };
+    wait_for(Duration::from_secs(10), "the inline image", || {
+        (loaded().as_u64() == Some(48)).then_some(())
+    });
+    let framed = browser.execute(
+        "return document.querySelector('iframe.body-frame').contentDocument.body.innerText;",
+    );
+    assert!(
+        framed.as_str().unwrap().contains("signed contract"),
+        "{framed}"
+    );
+    snap(&mut browser, "message");
+
+    // The attachment, with the browser's session: the same bytes.
+    let href = browser
+        .find(".attachments a")
+        .attr("href")
+        .expect("a download link");
+    let cookie = browser.cookie("sealpost_session").expect("a session");
+    let cookie = format!("sealpost_session={}", cookie.value());
+    let (bytes, headers) = download_with_cookie(&format!("{base}{href}"), &cookie);
+    assert_eq!(bytes, PDF);
+    let headers = headers.to_ascii_lowercase();
+    assert!(
+        headers.contains("content-type: application/pdf"),
+        "{headers}"
+    );
+    assert!(
+        headers.contains(
+            "content-disposition: attachment; filename=\"q3 contract.pdf\"; \
+             filename*=utf-8''q3%20contract.pdf"
+        ),
+        "{headers}"
+    );
+
+    // Its time runs out (the expiry job, driven by hand, 20 days on).
+    let ended = gw.block_on(gw.secure.expire_due(
+        std::time::SystemTime::now() + Duration::from_secs(20 * 86400),
+        100,
+    ));
+    assert_eq!(ended.unwrap(), 1);
+    browser.goto(&message_url);
+    assert!(browser.text("h1").contains("expired"));
+    assert!(!browser.exists("iframe"));
+    snap(&mut browser, "expired");
 }

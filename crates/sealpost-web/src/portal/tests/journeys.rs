@@ -42,10 +42,12 @@ impl Captured {
     }
 }
 
-struct World {
-    state: PortalState,
-    store: Arc<SqliteStore>,
-    mails: Arc<Captured>,
+pub(super) struct World {
+    pub(super) state: PortalState,
+    pub(super) store: Arc<SqliteStore>,
+    pub(super) mails: Arc<Captured>,
+    /// The live policy: definition 1 is the one `deliver` uses.
+    pub(super) policy: Arc<arc_swap::ArcSwap<sealpost_policy::PolicySet>>,
     _dir: tempfile::TempDir,
 }
 
@@ -56,7 +58,7 @@ pub(super) async fn fresh(
     (w.state, w._dir, w.mails)
 }
 
-async fn world(settings: PortalSettings, per_minute: u32) -> World {
+pub(super) async fn world(settings: PortalSettings, per_minute: u32) -> World {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
         SqliteStore::open(
@@ -68,14 +70,30 @@ async fn world(settings: PortalSettings, per_minute: u32) -> World {
         .unwrap(),
     );
     let mails = Arc::new(Captured::default());
+    let policy = Arc::new(arc_swap::ArcSwap::from_pointee(policy_with(
+        sealpost_policy::DefinitionDraft::default_definition(),
+    )));
     let n = NonZeroU32::new(per_minute).unwrap();
     let state = PortalState::new(
         settings,
         PortalDeps {
             store: store.clone(),
             outbox: mails.clone(),
-            hides_subject: Arc::new(|_| Box::pin(async { false })),
             rate_limit: Arc::new(IpRateLimit::new(n, n)),
+            content: Arc::new(StoreContent(store.clone())),
+            definitions: Arc::new(LiveDefinitions {
+                secure: store.clone(),
+                policy: policy.clone(),
+                settings: sealpost_secure::plan::SecureSettings {
+                    hostname: "gw.corp.example".into(),
+                    portal_url: "http://localhost:8082".into(),
+                    subject_tag: String::new(),
+                    subject_tag_definition: None,
+                    retention: Duration::from_secs(365 * 86400),
+                    queue_lifetime: Duration::from_secs(5 * 86400),
+                    templates: Default::default(),
+                },
+            }),
         },
     )
     .unwrap();
@@ -83,8 +101,20 @@ async fn world(settings: PortalSettings, per_minute: u32) -> World {
         state,
         store,
         mails,
+        policy,
         _dir: dir,
     }
+}
+
+/// A policy whose only definition (id 1, the default) is `draft`.
+pub(super) fn policy_with(draft: sealpost_policy::DefinitionDraft) -> sealpost_policy::PolicySet {
+    sealpost_policy::PolicySet::compile(sealpost_policy::PolicyConfig {
+        definitions: vec![
+            sealpost_policy::Definition::from_draft(DefinitionId(1), true, &draft, 3650).unwrap(),
+        ],
+        ..sealpost_policy::PolicyConfig::default()
+    })
+    .unwrap()
 }
 
 /// A secure message to `to`, received at `received`; its portal token.
@@ -93,6 +123,18 @@ async fn deliver(
     to: &str,
     subject: &str,
     received: SystemTime,
+) -> (QueueId, PortalToken) {
+    let content = format!("Subject: {subject}\r\n\r\nbody\r\n").into_bytes();
+    deliver_raw(store, to, subject, received, content).await
+}
+
+/// A secure message with this content to `to`; its portal token.
+pub(super) async fn deliver_raw(
+    store: &SqliteStore,
+    to: &str,
+    subject: &str,
+    received: SystemTime,
+    content: Vec<u8>,
 ) -> (QueueId, PortalToken) {
     let mut m = NewMessage::plain(
         QueueId::generate(),
@@ -104,7 +146,7 @@ async fn deliver(
             helo: None,
             protocol: "ESMTP".into(),
         },
-        format!("Subject: {subject}\r\n\r\nbody\r\n").into_bytes(),
+        content,
         received + Duration::from_secs(86400),
         MessageKind::Mail,
         vec![NewRecipient {
@@ -133,7 +175,7 @@ async fn deliver(
 }
 
 /// A browser: cookies kept, our Origin sent with every POST.
-struct Agent {
+pub(super) struct Agent {
     state: PortalState,
     origin: String,
     cookies: HashMap<String, String>,
@@ -141,14 +183,15 @@ struct Agent {
     set_cookies: Vec<String>,
 }
 
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
+pub(super) struct Page {
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
+    pub(super) body: String,
+    pub(super) bytes: Vec<u8>,
 }
 
 impl Page {
-    fn csrf(&self) -> String {
+    pub(super) fn csrf(&self) -> String {
         let at = self
             .body
             .find("name=\"csrf\" value=\"")
@@ -157,13 +200,13 @@ impl Page {
         rest[..rest.find('"').unwrap()].to_owned()
     }
 
-    fn location(&self) -> &str {
+    pub(super) fn location(&self) -> &str {
         self.headers[header::LOCATION].to_str().unwrap()
     }
 }
 
 impl Agent {
-    fn new(state: &PortalState) -> Self {
+    pub(super) fn new(state: &PortalState) -> Self {
         Agent {
             origin: state.settings().url.clone(),
             state: state.clone(),
@@ -208,10 +251,11 @@ impl Agent {
             status,
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
+            bytes: body.to_vec(),
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(super) async fn get(&mut self, path: &str) -> Page {
         self.send(Request::get(path), Body::empty()).await
     }
 
@@ -235,13 +279,18 @@ impl Agent {
         self.send(request, Body::from(body)).await
     }
 
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+    pub(super) async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let origin = self.origin.clone();
         self.post_from(Some(&origin), path, fields).await
     }
 
     /// GETs `form_path`, then posts `fields` with the form's token.
-    async fn submit(&mut self, form_path: &str, action: &str, fields: &[(&str, &str)]) -> Page {
+    pub(super) async fn submit(
+        &mut self,
+        form_path: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> Page {
         let csrf = self.get(form_path).await.csrf();
         let mut all = vec![("csrf", csrf.as_str())];
         all.extend_from_slice(fields);
@@ -262,7 +311,7 @@ fn urlencode(text: &str) -> String {
         .collect()
 }
 
-const GOOD: &str = "violet-harbour-quietly-sixteen";
+pub(super) const GOOD: &str = "violet-harbour-quietly-sixteen";
 
 /// Registers bob@partner.example through a notification link.
 async fn registered(w: &World) -> (Agent, QueueId, PortalToken) {
