@@ -105,6 +105,7 @@ fn portal_state(
                 absolute: config.portal.session_absolute,
             },
             backoff: Backoff::default(),
+            max_upload: config.portal.max_upload,
             reach: Reach {
                 tls,
                 trusted_proxies: config.portal.trusted_proxies.clone(),
@@ -132,6 +133,7 @@ fn portal_deps(
     policy: &Arc<ArcSwap<PolicySet>>,
     wakeup: &Arc<Notify>,
     queue_lifetime: Duration,
+    replies: sealpost_web::portal::Replies,
 ) -> sealpost_web::portal::PortalDeps {
     use std::num::NonZeroU32;
     let secure: Arc<dyn SecureStore> = sqlite.clone();
@@ -161,6 +163,7 @@ fn portal_deps(
             NonZeroU32::new(20).expect("non-zero"),
             NonZeroU32::new(10).expect("non-zero"),
         )),
+        replies,
     }
 }
 
@@ -303,18 +306,6 @@ impl Application {
             Some(key.token)
         };
         let wakeup = Arc::new(Notify::new());
-        let portal = portal_state(
-            &config,
-            &portal_url,
-            portal_tls.is_some(),
-            portal_deps(
-                &sqlite,
-                &store,
-                &policy,
-                &wakeup,
-                config.relay.queue_lifetime,
-            ),
-        )?;
         let delivery = Arc::new(Delivery::new(OutboundConfig {
             hostname: config.hostname.clone(),
             connect_timeout: config.relay.connect_timeout,
@@ -339,7 +330,7 @@ impl Application {
             },
             wakeup.clone(),
         );
-        // The way in for SMTP now, and for the portal's replies later.
+        // The way in for SMTP and for the portal's replies.
         let intake = Arc::new(Intake {
             settings: IntakeSettings {
                 secure: SecureSettings {
@@ -358,6 +349,27 @@ impl Application {
             handoff: Some(worker.handoff()),
             queue_wakeup: wakeup.clone(),
         });
+        // The portal's replies enter through the same intake as SMTP.
+        let replies = sealpost_web::portal::Replies {
+            intake: intake.clone(),
+            originals: Arc::new(sealpost_web::portal::StoreOriginals {
+                store: store.clone(),
+                policy: policy.clone(),
+            }),
+        };
+        let portal = portal_state(
+            &config,
+            &portal_url,
+            portal_tls.is_some(),
+            portal_deps(
+                &sqlite,
+                &store,
+                &policy,
+                &wakeup,
+                config.relay.queue_lifetime,
+                replies,
+            ),
+        )?;
         let inbound = Arc::new(Inbound {
             config: InboundConfig {
                 hostname: config.hostname.clone(),

@@ -45,7 +45,7 @@ fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response 
 
 impl PortalState {
     /// The answer to a form whose CSRF check failed.
-    fn refused(&self) -> Response {
+    pub(super) fn refused(&self) -> Response {
         let t = self.words();
         self.page(
             "notice.html",

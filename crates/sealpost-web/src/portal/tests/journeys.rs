@@ -42,9 +42,11 @@ impl Captured {
     }
 }
 
-struct World {
-    state: PortalState,
-    store: Arc<SqliteStore>,
+pub(super) struct World {
+    pub(super) state: PortalState,
+    pub(super) store: Arc<SqliteStore>,
+    /// The live policy the replies see (tests change definitions here).
+    pub(super) policy: Arc<arc_swap::ArcSwap<sealpost_policy::PolicySet>>,
     mails: Arc<Captured>,
     _dir: tempfile::TempDir,
 }
@@ -56,7 +58,7 @@ pub(super) async fn fresh(
     (w.state, w._dir, w.mails)
 }
 
-async fn world(settings: PortalSettings, per_minute: u32) -> World {
+pub(super) async fn world(settings: PortalSettings, per_minute: u32) -> World {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
         SqliteStore::open(
@@ -69,6 +71,23 @@ async fn world(settings: PortalSettings, per_minute: u32) -> World {
     );
     let mails = Arc::new(Captured::default());
     let n = NonZeroU32::new(per_minute).unwrap();
+    let policy = Arc::new(arc_swap::ArcSwap::from_pointee(
+        policy_set(&store, |_| {}).await,
+    ));
+    let queue: Arc<dyn Store> = store.clone();
+    let replies = Replies {
+        intake: Arc::new(sealpost_intake::Intake {
+            settings: sealpost_intake::IntakeSettings::default(),
+            store: queue.clone(),
+            policy: policy.clone(),
+            handoff: None,
+            queue_wakeup: Arc::new(tokio::sync::Notify::new()),
+        }),
+        originals: Arc::new(StoreOriginals {
+            store: queue,
+            policy: policy.clone(),
+        }),
+    };
     let state = PortalState::new(
         settings,
         PortalDeps {
@@ -76,15 +95,29 @@ async fn world(settings: PortalSettings, per_minute: u32) -> World {
             outbox: mails.clone(),
             hides_subject: Arc::new(|_| Box::pin(async { false })),
             rate_limit: Arc::new(IpRateLimit::new(n, n)),
+            replies,
         },
     )
     .unwrap();
     World {
         state,
         store,
+        policy,
         mails,
         _dir: dir,
     }
+}
+
+/// The stored definitions (changed by `edit`), corp.example internal.
+pub(super) async fn policy_set(
+    store: &SqliteStore,
+    edit: impl FnOnce(&mut sealpost_policy::DefinitionDraft),
+) -> sealpost_policy::PolicySet {
+    use sealpost_store::AdminStore;
+    let mut doc = store.load_config().await.unwrap();
+    edit(&mut doc.definitions[0].definition);
+    let internal = vec![sealpost_policy::DomainPattern::parse("corp.example").unwrap()];
+    doc.compile(&internal, 3650).unwrap()
 }
 
 /// A secure message to `to`, received at `received`; its portal token.
@@ -795,3 +828,5 @@ async fn signed_in_pages_need_a_live_session() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(bob.get("/inbox").await.location(), "/sign-in");
 }
+
+mod replies;
