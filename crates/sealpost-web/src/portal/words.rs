@@ -191,7 +191,7 @@ impl Words {
         older_link: "Older messages",
         newest_link: "Newest messages",
         to_label: "To",
-        attachment_label: "Has attachments",
+        attachment_label: "Attachment",
         expires_soon: "Expires soon",
         expired_label: "No longer readable",
         mark_read_button: "Mark read",
