@@ -105,6 +105,7 @@ fn portal_state(
                 absolute: config.portal.session_absolute,
             },
             backoff: Backoff::default(),
+            max_upload: config.portal.max_upload,
             reach: Reach {
                 tls,
                 trusted_proxies: config.portal.trusted_proxies.clone(),
@@ -134,6 +135,7 @@ fn portal_deps(
     wakeup: &Arc<Notify>,
     queue_lifetime: Duration,
     secure_settings: &SecureSettings,
+    replies: sealpost_web::portal::Replies,
 ) -> sealpost_web::portal::PortalDeps {
     use std::num::NonZeroU32;
     sealpost_web::portal::PortalDeps {
@@ -153,6 +155,7 @@ fn portal_deps(
             policy: policy.clone(),
             settings: secure_settings.clone(),
         }),
+        replies,
     }
 }
 
@@ -304,19 +307,6 @@ impl Application {
             queue_lifetime: config.relay.queue_lifetime,
             templates: Default::default(),
         };
-        let portal = portal_state(
-            &config,
-            &portal_url,
-            portal_tls.is_some(),
-            portal_deps(
-                &sqlite,
-                &store,
-                &policy,
-                &wakeup,
-                config.relay.queue_lifetime,
-                &secure_settings,
-            ),
-        )?;
         let delivery = Arc::new(Delivery::new(OutboundConfig {
             hostname: config.hostname.clone(),
             connect_timeout: config.relay.connect_timeout,
@@ -341,10 +331,10 @@ impl Application {
             },
             wakeup.clone(),
         );
-        // The way in for SMTP now, and for the portal's replies later.
+        // The way in for SMTP and for the portal's replies.
         let intake = Arc::new(Intake {
             settings: IntakeSettings {
-                secure: secure_settings,
+                secure: secure_settings.clone(),
                 queue_lifetime: config.relay.queue_lifetime,
             },
             store: store.clone(),
@@ -352,6 +342,28 @@ impl Application {
             handoff: Some(worker.handoff()),
             queue_wakeup: wakeup.clone(),
         });
+        // The portal's replies enter through the same intake as SMTP.
+        let replies = sealpost_web::portal::Replies {
+            intake: intake.clone(),
+            originals: Arc::new(sealpost_web::portal::StoreOriginals {
+                store: store.clone(),
+                policy: policy.clone(),
+            }),
+        };
+        let portal = portal_state(
+            &config,
+            &portal_url,
+            portal_tls.is_some(),
+            portal_deps(
+                &sqlite,
+                &store,
+                &policy,
+                &wakeup,
+                config.relay.queue_lifetime,
+                &secure_settings,
+                replies,
+            ),
+        )?;
         let inbound = Arc::new(Inbound {
             config: InboundConfig {
                 hostname: config.hostname.clone(),

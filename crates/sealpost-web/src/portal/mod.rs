@@ -10,11 +10,12 @@
 
 mod account;
 pub mod client;
+mod folders;
 pub mod headers;
-mod inbox;
 pub mod listener;
 pub mod mail;
 pub mod message;
+mod reply;
 mod session;
 pub mod view;
 pub mod words;
@@ -41,6 +42,7 @@ use crate::auth::{
 pub use client::{Client, Reach};
 pub use mail::{Outbox, QueueOutbox, SystemMail};
 pub use message::{DefinitionLookup, LiveDefinitions, MessageContent, StoreContent};
+pub use reply::{OriginalMessage, Originals, Replies, StoreOriginals};
 pub use session::RecipientSession;
 use words::{MailWords, Words};
 
@@ -86,6 +88,8 @@ pub struct PortalSettings {
     pub sessions: Timeouts,
     /// The per-account lockout schedule.
     pub backoff: Backoff,
+    /// `portal.max_upload`: a reply's text and files together, in bytes.
+    pub max_upload: u64,
 }
 
 impl Default for PortalSettings {
@@ -102,6 +106,7 @@ impl Default for PortalSettings {
                 absolute: Duration::from_secs(12 * 3600),
             },
             backoff: Backoff::default(),
+            max_upload: 25 * 1024 * 1024,
         }
     }
 }
@@ -121,6 +126,8 @@ pub struct PortalDeps {
     /// The definition of a (message, recipient) from the live policy, and
     /// the recording of openings with their read receipt.
     pub definitions: Arc<dyn DefinitionLookup>,
+    /// The intake and the originals, for replies and forwards.
+    pub replies: Replies,
 }
 
 impl std::fmt::Debug for PortalDeps {
@@ -162,7 +169,7 @@ impl std::fmt::Debug for PortalState {
 }
 
 /// The templates, parsed once at start.
-const TEMPLATES: [(&str, &str); 11] = [
+const TEMPLATES: [(&str, &str); 13] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
     ("not_found.html", include_str!("templates/not_found.html")),
@@ -170,10 +177,16 @@ const TEMPLATES: [(&str, &str); 11] = [
     ("open.html", include_str!("templates/open.html")),
     ("forgot.html", include_str!("templates/forgot.html")),
     ("reset.html", include_str!("templates/reset.html")),
-    ("inbox.html", include_str!("templates/inbox.html")),
     ("message.html", include_str!("templates/message.html")),
     ("print.html", include_str!("templates/print.html")),
     ("ended.html", include_str!("templates/ended.html")),
+    // Mailbox and replies (issue 15 items 3 and 5).
+    ("folder.html", include_str!("templates/folder.html")),
+    (
+        "folders_nav.html",
+        include_str!("templates/folders_nav.html"),
+    ),
+    ("reply.html", include_str!("templates/reply.html")),
 ];
 
 const PORTAL_CSS: &str = include_str!("static/portal.css");
@@ -284,7 +297,21 @@ fn asset_version(parts: &[&[u8]]) -> String {
 /// listener adds the client's address).
 pub fn router(state: PortalState) -> Router {
     let reach = Arc::new(state.inner.settings.reach.clone());
-    Router::new()
+    let mut router = Router::new();
+    // Mailbox folders, their list actions, reply / reply all / forward
+    // (issue 15 items 3 and 5).
+    router = router
+        .route("/inbox", get(folders::inbox))
+        .route("/sent", get(folders::sent))
+        .route("/deleted", get(folders::deleted))
+        .route("/mailbox/{id}/{idx}/read", post(folders::mark_read))
+        .route("/mailbox/{id}/{idx}/unread", post(folders::mark_unread))
+        .route("/mailbox/{id}/{idx}/delete", post(folders::delete))
+        .route("/mailbox/{id}/{idx}/restore", post(folders::restore));
+    for (path, route) in reply::routes(state.inner.settings.max_upload) {
+        router = router.route(path, route);
+    }
+    router
         .route("/", get(|| async { Redirect::to("/sign-in") }))
         .route(
             "/sign-in",
@@ -304,7 +331,6 @@ pub fn router(state: PortalState) -> Router {
             "/reset/{token}",
             get(account::reset_page).post(account::reset_submit),
         )
-        .route("/inbox", get(inbox::inbox))
         // Opening a message (issue 15 items 4-6).
         .route("/messages/{id}/{idx}", get(message::page))
         .route("/messages/{id}/{idx}/frame", get(message::frame))

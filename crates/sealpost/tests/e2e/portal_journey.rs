@@ -324,3 +324,88 @@ fn a_recipient_reads_an_html_message_with_an_inline_image_and_downloads_its_pdf(
     assert!(!browser.exists("iframe"));
     snap(&mut browser, "expired");
 }
+
+/// Issue 15 item 5 in the browser: bob replies with an attachment (it
+/// reaches the internal sink with threading headers), then replies to
+/// all: carol, outside, gets a secure notification of her own and never
+/// the text. Screenshots of the reply form at 1280 and 390 px.
+#[test]
+fn a_recipient_replies_with_an_attachment_and_replies_to_all_securely() {
+    let internal = Sink::start(&[]);
+    let external = Sink::start(&[]);
+    let gw = TestGateway::start(&format!(
+        "[domains]\ninternal = [\"corp.example\"]\n[relay]\nnext_hop = \"{}\"\ninternal_next_hop = \"{}\"\n",
+        external.addr(),
+        internal.addr()
+    ));
+    let base = format!("http://localhost:{}", gw.portal.port());
+    secure_policy(
+        &gw,
+        "partner.example",
+        json!({"name": "Partners", "expiry_days": 14}),
+    );
+    let id = send(
+        &gw,
+        "alice@corp.example",
+        &["bob@partner.example", "carol@partner.example"],
+        &["--header", "Subject: Q3 contract", "--body", "the figures"],
+    );
+    let notifications = external.wait_for(2);
+    let to_bob = notifications
+        .iter()
+        .find(|m| m.rcpt_tos.iter().any(|r| r.contains("bob@")))
+        .expect("bob's notification");
+    let link = link_in(&decoded_text(&to_bob.content), &base, "/open/");
+
+    let mut browser = Browser::start();
+    browser.goto(&link);
+    browser.fill("#password", GOOD);
+    browser.fill("#confirm", GOOD);
+    browser.click("button.primary");
+    at_path(&browser, "/messages/");
+
+    // Reply, with a file.
+    browser.goto(&format!("{base}/messages/{id}/0/reply"));
+    assert!(browser.text(".recipients").contains("alice@corp.example"));
+    let file = tempfile::Builder::new()
+        .prefix("signed-")
+        .suffix(".pdf")
+        .tempfile()
+        .unwrap();
+    std::fs::write(file.path(), b"%PDF-1.4 signed by bob").unwrap();
+    browser.fill("#body", "Signed copy attached.");
+    browser.upload("#attachments", file.path());
+    snap(&mut browser, "reply");
+    browser.click("button.primary");
+    at_path(&browser, "/sent");
+    assert!(browser.text(".notice").contains("sent securely"));
+    assert!(browser.text(".mailbox").contains("Q3 contract"));
+    snap(&mut browser, "sent");
+    let reply = internal.wait_for(1).remove(0);
+    let text = reply.text();
+    assert_eq!(reply.rcpt_tos, vec!["alice@corp.example".to_owned()]);
+    assert!(text.contains("In-Reply-To: <"), "{text}");
+    assert!(text.contains("References: <"), "{text}");
+    assert!(text.contains("signed-"), "the attachment: {text}");
+    assert!(decoded_text(&reply.content).contains("Signed copy attached."));
+
+    // Reply all: alice by relay, carol only by a notification.
+    browser.goto(&format!("{base}/messages/{id}/0/reply-all"));
+    assert!(
+        browser
+            .text(".recipients")
+            .contains("carol@partner.example")
+    );
+    browser.fill("#body", "To everyone: agreed.");
+    browser.click("button.primary");
+    at_path(&browser, "/sent");
+    let to_alice = internal.wait_for(2);
+    assert!(decoded_text(&to_alice[1].content).contains("To everyone: agreed."));
+    let outside = external.wait_for(3);
+    let to_carol = &outside[2];
+    assert_eq!(to_carol.rcpt_tos, vec!["carol@partner.example".to_owned()]);
+    let notice = decoded_text(&to_carol.content);
+    assert!(notice.contains(&format!("{base}/open/")), "{notice}");
+    assert!(!notice.contains("To everyone"), "never the text: {notice}");
+    assert!(!to_carol.text().contains("To everyone"));
+}

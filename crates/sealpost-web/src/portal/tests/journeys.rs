@@ -45,9 +45,10 @@ impl Captured {
 pub(super) struct World {
     pub(super) state: PortalState,
     pub(super) store: Arc<SqliteStore>,
-    pub(super) mails: Arc<Captured>,
-    /// The live policy: definition 1 is the one `deliver` uses.
+    /// The live policy (definition 1 is the one `deliver` uses); tests
+    /// change definitions here.
     pub(super) policy: Arc<arc_swap::ArcSwap<sealpost_policy::PolicySet>>,
+    pub(super) mails: Arc<Captured>,
     _dir: tempfile::TempDir,
 }
 
@@ -70,10 +71,24 @@ pub(super) async fn world(settings: PortalSettings, per_minute: u32) -> World {
         .unwrap(),
     );
     let mails = Arc::new(Captured::default());
-    let policy = Arc::new(arc_swap::ArcSwap::from_pointee(policy_with(
-        sealpost_policy::DefinitionDraft::default_definition(),
-    )));
     let n = NonZeroU32::new(per_minute).unwrap();
+    let policy = Arc::new(arc_swap::ArcSwap::from_pointee(
+        policy_set(&store, |_| {}).await,
+    ));
+    let queue: Arc<dyn Store> = store.clone();
+    let replies = Replies {
+        intake: Arc::new(sealpost_intake::Intake {
+            settings: sealpost_intake::IntakeSettings::default(),
+            store: queue.clone(),
+            policy: policy.clone(),
+            handoff: None,
+            queue_wakeup: Arc::new(tokio::sync::Notify::new()),
+        }),
+        originals: Arc::new(StoreOriginals {
+            store: queue,
+            policy: policy.clone(),
+        }),
+    };
     let state = PortalState::new(
         settings,
         PortalDeps {
@@ -94,14 +109,15 @@ pub(super) async fn world(settings: PortalSettings, per_minute: u32) -> World {
                     templates: Default::default(),
                 },
             }),
+            replies,
         },
     )
     .unwrap();
     World {
         state,
         store,
-        mails,
         policy,
+        mails,
         _dir: dir,
     }
 }
@@ -115,6 +131,18 @@ pub(super) fn policy_with(draft: sealpost_policy::DefinitionDraft) -> sealpost_p
         ..sealpost_policy::PolicyConfig::default()
     })
     .unwrap()
+}
+
+/// The stored definitions (changed by `edit`), corp.example internal.
+pub(super) async fn policy_set(
+    store: &SqliteStore,
+    edit: impl FnOnce(&mut sealpost_policy::DefinitionDraft),
+) -> sealpost_policy::PolicySet {
+    use sealpost_store::AdminStore;
+    let mut doc = store.load_config().await.unwrap();
+    edit(&mut doc.definitions[0].definition);
+    let internal = vec![sealpost_policy::DomainPattern::parse("corp.example").unwrap()];
+    doc.compile(&internal, 3650).unwrap()
 }
 
 /// A secure message to `to`, received at `received`; its portal token.
@@ -844,3 +872,5 @@ async fn signed_in_pages_need_a_live_session() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(bob.get("/inbox").await.location(), "/sign-in");
 }
+
+mod replies;
