@@ -21,6 +21,9 @@ use super::{PortalState, router};
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How often the per-IP limiter forgets clients it no longer limits.
+const LIMITER_UPKEEP: Duration = Duration::from_secs(60);
+
 /// Handshaken connections waiting for the HTTP server.
 const PENDING: usize = 256;
 
@@ -36,6 +39,18 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let addr = listener.local_addr()?;
+    // The per-IP limiter remembers every client it has seen; forget the
+    // ones whose budget is full again, so the table stays small.
+    let upkeep = (state.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        let (state, shutdown) = upkeep;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(LIMITER_UPKEEP) => state.forget_idle_clients(),
+            }
+        }
+    });
     let app = router(state).into_make_service_with_connect_info::<Peer>();
     let stop = shutdown.clone();
     match tls {

@@ -192,6 +192,12 @@ const TEMPLATES: [(&str, &str); 13] = [
 const PORTAL_CSS: &str = include_str!("static/portal.css");
 
 impl PortalState {
+    /// Forgets clients the per-IP limiter no longer limits (the listener
+    /// calls this every minute).
+    pub fn forget_idle_clients(&self) {
+        self.inner.deps.rate_limit.forget_idle();
+    }
+
     /// Parses the templates and prepares the branded assets.
     ///
     /// # Errors
