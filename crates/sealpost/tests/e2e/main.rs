@@ -23,6 +23,7 @@ mod messages_cli;
 mod mx;
 mod policy_api;
 mod portal;
+mod portal_hostile;
 mod portal_journey;
 mod relay;
 mod secure;

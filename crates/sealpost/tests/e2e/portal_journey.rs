@@ -38,7 +38,7 @@ fn snap(browser: &mut Browser, name: &str) {
 }
 
 /// The first link under `base` + `path` in a mail's decoded text.
-fn link_in(text: &str, base: &str, path: &str) -> String {
+pub(crate) fn link_in(text: &str, base: &str, path: &str) -> String {
     let prefix = format!("{base}{path}");
     let at = text
         .find(&prefix)
@@ -50,7 +50,7 @@ fn link_in(text: &str, base: &str, path: &str) -> String {
 }
 
 /// Waits (bounded) until the browser shows `path`.
-fn at_path(browser: &Browser, path: &str) {
+pub(crate) fn at_path(browser: &Browser, path: &str) {
     wait_for(Duration::from_secs(10), path, || {
         browser.current_url().path().starts_with(path).then_some(())
     });
@@ -184,7 +184,7 @@ const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\
 3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >> endobj\n\
 trailer << /Root 1 0 R >>\n%%EOF\n";
 
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in bytes.chunks(3) {
@@ -203,7 +203,7 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// The bytes of `GET url` with `cookie`, by curl, and its headers.
-fn download_with_cookie(url: &str, cookie: &str) -> (Vec<u8>, String) {
+pub(crate) fn download_with_cookie(url: &str, cookie: &str) -> (Vec<u8>, String) {
     let dir = tempfile::tempdir().unwrap();
     let headers = dir.path().join("headers");
     let out = Command::new(require("curl"))
