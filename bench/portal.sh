@@ -350,7 +350,7 @@ SIGNIN=$(printf '%s\n' "${SIGNIN_TIMES[@]}" | sort -n | awk '{ a[NR] = $1 * 1000
 
 # ------------------------------------------------------------------ report
 NGINX_RPS=${RPS[nginx]}
-RATIO=$(awk -v a="${RPS[message]}" -v b="$NGINX_RPS" 'BEGIN { printf "%.2f", a / b }')
+RATIO=$(awk -v a="${RPS[message]}" -v b="$NGINX_RPS" 'BEGIN { printf "%.3f", a / b }')
 MSG_P99=$(to_ms "${P99[message]}")
 INBOX_P99=$(to_ms "${P99[inbox]}")
 verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { ok = (dir == "le") ? v <= t : v >= t; print ok ? "met" : "NOT met" }'; }
