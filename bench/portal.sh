@@ -112,6 +112,7 @@ for port in $SMTP_PORT $ADMIN_PORT $PORTAL_PORT $NGINX_PORT; do
     [ -z "$(ss -Hltn "( sport = :$port )" 2>/dev/null)" ] || die "port $port is in use"
 done
 
+LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
 WORK=$(mktemp -d "$BENCH_DIR/sealpost-portal.XXXXXX")
 chmod 755 "$WORK"   # nginx's workers (user nobody) read the static page
 SP_COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -356,6 +357,7 @@ INBOX_P99=$(to_ms "${P99[inbox]}")
 verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { ok = (dir == "le") ? v <= t : v >= t; print ok ? "met" : "NOT met" }'; }
 MACHINE="$(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM"
 WHEN=$(date -u '+%Y-%m-%d %H:%M UTC')
+LOAD_END=$(cut -d' ' -f1 /proc/loadavg)
 TABLE=$(cat <<EOF
 | run | requests/s | p50 | p99 | errors |
 |---|---:|---:|---:|---|
@@ -378,7 +380,7 @@ if [ "$RESULTS" -eq 1 ]; then
         printf '### %s, commit %s\n\n' "$WHEN" "$SP_COMMIT"
         bt='`'
         printf 'Command: %s%s%s %s\n' "$bt" "$CMDLINE" "$bt" "(wrk -t2 -c64 -d${DURATION}s, loopback; wrk, nginx and sealpost share the machine)."
-        printf 'Machine: %s.\n\n' "$MACHINE"
+        printf 'Machine: %s; load average (1 min) %s at the start, %s at the end.\n\n' "$MACHINE" "$LOAD_START" "$LOAD_END"
         printf '%s\n' "$TABLE"
     } >>"$ROOT/bench/RESULTS.md"
     log "appended to bench/RESULTS.md"
