@@ -452,6 +452,14 @@ pub struct SecureRecord {
     pub replied_at: Option<SystemTime>,
     /// When it expired or was recalled.
     pub ended_at: Option<SystemTime>,
+    /// When this recipient's notification link registered the portal
+    /// account (`None`: it did not; the account may come from another link).
+    pub registered_at: Option<SystemTime>,
+    /// When the recipient moved it to the portal's Deleted folder (`None`:
+    /// in the Inbox).
+    pub deleted_at: Option<SystemTime>,
+    /// The recipient's portal replies and forwards of it, oldest first.
+    pub replies: Vec<QueueId>,
 }
 
 /// The secure recipient a notification announces the message to, with

@@ -550,13 +550,27 @@ pub(super) fn recipients(
     Ok(records)
 }
 
+/// The portal replies to secure recipient `s`, `,`-joined, as a column
+/// named `replies` (one indexed lookup in `portal_sent`, in the same query).
+macro_rules! replies_column {
+    () => {
+        "(SELECT group_concat(p.message_id, ',' ORDER BY p.sent_at, p.message_id) \
+         FROM portal_sent p WHERE p.original_id = s.message_id AND p.original_idx = s.idx) \
+         AS replies"
+    };
+}
+pub(super) use replies_column;
+
 /// The columns and joins [`recipient_record`] reads, up to the WHERE.
-pub(super) const RECIPIENT_QUERY: &str = "r.idx, r.address, r.status, r.route, r.policy_id, \
+pub(super) const RECIPIENT_QUERY: &str = concat!(
+    "r.idx, r.address, r.status, r.route, r.policy_id, \
      r.attempts, r.last_reply, r.last_attempt_at, s.definition_id, s.trigger, s.notification_id, \
      s.expires_at, s.notified_at, s.notify_failed_at, s.notify_error, s.first_opened_at, \
-     s.last_opened_at, s.is_read, s.replied_at, s.ended_at
-     FROM recipients r
-     LEFT JOIN secure_recipients s ON s.message_id = r.message_id AND s.idx = r.idx";
+     s.last_opened_at, s.is_read, s.replied_at, s.ended_at, s.registered_at, s.deleted_at, ",
+    replies_column!(),
+    " FROM recipients r
+     LEFT JOIN secure_recipients s ON s.message_id = r.message_id AND s.idx = r.idx"
+);
 
 /// A recipient row (joined with its secure record, if any).
 pub(super) fn recipient_record(row: &Row<'_>) -> Result<RecipientRecord, StoreError> {
@@ -582,7 +596,7 @@ pub(super) fn parse_status(status: &str) -> Result<RecipientStatus, StoreError> 
 }
 
 /// The secure-delivery columns of a joined row (`None` for a relay
-/// recipient).
+/// recipient). The row needs the `replies` column (`replies_column!`).
 pub(super) fn secure_record(row: &Row<'_>) -> Result<Option<SecureRecord>, StoreError> {
     let Some(definition) = row.get::<_, Option<i64>>("definition_id")? else {
         return Ok(None);
@@ -607,6 +621,17 @@ pub(super) fn secure_record(row: &Row<'_>) -> Result<Option<SecureRecord>, Store
         read: row.get("is_read")?,
         replied_at: time("replied_at")?,
         ended_at: time("ended_at")?,
+        registered_at: time("registered_at")?,
+        deleted_at: time("deleted_at")?,
+        replies: row
+            .get::<_, Option<String>>("replies")?
+            .unwrap_or_default()
+            .split(',')
+            .filter(|id| !id.is_empty())
+            .map(|id| {
+                QueueId::parse(id).ok_or_else(|| StoreError::Corrupt(format!("queue id {id:?}")))
+            })
+            .collect::<Result<_, _>>()?,
     }))
 }
 

@@ -310,11 +310,13 @@ pub(super) fn secure_by_token(
     conn: &Connection,
     token: &TokenHash,
 ) -> Result<Option<SecureAccess>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT s.*, r.address, r.status FROM secure_recipients s
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT s.*, r.address, r.status, ",
+        super::queue::replies_column!(),
+        " FROM secure_recipients s
          JOIN recipients r ON r.message_id = s.message_id AND r.idx = s.idx
-         WHERE s.token_hash = ?1",
-    )?;
+         WHERE s.token_hash = ?1"
+    ))?;
     let mut rows = stmt.query([token.0.as_slice()])?;
     let Some(row) = rows.next()? else {
         return Ok(None);

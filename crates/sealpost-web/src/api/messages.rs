@@ -97,6 +97,30 @@ struct RecipientView {
     last_attempt_at: Option<String>,
     /// Present for secure delivery.
     secure: Option<SecureView>,
+    /// What the recipient did in the portal; present for secure delivery.
+    portal: Option<PortalView>,
+}
+
+/// A secure recipient's portal events, read with the tracking record.
+#[derive(Debug, Serialize, ToSchema)]
+struct PortalView {
+    /// When this recipient's notification link registered the portal
+    /// account; null when it did not (the account may have been made
+    /// through another message's link).
+    registered_at: Option<String>,
+    first_opened_at: Option<String>,
+    last_opened_at: Option<String>,
+    /// The recipient's read flag (set on opening; the recipient may mark
+    /// it unread again).
+    read: bool,
+    /// The latest reply or forward from the portal.
+    replied_at: Option<String>,
+    /// When the recipient moved it to the Deleted folder; null while in
+    /// the Inbox (a restore clears it).
+    deleted_at: Option<String>,
+    /// Queue ids of the recipient's portal replies and forwards of this
+    /// message, oldest first; each is tracked as a message of its own.
+    replies: Vec<String>,
 }
 
 /// The secure-delivery record of a recipient.
@@ -131,6 +155,15 @@ fn recipient_view(r: RecipientRecord) -> RecipientView {
         attempts: r.attempts,
         last_reply: r.last_reply,
         last_attempt_at: r.last_attempt_at.map(time_text),
+        portal: r.secure.as_ref().map(|s| PortalView {
+            registered_at: s.registered_at.map(time_text),
+            first_opened_at: s.first_opened_at.map(time_text),
+            last_opened_at: s.last_opened_at.map(time_text),
+            read: s.read,
+            replied_at: s.replied_at.map(time_text),
+            deleted_at: s.deleted_at.map(time_text),
+            replies: s.replies.iter().map(ToString::to_string).collect(),
+        }),
         secure: r.secure.map(|s| SecureView {
             definition_id: s.definition.0,
             trigger: s.trigger.as_str(),

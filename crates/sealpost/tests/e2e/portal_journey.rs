@@ -10,11 +10,12 @@
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{
     browser::Browser,
     helpers::*,
+    policy_api::call,
     secure::{decoded_text, secure_policy, send},
 };
 
@@ -408,4 +409,29 @@ fn a_recipient_replies_with_an_attachment_and_replies_to_all_securely() {
     assert!(notice.contains(&format!("{base}/open/")), "{notice}");
     assert!(!notice.contains("To everyone"), "never the text: {notice}");
     assert!(!to_carol.text().contains("To everyone"));
+
+    // Tracking shows bob's portal events: registered by this link, two
+    // replies (each a message of its own), not deleted; carol did nothing.
+    let (code, tracked) = call(&gw, "GET", &format!("/messages/{id}"), &Value::Null);
+    assert_eq!(code, 200, "{tracked}");
+    let bob = &tracked["recipients"][0]["portal"];
+    assert!(bob["registered_at"].is_string(), "{tracked}");
+    assert!(bob["replied_at"].is_string(), "{tracked}");
+    assert!(bob["deleted_at"].is_null(), "{tracked}");
+    let replies = bob["replies"].as_array().expect("replies");
+    assert_eq!(replies.len(), 2, "{tracked}");
+    for reply in replies {
+        let (code, m) = call(
+            &gw,
+            "GET",
+            &format!("/messages/{}", reply.as_str().unwrap()),
+            &Value::Null,
+        );
+        assert_eq!(code, 200, "{m}");
+        assert_eq!(m["sender"], "bob@partner.example");
+    }
+    let carol = &tracked["recipients"][1]["portal"];
+    assert!(carol["registered_at"].is_null(), "{tracked}");
+    assert!(carol["first_opened_at"].is_null(), "{tracked}");
+    assert_eq!(carol["replies"], json!([]));
 }

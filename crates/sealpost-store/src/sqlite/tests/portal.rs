@@ -943,3 +943,90 @@ async fn sent_lists_the_accounts_replies_searchable_and_paged() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn tracking_reads_each_recipients_portal_events_with_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let (original, token) = deliver(&store, "bob@partner.example", "Q3", t0()).await;
+    let (other, _) = deliver(&store, "bob@partner.example", "other", t0()).await;
+    let bob = key("bob@partner.example");
+    let secure = |t: crate::TrackedMessage| t.recipients[0].secure.clone().unwrap();
+
+    let fresh = secure(store.tracked(&original).await.unwrap());
+    assert_eq!(
+        (fresh.registered_at, fresh.deleted_at, fresh.replies.len()),
+        (None, None, 0)
+    );
+
+    let registered = t0() + DAY;
+    assert!(matches!(
+        store
+            .register(
+                RegistrationProof::PortalToken(token.hash()),
+                hash("a"),
+                TTL,
+                registered
+            )
+            .await
+            .unwrap(),
+        Registration::Created(_)
+    ));
+    store
+        .mark_opened(&original, 0, registered, None)
+        .await
+        .unwrap();
+    let first = store
+        .accept(reply(
+            &original,
+            "alice@corp.example",
+            "Re: Q3",
+            t0() + DAY * 2,
+        ))
+        .await
+        .unwrap();
+    let second = store
+        .accept(reply(
+            &original,
+            "erin@other.example",
+            "Fwd: Q3",
+            t0() + DAY * 3,
+        ))
+        .await
+        .unwrap();
+    let deleted = t0() + DAY * 4;
+    store
+        .delete_message(&bob, &original, 0, deleted)
+        .await
+        .unwrap();
+
+    let record = secure(store.tracked(&original).await.unwrap());
+    assert_eq!(record.registered_at, Some(registered));
+    assert_eq!(record.first_opened_at, Some(registered));
+    assert!(record.read);
+    assert_eq!(record.replied_at, Some(t0() + DAY * 3));
+    assert_eq!(record.deleted_at, Some(deleted));
+    assert_eq!(record.replies, [first, second], "oldest first");
+
+    let untouched = secure(store.tracked(&other).await.unwrap());
+    assert_eq!(
+        (untouched.registered_at, untouched.deleted_at),
+        (None, None),
+        "another message of the same account keeps its own events"
+    );
+    assert!(untouched.replies.is_empty());
+    let found = store
+        .search(crate::MessageFilter {
+            subject: Some("Q3".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let listed = found.iter().find(|t| t.message.id == original).unwrap();
+    assert_eq!(
+        listed.recipients[0].secure.as_ref().unwrap().replies.len(),
+        2,
+        "search reads the same record"
+    );
+}
