@@ -55,6 +55,16 @@ impl PortalState {
     }
 
     /// Counts a password or mail request against the client's IP.
+    /// What every form posted before sign-in passes first: its CSRF token
+    /// and origin (403 otherwise), then the client's rate limit (429).
+    /// Returns the refusal, if any.
+    fn refuse_form(&self, headers: &HeaderMap, csrf: &str, client: &Client) -> Option<Response> {
+        if self.check_form(headers, Some(csrf)).is_err() {
+            return Some(self.refused());
+        }
+        self.over_limit(client)
+    }
+
     fn over_limit(&self, client: &Client) -> Option<Response> {
         let wait = self.inner.deps.rate_limit.check(client.ip).err()?;
         let t = self.words();
@@ -277,11 +287,8 @@ pub(super) async fn sign_in(
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Response {
-    if state.check_form(&headers, Some(&form.csrf)).is_err() {
-        return state.refused();
-    }
-    if let Some(limited) = state.over_limit(&client) {
-        return limited;
+    if let Some(refused) = state.refuse_form(&headers, &form.csrf, &client) {
+        return refused;
     }
     let account = EmailAddress::parse(form.email.trim())
         .ok()
@@ -517,11 +524,8 @@ pub(super) async fn open_submit(
     headers: HeaderMap,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    if state.check_form(&headers, Some(&form.csrf)).is_err() {
-        return state.refused();
-    }
-    if let Some(limited) = state.over_limit(&client) {
-        return limited;
+    if let Some(refused) = state.refuse_form(&headers, &form.csrf, &client) {
+        return refused;
     }
     let Some(token) = PortalToken::parse(&token_text) else {
         return not_found(State(state)).await;
@@ -610,11 +614,8 @@ pub(super) async fn renew(
     headers: HeaderMap,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    if state.check_form(&headers, Some(&form.csrf)).is_err() {
-        return state.refused();
-    }
-    if let Some(limited) = state.over_limit(&client) {
-        return limited;
+    if let Some(refused) = state.refuse_form(&headers, &form.csrf, &client) {
+        return refused;
     }
     let Some(token) = PortalToken::parse(&token_text) else {
         return not_found(State(state)).await;
@@ -683,11 +684,8 @@ pub(super) async fn forgot_submit(
     headers: HeaderMap,
     Form(form): Form<EmailForm>,
 ) -> Response {
-    if state.check_form(&headers, Some(&form.csrf)).is_err() {
-        return state.refused();
-    }
-    if let Some(limited) = state.over_limit(&client) {
-        return limited;
+    if let Some(refused) = state.refuse_form(&headers, &form.csrf, &client) {
+        return refused;
     }
     if let Ok(address) = EmailAddress::parse(form.email.trim()) {
         let account = AccountKey::of(&address);
@@ -788,11 +786,8 @@ pub(super) async fn reset_submit(
     headers: HeaderMap,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    if state.check_form(&headers, Some(&form.csrf)).is_err() {
-        return state.refused();
-    }
-    if let Some(limited) = state.over_limit(&client) {
-        return limited;
+    if let Some(refused) = state.refuse_form(&headers, &form.csrf, &client) {
+        return refused;
     }
     let Some((token, account)) = state.reset_account(&token_text).await else {
         return state.reset_invalid();

@@ -250,6 +250,20 @@ impl PortalState {
         )
     }
 
+    /// For a part's route (`/messages/{id}/{idx}/…/{n}`): the live message
+    /// (checked to be this recipient's), the part index and the opened
+    /// message; the same 404 as any unknown path otherwise.
+    async fn open_part(
+        &self,
+        session: &RecipientSession,
+        (id, idx, n): (String, String, String),
+    ) -> Result<(PartIndex, Arc<Vec<u8>>, MessageView), Response> {
+        let found = self.find_live(session, (id, idx)).await?;
+        let n = PartIndex::parse(&n).ok_or_else(|| self.not_found_page())?;
+        let (raw, view) = self.open_view(&found.id).await?;
+        Ok((n, raw, view))
+    }
+
     /// The opened content, parsed off the runtime (a large message is
     /// megabytes of MIME).
     async fn open_view(&self, id: &QueueId) -> Result<(Arc<Vec<u8>>, MessageView), Response> {
@@ -433,15 +447,7 @@ pub(super) async fn inline(
     session: RecipientSession,
     Path(path): Path<(String, String, String)>,
 ) -> Response {
-    let (id, idx, n) = path;
-    let found = match state.find_live(&session, (id, idx)).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
-    let Some(n) = PartIndex::parse(&n) else {
-        return state.not_found_page();
-    };
-    let (raw, view) = match state.open_view(&found.id).await {
+    let (n, raw, view) = match state.open_part(&session, path).await {
         Ok(opened) => opened,
         Err(response) => return response,
     };
@@ -489,15 +495,7 @@ pub(super) async fn attachment(
     session: RecipientSession,
     Path(path): Path<(String, String, String)>,
 ) -> Response {
-    let (id, idx, n) = path;
-    let found = match state.find_live(&session, (id, idx)).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
-    let Some(n) = PartIndex::parse(&n) else {
-        return state.not_found_page();
-    };
-    let (raw, view) = match state.open_view(&found.id).await {
+    let (n, raw, view) = match state.open_part(&session, path).await {
         Ok(opened) => opened,
         Err(response) => return response,
     };
