@@ -13,7 +13,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use sealpost_policy::EmailAddress;
+use sealpost_policy::{DefinitionId, EmailAddress};
 use sealpost_vault::TokenHash;
 
 use crate::{QueueId, StoreError};
@@ -169,6 +169,25 @@ pub struct Session {
     pub last_seen_at: SystemTime,
 }
 
+/// How often a session's last-seen time is written. Reading a page must
+/// not cost a write each time (a write waits for the one writer), and the
+/// idle timeout is counted in tens of minutes.
+pub const SESSION_TOUCHED_EVERY: Duration = Duration::from_secs(60);
+
+/// How often repeated openings of one message are written to tracking
+/// (last opened). The first opening, and an opening of a message marked
+/// unread, are always written.
+pub const OPENING_RECORDED_EVERY: Duration = Duration::from_secs(60);
+
+impl Session {
+    /// Whether this request should note the session's activity: its
+    /// last-seen time is [`SESSION_TOUCHED_EVERY`] old.
+    pub fn needs_touch(&self, now: SystemTime) -> bool {
+        now.duration_since(self.last_seen_at)
+            .is_ok_and(|age| age >= SESSION_TOUCHED_EVERY)
+    }
+}
+
 /// How long sessions may live; the caller's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionLimits {
@@ -296,9 +315,25 @@ pub struct MailboxRow {
     pub deleted_at: Option<SystemTime>,
     /// Sent rows only: the addresses the reply went to, `, `-joined.
     pub recipients: Option<String>,
+    /// Received rows only: the definition the message was sent under.
+    pub definition: Option<DefinitionId>,
+    /// Received rows only: when the recipient last opened it (written at
+    /// most once a minute, see [`OPENING_RECORDED_EVERY`]).
+    pub last_opened_at: Option<SystemTime>,
 }
 
 impl MailboxRow {
+    /// Whether opening this message now should be written to tracking:
+    /// never opened, marked unread since, or last opened
+    /// [`OPENING_RECORDED_EVERY`] ago.
+    pub fn opening_due(&self, now: SystemTime) -> bool {
+        !self.read
+            || self.last_opened_at.is_none_or(|last| {
+                now.duration_since(last)
+                    .is_ok_and(|age| age >= OPENING_RECORDED_EVERY)
+            })
+    }
+
     pub fn cursor(&self) -> MailboxCursor {
         MailboxCursor {
             received_at: self.received_at,

@@ -50,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v6.sql"),
     include_str!("schema_v7.sql"),
     include_str!("schema_v8.sql"),
+    include_str!("schema_v9.sql"),
 ];
 
 /// Contents larger than this are sealed and opened on a blocking thread.
@@ -560,7 +561,7 @@ impl Store for SqliteStore {
         let key = id.clone();
         let (sealed, key) = match self
             .readers
-            .read(move |conn| queue::load_body(conn, &key))
+            .read_point(move |conn| queue::load_body(conn, &key))
             .await?
         {
             queue::Body::Inline(sealed, key) => (sealed, key),

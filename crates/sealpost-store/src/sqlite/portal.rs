@@ -19,6 +19,9 @@ use sealpost_vault::TokenHash;
 mod accounts;
 mod mailbox;
 
+#[cfg(test)]
+pub(super) use mailbox::mailbox_query_for_tests;
+
 use super::SqliteStore;
 use crate::{
     QueueId, StoreError,
@@ -26,16 +29,13 @@ use crate::{
     portal::{
         Account, AccountKey, LinkPurpose, MailboxPage, MailboxQuery, MailboxRow, NewLink,
         NewSession, OneTimeLink, PasswordHash, PortalStore, Purged, Registration, RegistrationLink,
-        RegistrationProof, Session, SessionHash, SessionLimits,
+        RegistrationProof, SESSION_TOUCHED_EVERY, Session, SessionHash, SessionLimits,
     },
 };
 
 /// The schema version that added the secure recipients' match keys; the
 /// migration to it fills them for the rows already stored.
 pub(super) const MATCH_KEYS_SINCE: usize = 6;
-
-/// A session's last-seen time is written at most this often.
-const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 /// Fills the match key of every secure recipient stored without one. Run
 /// by the migration to [`MATCH_KEYS_SINCE`], in its transaction: the key
@@ -146,7 +146,7 @@ impl PortalStore for SqliteStore {
         now: SystemTime,
     ) -> Result<Option<Session>, StoreError> {
         self.readers
-            .read(move |conn| accounts::session(conn, &id, limits, now))
+            .read_point(move |conn| accounts::session(conn, &id, limits, now))
             .await
     }
 
@@ -157,7 +157,7 @@ impl PortalStore for SqliteStore {
         now: SystemTime,
     ) -> Result<bool, StoreError> {
         let at = to_millis(now);
-        let stale = millis_before(now, TOUCH_EVERY);
+        let stale = millis_before(now, SESSION_TOUCHED_EVERY);
         let (idle, absolute) = (
             millis_before(now, limits.idle),
             millis_before(now, limits.absolute),
@@ -277,7 +277,7 @@ impl PortalStore for SqliteStore {
     ) -> Result<MailboxRow, StoreError> {
         let (key, id) = (account.clone(), id.clone());
         self.readers
-            .read(move |conn| mailbox::mailbox_message(conn, &key, &id, idx, now))
+            .read_point(move |conn| mailbox::mailbox_message(conn, &key, &id, idx, now))
             .await
     }
 

@@ -104,8 +104,8 @@ pub(super) fn insert_message(
     if !m.secure.is_empty() {
         let mut insert_secure = conn.prepare_cached(
             "INSERT INTO secure_recipients (message_id, idx, token_hash, definition_id, trigger,
-                notification_id, expires_at, match_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                notification_id, expires_at, match_key, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         for s in &m.secure {
             // The portal finds an address's messages by this key.
@@ -129,6 +129,7 @@ pub(super) fn insert_message(
                 s.notification.as_ref().map(QueueId::as_str),
                 to_millis(s.expires_at),
                 match_key,
+                to_millis(m.received_at),
             ])?;
         }
     }

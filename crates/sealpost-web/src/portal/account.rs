@@ -413,10 +413,7 @@ impl PortalState {
             return MessageFacts::default();
         };
         // Unknown or unreadable: show nothing.
-        let hidden = match self.definitions().definition(&link.message, link.idx).await {
-            Ok(Some(d)) => d.hide_subject,
-            _ => true,
-        };
+        let hidden = self.rules_of(&row).is_none_or(|d| d.hide_subject);
         MessageFacts {
             sender: row.sender,
             subject: if hidden { None } else { row.subject },

@@ -23,7 +23,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
-use sealpost_policy::{DefinitionDraft, EmailAddress, PolicySet};
+use sealpost_policy::{DefinitionDraft, DefinitionId, EmailAddress, PolicySet};
 use sealpost_secure::plan::{self, Opening, SecureSettings};
 use sealpost_store::{
     QueueId, SecureStore, Store, StoreError,
@@ -64,14 +64,10 @@ impl MessageContent for StoreContent {
 /// where that definition asks for one).
 #[async_trait::async_trait]
 pub trait DefinitionLookup: Send + Sync + std::fmt::Debug + 'static {
-    /// The settings of the definition that applied to recipient `idx` of
-    /// `id`; `None` when it is unknown (deleted since): callers then
-    /// allow the least (hide the subject, no print, no reply).
-    async fn definition(
-        &self,
-        id: &QueueId,
-        idx: u32,
-    ) -> Result<Option<DefinitionDraft>, StoreError>;
+    /// The settings of definition `id` in the live policy; `None` when it
+    /// is unknown (deleted since): callers then allow the least (hide the
+    /// subject, no print, no reply).
+    fn definition(&self, id: DefinitionId) -> Option<DefinitionDraft>;
 
     /// Records an opening (first and last opened, read) and, at the first
     /// one, commits the read receipt with it. Returns whether it was the
@@ -95,26 +91,11 @@ impl std::fmt::Debug for LiveDefinitions {
 
 #[async_trait::async_trait]
 impl DefinitionLookup for LiveDefinitions {
-    async fn definition(
-        &self,
-        id: &QueueId,
-        idx: u32,
-    ) -> Result<Option<DefinitionDraft>, StoreError> {
-        let tracked = self.secure.tracked(id).await?;
-        let Some(definition) = tracked
-            .recipients
-            .iter()
-            .find(|r| r.idx == idx)
-            .and_then(|r| r.secure.as_ref())
-            .map(|s| s.definition)
-        else {
-            return Ok(None);
-        };
-        Ok(self
-            .policy
+    fn definition(&self, id: DefinitionId) -> Option<DefinitionDraft> {
+        self.policy
             .load()
-            .definition(definition)
-            .map(|d| d.settings.clone()))
+            .definition(id)
+            .map(|d| d.settings.clone())
     }
 
     async fn opened(&self, id: &QueueId, idx: u32, at: SystemTime) -> Result<bool, StoreError> {
@@ -182,6 +163,13 @@ impl PortalState {
 
     pub(super) fn definitions(&self) -> &dyn DefinitionLookup {
         self.inner.deps.definitions.as_ref()
+    }
+
+    /// The rules of the definition a received message was sent under;
+    /// `None` (allow the least) when it is unknown.
+    pub(super) fn rules_of(&self, row: &MailboxRow) -> Option<DefinitionDraft> {
+        row.definition
+            .and_then(|id| self.definitions().definition(id))
     }
 
     /// The row of `{id}/{idx}` if it is the session's; the 404 page for
@@ -264,13 +252,17 @@ impl PortalState {
         Ok((n, raw, view))
     }
 
-    /// The opened content, parsed off the runtime (a large message is
-    /// megabytes of MIME).
+    /// The opened content, parsed: a small message right here, a large
+    /// one (megabytes of MIME) off the runtime.
     async fn open_view(&self, id: &QueueId) -> Result<(Arc<Vec<u8>>, MessageView), Response> {
         let raw = match self.content().open(id).await {
             Ok(raw) => Arc::new(raw),
             Err(e) => return Err(self.failed(&e)),
         };
+        if raw.len() <= PARSE_IN_PLACE {
+            let view = MessageView::parse(&raw);
+            return Ok((raw, view));
+        }
         let parsed = raw.clone();
         let span = tracing::Span::current();
         match tokio::task::spawn_blocking(move || span.in_scope(|| MessageView::parse(&parsed)))
@@ -281,6 +273,10 @@ impl PortalState {
         }
     }
 }
+
+/// Messages up to this size are parsed on the request's own task: tens of
+/// microseconds, less than handing the work to a blocking thread and back.
+const PARSE_IN_PLACE: usize = 64 * 1024;
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct RemoteQuery {
@@ -345,18 +341,15 @@ pub(super) async fn page(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let definition = match state.definitions().definition(&found.id, found.idx).await {
-        Ok(d) => d,
-        Err(e) => return state.failed(&e),
-    };
+    let definition = state.rules_of(&found.row);
     let (_, view) = match state.open_view(&found.id).await {
         Ok(opened) => opened,
         Err(response) => return response,
     };
-    if let Err(e) = state
-        .definitions()
-        .opened(&found.id, found.idx, SystemTime::now())
-        .await
+    let now = SystemTime::now();
+    // Reloading an open message within a minute writes nothing.
+    if found.row.opening_due(now)
+        && let Err(e) = state.definitions().opened(&found.id, found.idx, now).await
     {
         tracing::error!(error = %e, "recording a portal opening failed");
     }
@@ -526,10 +519,7 @@ pub(super) async fn print(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let definition = match state.definitions().definition(&found.id, found.idx).await {
-        Ok(d) => d,
-        Err(e) => return state.failed(&e),
-    };
+    let definition = state.rules_of(&found.row);
     if !allows(definition.as_ref()).print {
         let t = state.words();
         return state.page(

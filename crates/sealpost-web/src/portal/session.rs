@@ -3,7 +3,7 @@
 //! [`RecipientSession`] is the extractor every signed-in page takes: it
 //! reads the session cookie, finds the session in the store (so any node
 //! can serve it), enforces the idle and absolute timeouts, notes the
-//! activity and otherwise redirects to sign-in. Its forms carry the
+//! activity (once a minute at most) and otherwise redirects to sign-in. Its forms carry the
 //! token bound to the session id ([`crate::auth::csrf`]).
 //!
 //! Forms shown before sign-in (sign-in, first visit, forgotten password,
@@ -64,7 +64,11 @@ impl PortalState {
                 return None;
             }
         };
-        if let Err(e) = self.store().touch_session(hash, self.limits(), now).await {
+        // The session's row says whether it is due: most requests then
+        // cost no write at all.
+        if session.needs_touch(now)
+            && let Err(e) = self.store().touch_session(hash, self.limits(), now).await
+        {
             tracing::warn!(error = %e, "noting a portal session's activity failed");
         }
         Some(RecipientSession {

@@ -5,6 +5,7 @@
 use std::time::SystemTime;
 
 use rusqlite::{Connection, Row, ToSql, params};
+use sealpost_policy::DefinitionId;
 
 use super::queue_id;
 use crate::{
@@ -18,12 +19,18 @@ use crate::{
 const MAX_PAGE: usize = 500;
 
 /// The columns of a mailbox row; `?1` is the account's match key.
-const MAILBOX_QUERY: &str = "SELECT s.message_id, s.idx, m.sender, m.subject, m.received_at,
-        s.expires_at, s.is_read, m.has_attachments, r.status, s.ended_at, s.deleted_at
+const MAILBOX_QUERY: &str = "SELECT s.message_id, s.idx, m.sender, m.subject, s.received_at,
+        s.expires_at, s.is_read, m.has_attachments, r.status, s.ended_at, s.deleted_at,
+        s.definition_id, s.last_opened_at
      FROM secure_recipients s
      JOIN messages m ON m.id = s.message_id
      JOIN recipients r ON r.message_id = s.message_id AND r.idx = s.idx
      WHERE s.match_key = ?1";
+
+#[cfg(test)]
+pub(in crate::sqlite) fn mailbox_query_for_tests() -> &'static str {
+    MAILBOX_QUERY
+}
 
 fn mailbox_row(row: &Row<'_>, now: i64) -> Result<MailboxRow, StoreError> {
     let message: String = row.get(0)?;
@@ -49,6 +56,8 @@ fn mailbox_row(row: &Row<'_>, now: i64) -> Result<MailboxRow, StoreError> {
         access,
         deleted_at: row.get::<_, Option<i64>>(10)?.map(from_millis),
         recipients: None,
+        definition: Some(DefinitionId(row.get(11)?)),
+        last_opened_at: row.get::<_, Option<i64>>(12)?.map(from_millis),
     })
 }
 
@@ -97,7 +106,7 @@ pub(super) fn mailbox(
     if let Some(after) = &query.after {
         arg(
             &mut sql,
-            " AND (m.received_at, s.message_id, s.idx) < (#",
+            " AND (s.received_at, s.message_id, s.idx) < (#",
             Box::new(to_millis(after.received_at)),
         );
         arg(&mut sql, ", #", Box::new(after.message.as_str().to_owned()));
@@ -108,7 +117,7 @@ pub(super) fn mailbox(
     // does, so the last page never links to an empty one.
     arg(
         &mut sql,
-        " ORDER BY m.received_at DESC, s.message_id DESC, s.idx DESC LIMIT #",
+        " ORDER BY s.received_at DESC, s.message_id DESC, s.idx DESC LIMIT #",
         Box::new(limit as i64 + 1),
     );
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -200,6 +209,8 @@ fn sent(
             },
             deleted_at: None,
             recipients: Some(row.get(7)?),
+            definition: None,
+            last_opened_at: None,
         });
     }
     if page.rows.len() > limit {

@@ -802,7 +802,7 @@ async fn search_matches_sender_or_subject_with_like_wildcards_taken_literally() 
 }
 
 #[tokio::test]
-async fn a_version_5_database_migrates_and_its_secure_recipients_get_match_keys() {
+async fn a_version_5_database_migrates_and_its_secure_recipients_get_match_keys_and_times() {
     let dir = tempfile::tempdir().unwrap();
     {
         let conn = rusqlite::Connection::open(dir.path().join("db.sqlite")).unwrap();
@@ -848,6 +848,46 @@ async fn a_version_5_database_migrates_and_its_secure_recipients_get_match_keys(
     assert_eq!(page.rows.len(), 1);
     assert_eq!(page.rows[0].subject.as_deref(), Some("old"));
     assert_eq!(page.rows[0].deleted_at, None);
+    // Version 9 copied the time of receipt, which the inbox orders by.
+    assert_eq!(
+        page.rows[0].received_at,
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_800_000_000_000)
+    );
+    assert_eq!(
+        page.rows[0].definition,
+        Some(sealpost_policy::DefinitionId(1))
+    );
+}
+
+/// The inbox is read in order from the `secure_mailbox` index, never by
+/// sorting all of an address's rows (issue 15, Performance).
+#[tokio::test]
+async fn the_inbox_query_reads_the_index_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let plan: Vec<String> = store
+        .readers
+        .read(|conn| {
+            let sql = format!(
+                "EXPLAIN QUERY PLAN {} AND s.deleted_at IS NULL AND s.ended_at IS NULL
+                   AND s.expires_at > 0
+                 ORDER BY s.received_at DESC, s.message_id DESC, s.idx DESC LIMIT 51",
+                super::super::portal::mailbox_query_for_tests()
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt
+                .query_map(["bob@partner.example"], |r| r.get::<_, String>(3))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+        .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("secure_mailbox"), "{plan}");
+    assert!(
+        !plan.contains("TEMP B-TREE"),
+        "sorts instead of reading in order: {plan}"
+    );
 }
 
 /// Bob's reply to `original` (his message 0), to `to`, sent at `at`.
