@@ -185,6 +185,7 @@ pub struct Application {
     portal_listener: TcpListener,
     portal: sealpost_web::portal::PortalState,
     portal_tls: Option<tokio_rustls::TlsAcceptor>,
+    portal_threads: usize,
     inbound: Arc<Inbound>,
     metrics: PrometheusHandle,
     api: ApiState,
@@ -396,6 +397,7 @@ impl Application {
             portal_listener,
             portal,
             portal_tls,
+            portal_threads: config.portal.worker_threads,
             inbound,
             metrics: metrics_handle(),
             api: ApiState {
@@ -470,15 +472,19 @@ impl Application {
             });
         }
         {
-            let shutdown = shutdown.clone();
-            let (listener, tls, state) = (self.portal_listener, self.portal_tls, self.portal);
+            let finished = run_portal_thread(
+                self.portal_listener,
+                self.portal_tls,
+                self.portal,
+                self.portal_threads,
+                shutdown.clone(),
+            )
+            .context("starting the portal's runtime")?;
             tasks.spawn(async move {
-                (
-                    "portal",
-                    sealpost_web::portal::listener::serve(listener, tls, state, shutdown)
-                        .await
-                        .map_err(Into::into),
-                )
+                match finished.await {
+                    Ok(result) => ("portal", result.map_err(Into::into)),
+                    Err(_) => ("portal", Err(anyhow::anyhow!("panicked"))),
+                }
             });
         }
         {
@@ -560,6 +566,46 @@ fn run_delivery_thread(
         .spawn(move || {
             runtime.block_on(worker.run(shutdown));
             let _ = finished.send(());
+        })?;
+    Ok(receiver)
+}
+
+/// Serves the portal on a multi-threaded runtime of its own
+/// (`portal.worker_threads`); the receiver gets the server's result when it
+/// has stopped.
+///
+/// Page views are CPU work (opening, parsing and rendering a message). On
+/// the SMTP runtime, which has half the cores so commits and deliveries
+/// keep theirs, they queued behind each other on one thread: in
+/// `bench/portal.sh` the message page used about one core of two
+/// (`bench/RESULTS.md`, portal). Apart, neither face waits for the other's
+/// tasks.
+fn run_portal_thread(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: sealpost_web::portal::PortalState,
+    threads: usize,
+    shutdown: CancellationToken,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<std::io::Result<()>>> {
+    // The listener was bound on the main runtime; its socket moves to the
+    // portal's (into_std keeps it non-blocking).
+    let listener = listener.into_std()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .thread_name("sealpost-portal-io")
+        .build()?;
+    let (finished, receiver) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("sealpost-portal".into())
+        .spawn(move || {
+            let result = runtime.block_on(async move {
+                let listener = TcpListener::from_std(listener)?;
+                sealpost_web::portal::listener::serve(listener, tls, state, shutdown).await
+            });
+            let _ = finished.send(result);
+            // Handlers still blocked on the store get a moment, not forever.
+            runtime.shutdown_timeout(SHUTDOWN_GRACE);
         })?;
     Ok(receiver)
 }

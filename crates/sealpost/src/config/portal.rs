@@ -34,6 +34,7 @@ pub struct PortalSection {
     pub session_idle: Option<String>,
     pub session_absolute: Option<String>,
     pub max_upload: Option<SizeValue>,
+    pub worker_threads: Option<u32>,
     pub product_name: Option<String>,
     pub logo_file: Option<String>,
     pub accent_color: Option<String>,
@@ -65,6 +66,8 @@ pub struct PortalConfig {
     pub session_absolute: Duration,
     /// Largest total of attachments on one reply, in bytes.
     pub max_upload: u64,
+    /// Threads of the portal's own runtime (`portal.worker_threads`).
+    pub worker_threads: usize,
     pub branding: Branding,
 }
 
@@ -191,6 +194,17 @@ pub(super) fn build(
             0
         }
     };
+    let worker_threads = match p.worker_threads.unwrap_or(0) {
+        0 => default_worker_threads(),
+        n if n > 1024 => {
+            errors.push(err(
+                "portal.worker_threads",
+                format!("{n} is too many threads (0 means one per CPU core; at most 1024)"),
+            ));
+            1
+        }
+        n => n as usize,
+    };
     PortalConfig {
         listen,
         url,
@@ -201,6 +215,7 @@ pub(super) fn build(
         session_idle,
         session_absolute,
         max_upload,
+        worker_threads,
         branding: branding(
             p.product_name,
             p.logo_file,
@@ -210,6 +225,15 @@ pub(super) fn build(
             errors,
         ),
     }
+}
+
+/// One portal thread per core. The portal has a runtime of its own, apart
+/// from the SMTP sessions' (`server.worker_threads`, half the cores): page
+/// views are CPU work (opening, parsing, rendering) that would otherwise
+/// queue behind SMTP sessions on one thread, and busy SMTP sessions would
+/// delay pages. The kernel shares the cores between the two.
+fn default_worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 fn branding(
@@ -314,7 +338,8 @@ mod tests {
         let e = parse(
             "url = \"http://secure.example.com\"\nlisten = \"nope\"\ntls_cert = \"c.pem\"\n\
              trusted_proxies = [\"10.0.0.0/33\"]\nsession_idle = \"13h\"\nmax_upload = 0\n\
-             accent_color = \"blue\"\nlogo_file = \"/nonexistent/logo.png\"",
+             accent_color = \"blue\"\nlogo_file = \"/nonexistent/logo.png\"\n\
+             worker_threads = 5000",
         )
         .unwrap_err();
         for key in [
@@ -326,6 +351,7 @@ mod tests {
             "portal.max_upload",
             "portal.accent_color",
             "portal.logo_file",
+            "portal.worker_threads",
         ] {
             assert!(
                 e.iter().any(|m| m.starts_with(&format!("{key}:"))),
