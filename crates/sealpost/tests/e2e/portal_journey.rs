@@ -435,3 +435,54 @@ fn a_recipient_replies_with_an_attachment_and_replies_to_all_securely() {
     assert!(carol["first_opened_at"].is_null(), "{tracked}");
     assert_eq!(carol["replies"], json!([]));
 }
+
+/// Item 7: the operator's branding in a real browser. The name, the logo
+/// (served by the portal itself), the accent colour on the sign-in button,
+/// the disclaimer under the form and the support contact in the footer;
+/// screenshots `portal-sign-in-branded-*`.
+#[test]
+fn the_sign_in_page_wears_the_operators_branding() {
+    let dir = tempfile::tempdir().unwrap();
+    let logo = dir.path().join("logo.svg");
+    std::fs::write(
+        &logo,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="96" height="32" viewBox="0 0 96 32"><rect width="32" height="32" rx="6" fill="#0f766e"/><rect x="8" y="14" width="16" height="12" rx="2" fill="#fff"/><path d="M11 14v-3a5 5 0 0 1 10 0v3" stroke="#fff" stroke-width="3" fill="none"/><text x="38" y="22" font-family="sans-serif" font-size="14" fill="#0f766e">Acme</text></svg>"##,
+    )
+    .unwrap();
+    let gw = TestGateway::start(&format!(
+        "[portal]\nlisten = \"127.0.0.1:0\"\nproduct_name = \"Acme Secure Mail\"\n\
+         logo_file = \"{}\"\naccent_color = \"#0f766e\"\n\
+         disclaimer = \"This service is for the recipients of Acme's secure messages. Access is logged.\"\n\
+         support_contact = \"helpdesk@acme.example\"\n",
+        logo.display()
+    ));
+    let mut browser = Browser::start();
+    browser.goto(&format!("http://localhost:{}/sign-in", gw.portal.port()));
+    assert!(browser.title().contains("Acme Secure Mail"), "{}", browser.title());
+    assert!(
+        browser
+            .text("header")
+            .contains("Acme Secure Mail"),
+        "the name in the header"
+    );
+    // The logo loaded (from the portal: the CSP allows nothing else).
+    let loaded = browser.execute(
+        "const i = document.querySelector('img.logo'); return !!i && i.complete && i.naturalWidth > 0;",
+    );
+    assert_eq!(loaded, serde_json::Value::Bool(true), "the logo shows");
+    let button = browser.execute(
+        "return getComputedStyle(document.querySelector('form button[type=submit], form button')).backgroundColor;",
+    );
+    assert_eq!(button, serde_json::json!("rgb(15, 118, 110)"), "the accent colour");
+    assert!(
+        browser
+            .text(".disclaimer")
+            .contains("Access is logged."),
+        "the disclaimer under the form"
+    );
+    assert!(
+        browser.text("footer").contains("helpdesk@acme.example"),
+        "the support contact"
+    );
+    snap(&mut browser, "sign-in-branded");
+}
