@@ -186,12 +186,24 @@ where
     tokio::task::spawn_blocking(move || span.in_scope(work))
 }
 
-/// A new password refused by [`check_strength`]; the message tells the
-/// person what to do instead.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct WeakPassword {
-    pub message: String,
+/// zxcvbn's reasons and advice, which a face turns into its own words.
+pub use zxcvbn::feedback::{Suggestion, Warning};
+
+/// Why [`check_strength`] refused a new password. No words: each face
+/// (the portal's [`Words`](crate::portal::words::Words), the console to
+/// come) says it in its language.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WeakPassword {
+    #[error("shorter than {min} characters ({chars})")]
+    TooShort { min: usize, chars: usize },
+    #[error("longer than {max} characters")]
+    TooLong { max: usize },
+    /// A zxcvbn score under 3; what it found, and what to do instead.
+    #[error("too easy to guess")]
+    Guessable {
+        warning: Option<Warning>,
+        suggestions: Vec<Suggestion>,
+    },
 }
 
 /// Checks a new password: [`MIN_PASSWORD_CHARS`] to [`MAX_PASSWORD_CHARS`]
@@ -203,21 +215,19 @@ pub struct WeakPassword {
 /// `bob@partner.example` makes `bob`, `partner` and `example` weak parts.
 ///
 /// # Errors
-/// [`WeakPassword`] with zxcvbn's advice when the password is refused.
+/// [`WeakPassword`], with zxcvbn's findings when it is guessable.
 pub fn check_strength(password: &Password, user_inputs: &[&str]) -> Result<(), WeakPassword> {
     let text = password.expose();
     let chars = text.chars().count();
     if chars < MIN_PASSWORD_CHARS {
-        return Err(WeakPassword {
-            message: format!(
-                "Use at least {MIN_PASSWORD_CHARS} characters (this one has {chars}). \
-                 A few uncommon words together are easy to remember and hard to guess."
-            ),
+        return Err(WeakPassword::TooShort {
+            min: MIN_PASSWORD_CHARS,
+            chars,
         });
     }
     if chars > MAX_PASSWORD_CHARS {
-        return Err(WeakPassword {
-            message: format!("Use at most {MAX_PASSWORD_CHARS} characters."),
+        return Err(WeakPassword::TooLong {
+            max: MAX_PASSWORD_CHARS,
         });
     }
     let words = user_words(user_inputs);
@@ -226,13 +236,10 @@ pub fn check_strength(password: &Password, user_inputs: &[&str]) -> Result<(), W
     if entropy.score() >= zxcvbn::Score::Three {
         return Ok(());
     }
-    let advice = entropy
-        .feedback()
-        .map(|f| f.to_string().trim().to_owned())
-        .filter(|f| !f.is_empty())
-        .unwrap_or_else(|| "Add another word or two. Uncommon words are better.".to_owned());
-    Err(WeakPassword {
-        message: format!("This password is too easy to guess. {advice}"),
+    let feedback = entropy.feedback();
+    Err(WeakPassword::Guessable {
+        warning: feedback.and_then(zxcvbn::feedback::Feedback::warning),
+        suggestions: feedback.map_or_else(Vec::new, |f| f.suggestions().to_vec()),
     })
 }
 
@@ -336,24 +343,24 @@ mod tests {
     }
 
     #[test]
-    fn short_passwords_are_refused_with_the_rule() {
+    fn short_and_long_passwords_are_refused_with_the_rule() {
         let e = check_strength(&Password::new("x7#Qp!2z"), &[]).unwrap_err();
-        assert!(
-            e.message.contains("at least 12 characters"),
-            "{}",
-            e.message
-        );
-        assert!(e.message.contains("has 8"), "{}", e.message);
+        assert_eq!(e, WeakPassword::TooShort { min: 12, chars: 8 });
         // Counted in characters, not bytes.
         let e = check_strength(&Password::new("ééééééééééé"), &[]).unwrap_err();
-        assert!(e.message.contains("has 11"), "{}", e.message);
+        assert_eq!(e, WeakPassword::TooShort { min: 12, chars: 11 });
         let e =
             check_strength(&Password::new("a".repeat(MAX_PASSWORD_CHARS + 1)), &[]).unwrap_err();
-        assert!(e.message.contains("at most"), "{}", e.message);
+        assert_eq!(
+            e,
+            WeakPassword::TooLong {
+                max: MAX_PASSWORD_CHARS
+            }
+        );
     }
 
     #[test]
-    fn common_and_patterned_passwords_are_refused_with_advice() {
+    fn common_and_patterned_passwords_are_refused_with_findings() {
         for weak in [
             "password1234",
             "qwertyuiopasdf",
@@ -361,13 +368,14 @@ mod tests {
             "123456789012",
         ] {
             let e = check_strength(&Password::new(weak), &[]).unwrap_err();
-            assert!(
-                e.message
-                    .starts_with("This password is too easy to guess. ")
-                    && e.message.len() > "This password is too easy to guess. ".len(),
-                "{weak}: {}",
-                e.message
-            );
+            let WeakPassword::Guessable {
+                warning,
+                suggestions,
+            } = e
+            else {
+                panic!("{weak}: {e:?}");
+            };
+            assert!(warning.is_some() || !suggestions.is_empty(), "{weak}");
         }
     }
 
@@ -388,11 +396,7 @@ mod tests {
             &["zylofren@quixote-partners.example", "Quixote Partners"],
         )
         .unwrap_err();
-        assert!(
-            e.message.starts_with("This password is too easy to guess."),
-            "{}",
-            e.message
-        );
+        assert!(matches!(e, WeakPassword::Guessable { .. }), "{e:?}");
     }
 
     #[test]

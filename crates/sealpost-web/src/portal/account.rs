@@ -128,7 +128,11 @@ impl PortalState {
 
     pub(super) fn failed(&self, error: &dyn std::fmt::Display) -> Response {
         tracing::error!(error = %error, "portal request failed");
-        (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.").into_response()
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            self.words().something_failed,
+        )
+            .into_response()
     }
 
     /// Whether `password` signs in to `account` under the lockout. A
@@ -207,13 +211,14 @@ impl PortalState {
             return Err(self.words().passwords_differ.to_owned());
         }
         let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        password::check_strength(&password, &inputs).map_err(|weak| weak.message)?;
+        password::check_strength(&password, &inputs)
+            .map_err(|weak| self.words().weak_password(&weak))?;
         password::hash_blocking(password)
             .await
             .map(|h| StoredHash::new(h.as_phc().to_owned()))
             .map_err(|e| {
                 tracing::error!(error = %e, "hashing a new password failed");
-                "Something went wrong.".to_owned()
+                self.words().something_failed.to_owned()
             })
     }
 

@@ -277,7 +277,11 @@ impl PortalState {
             Ok(html) => (status, Html(html)).into_response(),
             Err(e) => {
                 tracing::error!(page = name, error = %e, "portal page failed to render");
-                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.").into_response()
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    self.words().something_failed,
+                )
+                    .into_response()
             }
         }
     }

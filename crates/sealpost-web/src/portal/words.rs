@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::auth::password::{Suggestion, Warning, WeakPassword};
+
 /// The portal's user-facing strings. Templates read them as `t.<field>`;
 /// `{name}`-style placeholders are filled by the template, never by
 /// formatting user input into these strings.
@@ -139,6 +141,21 @@ pub struct Words {
     pub reply_failed: &'static str,
     pub reply_not_allowed_title: &'static str,
     pub reply_not_allowed_text: &'static str,
+    /// A page that failed on our side (plain text).
+    pub something_failed: &'static str,
+    /// `{min}` and `{chars}`: numbers.
+    pub password_too_short: &'static str,
+    /// `{max}`: a number.
+    pub password_too_long: &'static str,
+    pub password_guessable: &'static str,
+    /// When zxcvbn has no advice of its own.
+    pub password_default_advice: &'static str,
+    /// What zxcvbn found, in these words.
+    #[serde(skip)]
+    pub password_warning: fn(Warning) -> &'static str,
+    /// What zxcvbn suggests, in these words.
+    #[serde(skip)]
+    pub password_suggestion: fn(Suggestion) -> &'static str,
 }
 
 impl Words {
@@ -274,7 +291,101 @@ impl Words {
         reply_failed: "Your message could not be sent. Try again in a few minutes.",
         reply_not_allowed_title: "Not possible for this message",
         reply_not_allowed_text: "The sender does not allow this for this message.",
+        something_failed: "Something went wrong. Try again in a few minutes.",
+        password_too_short: "Use at least {min} characters (this one has {chars}). A few uncommon words together are easy to remember and hard to guess.",
+        password_too_long: "Use at most {max} characters.",
+        password_guessable: "This password is too easy to guess.",
+        password_default_advice: "Add another word or two. Uncommon words are better.",
+        password_warning: english_warning,
+        password_suggestion: english_suggestion,
     };
+
+    /// A refused password in these words: the rule it broke, or what made
+    /// it guessable and what to do instead.
+    pub fn weak_password(&self, weak: &WeakPassword) -> String {
+        match weak {
+            WeakPassword::TooShort { min, chars } => self
+                .password_too_short
+                .replace("{min}", &min.to_string())
+                .replace("{chars}", &chars.to_string()),
+            WeakPassword::TooLong { max } => {
+                self.password_too_long.replace("{max}", &max.to_string())
+            }
+            WeakPassword::Guessable {
+                warning,
+                suggestions,
+            } => {
+                let mut text = vec![self.password_guessable];
+                text.extend(warning.map(self.password_warning));
+                text.extend(suggestions.iter().map(|s| (self.password_suggestion)(*s)));
+                if suggestions.is_empty() {
+                    text.push(self.password_default_advice);
+                }
+                text.join(" ")
+            }
+        }
+    }
+}
+
+fn english_warning(warning: Warning) -> &'static str {
+    match warning {
+        Warning::StraightRowsOfKeysAreEasyToGuess => "Straight rows of keys are easy to guess.",
+        Warning::ShortKeyboardPatternsAreEasyToGuess => {
+            "Short keyboard patterns are easy to guess."
+        }
+        Warning::RepeatsLikeAaaAreEasyToGuess => "Repeats like \"aaa\" are easy to guess.",
+        Warning::RepeatsLikeAbcAbcAreOnlySlightlyHarderToGuess => {
+            "Repeats like \"abcabcabc\" are only slightly harder to guess than \"abc\"."
+        }
+        Warning::ThisIsATop10Password => "This is one of the 10 most common passwords.",
+        Warning::ThisIsATop100Password => "This is one of the 100 most common passwords.",
+        Warning::ThisIsACommonPassword => "This is a very common password.",
+        Warning::ThisIsSimilarToACommonlyUsedPassword => {
+            "This is similar to a commonly used password."
+        }
+        Warning::SequencesLikeAbcAreEasyToGuess => "Sequences like abc or 6543 are easy to guess.",
+        Warning::RecentYearsAreEasyToGuess => "Recent years are easy to guess.",
+        Warning::AWordByItselfIsEasyToGuess => "A word by itself is easy to guess.",
+        Warning::DatesAreOftenEasyToGuess => "Dates are often easy to guess.",
+        Warning::NamesAndSurnamesByThemselvesAreEasyToGuess => {
+            "Names and surnames by themselves are easy to guess."
+        }
+        Warning::CommonNamesAndSurnamesAreEasyToGuess => {
+            "Common names and surnames are easy to guess."
+        }
+    }
+}
+
+fn english_suggestion(suggestion: Suggestion) -> &'static str {
+    match suggestion {
+        Suggestion::UseAFewWordsAvoidCommonPhrases => "Use a few words; avoid common phrases.",
+        Suggestion::NoNeedForSymbolsDigitsOrUppercaseLetters => {
+            "There is no need for symbols, digits or capital letters."
+        }
+        Suggestion::AddAnotherWordOrTwo => "Add another word or two. Uncommon words are better.",
+        Suggestion::CapitalizationDoesntHelpVeryMuch => "Capital letters do not help much.",
+        Suggestion::AllUppercaseIsAlmostAsEasyToGuessAsAllLowercase => {
+            "All capitals are almost as easy to guess as all lower case."
+        }
+        Suggestion::ReversedWordsArentMuchHarderToGuess => {
+            "Reversed words are not much harder to guess."
+        }
+        Suggestion::PredictableSubstitutionsDontHelpVeryMuch => {
+            "Predictable substitutions like '@' instead of 'a' do not help much."
+        }
+        Suggestion::UseALongerKeyboardPatternWithMoreTurns => {
+            "Use a longer keyboard pattern with more turns."
+        }
+        Suggestion::AvoidRepeatedWordsAndCharacters => "Avoid repeated words and characters.",
+        Suggestion::AvoidSequences => "Avoid sequences.",
+        Suggestion::AvoidRecentYears => "Avoid recent years.",
+        Suggestion::AvoidYearsThatAreAssociatedWithYou => {
+            "Avoid years that are associated with you."
+        }
+        Suggestion::AvoidDatesAndYearsThatAreAssociatedWithYou => {
+            "Avoid dates and years that are associated with you."
+        }
+    }
 }
 
 /// The portal's own mails (password reset, new registration link). In the
@@ -304,4 +415,39 @@ impl MailWords {
         open_link: "Open the link",
         ignore: "If you did not ask for this, ignore this email: nothing changes.",
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_password_is_said_in_the_portals_words() {
+        let t = Words::ENGLISH;
+        assert_eq!(
+            t.weak_password(&WeakPassword::TooShort { min: 12, chars: 8 }),
+            "Use at least 12 characters (this one has 8). A few uncommon words \
+             together are easy to remember and hard to guess."
+        );
+        assert_eq!(
+            t.weak_password(&WeakPassword::TooLong { max: 256 }),
+            "Use at most 256 characters."
+        );
+        assert_eq!(
+            t.weak_password(&WeakPassword::Guessable {
+                warning: Some(Warning::ThisIsATop10Password),
+                suggestions: vec![Suggestion::AddAnotherWordOrTwo],
+            }),
+            "This password is too easy to guess. This is one of the 10 most common \
+             passwords. Add another word or two. Uncommon words are better."
+        );
+        assert_eq!(
+            t.weak_password(&WeakPassword::Guessable {
+                warning: None,
+                suggestions: vec![],
+            }),
+            "This password is too easy to guess. Add another word or two. Uncommon \
+             words are better."
+        );
+    }
 }

@@ -413,6 +413,13 @@ async fn first_visit_shows_the_message_refuses_weak_passwords_and_registers_once
         guessable.body
     );
     assert!(guessable.body.contains("role=\"alert\""));
+    assert!(
+        guessable
+            .body
+            .contains("This password is too easy to guess."),
+        "the portal's words, with zxcvbn's findings: {}",
+        guessable.body
+    );
     let differ = bob
         .post(
             &path,
