@@ -484,6 +484,14 @@ pub trait PortalStore: Send + Sync + std::fmt::Debug + 'static {
         now: SystemTime,
     ) -> Result<MailboxRow, StoreError>;
 
+    /// One reply of the account's Sent folder (before opening it);
+    /// `NotFound` for a message that is not the account's reply.
+    async fn sent_message(
+        &self,
+        account: &AccountKey,
+        id: &QueueId,
+    ) -> Result<MailboxRow, StoreError>;
+
     /// Marks one message of the address read or unread.
     async fn mark_read(
         &self,

@@ -47,8 +47,10 @@ pub trait SecureStore: Send + Sync + std::fmt::Debug + 'static {
         now: SystemTime,
     ) -> Result<SystemTime, StoreError>;
 
-    /// Ends up to `limit` secure recipients whose expiry has passed and
-    /// destroys the content nobody needs any more. Returns how many ended.
+    /// Ends up to `limit` secure recipients whose expiry has passed, lets
+    /// up to `limit` portal replies' Sent copies run out the same way, and
+    /// destroys the content nobody needs any more. Returns how many
+    /// recipients ended.
     async fn expire_due(&self, now: SystemTime, limit: usize) -> Result<usize, StoreError>;
 
     /// The message and recipient a portal token opens, if any.

@@ -281,6 +281,17 @@ impl PortalStore for SqliteStore {
             .await
     }
 
+    async fn sent_message(
+        &self,
+        account: &AccountKey,
+        id: &QueueId,
+    ) -> Result<MailboxRow, StoreError> {
+        let (key, id) = (account.clone(), id.clone());
+        self.readers
+            .read_point(move |conn| mailbox::sent_message(conn, &key, &id))
+            .await
+    }
+
     async fn mark_read(
         &self,
         account: &AccountKey,

@@ -167,8 +167,9 @@ fn insert_sent(
         .join(", ");
     conn.prepare_cached(
         "INSERT INTO portal_sent (message_id, account_key, original_id, original_idx, sent_at,
-            recipients)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            recipients, keep_until)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6,
+             (SELECT expires_at FROM secure_recipients WHERE message_id = ?3 AND idx = ?4))",
     )?
     .execute(params![
         m.id.as_str(),
@@ -362,9 +363,14 @@ pub(super) fn record_outcomes(
         }
     }
     let touched: BTreeSet<&QueueId> = outcomes.iter().map(|o| &o.message).collect();
+    let now = outcomes
+        .iter()
+        .map(|o| to_millis(o.attempted_at))
+        .max()
+        .unwrap_or(0);
     let mut spooled = Vec::new();
     for id in touched {
-        if destroy_unneeded_content(conn, id)? == Destroyed::Spooled {
+        if destroy_unneeded_content(conn, id, SentCopy::Kept { now })? == Destroyed::Spooled {
             spooled.push(id.clone());
         }
     }
@@ -427,21 +433,40 @@ pub(super) enum Destroyed {
     Spooled,
 }
 
+/// Whether a portal reply's copy in its author's Sent folder counts as a
+/// need for its content.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SentCopy {
+    /// It does until its `keep_until` (delivery outcomes, expiry).
+    Kept { now: i64 },
+    /// It does not (a recall ends every copy).
+    Ignored,
+}
+
 /// Destroys a message's content, key and ciphertext, once no recipient
-/// needs it: every relay recipient is final and no secure recipient is
-/// live. The metadata (message and recipient rows) stays for tracking.
+/// needs it: every relay recipient is final, no secure recipient is live
+/// and, for a portal reply, its author's Sent copy has run out (unless
+/// `sent` says to ignore it). The metadata (message and recipient rows)
+/// stays for tracking.
 pub(super) fn destroy_unneeded_content(
     conn: &Connection,
     id: &QueueId,
+    sent: SentCopy,
 ) -> Result<Destroyed, StoreError> {
+    let kept_after = match sent {
+        SentCopy::Kept { now } => now,
+        SentCopy::Ignored => i64::MAX,
+    };
     let spooled: Option<bool> = conn
         .prepare_cached(
             "UPDATE messages SET content = NULL, wrapped_key = NULL, has_content = 0
              WHERE id = ?1 AND has_content = 1 AND NOT EXISTS (
                  SELECT 1 FROM recipients WHERE message_id = ?1 AND status IN ('queued', 'secure'))
+               AND NOT EXISTS (
+                 SELECT 1 FROM portal_sent WHERE message_id = ?1 AND keep_until > ?2)
              RETURNING spooled",
         )?
-        .query_row([id.as_str()], |row| row.get(0))
+        .query_row(params![id.as_str(), kept_after], |row| row.get(0))
         .optional()?;
     Ok(match spooled {
         None => Destroyed::No,

@@ -12,8 +12,8 @@ use rusqlite::{Connection, OptionalExtension, ToSql, params};
 use sealpost_vault::{TokenHash, Vault, WrappedKey};
 
 use super::queue::{
-    Destroyed, MESSAGE_COLUMNS, destroy_unneeded_content, message_record, parse_status, recipients,
-    secure_record,
+    Destroyed, MESSAGE_COLUMNS, SentCopy, destroy_unneeded_content, message_record, parse_status,
+    recipients, secure_record,
 };
 use crate::{
     ExtendTo, KeyUsage, MessageFilter, QueueId, RecallOutcome, RecipientRecord, SecureAccess,
@@ -189,11 +189,11 @@ pub(super) fn recall(
              WHERE message_id = ?1 AND status = 'queued'",
         )?
         .execute(params![child.as_str(), now])?;
-        if destroy_unneeded_content(conn, &child)? == Destroyed::Spooled {
+        if destroy_unneeded_content(conn, &child, SentCopy::Ignored)? == Destroyed::Spooled {
             spooled.push(child);
         }
     }
-    let destroyed = match destroy_unneeded_content(conn, id)? {
+    let destroyed = match destroy_unneeded_content(conn, id, SentCopy::Ignored)? {
         Destroyed::No => false,
         Destroyed::Inline => true,
         Destroyed::Spooled => {
@@ -296,10 +296,22 @@ pub(super) fn expire_due(
         expire.execute(params![message, idx, now])?;
         touched.insert(message.clone());
     }
+    // Portal replies whose Sent copy ran out: forgotten by the index,
+    // their content destroyed unless a recipient still needs it.
+    let kept: Vec<String> = conn
+        .prepare_cached(
+            "UPDATE portal_sent SET keep_until = NULL
+             WHERE message_id IN (SELECT message_id FROM portal_sent
+                                  WHERE keep_until IS NOT NULL AND keep_until <= ?1 LIMIT ?2)
+             RETURNING message_id",
+        )?
+        .query_map(params![now, limit as i64], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    touched.extend(kept);
     for message in touched {
         let id = QueueId::parse(&message)
             .ok_or_else(|| StoreError::Corrupt(format!("queue id {message:?}")))?;
-        if destroy_unneeded_content(conn, &id)? == Destroyed::Spooled {
+        if destroy_unneeded_content(conn, &id, SentCopy::Kept { now })? == Destroyed::Spooled {
             spooled.push(id);
         }
     }

@@ -46,7 +46,7 @@ pub(super) struct ListQuery {
 
 #[derive(Serialize)]
 struct Row {
-    /// `None` for Sent rows: a sent reply has no message page.
+    /// `None` for a message whose content is gone (expired, recalled).
     href: Option<String>,
     /// The path of the list actions: `/mailbox/{id}/{idx}`.
     action: String,
@@ -188,8 +188,10 @@ async fn list(
 fn row(r: MailboxRow, folder: Folder, now: SystemTime) -> Row {
     let live = r.access == Access::Live;
     Row {
-        href: (folder != Folder::Sent && live)
-            .then(|| format!("/messages/{}/{}", r.message, r.idx)),
+        href: live.then(|| match folder {
+            Folder::Sent => format!("/sent/{}", r.message),
+            _ => format!("/messages/{}/{}", r.message, r.idx),
+        }),
         action: format!("/mailbox/{}/{}", r.message, r.idx),
         who: match folder {
             Folder::Sent => r.recipients.unwrap_or_default(),

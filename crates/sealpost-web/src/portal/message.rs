@@ -148,12 +148,16 @@ struct Allows {
     print: bool,
 }
 
-/// A message of the signed-in address, found by the path's segments.
+/// A message of the signed-in address, found by the path's segments:
+/// one it received (`/messages/{id}/{idx}`) or one of its replies
+/// (`/sent/{id}`).
 struct Found {
     id: QueueId,
     idx: u32,
     row: MailboxRow,
+    /// The path its page and parts hang under.
     base: String,
+    sent: bool,
 }
 
 impl PortalState {
@@ -195,6 +199,7 @@ impl PortalState {
                 id,
                 idx,
                 row,
+                sent: false,
             }),
             Err(StoreError::NotFound(_)) => Err(self.not_found_page()),
             Err(e) => Err(self.failed(&e)),
@@ -212,6 +217,29 @@ impl PortalState {
         match found.row.access {
             Access::Live => Ok(found),
             access => Err(self.ended(access, &found.row)),
+        }
+    }
+
+    /// The account's reply `{id}` if its content is still stored; the 404
+    /// page for anything else, the notice for an ended one.
+    async fn find_sent(&self, session: &RecipientSession, id: String) -> Result<Found, Response> {
+        let Some(id) = QueueId::parse(&id) else {
+            return Err(self.not_found_page());
+        };
+        let row = match self.store().sent_message(&session.account, &id).await {
+            Ok(row) => row,
+            Err(StoreError::NotFound(_)) => return Err(self.not_found_page()),
+            Err(e) => return Err(self.failed(&e)),
+        };
+        match row.access {
+            Access::Live => Ok(Found {
+                base: format!("/sent/{id}"),
+                id,
+                idx: 0,
+                row,
+                sent: true,
+            }),
+            access => Err(self.ended(access, &row)),
         }
     }
 
@@ -238,16 +266,14 @@ impl PortalState {
         )
     }
 
-    /// For a part's route (`/messages/{id}/{idx}/…/{n}`): the live message
-    /// (checked to be this recipient's), the part index and the opened
-    /// message; the same 404 as any unknown path otherwise.
+    /// For a part's route (`…/{n}` under a found message): the part index
+    /// and the opened message; the same 404 as any unknown path otherwise.
     async fn open_part(
         &self,
-        session: &RecipientSession,
-        (id, idx, n): (String, String, String),
+        found: &Found,
+        n: &str,
     ) -> Result<(PartIndex, Arc<Vec<u8>>, MessageView), Response> {
-        let found = self.find_live(session, (id, idx)).await?;
-        let n = PartIndex::parse(&n).ok_or_else(|| self.not_found_page())?;
+        let n = PartIndex::parse(n).ok_or_else(|| self.not_found_page())?;
         let (raw, view) = self.open_view(&found.id).await?;
         Ok((n, raw, view))
     }
@@ -337,18 +363,43 @@ pub(super) async fn page(
     Path(path): Path<(String, String)>,
     Query(query): Query<RemoteQuery>,
 ) -> Response {
-    let found = match state.find_live(&session, path).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+    match state.find_live(&session, path).await {
+        Ok(found) => show(&state, &session, found, &query).await,
+        Err(response) => response,
+    }
+}
+
+/// A reply of the account's, read back from Sent: the same page without
+/// the actions (nothing to answer, mark or delete).
+#[tracing::instrument(skip_all, fields(message = %id))]
+pub(super) async fn sent_page(
+    State(state): State<PortalState>,
+    session: RecipientSession,
+    Path(id): Path<String>,
+    Query(query): Query<RemoteQuery>,
+) -> Response {
+    match state.find_sent(&session, id).await {
+        Ok(found) => show(&state, &session, found, &query).await,
+        Err(response) => response,
+    }
+}
+
+async fn show(
+    state: &PortalState,
+    session: &RecipientSession,
+    found: Found,
+    query: &RemoteQuery,
+) -> Response {
     let definition = state.rules_of(&found.row);
     let (_, view) = match state.open_view(&found.id).await {
         Ok(opened) => opened,
         Err(response) => return response,
     };
     let now = SystemTime::now();
-    // Reloading an open message within a minute writes nothing.
-    if found.row.opening_due(now)
+    // Reloading an open message within a minute writes nothing; a reply
+    // read back is no opening.
+    if !found.sent
+        && found.row.opening_due(now)
         && let Err(e) = state.definitions().opened(&found.id, found.idx, now).await
     {
         tracing::error!(error = %e, "recording a portal opening failed");
@@ -399,6 +450,7 @@ pub(super) async fn page(
             remote_href => format!("{base}?remote=1"),
             allows,
             deleted => found.row.deleted_at.is_some(),
+            sent => found.sent,
         },
     )
 }
@@ -410,10 +462,26 @@ pub(super) async fn frame(
     Path(path): Path<(String, String)>,
     Query(query): Query<RemoteQuery>,
 ) -> Response {
-    let found = match state.find_live(&session, path).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+    match state.find_live(&session, path).await {
+        Ok(found) => frame_of(&state, &found, &query).await,
+        Err(response) => response,
+    }
+}
+
+#[tracing::instrument(skip_all, fields(message = %id))]
+pub(super) async fn sent_frame(
+    State(state): State<PortalState>,
+    session: RecipientSession,
+    Path(id): Path<String>,
+    Query(query): Query<RemoteQuery>,
+) -> Response {
+    match state.find_sent(&session, id).await {
+        Ok(found) => frame_of(&state, &found, &query).await,
+        Err(response) => response,
+    }
+}
+
+async fn frame_of(state: &PortalState, found: &Found, query: &RemoteQuery) -> Response {
     let (_, view) = match state.open_view(&found.id).await {
         Ok(opened) => opened,
         Err(response) => return response,
@@ -434,13 +502,33 @@ async fn part(state: &PortalState, raw: Arc<Vec<u8>>, n: PartIndex) -> Result<Ve
     }
 }
 
-#[tracing::instrument(skip_all, fields(message = %path.0, idx = %path.1))]
+#[tracing::instrument(skip_all, fields(message = %id, idx = %idx))]
 pub(super) async fn inline(
     State(state): State<PortalState>,
     session: RecipientSession,
-    Path(path): Path<(String, String, String)>,
+    Path((id, idx, n)): Path<(String, String, String)>,
 ) -> Response {
-    let (n, raw, view) = match state.open_part(&session, path).await {
+    match state.find_live(&session, (id, idx)).await {
+        Ok(found) => inline_of(&state, &found, &n).await,
+        Err(response) => response,
+    }
+}
+
+#[tracing::instrument(skip_all, fields(message = %id))]
+pub(super) async fn sent_inline(
+    State(state): State<PortalState>,
+    session: RecipientSession,
+    Path((id, n)): Path<(String, String)>,
+) -> Response {
+    match state.find_sent(&session, id).await {
+        Ok(found) => inline_of(&state, &found, &n).await,
+        Err(response) => response,
+    }
+}
+
+/// A `cid:` image of the message, as the type it declares.
+async fn inline_of(state: &PortalState, found: &Found, n: &str) -> Response {
+    let (n, raw, view) = match state.open_part(found, n).await {
         Ok(opened) => opened,
         Err(response) => return response,
     };
@@ -482,20 +570,40 @@ pub(super) async fn inline(
     (headers, bytes).into_response()
 }
 
-#[tracing::instrument(skip_all, fields(message = %path.0, idx = %path.1))]
+#[tracing::instrument(skip_all, fields(message = %id, idx = %idx))]
 pub(super) async fn attachment(
     State(state): State<PortalState>,
     session: RecipientSession,
-    Path(path): Path<(String, String, String)>,
+    Path((id, idx, n)): Path<(String, String, String)>,
 ) -> Response {
-    let (n, raw, view) = match state.open_part(&session, path).await {
+    match state.find_live(&session, (id, idx)).await {
+        Ok(found) => attachment_of(&state, &found, &n).await,
+        Err(response) => response,
+    }
+}
+
+#[tracing::instrument(skip_all, fields(message = %id))]
+pub(super) async fn sent_attachment(
+    State(state): State<PortalState>,
+    session: RecipientSession,
+    Path((id, n)): Path<(String, String)>,
+) -> Response {
+    match state.find_sent(&session, id).await {
+        Ok(found) => attachment_of(&state, &found, &n).await,
+        Err(response) => response,
+    }
+}
+
+/// An attachment the view lists, as a download.
+async fn attachment_of(state: &PortalState, found: &Found, n: &str) -> Response {
+    let (n, raw, view) = match state.open_part(found, n).await {
         Ok(opened) => opened,
         Err(response) => return response,
     };
     let Some(listed) = view.attachment(n).cloned() else {
         return state.not_found_page();
     };
-    let bytes = match part(&state, raw, n).await {
+    let bytes = match part(state, raw, n).await {
         Ok(bytes) => bytes,
         Err(response) => return response,
     };

@@ -352,6 +352,11 @@ pub fn router(state: PortalState) -> Router {
         .route("/messages/{id}/{idx}/print", get(message::print))
         .route("/messages/{id}/{idx}/read", post(message::mark_read))
         .route("/messages/{id}/{idx}/delete", post(message::delete))
+        // A reply read back from Sent.
+        .route("/sent/{id}", get(message::sent_page))
+        .route("/sent/{id}/frame", get(message::sent_frame))
+        .route("/sent/{id}/inline/{n}", get(message::sent_inline))
+        .route("/sent/{id}/attachments/{n}", get(message::sent_attachment))
         .route("/static/print.js", get(message::print_js))
         .route("/static/portal.css", get(portal_css))
         .route("/static/theme.css", get(theme_css))

@@ -382,6 +382,20 @@ fn a_recipient_replies_with_an_attachment_and_replies_to_all_securely() {
     assert!(browser.text(".notice").contains("sent securely"));
     assert!(browser.text(".mailbox").contains("Q3 contract"));
     snap(&mut browser, "sent");
+    // The reply reads back from Sent.
+    browser.click(".mailbox a.row");
+    at_path(&browser, "/sent/");
+    assert!(
+        browser
+            .text("article.message")
+            .contains("Signed copy attached.")
+    );
+    assert!(
+        !browser.exists(".actions"),
+        "nothing to answer on a sent copy"
+    );
+    snap(&mut browser, "sent-message");
+    browser.goto(&format!("{base}/sent"));
     let reply = internal.wait_for(1).remove(0);
     let text = reply.text();
     assert_eq!(reply.rcpt_tos, vec!["alice@corp.example".to_owned()]);
@@ -458,11 +472,13 @@ fn the_sign_in_page_wears_the_operators_branding() {
     ));
     let mut browser = Browser::start();
     browser.goto(&format!("http://localhost:{}/sign-in", gw.portal.port()));
-    assert!(browser.title().contains("Acme Secure Mail"), "{}", browser.title());
     assert!(
-        browser
-            .text("header")
-            .contains("Acme Secure Mail"),
+        browser.title().contains("Acme Secure Mail"),
+        "{}",
+        browser.title()
+    );
+    assert!(
+        browser.text("header").contains("Acme Secure Mail"),
         "the name in the header"
     );
     // The logo loaded (from the portal: the CSP allows nothing else).
@@ -473,11 +489,13 @@ fn the_sign_in_page_wears_the_operators_branding() {
     let button = browser.execute(
         "return getComputedStyle(document.querySelector('form button[type=submit], form button')).backgroundColor;",
     );
-    assert_eq!(button, serde_json::json!("rgb(15, 118, 110)"), "the accent colour");
+    assert_eq!(
+        button,
+        serde_json::json!("rgb(15, 118, 110)"),
+        "the accent colour"
+    );
     assert!(
-        browser
-            .text(".disclaimer")
-            .contains("Access is logged."),
+        browser.text(".disclaimer").contains("Access is logged."),
         "the disclaimer under the form"
     );
     assert!(

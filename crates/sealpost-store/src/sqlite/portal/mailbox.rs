@@ -137,17 +137,60 @@ pub(super) fn mailbox(
 /// The Sent folder: the account's portal replies, newest first. A reply
 /// is readable while its content is stored (relay recipients pending or a
 /// secure recipient live); after that the row stays, marked expired.
+/// The columns of a Sent row; `?1` is the account's match key.
+/// A Sent copy is readable until `keep_until` (the answered message's
+/// expiry), which the expiry job clears when it has passed.
+const SENT_QUERY: &str = "SELECT p.message_id, m.sender, m.subject, p.sent_at,
+        COALESCE(p.keep_until, m.expires_at),
+        m.has_attachments, m.wrapped_key IS NOT NULL, p.recipients
+     FROM portal_sent p JOIN messages m ON m.id = p.message_id
+     WHERE p.account_key = ?1";
+
+/// A reply is readable while its content is stored.
+fn sent_row(row: &Row<'_>) -> Result<MailboxRow, StoreError> {
+    let message: String = row.get(0)?;
+    let stored: bool = row.get(6)?;
+    Ok(MailboxRow {
+        message: queue_id(&message)?,
+        idx: 0,
+        sender: row.get(1)?,
+        subject: row.get(2)?,
+        received_at: from_millis(row.get(3)?),
+        expires_at: from_millis(row.get(4)?),
+        read: true,
+        has_attachments: row.get(5)?,
+        access: if stored {
+            Access::Live
+        } else {
+            Access::Expired
+        },
+        deleted_at: None,
+        recipients: Some(row.get(7)?),
+        definition: None,
+        last_opened_at: None,
+    })
+}
+
+/// One reply of the account's Sent folder; `NotFound` for anyone else's.
+pub(super) fn sent_message(
+    conn: &Connection,
+    key: &AccountKey,
+    id: &QueueId,
+) -> Result<MailboxRow, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("{SENT_QUERY} AND p.message_id = ?2"))?;
+    let mut rows = stmt.query(params![key.as_str(), id.as_str()])?;
+    match rows.next()? {
+        Some(row) => sent_row(row),
+        None => Err(StoreError::NotFound(id.clone())),
+    }
+}
+
 fn sent(
     conn: &Connection,
     key: &AccountKey,
     query: &MailboxQuery,
 ) -> Result<MailboxPage, StoreError> {
-    let mut sql = String::from(
-        "SELECT p.message_id, m.sender, m.subject, p.sent_at, m.expires_at,
-                m.has_attachments, m.wrapped_key IS NOT NULL, p.recipients
-         FROM portal_sent p JOIN messages m ON m.id = p.message_id
-         WHERE p.account_key = ?1",
-    );
+    let mut sql = String::from(SENT_QUERY);
     let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(key.as_str().to_owned())];
     let mut arg = |sql: &mut String, fragment: &str, value: Box<dyn ToSql>| {
         args.push(value);
@@ -191,27 +234,7 @@ fn sent(
     let mut rows = stmt.query(params.as_slice())?;
     let mut page = MailboxPage::default();
     while let Some(row) = rows.next()? {
-        let message: String = row.get(0)?;
-        let stored: bool = row.get(6)?;
-        page.rows.push(MailboxRow {
-            message: queue_id(&message)?,
-            idx: 0,
-            sender: row.get(1)?,
-            subject: row.get(2)?,
-            received_at: from_millis(row.get(3)?),
-            expires_at: from_millis(row.get(4)?),
-            read: true,
-            has_attachments: row.get(5)?,
-            access: if stored {
-                Access::Live
-            } else {
-                Access::Expired
-            },
-            deleted_at: None,
-            recipients: Some(row.get(7)?),
-            definition: None,
-            last_opened_at: None,
-        });
+        page.rows.push(sent_row(row)?);
     }
     if page.rows.len() > limit {
         page.rows.truncate(limit);

@@ -1070,3 +1070,75 @@ async fn tracking_reads_each_recipients_portal_events_with_the_record() {
         "search reads the same record"
     );
 }
+
+/// A reply relayed to an internal address stays readable in its author's
+/// Sent until the answered message expires (not only until it was
+/// relayed); then the expiry job destroys it. A recall ends it at once.
+#[tokio::test]
+async fn a_relayed_reply_stays_in_sent_until_the_original_expires() {
+    use crate::{OutcomeKind, RecipientOutcome};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let (original, _) = deliver(&store, "bob@partner.example", "Q3", t0()).await;
+    let bob = key("bob@partner.example");
+    let mut replies = Vec::new();
+    for subject in ["Re: Q3", "Re: Q3 again"] {
+        let id = store
+            .accept(reply(&original, "alice@corp.example", subject, t0() + DAY))
+            .await
+            .unwrap();
+        // Relayed: its one recipient is final.
+        store
+            .record(
+                vec![RecipientOutcome {
+                    message: id.clone(),
+                    notification: false,
+                    idx: 0,
+                    attempted_at: t0() + DAY,
+                    result: OutcomeKind::Delivered,
+                    reply: "250 ok".into(),
+                }],
+                vec![],
+            )
+            .await
+            .unwrap();
+        replies.push(id);
+    }
+    for id in &replies {
+        assert!(store.load_body(id).await.is_ok(), "kept for Sent");
+        let row = store.sent_message(&bob, id).await.unwrap();
+        assert_eq!(row.access, Access::Live);
+        assert_eq!(
+            row.expires_at,
+            t0() + DAY * 30,
+            "readable as long as the original"
+        );
+    }
+    assert!(matches!(
+        store
+            .sent_message(&key("eve@partner.example"), &replies[0])
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // The sender recalls the second reply: gone at once, Sent or not.
+    store
+        .recall(vec![replies[1].clone()], t0() + DAY * 2)
+        .await
+        .unwrap();
+    assert!(store.load_body(&replies[1]).await.is_err());
+    assert_eq!(
+        store.sent_message(&bob, &replies[1]).await.unwrap().access,
+        Access::Expired
+    );
+
+    // Before the original expires nothing changes; after, the first goes.
+    store.expire_due(t0() + DAY * 29, 100).await.unwrap();
+    assert!(store.load_body(&replies[0]).await.is_ok());
+    store.expire_due(t0() + DAY * 31, 100).await.unwrap();
+    assert!(store.load_body(&replies[0]).await.is_err());
+    assert_eq!(
+        store.sent_message(&bob, &replies[0]).await.unwrap().access,
+        Access::Expired
+    );
+}

@@ -403,3 +403,76 @@ async fn delete_restore_mark_unread_search_and_paging() {
 fn folders_page() -> usize {
     crate::portal::folders::PAGE
 }
+
+/// Item 3: a reply reads back from Sent (text, attachment download, no
+/// actions); another account's session, and a made-up id, get the same
+/// 404 on its page, frame and parts.
+#[tokio::test]
+async fn a_sent_reply_reads_back_from_sent_and_only_for_its_author() {
+    let w = world(settings(), 1000).await;
+    let (mut bob, id) = bob_with_original(&w).await;
+    let form = bob.get(&format!("/messages/{id}/0/reply")).await;
+    let sent = post_multipart(
+        &mut bob,
+        &format!("/messages/{id}/0/reply"),
+        &[("csrf", &form.csrf()), ("body", "Signed, see attached.")],
+        &[("signed.pdf", b"%PDF-1.4 signed")],
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+    let reply = sent_rows(&w, "bob@partner.example").await[0]
+        .message
+        .clone();
+
+    // minijinja writes `/` in attributes as `&#x2f;`.
+    let unescaped = |body: &str| body.replace("&#x2f;", "/");
+    let folder = bob.get("/sent").await;
+    assert!(
+        unescaped(&folder.body).contains(&format!("href=\"/sent/{reply}\"")),
+        "the row links to its page: {}",
+        folder.body
+    );
+    let page = bob.get(&format!("/sent/{reply}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Signed, see attached."), "{}", page.body);
+    assert!(page.body.contains("Re: Q3 contract"));
+    assert!(
+        page.body.contains("alice@corp.example"),
+        "To: {}",
+        page.body
+    );
+    assert!(page.body.contains("href=\"/sent\""), "back to Sent");
+    for absent in ["/reply\"", "/delete\"", "/read\"", "/print\""] {
+        assert!(!page.body.contains(absent), "{absent} on a sent copy");
+    }
+    let href = format!("/sent/{reply}/attachments/");
+    let body = unescaped(&page.body);
+    let at = body.find(&href).expect("the attachment is listed");
+    let n: String = body[at + href.len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let download = bob.get(&format!("{href}{n}")).await;
+    assert_eq!(download.status, StatusCode::OK);
+    assert_eq!(download.body, "%PDF-1.4 signed");
+
+    let (mut eve, _, _) = registered_other(&w).await;
+    let made_up = QueueId::generate();
+    for path in [
+        format!("/sent/{reply}"),
+        format!("/sent/{reply}/frame"),
+        format!("/sent/{reply}/attachments/{n}"),
+        format!("/sent/{reply}/inline/{n}"),
+        format!("/sent/{made_up}"),
+        "/sent/not-an-id".to_owned(),
+        // The original is bob's received message, never his reply.
+        format!("/sent/{id}"),
+    ] {
+        assert_eq!(eve.get(&path).await.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    assert_eq!(
+        bob.get(&format!("/sent/{id}")).await.status,
+        StatusCode::NOT_FOUND,
+        "a received message is not a sent one"
+    );
+}
