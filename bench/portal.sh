@@ -28,6 +28,10 @@
 #   --no-build     do not run `cargo build --release -p sealpost`
 #   --no-results   do not append to bench/RESULTS.md
 #   --keep         keep the work directory
+#   --perf         record a CPU profile of sealpost (perf record -g) during
+#                  its wrk runs (DWARF call graphs; PERF_CALLGRAPH=fp for
+#                  smaller files), into the work directory (implies --keep);
+#                  read it with `perf report -i DIR/perf-message.data`
 # Env: SEALPOST_BIN (default target/release/sealpost, or
 #      $CARGO_TARGET_DIR/release/sealpost), BENCH_DIR (default /var/tmp).
 #
@@ -46,6 +50,7 @@ SIGN_INS=6
 BUILD=1
 RESULTS=1
 KEEP=0
+PERF=0
 INBOX=1000
 SMTP_PORT=30125
 ADMIN_PORT=30181
@@ -61,6 +66,7 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --no-results) RESULTS=0 ;;
         --keep) KEEP=1 ;;
+        --perf) PERF=1; KEEP=1 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "portal.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -300,17 +306,52 @@ http {
 }
 EOF
 /usr/sbin/nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" 2>"$WORK/nginx/stderr.log" &
-PIDS+=($!)
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
 wait_http "http://127.0.0.1:$NGINX_PORT/message.html" 10 || die "nginx did not start: $(cat "$WORK/nginx/stderr.log")"
 
-# run_wrk NAME URL [COOKIE]: wrk -c64 for $DURATION s; records req/s and p99 (ms).
-declare -A RPS P99 P50 ERRS
+# cpu_ticks PID...: user + system CPU time of the processes (and, for
+# nginx's master, its workers), in clock ticks.
+cpu_ticks() {
+    local pids=("$@") p total=0
+    for p in "$@"; do
+        pids+=($(pgrep -P "$p" 2>/dev/null || true))
+    done
+    for p in "${pids[@]}"; do
+        [ -r "/proc/$p/stat" ] || continue
+        # Fields 14 and 15 (utime, stime), counted after the ")" that ends
+        # the command name.
+        total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+    done
+    echo "$total"
+}
+
+# run_wrk NAME URL [COOKIE]: wrk -c64 for $DURATION s; records req/s, p99
+# (ms) and the server's CPU time per request (microseconds).
+declare -A RPS P99 P50 ERRS CPU_US
 run_wrk() {
     local name=$1 url=$2 out=$WORK/wrk-$1.txt
+    local server=$SP_PID
+    [ "$name" = nginx ] && server=$NGINX_PID
+    local ticks_before
+    ticks_before=$(cpu_ticks "$server")
     local args=(-t2 -c64 -d"${DURATION}s" --latency --timeout 5s)
     [ -n "${3:-}" ] && args+=(-H "Cookie: $3")
     log "wrk -t2 -c64 -d${DURATION}s --latency $url"
+    local perf_pid=
+    if [ "$PERF" -eq 1 ] && [ "$name" != nginx ]; then
+        perf record -q -F 499 --call-graph "${PERF_CALLGRAPH:-dwarf,16384}" -p "$SP_PID" -o "$WORK/perf-$name.data" 2>"$WORK/perf-$name.err" &
+        perf_pid=$!
+    fi
     timeout $((DURATION + 30)) wrk "${args[@]}" "$url" >"$out" || die "wrk failed on $name: $(cat "$out")"
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+    fi
+    local ticks=$(($(cpu_ticks "$server") - ticks_before))
+    local requests
+    requests=$(awk '/requests in/ {print $1}' "$out")
+    CPU_US[$name]=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { if (n > 0) printf "%.0f", t / hz * 1e6 / n; else print "?" }')
     RPS[$name]=$(awk '/^Requests\/sec:/ {print $2}' "$out")
     P50[$name]=$(awk '$1 == "50%" {print $2}' "$out")
     P99[$name]=$(awk '$1 == "99%" {print $2}' "$out")
@@ -359,11 +400,11 @@ MACHINE="$(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpui
 WHEN=$(date -u '+%Y-%m-%d %H:%M UTC')
 LOAD_END=$(cut -d' ' -f1 /proc/loadavg)
 TABLE=$(cat <<EOF
-| run | requests/s | p50 | p99 | errors |
-|---|---:|---:|---:|---|
-| nginx, the same page as a static file ($PAGE_BYTES bytes) | $NGINX_RPS | ${P50[nginx]} | ${P99[nginx]} | ${ERRS[nginx]:-none} |
-| sealpost message page (signed in) | ${RPS[message]} | ${P50[message]} | ${P99[message]} | ${ERRS[message]:-none} |
-| sealpost inbox, $INBOX messages ($ROWS rows on the page) | ${RPS[inbox]} | ${P50[inbox]} | ${P99[inbox]} | ${ERRS[inbox]:-none} |
+| run | requests/s | p50 | p99 | server CPU per request | errors |
+|---|---:|---:|---:|---:|---|
+| nginx, the same page as a static file ($PAGE_BYTES bytes) | $NGINX_RPS | ${P50[nginx]} | ${P99[nginx]} | ${CPU_US[nginx]} µs | ${ERRS[nginx]:-none} |
+| sealpost message page (signed in) | ${RPS[message]} | ${P50[message]} | ${P99[message]} | ${CPU_US[message]} µs | ${ERRS[message]:-none} |
+| sealpost inbox, $INBOX messages ($ROWS rows on the page) | ${RPS[inbox]} | ${P50[inbox]} | ${P99[inbox]} | ${CPU_US[inbox]} µs | ${ERRS[inbox]:-none} |
 
 - message page: $RATIO x nginx (target >= 0.3: $(verdict "$RATIO" 0.3 ge)); p99 $MSG_P99 ms (target <= 20: $(verdict "$MSG_P99" 20 le))
 - inbox of $INBOX: p99 $INBOX_P99 ms (target <= 50: $(verdict "$INBOX_P99" 50 le))
