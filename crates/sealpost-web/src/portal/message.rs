@@ -14,13 +14,13 @@
 //!
 //! [`PortalStore::mailbox_message`]: sealpost_store::PortalStore::mailbox_message
 
-use std::{sync::Arc, time::SystemTime};
+use std::{collections::HashMap, sync::Arc, time::SystemTime};
 
 use arc_swap::ArcSwap;
 use axum::{
     Form,
-    extract::{Path, Query, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    extract::{FromRequestParts, Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Redirect, Response},
 };
 use sealpost_policy::{DefinitionDraft, DefinitionId, EmailAddress, PolicySet};
@@ -158,6 +158,49 @@ struct Found {
     /// The path its page and parts hang under.
     base: String,
     sent: bool,
+}
+
+/// The message a route names, found for the signed-in session: a
+/// received one under `/messages/{id}/{idx}`, a reply of the account's
+/// under `/sent/{id}`; and the part `{n}` where the route has one. Routes
+/// of either kind share their handlers. Anything not the session's is the
+/// same 404 page as an unknown path; an ended message is its notice.
+pub(super) struct Named {
+    session: RecipientSession,
+    found: Found,
+    part: Option<String>,
+}
+
+impl Named {
+    fn part(&self) -> &str {
+        self.part.as_deref().unwrap_or_default()
+    }
+}
+
+impl FromRequestParts<PortalState> for Named {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &PortalState,
+    ) -> Result<Self, Self::Rejection> {
+        let session = RecipientSession::from_request_parts(parts, state).await?;
+        let Ok(Path(mut segments)) =
+            Path::<HashMap<String, String>>::from_request_parts(parts, state).await
+        else {
+            return Err(state.not_found_page());
+        };
+        let id = segments.remove("id").unwrap_or_default();
+        let found = match segments.remove("idx") {
+            Some(idx) => state.find_live(&session, (id, idx)).await?,
+            None => state.find_sent(&session, id).await?,
+        };
+        Ok(Named {
+            session,
+            found,
+            part: segments.remove("n"),
+        })
+    }
 }
 
 impl PortalState {
@@ -356,32 +399,14 @@ fn people(list: &[super::view::Mailbox]) -> String {
         .join(", ")
 }
 
-#[tracing::instrument(skip_all, fields(message = %path.0, idx = %path.1))]
+/// The message page, of a received message or of a reply in Sent.
+#[tracing::instrument(skip_all, fields(message = %named.found.id, idx = named.found.idx))]
 pub(super) async fn page(
     State(state): State<PortalState>,
-    session: RecipientSession,
-    Path(path): Path<(String, String)>,
+    named: Named,
     Query(query): Query<RemoteQuery>,
 ) -> Response {
-    match state.find_live(&session, path).await {
-        Ok(found) => show(&state, &session, found, &query).await,
-        Err(response) => response,
-    }
-}
-
-/// A reply of the account's, read back from Sent: the same page without
-/// the actions (nothing to answer, mark or delete).
-#[tracing::instrument(skip_all, fields(message = %id))]
-pub(super) async fn sent_page(
-    State(state): State<PortalState>,
-    session: RecipientSession,
-    Path(id): Path<String>,
-    Query(query): Query<RemoteQuery>,
-) -> Response {
-    match state.find_sent(&session, id).await {
-        Ok(found) => show(&state, &session, found, &query).await,
-        Err(response) => response,
-    }
+    show(&state, &named.session, named.found, &query).await
 }
 
 async fn show(
@@ -455,30 +480,13 @@ async fn show(
     )
 }
 
-#[tracing::instrument(skip_all, fields(message = %path.0, idx = %path.1))]
+#[tracing::instrument(skip_all, fields(message = %named.found.id, idx = named.found.idx))]
 pub(super) async fn frame(
     State(state): State<PortalState>,
-    session: RecipientSession,
-    Path(path): Path<(String, String)>,
+    named: Named,
     Query(query): Query<RemoteQuery>,
 ) -> Response {
-    match state.find_live(&session, path).await {
-        Ok(found) => frame_of(&state, &found, &query).await,
-        Err(response) => response,
-    }
-}
-
-#[tracing::instrument(skip_all, fields(message = %id))]
-pub(super) async fn sent_frame(
-    State(state): State<PortalState>,
-    session: RecipientSession,
-    Path(id): Path<String>,
-    Query(query): Query<RemoteQuery>,
-) -> Response {
-    match state.find_sent(&session, id).await {
-        Ok(found) => frame_of(&state, &found, &query).await,
-        Err(response) => response,
-    }
+    frame_of(&state, &named.found, &query).await
 }
 
 async fn frame_of(state: &PortalState, found: &Found, query: &RemoteQuery) -> Response {
@@ -502,28 +510,9 @@ async fn part(state: &PortalState, raw: Arc<Vec<u8>>, n: PartIndex) -> Result<Ve
     }
 }
 
-#[tracing::instrument(skip_all, fields(message = %id, idx = %idx))]
-pub(super) async fn inline(
-    State(state): State<PortalState>,
-    session: RecipientSession,
-    Path((id, idx, n)): Path<(String, String, String)>,
-) -> Response {
-    match state.find_live(&session, (id, idx)).await {
-        Ok(found) => inline_of(&state, &found, &n).await,
-        Err(response) => response,
-    }
-}
-
-#[tracing::instrument(skip_all, fields(message = %id))]
-pub(super) async fn sent_inline(
-    State(state): State<PortalState>,
-    session: RecipientSession,
-    Path((id, n)): Path<(String, String)>,
-) -> Response {
-    match state.find_sent(&session, id).await {
-        Ok(found) => inline_of(&state, &found, &n).await,
-        Err(response) => response,
-    }
+#[tracing::instrument(skip_all, fields(message = %named.found.id, idx = named.found.idx))]
+pub(super) async fn inline(State(state): State<PortalState>, named: Named) -> Response {
+    inline_of(&state, &named.found, named.part()).await
 }
 
 /// A `cid:` image of the message, as the type it declares.
@@ -570,28 +559,9 @@ async fn inline_of(state: &PortalState, found: &Found, n: &str) -> Response {
     (headers, bytes).into_response()
 }
 
-#[tracing::instrument(skip_all, fields(message = %id, idx = %idx))]
-pub(super) async fn attachment(
-    State(state): State<PortalState>,
-    session: RecipientSession,
-    Path((id, idx, n)): Path<(String, String, String)>,
-) -> Response {
-    match state.find_live(&session, (id, idx)).await {
-        Ok(found) => attachment_of(&state, &found, &n).await,
-        Err(response) => response,
-    }
-}
-
-#[tracing::instrument(skip_all, fields(message = %id))]
-pub(super) async fn sent_attachment(
-    State(state): State<PortalState>,
-    session: RecipientSession,
-    Path((id, n)): Path<(String, String)>,
-) -> Response {
-    match state.find_sent(&session, id).await {
-        Ok(found) => attachment_of(&state, &found, &n).await,
-        Err(response) => response,
-    }
+#[tracing::instrument(skip_all, fields(message = %named.found.id, idx = named.found.idx))]
+pub(super) async fn attachment(State(state): State<PortalState>, named: Named) -> Response {
+    attachment_of(&state, &named.found, named.part()).await
 }
 
 /// An attachment the view lists, as a download.
