@@ -582,7 +582,8 @@ pub(crate) fn to_millis(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
-/// A time as RFC 3339 (UTC, seconds), for messages to people.
+/// A time as RFC 3339 (UTC, whole seconds): the one way every API view,
+/// notification and CLI table writes a moment, through `time`'s formatter.
 pub fn rfc3339(t: SystemTime) -> String {
     time::OffsetDateTime::from(t)
         .replace_nanosecond(0)

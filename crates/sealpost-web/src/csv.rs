@@ -1,6 +1,8 @@
 //! Directory CSV import: a header row naming the columns, `address`
 //! required, `display_name` optional, every other column an attribute.
-//! RFC 4180 quoting (`"a, b"`, `""` for a quote) is understood.
+//! Read with the `csv` crate (RFC 4180 quoting, `\r\n`, `\n` or a lone
+//! `\r` ending a line); here are only the columns' meaning and the errors,
+//! each naming its line.
 
 use sealpost_policy::UserDraft;
 
@@ -88,51 +90,24 @@ fn line_error(line: usize, what: &str) -> ApiError {
 
 /// The records of `text` with the line each starts on.
 fn records(text: &str) -> impl Iterator<Item = (usize, Result<Vec<String>, String>)> + '_ {
-    let mut chars = text.chars().peekable();
-    let mut line = 1;
-    std::iter::from_fn(move || {
-        chars.peek()?;
-        let start = line;
-        let mut fields = Vec::new();
-        let mut field = String::new();
-        let mut quoted = false;
-        let mut at_field_start = true;
-        loop {
-            let Some(c) = chars.next() else {
-                if quoted {
-                    return Some((start, Err("a quoted field is not closed".into())));
-                }
-                fields.push(std::mem::take(&mut field));
-                return Some((start, Ok(fields)));
-            };
-            match (quoted, c) {
-                (true, '"') if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                (true, '"') => quoted = false,
-                (true, c) => {
-                    if c == '\n' {
-                        line += 1;
-                    }
-                    field.push(c);
-                }
-                (false, '"') if at_field_start => quoted = true,
-                (false, ',') => {
-                    fields.push(std::mem::take(&mut field));
-                    at_field_start = true;
-                    continue;
-                }
-                (false, '\r') if chars.peek() == Some(&'\n') => {}
-                // A lone CR (old Mac files) ends a line too.
-                (false, '\n' | '\r') => {
-                    line += 1;
-                    fields.push(std::mem::take(&mut field));
-                    return Some((start, Ok(fields)));
-                }
-                (false, c) => field.push(c),
-            }
-            at_field_start = false;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut record = csv::StringRecord::new();
+    std::iter::from_fn(move || match reader.read_record(&mut record) {
+        Ok(false) => None,
+        Ok(true) => {
+            let line = record.position().map_or(0, |p| p.line());
+            let line = usize::try_from(line).unwrap_or(usize::MAX);
+            Some((line, Ok(record.iter().map(str::to_owned).collect())))
+        }
+        Err(e) => {
+            let line = e
+                .position()
+                .and_then(|p| usize::try_from(p.line()).ok())
+                .unwrap_or(0);
+            Some((line, Err(e.to_string())))
         }
     })
 }
@@ -171,7 +146,9 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("line 2"));
         let e = parse_users("name\nx\n").unwrap_err();
         assert_eq!(e.code, "missing_address_column");
-        let e = parse_users("address\n\"open\n").unwrap_err();
+        // A quote left open swallows the rest of the file into one field.
+        let e = parse_users("address,name\n\"open,x\nb@x.example,B\n").unwrap_err();
         assert_eq!(e.code, "invalid_csv");
+        assert_eq!(e.field.as_deref(), Some("line 2"));
     }
 }

@@ -276,9 +276,9 @@ fn main() -> ExitCode {
                         "{:<14}  {:<14}  {:<20}  {:<20}  {}",
                         k.id,
                         k.role.as_str(),
-                        humantime::format_rfc3339_seconds(k.created_at).to_string(),
+                        sealpost_store::rfc3339(k.created_at),
                         k.last_used_at
-                            .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                            .map(sealpost_store::rfc3339)
                             .unwrap_or_else(|| "never".into()),
                         // Set through the API too: shown as one clean line.
                         sealpost_policy::text::one_line(&k.name, 100)

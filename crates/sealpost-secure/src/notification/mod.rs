@@ -288,7 +288,7 @@ impl NotificationVars {
     pub fn with_expiry(self, at: Option<OffsetDateTime>) -> Self {
         NotificationVars {
             expires: at.map(human_date),
-            expires_at: at.map(rfc3339),
+            expires_at: at.map(|at| sealpost_store::rfc3339(at.into())),
             ..self
         }
     }
@@ -299,14 +299,6 @@ pub fn human_date(at: OffsetDateTime) -> String {
     let format = time::macros::format_description!("[day padding:none] [month repr:long] [year]");
     at.to_offset(time::UtcOffset::UTC)
         .format(&format)
-        .unwrap_or_default()
-}
-
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.to_offset(time::UtcOffset::UTC)
-        .replace_nanosecond(0)
-        .unwrap_or(at)
-        .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 

@@ -2,8 +2,6 @@
 //! created by the CLI (`sealpost apikey create`), which alone shows the
 //! secret; see [`crate::auth::api_key`].
 
-use std::time::SystemTime;
-
 use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -31,10 +29,6 @@ struct ApiKeyView {
     last_used_at: Option<String>,
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    sealpost_store::rfc3339(t)
-}
-
 /// Lists API keys (super_admin only).
 #[utoipa::path(get, path = "/api-keys", tag = "api-keys",
     responses((status = 200, body = Vec<ApiKeyView>), (status = 403, body = ApiError)))]
@@ -50,8 +44,8 @@ async fn list_api_keys(
                 id: k.id,
                 role: k.role.as_str().to_owned(),
                 name: k.name,
-                created_at: rfc3339(k.created_at),
-                last_used_at: k.last_used_at.map(rfc3339),
+                created_at: sealpost_store::rfc3339(k.created_at),
+                last_used_at: k.last_used_at.map(sealpost_store::rfc3339),
             })
             .collect(),
     ))

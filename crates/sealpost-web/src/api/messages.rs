@@ -36,10 +36,6 @@ pub(super) fn routes(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState>
         .routes(routes!(bulk_recall))
 }
 
-fn time_text(t: SystemTime) -> String {
-    sealpost_store::rfc3339(t)
-}
-
 fn parse_time(field: &str, text: &str) -> ApiResult<SystemTime> {
     OffsetDateTime::parse(text, &Rfc3339)
         .map(SystemTime::from)
@@ -154,29 +150,29 @@ fn recipient_view(r: RecipientRecord) -> RecipientView {
         policy_id: r.policy.map(|p| p.0),
         attempts: r.attempts,
         last_reply: r.last_reply,
-        last_attempt_at: r.last_attempt_at.map(time_text),
+        last_attempt_at: r.last_attempt_at.map(sealpost_store::rfc3339),
         portal: r.secure.as_ref().map(|s| PortalView {
-            registered_at: s.registered_at.map(time_text),
-            first_opened_at: s.first_opened_at.map(time_text),
-            last_opened_at: s.last_opened_at.map(time_text),
+            registered_at: s.registered_at.map(sealpost_store::rfc3339),
+            first_opened_at: s.first_opened_at.map(sealpost_store::rfc3339),
+            last_opened_at: s.last_opened_at.map(sealpost_store::rfc3339),
             read: s.read,
-            replied_at: s.replied_at.map(time_text),
-            deleted_at: s.deleted_at.map(time_text),
+            replied_at: s.replied_at.map(sealpost_store::rfc3339),
+            deleted_at: s.deleted_at.map(sealpost_store::rfc3339),
             replies: s.replies.iter().map(ToString::to_string).collect(),
         }),
         secure: r.secure.map(|s| SecureView {
             definition_id: s.definition.0,
             trigger: s.trigger.as_str(),
             notification_id: s.notification.map(|n| n.to_string()),
-            expires_at: time_text(s.expires_at),
-            notified_at: s.notified_at.map(time_text),
-            notification_failed_at: s.notify_failed_at.map(time_text),
+            expires_at: sealpost_store::rfc3339(s.expires_at),
+            notified_at: s.notified_at.map(sealpost_store::rfc3339),
+            notification_failed_at: s.notify_failed_at.map(sealpost_store::rfc3339),
             notification_error: s.notify_error,
-            first_opened_at: s.first_opened_at.map(time_text),
-            last_opened_at: s.last_opened_at.map(time_text),
+            first_opened_at: s.first_opened_at.map(sealpost_store::rfc3339),
+            last_opened_at: s.last_opened_at.map(sealpost_store::rfc3339),
             read: s.read,
-            replied_at: s.replied_at.map(time_text),
-            ended_at: s.ended_at.map(time_text),
+            replied_at: s.replied_at.map(sealpost_store::rfc3339),
+            ended_at: s.ended_at.map(sealpost_store::rfc3339),
         }),
     }
 }
@@ -185,7 +181,7 @@ fn message_view(t: TrackedMessage) -> MessageView {
     let m = t.message;
     MessageView {
         id: m.id.to_string(),
-        received_at: time_text(m.received_at),
+        received_at: sealpost_store::rfc3339(m.received_at),
         sender: m.sender,
         subject: m.subject,
         size: m.size,
@@ -445,9 +441,9 @@ async fn extend_message(
         .secure
         .extend(&id, to, state.retention, SystemTime::now())
         .await?;
-    tracing::info!(queue_id = %id, by = %caller.key_id, expires_at = %time_text(set), "expiry extended");
+    tracing::info!(queue_id = %id, by = %caller.key_id, expires_at = %sealpost_store::rfc3339(set), "expiry extended");
     Ok(Json(ExtendView {
         id: id.to_string(),
-        expires_at: time_text(set),
+        expires_at: sealpost_store::rfc3339(set),
     }))
 }

@@ -31,8 +31,8 @@ pub fn generate_api_key(role: Role, name: &str) -> NewApiKey {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut id).expect("the OS random source is available");
     getrandom::fill(&mut secret).expect("the OS random source is available");
-    let id = hex(&id);
-    let secret = hex(&secret);
+    let id = hex::encode(id);
+    let secret = hex::encode(secret);
     NewApiKey {
         token: format!("sp_{id}_{secret}"),
         record: ApiKeyRecord {
@@ -43,10 +43,6 @@ pub fn generate_api_key(role: Role, name: &str) -> NewApiKey {
             last_used_at: None,
         },
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn hash(secret: &str) -> Vec<u8> {
