@@ -12,6 +12,7 @@
 //! (delivery is at-least-once; a duplicate is possible, a loss is not).
 
 pub mod admin;
+pub mod console;
 pub mod handoff;
 mod model;
 pub mod portal;
@@ -23,6 +24,7 @@ pub mod sqlite;
 use std::time::SystemTime;
 
 pub use admin::{AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, Role};
+pub use console::ConsoleStore;
 pub use model::*;
 pub use portal::PortalStore;
 pub use secure::SecureStore;

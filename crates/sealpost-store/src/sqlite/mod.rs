@@ -8,10 +8,12 @@
 //! itself is in [`queue`].
 
 mod admin;
+mod console;
 mod portal;
 mod queue;
 mod readers;
 mod secure;
+mod sessions;
 mod writer;
 
 use std::{
@@ -52,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v8.sql"),
     include_str!("schema_v9.sql"),
     include_str!("schema_v10.sql"),
+    include_str!("schema_v11.sql"),
 ];
 
 /// Contents larger than this are sealed and opened on a blocking thread.

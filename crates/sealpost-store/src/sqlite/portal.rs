@@ -11,7 +11,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use sealpost_policy::EmailAddress;
 use sealpost_vault::TokenHash;
@@ -22,14 +22,17 @@ mod mailbox;
 #[cfg(test)]
 pub(super) use mailbox::mailbox_query_for_tests;
 
-use super::SqliteStore;
+use super::{
+    SqliteStore,
+    sessions::{self, Realm},
+};
 use crate::{
     QueueId, StoreError,
     model::to_millis,
     portal::{
         Account, AccountKey, LinkPurpose, MailboxPage, MailboxQuery, MailboxRow, NewLink,
         NewSession, OneTimeLink, PasswordHash, PortalStore, Purged, Registration, RegistrationLink,
-        RegistrationProof, SESSION_TOUCHED_EVERY, Session, SessionHash, SessionLimits,
+        RegistrationProof, Session, SessionHash, SessionLimits,
     },
 };
 
@@ -65,7 +68,7 @@ pub(super) fn fill_match_keys(conn: &Connection) -> Result<usize, StoreError> {
 }
 
 /// `now` less `span`, in the store's milliseconds.
-fn millis_before(now: SystemTime, span: Duration) -> i64 {
+pub(super) fn millis_before(now: SystemTime, span: Duration) -> i64 {
     to_millis(now).saturating_sub(i64::try_from(span.as_millis()).unwrap_or(i64::MAX))
 }
 
@@ -111,22 +114,12 @@ impl PortalStore for SqliteStore {
         now: SystemTime,
     ) -> Result<Option<u32>, StoreError> {
         let key = account.clone();
-        let at = to_millis(now);
         // Not durable: a power loss may forget the last few failures,
         // which costs an attacker's back-off a few steps, while an fsync
         // per guess would let a brute force load the disk.
         self.writer
             .write(false, move |conn, _| {
-                // One statement reads and bumps the counter, so failures
-                // counted at once by several nodes all count.
-                Ok(conn
-                    .prepare_cached(
-                        "UPDATE portal_accounts
-                         SET failed_sign_ins = failed_sign_ins + 1, last_failure_at = ?2
-                         WHERE key = ?1 RETURNING failed_sign_ins",
-                    )?
-                    .query_row(params![key.as_str(), at], |row| row.get(0))
-                    .optional()?)
+                sessions::record_failure(conn, Realm::Portal, key.as_str(), now)
             })
             .await
     }
@@ -134,7 +127,26 @@ impl PortalStore for SqliteStore {
     async fn create_session(&self, session: NewSession) -> Result<(), StoreError> {
         self.writer
             .write(true, move |conn, _| {
-                accounts::create_session(conn, &session)
+                let created = sessions::create(
+                    conn,
+                    Realm::Portal,
+                    &sessions::NewRow {
+                        id: &session.id,
+                        account: session.account.as_str(),
+                        csrf: &session.csrf,
+                        client_ip: session.client_ip,
+                        user_agent: &session.user_agent,
+                        now: session.now,
+                    },
+                )?;
+                Ok(if created {
+                    Ok(())
+                } else {
+                    Err(StoreError::NoSuch(format!(
+                        "portal account {}",
+                        session.account
+                    )))
+                })
             })
             .await?
     }
@@ -145,9 +157,18 @@ impl PortalStore for SqliteStore {
         limits: SessionLimits,
         now: SystemTime,
     ) -> Result<Option<Session>, StoreError> {
-        self.readers
-            .read_point(move |conn| accounts::session(conn, &id, limits, now))
-            .await
+        let row = self
+            .readers
+            .read_point(move |conn| sessions::find(conn, Realm::Portal, &id, limits, now))
+            .await?;
+        Ok(row.map(|r| Session {
+            account: AccountKey::stored(r.account),
+            csrf: r.csrf,
+            client_ip: r.client_ip,
+            user_agent: r.user_agent,
+            created_at: r.created_at,
+            last_seen_at: r.last_seen_at,
+        }))
     }
 
     async fn touch_session(
@@ -156,36 +177,18 @@ impl PortalStore for SqliteStore {
         limits: SessionLimits,
         now: SystemTime,
     ) -> Result<bool, StoreError> {
-        let at = to_millis(now);
-        let stale = millis_before(now, SESSION_TOUCHED_EVERY);
-        let (idle, absolute) = (
-            millis_before(now, limits.idle),
-            millis_before(now, limits.absolute),
-        );
         // Not durable: a lost touch only makes a session look idle a
         // minute or so early.
         self.writer
             .write(false, move |conn, _| {
-                Ok(conn
-                    .prepare_cached(
-                        "UPDATE portal_sessions SET last_seen_at = ?2
-                         WHERE id_hash = ?1 AND last_seen_at <= ?3
-                             AND last_seen_at > ?4 AND created_at > ?5",
-                    )?
-                    .execute(params![id.0.as_slice(), at, stale, idle, absolute])?
-                    > 0)
+                sessions::touch(conn, Realm::Portal, &id, limits, now)
             })
             .await
     }
 
     async fn end_session(&self, id: SessionHash) -> Result<bool, StoreError> {
         self.writer
-            .write(true, move |conn, _| {
-                Ok(conn
-                    .prepare_cached("DELETE FROM portal_sessions WHERE id_hash = ?1")?
-                    .execute([id.0.as_slice()])?
-                    > 0)
-            })
+            .write(true, move |conn, _| sessions::end(conn, Realm::Portal, &id))
             .await
     }
 

@@ -1151,4 +1151,5 @@ async fn read_config_reads_without_creating_or_migrating() {
     }
 }
 
+mod console;
 mod portal;

@@ -7,14 +7,16 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use sealpost_vault::TokenHash;
 
-use super::{millis_before, queue_id};
+use super::{
+    millis_before, queue_id,
+    sessions::{self, Realm},
+};
 use crate::{
     StoreError,
     model::{from_millis, to_millis},
     portal::{
-        Account, AccountKey, CsrfSecret, LinkPurpose, MAX_USER_AGENT, NewLink, NewSession,
-        OneTimeLink, PasswordHash, Purged, Registration, RegistrationLink, RegistrationProof,
-        Session, SessionHash, SessionLimits,
+        Account, AccountKey, LinkPurpose, NewLink, OneTimeLink, PasswordHash, Purged, Registration,
+        RegistrationLink, RegistrationProof, SessionHash, SessionLimits,
     },
 };
 
@@ -176,98 +178,6 @@ pub(super) fn account(conn: &Connection, key: &AccountKey) -> Result<Option<Acco
         .optional()?)
 }
 
-/// Clears the failure counter; false when the account does not exist.
-fn clear_failures(conn: &Connection, key: &str) -> Result<bool, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE portal_accounts SET failed_sign_ins = 0, last_failure_at = NULL WHERE key = ?1",
-        )?
-        .execute([key])?
-        > 0)
-}
-
-/// Cuts a user agent to [`MAX_USER_AGENT`] bytes at a character boundary.
-fn bounded(user_agent: &str) -> &str {
-    let mut end = user_agent.len().min(MAX_USER_AGENT);
-    while !user_agent.is_char_boundary(end) {
-        end -= 1;
-    }
-    &user_agent[..end]
-}
-
-pub(super) fn create_session(
-    conn: &Connection,
-    s: &NewSession,
-) -> Result<Result<(), StoreError>, StoreError> {
-    if !clear_failures(conn, s.account.as_str())? {
-        return Ok(Err(StoreError::NoSuch(format!(
-            "portal account {}",
-            s.account
-        ))));
-    }
-    let now = to_millis(s.now);
-    conn.prepare_cached(
-        "INSERT INTO portal_sessions (id_hash, account_key, csrf_secret, client_ip, user_agent,
-             created_at, last_seen_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-    )?
-    .execute(params![
-        s.id.0.as_slice(),
-        s.account.as_str(),
-        s.csrf.0.as_slice(),
-        s.client_ip.to_string(),
-        bounded(&s.user_agent),
-        now,
-    ])?;
-    Ok(Ok(()))
-}
-
-pub(super) fn session(
-    conn: &Connection,
-    id: &SessionHash,
-    limits: SessionLimits,
-    now: SystemTime,
-) -> Result<Option<Session>, StoreError> {
-    let row = conn
-        .prepare_cached(
-            "SELECT account_key, csrf_secret, client_ip, user_agent, created_at, last_seen_at
-             FROM portal_sessions
-             WHERE id_hash = ?1 AND last_seen_at > ?2 AND created_at > ?3",
-        )?
-        .query_row(
-            params![
-                id.0.as_slice(),
-                millis_before(now, limits.idle),
-                millis_before(now, limits.absolute)
-            ],
-            |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, Vec<u8>>(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    row.get(5)?,
-                ))
-            },
-        )
-        .optional()?;
-    row.map(|(account, csrf, client_ip, user_agent, created, seen)| {
-        Ok(Session {
-            account: AccountKey::stored(account),
-            csrf: CsrfSecret(
-                csrf.try_into()
-                    .map_err(|_| StoreError::Corrupt("CSRF secret of a session".into()))?,
-            ),
-            client_ip,
-            user_agent,
-            created_at: from_millis(created),
-            last_seen_at: from_millis(seen),
-        })
-    })
-    .transpose()
-}
-
 /// Whether the address may be sent a link of this purpose now.
 fn link_allowed(
     conn: &Connection,
@@ -394,9 +304,7 @@ pub(super) fn end_sessions(
     key: &AccountKey,
     keep: Option<&SessionHash>,
 ) -> Result<usize, StoreError> {
-    Ok(conn
-        .prepare_cached("DELETE FROM portal_sessions WHERE account_key = ?1 AND id_hash IS NOT ?2")?
-        .execute(params![key.as_str(), keep.map(|k| k.0.to_vec())])?)
+    sessions::end_all(conn, Realm::Portal, key.as_str(), keep)
 }
 
 pub(super) fn purge_expired(
@@ -404,12 +312,7 @@ pub(super) fn purge_expired(
     limits: SessionLimits,
     now: SystemTime,
 ) -> Result<Purged, StoreError> {
-    let sessions = conn
-        .prepare_cached("DELETE FROM portal_sessions WHERE last_seen_at <= ?1 OR created_at <= ?2")?
-        .execute(params![
-            millis_before(now, limits.idle),
-            millis_before(now, limits.absolute)
-        ])?;
+    let sessions = sessions::purge(conn, Realm::Portal, limits, now)?;
     let links = conn
         .prepare_cached("DELETE FROM portal_links WHERE expires_at <= ?1 OR used_at IS NOT NULL")?
         .execute([to_millis(now)])?;

@@ -1,0 +1,251 @@
+//! The SQL of the console's administrators ([`ConsoleStore`]); their
+//! sessions and failure counters are [`sessions`] in [`Realm::Console`].
+//!
+//! Each write is one job of the writer, so a check and the change it
+//! guards (the last super admin, a name taken) are one transaction.
+
+use std::time::SystemTime;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{
+    SqliteStore,
+    sessions::{self, Realm},
+};
+use crate::{
+    Role, StoreError,
+    console::{
+        AdminName, AdminSession, Administrator, ConsoleStore, NewAdminSession, NewAdministrator,
+    },
+    model::{from_millis, to_millis},
+    portal::{PasswordHash, SessionHash, SessionLimits},
+};
+
+const COLUMNS: &str = "name, role, password_hash, must_change_password, created_at,
+     password_changed_at, failed_sign_ins, last_failure_at, last_sign_in_at";
+
+fn administrator(row: &Row<'_>) -> Result<Administrator, StoreError> {
+    let role: String = row.get(1)?;
+    Ok(Administrator {
+        name: AdminName::stored(row.get(0)?),
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("administrator role {role:?}")))?,
+        password: PasswordHash::new(row.get(2)?),
+        must_change_password: row.get(3)?,
+        created_at: from_millis(row.get(4)?),
+        password_changed_at: from_millis(row.get(5)?),
+        failed_sign_ins: row.get(6)?,
+        last_failure_at: row.get::<_, Option<i64>>(7)?.map(from_millis),
+        last_sign_in_at: row.get::<_, Option<i64>>(8)?.map(from_millis),
+    })
+}
+
+fn find(conn: &Connection, name: &AdminName) -> Result<Option<Administrator>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM admin_accounts WHERE name = ?1"
+    ))?;
+    let mut rows = stmt.query([name.as_str()])?;
+    rows.next()?.map(administrator).transpose()
+}
+
+fn create(conn: &Connection, a: &NewAdministrator) -> Result<bool, StoreError> {
+    let now = to_millis(a.now);
+    Ok(conn
+        .prepare_cached(
+            "INSERT INTO admin_accounts (name, role, password_hash, must_change_password,
+                 created_at, password_changed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (name) DO NOTHING",
+        )?
+        .execute(params![
+            a.name.as_str(),
+            a.role.as_str(),
+            a.password.as_str(),
+            a.must_change_password,
+            now
+        ])?
+        > 0)
+}
+
+fn remove(conn: &Connection, name: &AdminName) -> Result<Result<bool, StoreError>, StoreError> {
+    let last_super: bool = conn
+        .prepare_cached(
+            "SELECT role = 'super_admin' AND (SELECT COUNT(*) FROM admin_accounts
+                                              WHERE role = 'super_admin') = 1
+             FROM admin_accounts WHERE name = ?1",
+        )?
+        .query_row([name.as_str()], |row| row.get(0))
+        .optional()?
+        .unwrap_or(false);
+    if last_super {
+        return Ok(Err(StoreError::Refused(format!(
+            "{name} is the last super admin; make another administrator super admin first"
+        ))));
+    }
+    Ok(Ok(conn
+        .prepare_cached("DELETE FROM admin_accounts WHERE name = ?1")?
+        .execute([name.as_str()])?
+        > 0))
+}
+
+#[async_trait::async_trait]
+impl ConsoleStore for SqliteStore {
+    async fn create_administrator(&self, admin: NewAdministrator) -> Result<bool, StoreError> {
+        self.writer
+            .write(true, move |conn, _| create(conn, &admin))
+            .await
+    }
+
+    async fn administrator(&self, name: &AdminName) -> Result<Option<Administrator>, StoreError> {
+        let name = name.clone();
+        self.readers.read_point(move |conn| find(conn, &name)).await
+    }
+
+    async fn administrators(&self) -> Result<Vec<Administrator>, StoreError> {
+        self.readers
+            .read(|conn| {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM admin_accounts ORDER BY name"
+                ))?;
+                let mut rows = stmt.query([])?;
+                let mut all = Vec::new();
+                while let Some(row) = rows.next()? {
+                    all.push(administrator(row)?);
+                }
+                Ok(all)
+            })
+            .await
+    }
+
+    async fn set_administrator_password(
+        &self,
+        name: &AdminName,
+        password: PasswordHash,
+        must_change: bool,
+        keep: Option<SessionHash>,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let name = name.clone();
+        self.writer
+            .write(true, move |conn, _| {
+                let changed =
+                    conn.prepare_cached(
+                        "UPDATE admin_accounts SET password_hash = ?2, must_change_password = ?3,
+                             password_changed_at = ?4, failed_sign_ins = 0, last_failure_at = NULL
+                         WHERE name = ?1",
+                    )?
+                    .execute(params![
+                        name.as_str(),
+                        password.as_str(),
+                        must_change,
+                        to_millis(now)
+                    ])? > 0;
+                if changed {
+                    sessions::end_all(conn, Realm::Console, name.as_str(), keep.as_ref())?;
+                }
+                Ok(changed)
+            })
+            .await
+    }
+
+    async fn remove_administrator(&self, name: &AdminName) -> Result<bool, StoreError> {
+        let name = name.clone();
+        self.writer
+            .write(true, move |conn, _| remove(conn, &name))
+            .await?
+    }
+
+    async fn record_failed_admin_sign_in(
+        &self,
+        name: &AdminName,
+        now: SystemTime,
+    ) -> Result<Option<u32>, StoreError> {
+        let name = name.clone();
+        // Not durable, as for recipients: an fsync per guess would let a
+        // brute force load the disk.
+        self.writer
+            .write(false, move |conn, _| {
+                sessions::record_failure(conn, Realm::Console, name.as_str(), now)
+            })
+            .await
+    }
+
+    async fn create_admin_session(&self, s: NewAdminSession) -> Result<(), StoreError> {
+        self.writer
+            .write(true, move |conn, _| {
+                let created = sessions::create(
+                    conn,
+                    Realm::Console,
+                    &sessions::NewRow {
+                        id: &s.id,
+                        account: s.name.as_str(),
+                        csrf: &s.csrf,
+                        client_ip: s.client_ip,
+                        user_agent: &s.user_agent,
+                        now: s.now,
+                    },
+                )?;
+                if !created {
+                    return Ok(Err(StoreError::NoSuch(format!("administrator {}", s.name))));
+                }
+                conn.prepare_cached(
+                    "UPDATE admin_accounts SET last_sign_in_at = ?2 WHERE name = ?1",
+                )?
+                .execute(params![s.name.as_str(), to_millis(s.now)])?;
+                Ok(Ok(()))
+            })
+            .await?
+    }
+
+    async fn admin_session(
+        &self,
+        id: SessionHash,
+        limits: SessionLimits,
+        now: SystemTime,
+    ) -> Result<Option<AdminSession>, StoreError> {
+        let row = self
+            .readers
+            .read_point(move |conn| sessions::find(conn, Realm::Console, &id, limits, now))
+            .await?;
+        Ok(row.map(|r| AdminSession {
+            name: AdminName::stored(r.account),
+            csrf: r.csrf,
+            client_ip: r.client_ip,
+            user_agent: r.user_agent,
+            created_at: r.created_at,
+            last_seen_at: r.last_seen_at,
+        }))
+    }
+
+    async fn touch_admin_session(
+        &self,
+        id: SessionHash,
+        limits: SessionLimits,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        self.writer
+            .write(false, move |conn, _| {
+                sessions::touch(conn, Realm::Console, &id, limits, now)
+            })
+            .await
+    }
+
+    async fn end_admin_session(&self, id: SessionHash) -> Result<bool, StoreError> {
+        self.writer
+            .write(true, move |conn, _| {
+                sessions::end(conn, Realm::Console, &id)
+            })
+            .await
+    }
+
+    async fn purge_admin_sessions(
+        &self,
+        limits: SessionLimits,
+        now: SystemTime,
+    ) -> Result<usize, StoreError> {
+        self.writer
+            .write(false, move |conn, _| {
+                sessions::purge(conn, Realm::Console, limits, now)
+            })
+            .await
+    }
+}
