@@ -3,6 +3,7 @@
 //! in-process on port 0.
 
 pub mod admin_cli;
+pub mod administrators;
 pub mod api_client;
 pub mod config;
 pub mod keys;

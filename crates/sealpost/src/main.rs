@@ -69,6 +69,12 @@ enum Command {
         #[command(subcommand)]
         command: ApikeyCommand,
     },
+    /// Administrators of the console, who sign in with a name and
+    /// password. Works while the gateway runs.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Message tracking: search, recall, extend expiry (through the API).
     Messages {
         #[command(subcommand)]
@@ -205,6 +211,40 @@ enum ImportCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an administrator and print a one-time password, to be
+    /// replaced at the first sign-in.
+    Create {
+        /// The sign-in name: letters, digits, '.', '_', '-' or '@'.
+        name: String,
+        /// super_admin, policy_admin, tracking_admin or read_only.
+        #[arg(long)]
+        role: String,
+        #[arg(long, short, env = "SEALPOST_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Give an administrator a new one-time password (printed once); their
+    /// sessions end.
+    ResetPassword {
+        name: String,
+        #[arg(long, short, env = "SEALPOST_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// List administrators: name, role, last sign-in, whether the password
+    /// is still one-time.
+    List {
+        #[arg(long, short, env = "SEALPOST_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Remove an administrator (never the last super admin).
+    Remove {
+        name: String,
+        #[arg(long, short, env = "SEALPOST_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ApikeyCommand {
     /// Create a key and print it once (only its hash is stored). Works
     /// while the gateway runs.
@@ -261,6 +301,7 @@ fn main() -> ExitCode {
         Command::Apikey {
             command: ApikeyCommand::Create { role, name, config },
         } => apikey_create(config, &role, &name),
+        Command::Admin { command } => admin_command(command),
         Command::Apikey {
             command: ApikeyCommand::List { config },
         } => with_admin_store(config, |store| {
@@ -594,8 +635,9 @@ fn with_admin_store(
     })
 }
 
-fn apikey_create(path: Option<PathBuf>, role: &str, name: &str) -> ExitCode {
-    let Some(role) = sealpost_store::Role::parse(role) else {
+/// A role named on the command line, or the message that lists them.
+fn role_arg(role: &str) -> Result<sealpost_store::Role, ExitCode> {
+    sealpost_store::Role::parse(role).ok_or_else(|| {
         let roles: Vec<&str> = sealpost_store::Role::ALL
             .iter()
             .map(|r| r.as_str())
@@ -604,7 +646,113 @@ fn apikey_create(path: Option<PathBuf>, role: &str, name: &str) -> ExitCode {
             "sealpost: unknown role {role:?}; use one of: {}",
             roles.join(", ")
         );
-        return ExitCode::from(2);
+        ExitCode::from(2)
+    })
+}
+
+/// An administrator name on the command line, or what a name may be.
+fn admin_name_arg(name: &str) -> Result<sealpost_store::console::AdminName, ExitCode> {
+    sealpost_store::console::AdminName::parse(name).map_err(|e| {
+        eprintln!("sealpost: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn admin_command(command: AdminCommand) -> ExitCode {
+    use sealpost::administrators;
+    use sealpost_store::ConsoleStore;
+    match command {
+        AdminCommand::Create { name, role, config } => {
+            let (name, role) = match (admin_name_arg(&name), role_arg(&role)) {
+                (Ok(name), Ok(role)) => (name, role),
+                (Err(code), _) | (_, Err(code)) => return code,
+            };
+            with_admin_store(config, move |store| {
+                Box::pin(async move {
+                    let password = administrators::create(&store, name.clone(), role)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    println!("{}", password.expose());
+                    eprintln!(
+                        "Created administrator {name} ({}). The password above is shown only now \
+                         and must be changed at the first sign-in.",
+                        role.as_str()
+                    );
+                    Ok(())
+                })
+            })
+        }
+        AdminCommand::ResetPassword { name, config } => {
+            let name = match admin_name_arg(&name) {
+                Ok(name) => name,
+                Err(code) => return code,
+            };
+            with_admin_store(config, move |store| {
+                Box::pin(async move {
+                    let password = administrators::reset_password(&store, name.clone())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    println!("{}", password.expose());
+                    eprintln!(
+                        "New one-time password for {name}, shown only now; their sessions ended. \
+                         It must be changed at the next sign-in."
+                    );
+                    Ok(())
+                })
+            })
+        }
+        AdminCommand::List { config } => with_admin_store(config, |store| {
+            Box::pin(async move {
+                let all = store.administrators().await.map_err(|e| e.to_string())?;
+                println!(
+                    "{:<24}  {:<14}  {:<20}  PASSWORD",
+                    "NAME", "ROLE", "LAST SIGN-IN"
+                );
+                for a in all {
+                    println!(
+                        "{:<24}  {:<14}  {:<20}  {}",
+                        a.name.as_str(),
+                        a.role.as_str(),
+                        a.last_sign_in_at
+                            .map(sealpost_store::rfc3339)
+                            .unwrap_or_else(|| "never".into()),
+                        if a.must_change_password {
+                            "one-time"
+                        } else {
+                            "set"
+                        },
+                    );
+                }
+                Ok(())
+            })
+        }),
+        AdminCommand::Remove { name, config } => {
+            let name = match admin_name_arg(&name) {
+                Ok(name) => name,
+                Err(code) => return code,
+            };
+            with_admin_store(config, move |store| {
+                Box::pin(async move {
+                    match store.remove_administrator(&name).await {
+                        Ok(true) => {
+                            eprintln!("Removed administrator {name}; their sessions ended.");
+                            Ok(())
+                        }
+                        Ok(false) => Err(format!(
+                            "there is no administrator named {name} (see `sealpost admin list`)"
+                        )),
+                        Err(e) => Err(e.to_string()),
+                    }
+                })
+            })
+        }
+    }
+}
+
+fn apikey_create(path: Option<PathBuf>, role: &str, name: &str) -> ExitCode {
+    let role = match role_arg(role) {
+        Ok(role) => role,
+        Err(code) => return code,
     };
     let name = name.to_owned();
     with_admin_store(path, move |store| {
@@ -636,6 +784,11 @@ fn banner(config: &Config, app: &Application) {
         "  portal:    {} (recipients' links; listening on {})",
         app.portal_url, app.portal_addr
     );
+    if let Some((name, password)) = &app.first_run_admin {
+        println!("  first run: created the console administrator {name} (role super_admin),");
+        println!("             one-time password (change it at the first sign-in):");
+        println!("               {}", password.expose());
+    }
     if let Some(key) = &app.first_run_api_key {
         println!("  first run: created an administrator API key (role super_admin).");
         println!("             It is shown only now; store it somewhere safe:");

@@ -171,12 +171,20 @@ pub struct Application {
     pub admin_addr: SocketAddr,
     pub store: Arc<dyn Store>,
     pub secure: Arc<dyn SecureStore>,
+    /// The console's administrators and sessions.
+    pub console: Arc<dyn sealpost_store::ConsoleStore>,
     pub worker: Worker,
     pub policy: Arc<ArcSwap<PolicySet>>,
     pub certificate: tls::CertificateSource,
     /// On the first start only: the super-admin API key created for the
     /// operator (shown once; only its hash is stored).
     pub first_run_api_key: Option<String>,
+    /// The console administrator created on the first start, with its
+    /// one-time password (None once any administrator exists).
+    pub first_run_admin: Option<(
+        sealpost_store::console::AdminName,
+        sealpost_web::auth::password::Password,
+    )>,
     /// The recipients' portal, and the URL its links use.
     pub portal_addr: SocketAddr,
     pub portal_url: String,
@@ -298,6 +306,9 @@ impl Application {
             admin.create_api_key(key.record).await?;
             Some(key.token)
         };
+        let first_run_admin = crate::administrators::ensure_first(sqlite.as_ref())
+            .await
+            .context("creating the first console administrator")?;
         let wakeup = Arc::new(Notify::new());
         let secure_settings = SecureSettings {
             hostname: config.hostname.clone(),
@@ -386,10 +397,12 @@ impl Application {
             admin_addr,
             store,
             secure: secure.clone(),
+            console: sqlite.clone(),
             worker,
             policy,
             certificate,
             first_run_api_key,
+            first_run_admin,
             portal_addr,
             portal_url,
             smtp_listeners,

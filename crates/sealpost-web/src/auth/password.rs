@@ -175,6 +175,35 @@ pub async fn verify_blocking(password: Password, stored: Option<PasswordHash>) -
     }
 }
 
+/// The letters of a one-time password: no look-alikes (0/o, 1/l/i).
+const ONE_TIME_ALPHABET: &[u8; 32] = b"abcdefghjkmnpqrstuvwxyz23456789-";
+
+/// A one-time password, for an administrator created or reset by someone
+/// else (the CLI, the first start): 20 characters in groups of five from
+/// 31 letters and digits without look-alikes, about 99 bits. It passes
+/// [`check_strength`] and must be replaced at the first sign-in.
+pub fn one_time_password() -> Password {
+    let alphabet = &ONE_TIME_ALPHABET[..31];
+    let mut text = String::with_capacity(23);
+    let mut filled = 0;
+    while filled < 20 {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("the OS random source is available");
+        // Rejection sampling: 248 = 8 × 31, so every letter is as likely.
+        for b in bytes.into_iter().filter(|&b| b < 248) {
+            if filled == 20 {
+                break;
+            }
+            if filled > 0 && filled % 5 == 0 {
+                text.push('-');
+            }
+            text.push(char::from(alphabet[usize::from(b % 31)]));
+            filled += 1;
+        }
+    }
+    Password::new(text)
+}
+
 /// Runs CPU-heavy `work` on tokio's blocking pool, in the current span so
 /// its events keep the request's fields.
 pub fn spawn_blocking_in_span<F, R>(work: F) -> tokio::task::JoinHandle<R>
@@ -376,6 +405,27 @@ mod tests {
                 panic!("{weak}: {e:?}");
             };
             assert!(warning.is_some() || !suggestions.is_empty(), "{weak}");
+        }
+    }
+
+    #[test]
+    fn one_time_passwords_are_grouped_unambiguous_strong_and_new_each_time() {
+        let a = one_time_password();
+        let b = one_time_password();
+        assert_ne!(a.expose(), b.expose());
+        for p in [&a, &b] {
+            let text = p.expose();
+            assert_eq!(text.len(), 23, "{text}");
+            let groups: Vec<&str> = text.split('-').collect();
+            assert_eq!(groups.len(), 4, "{text}");
+            assert!(groups.iter().all(|g| g.len() == 5), "{text}");
+            assert!(
+                text.chars()
+                    .all(|c| c == '-' || ONE_TIME_ALPHABET[..31].contains(&(c as u8))),
+                "{text}"
+            );
+            assert!(!text.contains(['0', 'o', '1', 'l', 'i']), "{text}");
+            check_strength(p, &[]).unwrap();
         }
     }
 

@@ -92,9 +92,14 @@ fn serve_runs_on_the_embedded_default_and_stops_on_sigterm() {
         banner.contains("sealpost") && banner.contains("self-signed"),
         "{banner}"
     );
-    // The first start prints the administrator's API key, once.
+    // The first start prints the administrator's API key, once, and the
+    // console administrator's one-time password.
     assert!(
         banner.contains("first run") && banner.contains("Bearer sp_"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("console administrator admin (role super_admin)"),
         "{banner}"
     );
     let smtp = smtp.unwrap_or_else(|| panic!("no SMTP address in banner:\n{banner}"));

@@ -75,6 +75,7 @@ pub struct TestGateway {
     pub portal: SocketAddr,
     pub store: Arc<dyn Store>,
     pub secure: Arc<dyn sealpost_store::SecureStore>,
+    pub console: Arc<dyn sealpost_store::ConsoleStore>,
     pub worker: Worker,
     /// The SMTP busy poller (`smtp.busy_poll`).
     pub busy_poll: Arc<sealpost_smtp::inbound::busy_poll::BusyPoll>,
@@ -124,6 +125,7 @@ impl TestGateway {
             app.worker.clone(),
         );
         let secure = app.secure.clone();
+        let console = app.console.clone();
         let busy_poll = app.busy_poll();
         let task = rt.spawn(app.run_until_stopped(std::future::pending()));
         TestGateway {
@@ -132,6 +134,7 @@ impl TestGateway {
             portal,
             store,
             secure,
+            console,
             worker,
             busy_poll,
             api_key,

@@ -11,6 +11,7 @@
 mod browser;
 mod helpers;
 
+mod admin_cli;
 mod admin_http;
 mod browser_smoke;
 mod cli;
