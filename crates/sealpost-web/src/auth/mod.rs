@@ -14,6 +14,7 @@ pub mod origin;
 pub mod password;
 pub mod secret;
 pub mod session;
+pub mod sign_in;
 
 pub use api_key::{Caller, NewApiKey, generate_api_key};
 pub use secret::Secret;

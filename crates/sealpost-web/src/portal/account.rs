@@ -31,8 +31,9 @@ use super::{
     session::{RecipientSession, cookie_headers},
 };
 use crate::auth::{
-    password::{self, Password, PasswordHash},
+    password::{self, Password},
     session::SessionId,
+    sign_in::{self, Credentials, Outcome},
 };
 
 /// A page with the pre-session cookie set when the request had none.
@@ -151,31 +152,29 @@ impl PortalState {
             },
             None => None,
         };
-        let locked = stored.as_ref().is_some_and(|a| {
-            self.settings()
-                .backoff
-                .check(a.failed_sign_ins, a.last_failure_at, now)
-                .is_err()
+        let credentials = stored.as_ref().map(|a| {
+            Credentials::new(
+                a.password_hash.as_str(),
+                a.failed_sign_ins,
+                a.last_failure_at,
+            )
         });
-        let hash = stored
-            .as_ref()
-            .filter(|_| !locked)
-            .and_then(|a| PasswordHash::parse(a.password_hash.as_str()).ok());
-        let ok = password::verify_blocking(password, hash).await;
-        let result = match (ok, locked) {
-            (true, _) => "ok",
-            (false, true) => "locked",
-            (false, false) => "failed",
-        };
-        metrics::counter!("sealpost_portal_sign_ins_total", "result" => result).increment(1);
-        if !ok
-            && !locked
+        let outcome = sign_in::check(
+            credentials.as_ref(),
+            password,
+            &self.settings().backoff,
+            now,
+        )
+        .await;
+        metrics::counter!("sealpost_portal_sign_ins_total", "result" => outcome.as_str())
+            .increment(1);
+        if outcome == Outcome::Failed
             && let Some(a) = &stored
             && let Err(e) = self.store().record_failed_sign_in(&a.key, now).await
         {
             tracing::error!(error = %e, "counting a failed sign-in failed");
         }
-        ok
+        outcome == Outcome::Ok
     }
 
     /// The words that count against a new password: the address, its
