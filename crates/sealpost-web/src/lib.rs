@@ -1,12 +1,13 @@
 //! The HTTP side of sealpost, served on the administration listener
-//! (`admin.listen`): the health check, Prometheus metrics and the REST API
-//! v1 ([`api`]); the admin console will join them here. The recipients'
+//! (`admin.listen`): the health check, Prometheus metrics, the REST API
+//! v1 ([`api`]) and the administrators' [`console`]. The recipients'
 //! [`portal`] has a listener of its own and never shares this one.
 //!
 //! # Layout
 //! - [`api`]: the REST API, one file per resource.
-//! - [`auth`]: who is asking (API keys now; sessions, CSRF, passwords and
+//! - [`auth`]: who is asking (API keys; sessions, CSRF, passwords and
 //!   rate limits for the portal and the console).
+//! - [`console`]: the administrators' pages under `/console`.
 //! - [`policy_service`]: the live policy snapshot and the single writer of
 //!   the policy configuration, shared by every face that edits it.
 //! - [`portal`]: the recipients' pages, on the portal listener; its state
@@ -14,6 +15,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod console;
 mod csv;
 pub mod policy_service;
 pub mod portal;
@@ -42,6 +44,7 @@ pub struct AppState {
     pub api: api::ApiState,
     /// Renders the process's metrics in the Prometheus text format.
     pub metrics: PrometheusHandle,
+    pub console: console::ConsoleState,
 }
 
 impl std::fmt::Debug for AppState {
@@ -55,11 +58,13 @@ impl std::fmt::Debug for AppState {
 /// The application's routes, without a socket (tests call it directly).
 pub fn router(state: AppState) -> Router {
     let api = api::router(state.api.clone());
+    let console = console::router(state.console.clone());
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .with_state(state)
         .nest("/api/v1", api)
+        .merge(console)
         .fallback(not_found)
 }
 
@@ -73,7 +78,21 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "admin HTTP listener started");
-    axum::serve(listener, router(state))
+    // The console's per-IP limiter remembers every client it has seen;
+    // forget the ones whose budget is full again.
+    let (console, stop) = (state.console.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(std::time::Duration::from_secs(60)) => {
+                    console.forget_idle_clients();
+                }
+            }
+        }
+    });
+    let app = router(state).into_make_service_with_connect_info::<portal::listener::Peer>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

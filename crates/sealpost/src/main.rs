@@ -773,12 +773,25 @@ fn apikey_create(path: Option<PathBuf>, role: &str, name: &str) -> ExitCode {
     })
 }
 
+/// The admin listener as a browser on this machine reaches it.
+fn console_host(addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_loopback() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}
+
 fn banner(config: &Config, app: &Application) {
     println!("sealpost {} is running", env!("CARGO_PKG_VERSION"));
     println!("  SMTP:      {}", join(&app.smtp_addrs));
     println!(
         "  admin:     http://{} (GET /health, GET /metrics, REST API at /api/v1)",
         app.admin_addr
+    );
+    println!(
+        "  console:   http://{}/console (administrators sign in here)",
+        console_host(app.admin_addr)
     );
     println!(
         "  portal:    {} (recipients' links; listening on {})",

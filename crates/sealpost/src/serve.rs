@@ -65,6 +65,17 @@ fn bound_portal_url(config: &Config, bound: SocketAddr) -> String {
     }
 }
 
+/// The console's address as browsers reach it: the admin listener's,
+/// named `localhost` when it is a loopback address (the quick start's
+/// `http://localhost:8081/console`).
+fn console_url(bound: SocketAddr) -> String {
+    if bound.ip().is_loopback() {
+        format!("http://localhost:{}", bound.port())
+    } else {
+        format!("http://{bound}")
+    }
+}
+
 /// The portal's state from `[portal]`: its URL, who may forward, and the
 /// branding (the logo read once, here).
 fn portal_state(
@@ -194,6 +205,7 @@ pub struct Application {
     portal: sealpost_web::portal::PortalState,
     portal_tls: Option<tokio_rustls::TlsAcceptor>,
     portal_threads: usize,
+    console_state: sealpost_web::console::ConsoleState,
     inbound: Arc<Inbound>,
     metrics: PrometheusHandle,
     api: ApiState,
@@ -309,6 +321,11 @@ impl Application {
         let first_run_admin = crate::administrators::ensure_first(sqlite.as_ref())
             .await
             .context("creating the first console administrator")?;
+        let console_state = sealpost_web::console::ConsoleState::new(
+            sealpost_web::console::ConsoleSettings::new(console_url(admin_addr)),
+            sqlite.clone(),
+        )
+        .context("the console's address")?;
         let wakeup = Arc::new(Notify::new());
         let secure_settings = SecureSettings {
             hostname: config.hostname.clone(),
@@ -411,6 +428,7 @@ impl Application {
             portal,
             portal_tls,
             portal_threads: config.portal.worker_threads,
+            console_state,
             inbound,
             metrics: metrics_handle(),
             api: ApiState {
@@ -472,6 +490,7 @@ impl Application {
                 store: self.store.clone(),
                 api: self.api.clone(),
                 metrics: self.metrics.clone(),
+                console: self.console_state.clone(),
             };
             let shutdown = shutdown.clone();
             let listener = self.admin_listener;

@@ -9,6 +9,7 @@
 
 pub mod api_key;
 pub mod csrf;
+pub mod forms;
 pub mod limit;
 pub mod origin;
 pub mod password;

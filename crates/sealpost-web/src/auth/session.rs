@@ -26,6 +26,17 @@ pub const FORM_COOKIE_NAME: &str = "__Host-sealpost_form";
 /// The pre-session cookie over plain HTTP on localhost.
 pub const PLAIN_FORM_COOKIE_NAME: &str = "sealpost_form";
 
+/// The console's cookies, in the order of the portal's above. Browsers
+/// keep cookies per host, not per port, so the console (on the admin
+/// listener) and the portal on one host need names of their own, or a
+/// sign-in to one would replace the other's cookie.
+pub const CONSOLE_COOKIE_NAMES: [&str; 4] = [
+    "__Host-sealpost_console",
+    "sealpost_console",
+    "__Host-sealpost_console_form",
+    "sealpost_console_form",
+];
+
 /// How long a pre-session cookie lives: a form left open longer is
 /// reloaded.
 pub const FORM_COOKIE_MAX_AGE: u64 = 3600;
@@ -83,6 +94,8 @@ pub struct SessionCookie {
     secure: bool,
     /// The pre-session cookie rather than the session's.
     form: bool,
+    /// The console's names rather than the portal's.
+    console: bool,
 }
 
 impl SessionCookie {
@@ -93,6 +106,15 @@ impl SessionCookie {
         SessionCookie {
             secure: origin.is_https() || !origin.is_loopback(),
             form: false,
+            console: false,
+        }
+    }
+
+    /// The console's cookie for the same origin (names of its own).
+    pub fn console(self) -> Self {
+        SessionCookie {
+            console: true,
+            ..self
         }
     }
 
@@ -104,11 +126,21 @@ impl SessionCookie {
 
     /// The cookie's name.
     pub fn name(&self) -> &'static str {
-        match (self.secure, self.form) {
-            (true, false) => COOKIE_NAME,
-            (false, false) => PLAIN_COOKIE_NAME,
-            (true, true) => FORM_COOKIE_NAME,
-            (false, true) => PLAIN_FORM_COOKIE_NAME,
+        let i = match (self.secure, self.form) {
+            (true, false) => 0,
+            (false, false) => 1,
+            (true, true) => 2,
+            (false, true) => 3,
+        };
+        if self.console {
+            CONSOLE_COOKIE_NAMES[i]
+        } else {
+            [
+                COOKIE_NAME,
+                PLAIN_COOKIE_NAME,
+                FORM_COOKIE_NAME,
+                PLAIN_FORM_COOKIE_NAME,
+            ][i]
         }
     }
 

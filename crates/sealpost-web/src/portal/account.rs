@@ -31,8 +31,8 @@ use super::{
     session::{RecipientSession, cookie_headers},
 };
 use crate::auth::{
+    forms::NewSessionParts,
     password::{self, Password},
-    session::SessionId,
     sign_in::{self, Credentials, Outcome},
 };
 
@@ -96,35 +96,25 @@ impl PortalState {
                 .end_session(SessionHash(old.storage_key()))
                 .await;
         }
-        let id = SessionId::generate();
-        let mut csrf = [0u8; 32];
-        getrandom::fill(&mut csrf).expect("the OS random source is available");
-        let user_agent = headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .chars()
-            .take(sealpost_store::portal::MAX_USER_AGENT)
-            .collect();
+        let parts = NewSessionParts::generate(headers);
         let made = self
             .store()
             .create_session(NewSession {
-                id: SessionHash(id.storage_key()),
+                id: SessionHash(parts.id.storage_key()),
                 account,
-                csrf: CsrfSecret(csrf),
+                csrf: CsrfSecret(parts.csrf),
                 client_ip: client.ip,
-                user_agent,
+                user_agent: parts.user_agent,
                 now: SystemTime::now(),
             })
             .await;
         if let Err(e) = made {
             return self.failed(&e);
         }
-        let mut response = Redirect::to(to).into_response();
-        if let Ok(v) = HeaderValue::from_str(&self.cookie().set(&id)) {
-            response.headers_mut().append(header::SET_COOKIE, v);
-        }
-        response
+        with_cookie(
+            Redirect::to(to).into_response(),
+            self.inner.guard.set_session(&parts.id),
+        )
     }
 
     pub(super) fn failed(&self, error: &dyn std::fmt::Display) -> Response {

@@ -35,6 +35,7 @@ use sealpost_store::PortalStore;
 use serde::Serialize;
 
 use crate::auth::{
+    forms::Guard,
     limit::{Backoff, IpRateLimit},
     origin::{BadOrigin, PublicOrigin},
     session::{SessionCookie, Timeouts},
@@ -148,9 +149,8 @@ pub struct PortalState {
 struct Inner {
     settings: PortalSettings,
     deps: PortalDeps,
-    origin: PublicOrigin,
-    /// The session cookie for `origin`; `.form()` for the pre-session one.
-    cookie: SessionCookie,
+    /// The session cookie for the portal's origin and the form checks.
+    guard: Guard,
     mail_words: MailWords,
     pages: Environment<'static>,
     /// `:root { --accent: … }`, built once from the branding.
@@ -234,8 +234,7 @@ impl PortalState {
             inner: Arc::new(Inner {
                 settings,
                 deps,
-                origin,
-                cookie,
+                guard: Guard::new(origin, cookie),
                 mail_words: MailWords::ENGLISH,
                 pages,
                 theme_css,
@@ -418,4 +417,4 @@ async fn logo(State(state): State<PortalState>) -> Response {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

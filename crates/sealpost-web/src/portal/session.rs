@@ -3,17 +3,10 @@
 //! [`RecipientSession`] is the extractor every signed-in page takes: it
 //! reads the session cookie, finds the session in the store (so any node
 //! can serve it), enforces the idle and absolute timeouts, notes the
-//! activity (once a minute at most) and otherwise redirects to sign-in. Its forms carry the
-//! token bound to the session id ([`crate::auth::csrf`]).
-//!
-//! Forms shown before sign-in (sign-in, first visit, forgotten password,
-//! reset) have no session to bind a token to, and a token bound to
-//! nothing would let another site post them (login CSRF: signing a victim
-//! into the attacker's account). They get a pre-session cookie instead:
-//! 32 random bytes, `HttpOnly`, `SameSite=Strict`, `__Host-` where the
-//! session cookie is, one hour; the form's token is the same HMAC keyed by
-//! that value. Another site can neither read the cookie nor compute the
-//! token, and every POST also passes the `Origin` check.
+//! activity (once a minute at most) and otherwise redirects to sign-in.
+//! Its forms carry the token bound to the session id; forms shown before
+//! sign-in carry one bound to a pre-session cookie. Both checks, and the
+//! `Origin` check, are the [`Guard`] the console shares.
 
 use std::time::SystemTime;
 
@@ -26,7 +19,7 @@ use sealpost_store::portal::{AccountKey, SessionHash, SessionLimits};
 
 use super::PortalState;
 use crate::auth::{
-    csrf::{self, CsrfRefused, CsrfToken, RequestSource},
+    csrf::{self, CsrfRefused, CsrfToken},
     session::{SessionCookie, SessionId},
 };
 
@@ -49,7 +42,7 @@ impl PortalState {
     }
 
     pub(super) fn cookie(&self) -> SessionCookie {
-        self.inner.cookie
+        self.inner.guard.cookie()
     }
 
     /// The live session a request's cookie names, if any.
@@ -78,18 +71,9 @@ impl PortalState {
         })
     }
 
-    /// The pre-session key of a request: the cookie's value if it has a
-    /// well-formed one, else a new value and the `Set-Cookie` to send.
+    /// The pre-session key of a request (and its `Set-Cookie` if new).
     pub(super) fn form_key(&self, headers: &HeaderMap) -> (CsrfToken, Option<HeaderValue>) {
-        let cookie = self.cookie().form();
-        match cookie.read(cookie_headers(headers)) {
-            Some(id) => (csrf::token(&id), None),
-            None => {
-                let id = SessionId::generate();
-                let set = HeaderValue::from_str(&cookie.set(&id)).ok();
-                (csrf::token(&id), set)
-            }
-        }
+        self.inner.guard.form_key(headers)
     }
 
     /// The CSRF check of a form posted before sign-in.
@@ -98,13 +82,7 @@ impl PortalState {
         headers: &HeaderMap,
         token: Option<&str>,
     ) -> Result<(), CsrfRefused> {
-        self.check_origin(headers)?;
-        let key = self
-            .cookie()
-            .form()
-            .read(cookie_headers(headers))
-            .ok_or(CsrfRefused::MissingToken)?;
-        csrf::check_token(&key, token)
+        self.inner.guard.check_form(headers, token)
     }
 
     /// The CSRF check of a form posted in a session.
@@ -114,29 +92,13 @@ impl PortalState {
         session: &RecipientSession,
         token: Option<&str>,
     ) -> Result<(), CsrfRefused> {
-        self.check_origin(headers)?;
-        csrf::check_token(&session.id, token)
-    }
-
-    fn check_origin(&self, headers: &HeaderMap) -> Result<(), CsrfRefused> {
-        let get = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-        csrf::check_origin(
-            &self.inner.origin,
-            RequestSource {
-                origin: get(header::ORIGIN),
-                sec_fetch_site: get(header::HeaderName::from_static("sec-fetch-site")),
-                referer: get(header::REFERER),
-            },
-        )
+        self.inner
+            .guard
+            .check_session_form(headers, &session.id, token)
     }
 }
 
-pub(super) fn cookie_headers(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-}
+pub(super) use crate::auth::forms::cookie_headers;
 
 impl FromRequestParts<PortalState> for RecipientSession {
     type Rejection = Response;

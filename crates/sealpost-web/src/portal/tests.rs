@@ -9,7 +9,7 @@ use tower::ServiceExt;
 
 use super::*;
 
-mod journeys;
+pub(crate) mod journeys;
 mod messages;
 
 /// A state on a fresh database (kept alive by the returned directory),

@@ -82,6 +82,9 @@ pub struct TestGateway {
     /// The super-admin API key created on the first start (None after a
     /// restart on the same data directory).
     pub api_key: Option<String>,
+    /// The console administrator made on the first start: (name, one-time
+    /// password).
+    pub first_run_admin: Option<(String, String)>,
     pub dir: Option<tempfile::TempDir>,
     rt: Option<tokio::runtime::Runtime>,
     shutdown: CancellationToken,
@@ -117,6 +120,10 @@ impl TestGateway {
             .expect("gateway builds");
         let shutdown = app.shutdown_token();
         let api_key = app.first_run_api_key.clone();
+        let first_run_admin = app
+            .first_run_admin
+            .as_ref()
+            .map(|(name, password)| (name.to_string(), password.expose().to_owned()));
         let portal = app.portal_addr;
         let (smtp, admin, store, worker) = (
             app.smtp_addrs[0],
@@ -138,6 +145,7 @@ impl TestGateway {
             worker,
             busy_poll,
             api_key,
+            first_run_admin,
             dir: Some(dir),
             rt: Some(rt),
             shutdown,

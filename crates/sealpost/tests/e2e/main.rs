@@ -16,6 +16,7 @@ mod admin_http;
 mod browser_smoke;
 mod cli;
 mod config_check;
+mod console;
 mod data_dir;
 mod delivery;
 mod fail_closed;

@@ -202,24 +202,25 @@ pub(super) async fn deliver_raw(
     (store.accept(m).await.unwrap(), token)
 }
 
-/// A browser: cookies kept, our Origin sent with every POST.
-pub(super) struct Agent {
-    state: PortalState,
-    origin: String,
-    cookies: HashMap<String, String>,
+/// A browser: cookies kept, our Origin sent with every POST. The
+/// console's tests drive its router with it too.
+pub(crate) struct Agent {
+    router: axum::Router,
+    pub(crate) origin: String,
+    pub(crate) cookies: HashMap<String, String>,
     /// The last response's `Set-Cookie` values.
-    set_cookies: Vec<String>,
+    pub(crate) set_cookies: Vec<String>,
 }
 
-pub(super) struct Page {
-    pub(super) status: StatusCode,
-    pub(super) headers: HeaderMap,
-    pub(super) body: String,
-    pub(super) bytes: Vec<u8>,
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
+    pub(crate) bytes: Vec<u8>,
 }
 
 impl Page {
-    pub(super) fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let at = self
             .body
             .find("name=\"csrf\" value=\"")
@@ -228,16 +229,22 @@ impl Page {
         rest[..rest.find('"').unwrap()].to_owned()
     }
 
-    pub(super) fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         self.headers[header::LOCATION].to_str().unwrap()
     }
 }
 
 impl Agent {
+    /// A browser on the portal.
     pub(super) fn new(state: &PortalState) -> Self {
+        Self::at(router(state.clone()), &state.settings().url)
+    }
+
+    /// A browser on `router`, whose pages come from `origin`.
+    pub(crate) fn at(router: axum::Router, origin: &str) -> Self {
         Agent {
-            origin: state.settings().url.clone(),
-            state: state.clone(),
+            router,
+            origin: origin.to_owned(),
             cookies: HashMap::new(),
             set_cookies: Vec::new(),
         }
@@ -254,7 +261,9 @@ impl Agent {
         } else {
             request.header(header::COOKIE, cookie.join("; "))
         };
-        let response = router(self.state.clone())
+        let response = self
+            .router
+            .clone()
             .oneshot(request.body(body).unwrap())
             .await
             .unwrap();
@@ -283,12 +292,12 @@ impl Agent {
         }
     }
 
-    pub(super) async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         self.send(Request::get(path), Body::empty()).await
     }
 
     /// Posts `fields` as a form, from our origin unless `origin` says.
-    async fn post_from(
+    pub(crate) async fn post_from(
         &mut self,
         origin: Option<&str>,
         path: &str,
@@ -307,13 +316,13 @@ impl Agent {
         self.send(request, Body::from(body)).await
     }
 
-    pub(super) async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let origin = self.origin.clone();
         self.post_from(Some(&origin), path, fields).await
     }
 
     /// GETs `form_path`, then posts `fields` with the form's token.
-    pub(super) async fn submit(
+    pub(crate) async fn submit(
         &mut self,
         form_path: &str,
         action: &str,
@@ -330,7 +339,7 @@ impl Agent {
     }
 }
 
-fn urlencode(text: &str) -> String {
+pub(crate) fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),

@@ -1,0 +1,256 @@
+//! The administration console (issue 16) on the admin listener, under
+//! `/console`: administrators sign in with a name and a password, not an
+//! API key.
+//!
+//! Built from the same parts as the portal ([`crate::auth`]): argon2id
+//! passwords checked under the lockout ([`crate::auth::sign_in`]), a
+//! per-client-IP rate limit, sessions kept hashed in the store (any node
+//! serves any request) with a `__Host-` cookie of the console's own name,
+//! CSRF tokens bound to the session (or, before sign-in, to a pre-session
+//! cookie) and the `Origin` check on every form, and the portal's strict
+//! headers. A one-time password (from `sealpost admin create`, a reset or
+//! the first start) must be replaced before any other page opens.
+//!
+//! - [`session`]: who is signed in ([`SignedIn`]), and the form guards.
+//! - [`account`]: sign-in, sign-out and the password form.
+//! - [`home`]: the overview.
+
+mod account;
+mod home;
+mod session;
+#[cfg(test)]
+mod tests;
+
+pub use session::SignedIn;
+
+use std::{num::NonZeroU32, sync::Arc};
+
+use axum::{
+    Router,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    middleware,
+    response::{Html, IntoResponse, Response},
+    routing::{get, post},
+};
+use minijinja::{AutoEscape, Environment};
+use sealpost_store::{ConsoleStore, portal::SessionLimits};
+use serde::Serialize;
+
+use crate::{
+    auth::{
+        forms::Guard,
+        limit::{Backoff, IpRateLimit},
+        origin::{BadOrigin, PublicOrigin},
+        session::SessionCookie,
+    },
+    portal::{client, headers},
+};
+
+/// What the console is told at start.
+#[derive(Debug, Clone)]
+pub struct ConsoleSettings {
+    /// The admin listener as browsers reach it (`http://localhost:8081`):
+    /// forms must come from this origin.
+    pub url: String,
+    pub sessions: SessionLimits,
+    pub backoff: Backoff,
+    /// TLS and trusted proxies of the admin listener.
+    pub reach: client::Reach,
+}
+
+impl ConsoleSettings {
+    /// Sessions of 30 minutes idle and 12 hours at most, the portal's
+    /// lockout, no proxies.
+    pub fn new(url: String) -> Self {
+        ConsoleSettings {
+            url,
+            sessions: SessionLimits {
+                idle: std::time::Duration::from_secs(30 * 60),
+                absolute: std::time::Duration::from_secs(12 * 3600),
+            },
+            backoff: Backoff::default(),
+            reach: client::Reach::default(),
+        }
+    }
+}
+
+/// What console handlers share.
+#[derive(Clone)]
+pub struct ConsoleState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: ConsoleSettings,
+    store: Arc<dyn ConsoleStore>,
+    /// The console's session cookie and form checks.
+    guard: Guard,
+    /// Password posts (sign-in, password change) per client IP.
+    rate_limit: IpRateLimit,
+    pages: Environment<'static>,
+    asset_version: String,
+}
+
+impl std::fmt::Debug for ConsoleState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleState")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+const TEMPLATES: [(&str, &str); 5] = [
+    ("layout.html", include_str!("templates/layout.html")),
+    ("sign_in.html", include_str!("templates/sign_in.html")),
+    ("password.html", include_str!("templates/password.html")),
+    ("home.html", include_str!("templates/home.html")),
+    ("notice.html", include_str!("templates/notice.html")),
+];
+
+const CONSOLE_CSS: &str = include_str!("static/console.css");
+
+impl ConsoleState {
+    /// Parses the templates.
+    ///
+    /// # Errors
+    /// [`BadOrigin`] when `settings.url` is not an http(s) URL.
+    ///
+    /// # Panics
+    /// When a built-in template does not parse: a build defect, caught by
+    /// this module's tests.
+    pub fn new(settings: ConsoleSettings, store: Arc<dyn ConsoleStore>) -> Result<Self, BadOrigin> {
+        let origin = PublicOrigin::parse(&settings.url)?;
+        let cookie = SessionCookie::for_origin(&origin).console();
+        let guard = Guard::new(origin, cookie);
+        let mut pages = Environment::new();
+        pages.set_auto_escape_callback(|_| AutoEscape::Html);
+        pages.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        for (name, source) in TEMPLATES {
+            pages
+                .add_template(name, source)
+                .unwrap_or_else(|e| panic!("built-in console template {name}: {e}"));
+        }
+        let digest = ring::digest::digest(&ring::digest::SHA256, CONSOLE_CSS.as_bytes());
+        let asset_version = hex::encode(&digest.as_ref()[..6]);
+        Ok(ConsoleState {
+            inner: Arc::new(Inner {
+                settings,
+                store,
+                guard,
+                // Ten password posts at once, then one every 6 seconds.
+                rate_limit: IpRateLimit::new(
+                    NonZeroU32::new(10).expect("non-zero"),
+                    NonZeroU32::new(10).expect("non-zero"),
+                ),
+                pages,
+                asset_version,
+            }),
+        })
+    }
+
+    fn store(&self) -> &dyn ConsoleStore {
+        self.inner.store.as_ref()
+    }
+
+    fn settings(&self) -> &ConsoleSettings {
+        &self.inner.settings
+    }
+
+    /// Forgets clients the per-IP limiter no longer limits.
+    pub fn forget_idle_clients(&self) {
+        self.inner.rate_limit.forget_idle();
+    }
+
+    /// Renders a page with `values` (and the asset version).
+    fn page(&self, name: &str, status: StatusCode, values: impl Serialize) -> Response {
+        let ctx = minijinja::context! {
+            asset_version => self.inner.asset_version,
+            ..minijinja::Value::from_serialize(values)
+        };
+        match self
+            .inner
+            .pages
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+        {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(e) => {
+                tracing::error!(page = name, error = %e, "console page failed to render");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.").into_response()
+            }
+        }
+    }
+
+    fn failed(&self, error: &dyn std::fmt::Display) -> Response {
+        tracing::error!(error = %error, "console request failed");
+        (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.").into_response()
+    }
+
+    /// A form refused for its CSRF token or origin.
+    fn refused(&self) -> Response {
+        self.page(
+            "notice.html",
+            StatusCode::FORBIDDEN,
+            minijinja::context! {
+                title => "This form has expired",
+                text => "For your safety the form was not accepted. Load the page again and repeat what you did.",
+                action_href => "/console",
+                action_label => "Back to the console",
+                admin => (),
+            },
+        )
+    }
+}
+
+async fn console_css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/css")),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            ),
+        ],
+        CONSOLE_CSS,
+    )
+        .into_response()
+}
+
+async fn not_found(State(state): State<ConsoleState>) -> Response {
+    state.page(
+        "notice.html",
+        StatusCode::NOT_FOUND,
+        minijinja::context! {
+            title => "Not found",
+            text => "There is no such page in the console.",
+            action_href => "/console",
+            action_label => "Back to the console",
+            admin => (),
+        },
+    )
+}
+
+/// The console's routes, under `/console`, with the portal's security
+/// headers and client identification.
+pub fn router(state: ConsoleState) -> Router {
+    let reach = Arc::new(state.inner.settings.reach.clone());
+    // Full paths rather than a nested router: the one-time password
+    // guard of [`SignedIn`] reads the path as the browser sent it.
+    Router::new()
+        .route("/console", get(home::overview))
+        .route(
+            "/console/sign-in",
+            get(account::sign_in_page).post(account::sign_in),
+        )
+        .route("/console/sign-out", post(account::sign_out))
+        .route(
+            "/console/password",
+            get(account::password_page).post(account::change_password),
+        )
+        .route("/console/static/console.css", get(console_css))
+        .route("/console/{*rest}", get(not_found))
+        .with_state(state)
+        .layer(middleware::from_fn(headers::secure_headers))
+        .layer(middleware::from_fn_with_state(reach, client::identify))
+}

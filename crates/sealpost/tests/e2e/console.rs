@@ -1,0 +1,74 @@
+//! The console's sign-in in headless Chromium (issue 16, item 1): the
+//! first start's administrator signs in with the one-time password the
+//! gateway made, is made to choose their own, and lands on the overview.
+//! Screenshots `console-sign-in-*`, `console-password-*`,
+//! `console-overview-*` at 1280 and 390 px.
+
+use std::path::PathBuf;
+
+use crate::{browser::Browser, helpers::*};
+
+fn snap(browser: &mut Browser, name: &str) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    for width in [1280, 390] {
+        browser.set_width(width);
+        browser.screenshot(&dir.join(format!("console-{name}-{width}.png")));
+    }
+    browser.set_width(1280);
+}
+
+#[test]
+fn the_first_administrator_signs_in_and_replaces_the_one_time_password() {
+    let gw = TestGateway::start("");
+    let (name, password) = gw
+        .first_run_admin
+        .clone()
+        .expect("the first start made an administrator");
+    let base = format!("http://localhost:{}", gw.admin.port());
+    let mut browser = Browser::start();
+
+    browser.goto(&format!("{base}/console"));
+    wait_for(
+        std::time::Duration::from_secs(10),
+        "the sign-in page",
+        || {
+            browser
+                .current_url()
+                .path()
+                .eq("/console/sign-in")
+                .then_some(())
+        },
+    );
+    snap(&mut browser, "sign-in");
+    browser.fill("#name", &name);
+    browser.fill("#password", &password);
+    browser.click("button.primary");
+    wait_for(
+        std::time::Duration::from_secs(10),
+        "the password form",
+        || (browser.current_url().path() == "/console/password").then_some(()),
+    );
+    assert!(browser.text("h1").contains("Choose your own password"));
+    // A weak one is refused next to the field.
+    browser.fill("#current", &password);
+    browser.fill("#password", "password1234");
+    browser.fill("#confirm", "password1234");
+    browser.click("button.primary");
+    let error = browser.wait_for_text("#password-error", "too easy to guess");
+    assert!(!error.is_empty());
+    snap(&mut browser, "password");
+    browser.fill("#current", &password);
+    browser.fill("#password", "granite-lantern-orbit-meadow");
+    browser.fill("#confirm", "granite-lantern-orbit-meadow");
+    browser.click("button.primary");
+    browser.wait_for_text(".notice", "Your password is changed.");
+    assert!(browser.text("table").contains("super_admin"));
+    snap(&mut browser, "overview");
+
+    // Signed out, the console sends the browser back to sign in.
+    browser.click("button.link");
+    wait_for(std::time::Duration::from_secs(10), "signed out", || {
+        (browser.current_url().path() == "/console/sign-in").then_some(())
+    });
+}
