@@ -138,6 +138,15 @@ pub trait ConsoleStore: Send + Sync + fmt::Debug + 'static {
         now: SystemTime,
     ) -> Result<bool, StoreError>;
 
+    /// Gives an administrator another role (at their next request); false
+    /// when there is none. [`StoreError::Refused`] for taking the role of
+    /// the last super admin.
+    async fn set_administrator_role(
+        &self,
+        name: &AdminName,
+        role: Role,
+    ) -> Result<bool, StoreError>;
+
     /// Removes an administrator and their sessions; false when there was
     /// none. [`StoreError::Refused`] for the last super admin.
     async fn remove_administrator(&self, name: &AdminName) -> Result<bool, StoreError>;

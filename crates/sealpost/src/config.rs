@@ -126,6 +126,8 @@ pub struct RelaySection {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSection {
     pub listen: Option<String>,
+    pub url: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -163,6 +165,12 @@ pub struct Config {
     pub internal_domains: InternalDomains,
     pub relay: RelayConfig,
     pub admin_listen: SocketAddr,
+    /// The admin listener as browsers reach it (`admin.url`): the
+    /// console's origin for its cookies and form checks.
+    pub admin_url: String,
+    /// Proxies in front of the admin listener whose `X-Forwarded-For` /
+    /// `X-Forwarded-Proto` are believed (`admin.trusted_proxies`).
+    pub admin_trusted_proxies: IpRanges,
     pub log: LogConfig,
     pub vault: VaultConfig,
     pub secure: SecureConfig,
@@ -550,6 +558,13 @@ impl Config {
                 ));
                 SocketAddr::from(([127, 0, 0, 1], 8081))
             });
+        let admin_url = admin_url(file.admin.url, admin_listen, &hostname, &mut errors);
+        let admin_trusted_proxies = IpRanges::new(parse_list(
+            "admin.trusted_proxies",
+            file.admin.trusted_proxies.unwrap_or_default(),
+            &mut errors,
+            |v| IpRange::parse(v).map_err(|e| e.to_string()),
+        ));
         let level = file.log.level.unwrap_or_else(|| "info".into());
         if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
             errors.push(err(
@@ -656,9 +671,48 @@ impl Config {
                 },
             },
             admin_listen,
+            admin_url,
+            admin_trusted_proxies,
             log: LogConfig { level, json },
         })
     }
+}
+
+/// `admin.url`: by default `http://localhost:<port>` for a loopback
+/// listener (the quick start), else `https://<server.hostname>` (a
+/// reverse proxy in front terminates TLS). Plain `http://` only for
+/// localhost: the console's cookies are `Secure` everywhere else.
+fn admin_url(
+    url: Option<String>,
+    listen: SocketAddr,
+    hostname: &str,
+    errors: &mut Vec<ConfigError>,
+) -> String {
+    let url = url
+        .unwrap_or_else(|| {
+            if listen.ip().is_loopback() {
+                format!("http://localhost:{}", listen.port())
+            } else {
+                format!("https://{hostname}")
+            }
+        })
+        .trim_end_matches('/')
+        .to_owned();
+    let loopback_http = ["http://localhost", "http://127.", "http://[::1]"]
+        .iter()
+        .any(|prefix| url.starts_with(prefix));
+    if !(url.starts_with("https://") || loopback_http)
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        errors.push(err(
+            "admin.url",
+            format!(
+                "{url:?} is not an https URL such as https://admin.example.com \
+                 (plain http only for localhost)"
+            ),
+        ));
+    }
+    url
 }
 
 fn parse_list<T>(
@@ -849,6 +903,9 @@ mod tests {
             [relay]
             next_hop = "smarthost:99999"
             retry_schedule = ["1m", "soon"]
+            [admin]
+            url = "http://admin.example.com"
+            trusted_proxies = ["10.0.0.1", "proxy"]
             "#,
             &[],
         );
@@ -859,9 +916,26 @@ mod tests {
             "domains.internal[1]:",
             "relay.next_hop:",
             "relay.retry_schedule[1]:",
+            "admin.url:",
+            "admin.trusted_proxies[1]:",
         ] {
             assert!(joined.contains(path), "{path} missing from:\n{joined}");
         }
+    }
+
+    #[test]
+    fn the_console_url_defaults_to_localhost_or_the_hostname() {
+        let c = load(None, vec![]).unwrap();
+        assert_eq!(c.admin_url, "http://localhost:8081");
+        let c = load(
+            None,
+            vec![
+                ("SEALPOST_ADMIN_LISTEN".into(), "0.0.0.0:8443".into()),
+                ("SEALPOST_SERVER_HOSTNAME".into(), "gw.corp.example".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.admin_url, "https://gw.corp.example");
     }
 
     #[test]

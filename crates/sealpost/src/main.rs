@@ -773,15 +773,6 @@ fn apikey_create(path: Option<PathBuf>, role: &str, name: &str) -> ExitCode {
     })
 }
 
-/// The admin listener as a browser on this machine reaches it.
-fn console_host(addr: std::net::SocketAddr) -> String {
-    if addr.ip().is_loopback() {
-        format!("localhost:{}", addr.port())
-    } else {
-        addr.to_string()
-    }
-}
-
 fn banner(config: &Config, app: &Application) {
     println!("sealpost {} is running", env!("CARGO_PKG_VERSION"));
     println!("  SMTP:      {}", join(&app.smtp_addrs));
@@ -790,8 +781,8 @@ fn banner(config: &Config, app: &Application) {
         app.admin_addr
     );
     println!(
-        "  console:   http://{}/console (administrators sign in here)",
-        console_host(app.admin_addr)
+        "  console:   {}/console (administrators sign in here)",
+        app.console_url
     );
     println!(
         "  portal:    {} (recipients' links; listening on {})",

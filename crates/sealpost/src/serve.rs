@@ -65,14 +65,13 @@ fn bound_portal_url(config: &Config, bound: SocketAddr) -> String {
     }
 }
 
-/// The console's address as browsers reach it: the admin listener's,
-/// named `localhost` when it is a loopback address (the quick start's
-/// `http://localhost:8081/console`).
-fn console_url(bound: SocketAddr) -> String {
-    if bound.ip().is_loopback() {
+/// The console's origin: `admin.url`, except that a listener on port 0
+/// (tests) names the port it was given.
+fn console_url(config: &Config, bound: SocketAddr) -> String {
+    if config.admin_listen.port() == 0 && config.admin_url == "http://localhost:0" {
         format!("http://localhost:{}", bound.port())
     } else {
-        format!("http://{bound}")
+        config.admin_url.clone()
     }
 }
 
@@ -199,6 +198,8 @@ pub struct Application {
     /// The recipients' portal, and the URL its links use.
     pub portal_addr: SocketAddr,
     pub portal_url: String,
+    /// The console's origin (`admin.url`, or the bound port for port 0).
+    pub console_url: String,
     smtp_listeners: Vec<TcpListener>,
     admin_listener: TcpListener,
     portal_listener: TcpListener,
@@ -322,10 +323,17 @@ impl Application {
             .await
             .context("creating the first console administrator")?;
         let console_state = sealpost_web::console::ConsoleState::new(
-            sealpost_web::console::ConsoleSettings::new(console_url(admin_addr)),
+            sealpost_web::console::ConsoleSettings {
+                reach: sealpost_web::portal::Reach {
+                    tls: false,
+                    trusted_proxies: config.admin_trusted_proxies.clone(),
+                },
+                ..sealpost_web::console::ConsoleSettings::new(console_url(&config, admin_addr))
+            },
+            sqlite.clone(),
             sqlite.clone(),
         )
-        .context("the console's address")?;
+        .context("admin.url")?;
         let wakeup = Arc::new(Notify::new());
         let secure_settings = SecureSettings {
             hostname: config.hostname.clone(),
@@ -422,6 +430,7 @@ impl Application {
             first_run_admin,
             portal_addr,
             portal_url,
+            console_url: console_url(&config, admin_addr),
             smtp_listeners,
             admin_listener,
             portal_listener,

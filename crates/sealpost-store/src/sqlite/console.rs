@@ -66,8 +66,9 @@ fn create(conn: &Connection, a: &NewAdministrator) -> Result<bool, StoreError> {
         > 0)
 }
 
-fn remove(conn: &Connection, name: &AdminName) -> Result<Result<bool, StoreError>, StoreError> {
-    let last_super: bool = conn
+/// Whether `name` is the only super admin.
+fn last_super_admin(conn: &Connection, name: &AdminName) -> Result<bool, StoreError> {
+    Ok(conn
         .prepare_cached(
             "SELECT role = 'super_admin' AND (SELECT COUNT(*) FROM admin_accounts
                                               WHERE role = 'super_admin') = 1
@@ -75,8 +76,11 @@ fn remove(conn: &Connection, name: &AdminName) -> Result<Result<bool, StoreError
         )?
         .query_row([name.as_str()], |row| row.get(0))
         .optional()?
-        .unwrap_or(false);
-    if last_super {
+        .unwrap_or(false))
+}
+
+fn remove(conn: &Connection, name: &AdminName) -> Result<Result<bool, StoreError>, StoreError> {
+    if last_super_admin(conn, name)? {
         return Ok(Err(StoreError::Refused(format!(
             "{name} is the last super admin; make another administrator super admin first"
         ))));
@@ -145,6 +149,27 @@ impl ConsoleStore for SqliteStore {
                 Ok(changed)
             })
             .await
+    }
+
+    async fn set_administrator_role(
+        &self,
+        name: &AdminName,
+        role: Role,
+    ) -> Result<bool, StoreError> {
+        let name = name.clone();
+        self.writer
+            .write(true, move |conn, _| {
+                if role != Role::SuperAdmin && last_super_admin(conn, &name)? {
+                    return Ok(Err(StoreError::Refused(format!(
+                        "{name} is the last super admin; make another administrator super admin first"
+                    ))));
+                }
+                Ok(Ok(conn
+                    .prepare_cached("UPDATE admin_accounts SET role = ?2 WHERE name = ?1")?
+                    .execute(params![name.as_str(), role.as_str()])?
+                    > 0))
+            })
+            .await?
     }
 
     async fn remove_administrator(&self, name: &AdminName) -> Result<bool, StoreError> {

@@ -1,12 +1,13 @@
-//! The console's overview: who is signed in and, for a super admin, the
-//! administrators. (The dashboard of issue 16 item 4 grows here.)
+//! The console's overview: who is signed in, and for a super admin the
+//! way to administrators and API keys. (The dashboard of issue 16 item 4
+//! grows here.)
 
 use axum::{
     extract::{Query, State},
     http::StatusCode,
     response::Response,
 };
-use sealpost_store::{Role, console::Administrator};
+use sealpost_store::console::Administrator;
 use serde::{Deserialize, Serialize};
 
 use super::{ConsoleState, SignedIn};
@@ -44,14 +45,6 @@ pub(super) async fn overview(
     signed_in: SignedIn,
     Query(done): Query<Done>,
 ) -> Response {
-    let administrators = if signed_in.admin.role == Role::SuperAdmin {
-        match state.store().administrators().await {
-            Ok(all) => all.iter().map(admin_view).collect(),
-            Err(e) => return state.failed(&e),
-        }
-    } else {
-        Vec::new()
-    };
     let notice = (done.done.as_deref() == Some("password")).then_some("Your password is changed.");
     state.page(
         "home.html",
@@ -59,7 +52,6 @@ pub(super) async fn overview(
         minijinja::context! {
             admin => admin_view(&signed_in.admin),
             csrf => signed_in.csrf.as_str(),
-            administrators,
             notice,
         },
     )

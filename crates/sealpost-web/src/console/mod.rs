@@ -14,8 +14,10 @@
 //! - [`session`]: who is signed in ([`SignedIn`]), and the form guards.
 //! - [`account`]: sign-in, sign-out and the password form.
 //! - [`home`]: the overview.
+//! - [`administrators`]: administrators and API keys (super admins).
 
 mod account;
+mod administrators;
 mod home;
 mod session;
 #[cfg(test)]
@@ -34,7 +36,7 @@ use axum::{
     routing::{get, post},
 };
 use minijinja::{AutoEscape, Environment};
-use sealpost_store::{ConsoleStore, portal::SessionLimits};
+use sealpost_store::{AdminStore, ConsoleStore, portal::SessionLimits};
 use serde::Serialize;
 
 use crate::{
@@ -84,6 +86,8 @@ pub struct ConsoleState {
 struct Inner {
     settings: ConsoleSettings,
     store: Arc<dyn ConsoleStore>,
+    /// API keys (and, as pages come, the policy configuration).
+    admin: Arc<dyn AdminStore>,
     /// The console's session cookie and form checks.
     guard: Guard,
     /// Password posts (sign-in, password change) per client IP.
@@ -100,12 +104,18 @@ impl std::fmt::Debug for ConsoleState {
     }
 }
 
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 8] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
     ("password.html", include_str!("templates/password.html")),
     ("home.html", include_str!("templates/home.html")),
     ("notice.html", include_str!("templates/notice.html")),
+    (
+        "administrators.html",
+        include_str!("templates/administrators.html"),
+    ),
+    ("api_keys.html", include_str!("templates/api_keys.html")),
+    ("secret.html", include_str!("templates/secret.html")),
 ];
 
 const CONSOLE_CSS: &str = include_str!("static/console.css");
@@ -119,7 +129,11 @@ impl ConsoleState {
     /// # Panics
     /// When a built-in template does not parse: a build defect, caught by
     /// this module's tests.
-    pub fn new(settings: ConsoleSettings, store: Arc<dyn ConsoleStore>) -> Result<Self, BadOrigin> {
+    pub fn new(
+        settings: ConsoleSettings,
+        store: Arc<dyn ConsoleStore>,
+        admin: Arc<dyn AdminStore>,
+    ) -> Result<Self, BadOrigin> {
         let origin = PublicOrigin::parse(&settings.url)?;
         let cookie = SessionCookie::for_origin(&origin).console();
         let guard = Guard::new(origin, cookie);
@@ -137,6 +151,7 @@ impl ConsoleState {
             inner: Arc::new(Inner {
                 settings,
                 store,
+                admin,
                 guard,
                 // Ten password posts at once, then one every 6 seconds.
                 rate_limit: IpRateLimit::new(
@@ -151,6 +166,10 @@ impl ConsoleState {
 
     fn store(&self) -> &dyn ConsoleStore {
         self.inner.store.as_ref()
+    }
+
+    fn admin_store(&self) -> &dyn AdminStore {
+        self.inner.admin.as_ref()
     }
 
     fn settings(&self) -> &ConsoleSettings {
@@ -247,6 +266,30 @@ pub fn router(state: ConsoleState) -> Router {
         .route(
             "/console/password",
             get(account::password_page).post(account::change_password),
+        )
+        .route(
+            "/console/administrators",
+            get(administrators::list).post(administrators::create),
+        )
+        .route(
+            "/console/administrators/{name}/role",
+            post(administrators::set_role),
+        )
+        .route(
+            "/console/administrators/{name}/reset",
+            post(administrators::reset),
+        )
+        .route(
+            "/console/administrators/{name}/remove",
+            post(administrators::remove),
+        )
+        .route(
+            "/console/api-keys",
+            get(administrators::api_keys).post(administrators::create_api_key),
+        )
+        .route(
+            "/console/api-keys/{id}/revoke",
+            post(administrators::revoke_api_key),
         )
         .route("/console/static/console.css", get(console_css))
         .route("/console/{*rest}", get(not_found))

@@ -42,7 +42,12 @@ async fn world() -> World {
         .await
         .unwrap(),
     );
-    let state = ConsoleState::new(ConsoleSettings::new(URL.into()), store.clone()).unwrap();
+    let state = ConsoleState::new(
+        ConsoleSettings::new(URL.into()),
+        store.clone(),
+        store.clone(),
+    )
+    .unwrap();
     World {
         router: router(state),
         store,
@@ -278,4 +283,201 @@ async fn repeated_failures_lock_the_account_and_a_planted_session_id_is_not_kept
         "{}",
         home.body
     );
+}
+
+/// The secret a secret page shows once.
+fn secret_of(page: &Page) -> String {
+    let at = page
+        .body
+        .find("<code id=\"secret\">")
+        .unwrap_or_else(|| panic!("a secret: {} {}", page.status, page.body));
+    let rest = &page.body[at + 18..];
+    rest[..rest.find('<').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn a_super_admin_manages_administrators_and_api_keys_and_no_one_else_may() {
+    let w = world().await;
+    w.admin("ann", Role::SuperAdmin, OWN, false).await;
+    w.admin("pete", Role::ReadOnly, OWN, false).await;
+    let mut ann = agent(&w);
+    assert_eq!(
+        sign_in(&mut ann, "ann", OWN).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let list = ann.get("/console/administrators").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.body.contains("pete"));
+
+    // Create Dana; her one-time password signs her in, to the password form.
+    let created = ann
+        .submit(
+            "/console/administrators",
+            "/console/administrators",
+            &[("name", "Dana"), ("role", "policy_admin")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let one_time = secret_of(&created);
+    let mut dana = agent(&w);
+    assert_eq!(
+        sign_in(&mut dana, "dana", &one_time).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(dana.get("/console").await.location(), "/console/password");
+
+    // Refusals name what to fix, and nothing is made.
+    for (name, role, says) in [
+        ("da na", "read_only", "is not an administrator name"),
+        ("dana", "read_only", "already an administrator named dana"),
+        ("erin", "emperor", "is not a role"),
+    ] {
+        let page = ann
+            .submit(
+                "/console/administrators",
+                "/console/administrators",
+                &[("name", name), ("role", role)],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{says}");
+        assert!(page.body.contains(says), "{says}: {}", page.body);
+    }
+    assert_eq!(w.store.administrators().await.unwrap().len(), 3);
+
+    // Roles: Dana's changes; the last super admin keeps hers.
+    let page = ann
+        .submit(
+            "/console/administrators",
+            "/console/administrators/dana/role",
+            &[("role", "tracking_admin")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let dana_now = w
+        .store
+        .administrator(&AdminName::parse("dana").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(dana_now.role, Role::TrackingAdmin);
+    let page = ann
+        .submit(
+            "/console/administrators",
+            "/console/administrators/ann/role",
+            &[("role", "read_only")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::CONFLICT);
+    assert!(page.body.contains("last super admin"), "{}", page.body);
+
+    // A new one-time password ends Dana's session and replaces the old one.
+    let reset = ann
+        .submit(
+            "/console/administrators",
+            "/console/administrators/dana/reset",
+            &[],
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+    let again = secret_of(&reset);
+    assert_ne!(again, one_time);
+    assert_eq!(
+        dana.get("/console/password").await.location(),
+        "/console/sign-in"
+    );
+    let mut other = agent(&w);
+    assert_eq!(
+        sign_in(&mut other, "dana", &one_time).await.status,
+        StatusCode::OK
+    );
+
+    // API keys: made (shown once), listed, revoked.
+    let key = ann
+        .submit(
+            "/console/api-keys",
+            "/console/api-keys",
+            &[("name", "backup script"), ("role", "read_only")],
+        )
+        .await;
+    assert_eq!(key.status, StatusCode::OK, "{}", key.body);
+    let token = secret_of(&key);
+    assert!(token.starts_with("sp_"), "{token}");
+    let id = token.split('_').nth(1).unwrap().to_owned();
+    let keys = ann.get("/console/api-keys").await;
+    assert!(keys.body.contains(&id) && keys.body.contains("backup script"));
+    assert!(
+        !keys.body.contains(&token),
+        "the key itself is never listed"
+    );
+    let revoked = ann
+        .submit(
+            "/console/api-keys",
+            &format!("/console/api-keys/{id}/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    assert!(!ann.get("/console/api-keys").await.body.contains(&id));
+
+    // Pete (read only) is refused every page and form, on the server.
+    let mut pete = agent(&w);
+    assert_eq!(
+        sign_in(&mut pete, "pete", OWN).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let csrf = pete.get("/console").await.csrf();
+    for path in ["/console/administrators", "/console/api-keys"] {
+        assert_eq!(pete.get(path).await.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    for (path, fields) in [
+        (
+            "/console/administrators",
+            vec![("name", "mallory"), ("role", "super_admin")],
+        ),
+        (
+            "/console/administrators/pete/role",
+            vec![("role", "super_admin")],
+        ),
+        ("/console/administrators/ann/reset", vec![]),
+        ("/console/administrators/ann/remove", vec![]),
+        (
+            "/console/api-keys",
+            vec![("name", "x"), ("role", "super_admin")],
+        ),
+    ] {
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend(fields);
+        assert_eq!(
+            pete.post(path, &all).await.status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    assert_eq!(w.store.administrators().await.unwrap().len(), 3);
+    let pete_now = w
+        .store
+        .administrator(&AdminName::parse("pete").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(pete_now.role, Role::ReadOnly);
+
+    // Removing: Dana goes; Ann, the last super admin, stays.
+    let gone = ann
+        .submit(
+            "/console/administrators",
+            "/console/administrators/dana/remove",
+            &[],
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER);
+    let kept = ann
+        .submit(
+            "/console/administrators",
+            "/console/administrators/ann/remove",
+            &[],
+        )
+        .await;
+    assert_eq!(kept.status, StatusCode::CONFLICT);
+    assert_eq!(w.store.administrators().await.unwrap().len(), 2);
 }

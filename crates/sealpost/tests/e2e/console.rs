@@ -1,8 +1,10 @@
 //! The console's sign-in in headless Chromium (issue 16, item 1): the
 //! first start's administrator signs in with the one-time password the
 //! gateway made, is made to choose their own, and lands on the overview.
-//! Screenshots `console-sign-in-*`, `console-password-*`,
-//! `console-overview-*` at 1280 and 390 px.
+//! Then it makes another administrator from the console. Screenshots
+//! `console-sign-in-*`, `console-password-*`, `console-overview-*`,
+//! `console-new-administrator-*`, `console-administrators-*` at 1280 and
+//! 390 px.
 
 use std::path::PathBuf;
 
@@ -63,8 +65,24 @@ fn the_first_administrator_signs_in_and_replaces_the_one_time_password() {
     browser.fill("#confirm", "granite-lantern-orbit-meadow");
     browser.click("button.primary");
     browser.wait_for_text(".notice", "Your password is changed.");
-    assert!(browser.text("table").contains("super_admin"));
     snap(&mut browser, "overview");
+
+    // A super admin makes another administrator; the one-time password
+    // is shown once.
+    browser.click("a[href='/console/administrators']");
+    wait_for(
+        std::time::Duration::from_secs(10),
+        "the administrators",
+        || (browser.current_url().path() == "/console/administrators").then_some(()),
+    );
+    browser.fill("#new-name", "dana@corp.example");
+    browser.click("section[aria-labelledby='new-heading'] button.primary");
+    let secret = browser.wait_for_text("#secret", "-");
+    assert_eq!(secret.len(), 23, "{secret}");
+    snap(&mut browser, "new-administrator");
+    browser.click("a.button");
+    browser.wait_for_text("table", "dana@corp.example");
+    snap(&mut browser, "administrators");
 
     // Signed out, the console sends the browser back to sign in.
     browser.click("button.link");

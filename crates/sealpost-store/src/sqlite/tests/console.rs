@@ -133,7 +133,33 @@ async fn a_new_password_ends_the_other_sessions_and_the_last_super_admin_stays()
             .unwrap()
     );
 
-    // Ann is the only super admin: she stays; Bob goes, with his session.
+    // Ann is the only super admin: she keeps the role and stays; Bob
+    // goes, with his session.
+    assert!(matches!(
+        store.set_administrator_role(&name("ann"), Role::ReadOnly).await,
+        Err(StoreError::Refused(m)) if m.contains("last super admin")
+    ));
+    assert!(
+        store
+            .set_administrator_role(&name("bob"), Role::TrackingAdmin)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .administrator(&name("bob"))
+            .await
+            .unwrap()
+            .unwrap()
+            .role,
+        Role::TrackingAdmin
+    );
+    assert!(
+        !store
+            .set_administrator_role(&name("nobody"), Role::ReadOnly)
+            .await
+            .unwrap()
+    );
     assert!(matches!(
         store.remove_administrator(&name("ann")).await,
         Err(StoreError::Refused(m)) if m.contains("last super admin")
