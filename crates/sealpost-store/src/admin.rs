@@ -13,7 +13,10 @@ use sealpost_policy::{
     PolicyId, PolicySet, UserDraft,
 };
 
-use crate::StoreError;
+use crate::{
+    StoreError,
+    audit::{Actor, AuditEntry, AuditQuery},
+};
 
 /// One change to the policy configuration.
 #[derive(Debug, Clone)]
@@ -126,15 +129,17 @@ pub trait AdminStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Applies `change`, re-reads the configuration and runs `check` on it,
     /// and commits only if the check passes ([`StoreError::Rejected`]
-    /// otherwise). Durable before it returns.
+    /// otherwise), with its audit entry by `actor`. Durable before it
+    /// returns.
     async fn change_config(
         &self,
         change: ConfigChange,
         check: ConfigCheck,
+        actor: Actor,
     ) -> Result<Changed, StoreError>;
 
-    /// Stores a new API key.
-    async fn create_api_key(&self, key: ApiKeyRecord) -> Result<(), StoreError>;
+    /// Stores a new API key (and its audit entry).
+    async fn create_api_key(&self, key: ApiKeyRecord, actor: Actor) -> Result<(), StoreError>;
 
     /// The key with this id, if any.
     async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
@@ -145,8 +150,11 @@ pub trait AdminStore: Send + Sync + std::fmt::Debug + 'static {
     /// Every API key, oldest first.
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyInfo>, StoreError>;
 
-    /// Deletes a key; false when there was none with that id.
-    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError>;
+    /// Deletes a key (and records it); false when there was none.
+    async fn revoke_api_key(&self, id: &str, actor: Actor) -> Result<bool, StoreError>;
+
+    /// Audit entries, newest first.
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
 
     /// Notes that the key authenticated a request at `at`.
     async fn touch_api_key(&self, id: &str, at: std::time::SystemTime) -> Result<(), StoreError>;

@@ -14,6 +14,7 @@ use std::{fmt, time::SystemTime};
 
 use crate::{
     Role, StoreError,
+    audit::Actor,
     portal::{CsrfSecret, PasswordHash, SESSION_TOUCHED_EVERY, SessionHash, SessionLimits},
 };
 
@@ -117,8 +118,13 @@ pub struct NewAdminSession {
 /// The console's storage boundary.
 #[async_trait::async_trait]
 pub trait ConsoleStore: Send + Sync + fmt::Debug + 'static {
-    /// Stores a new administrator; false when the name is taken.
-    async fn create_administrator(&self, admin: NewAdministrator) -> Result<bool, StoreError>;
+    /// Stores a new administrator (and the audit entry by `actor`); false
+    /// when the name is taken.
+    async fn create_administrator(
+        &self,
+        admin: NewAdministrator,
+        actor: Actor,
+    ) -> Result<bool, StoreError>;
 
     /// The administrator with this name, if any.
     async fn administrator(&self, name: &AdminName) -> Result<Option<Administrator>, StoreError>;
@@ -126,9 +132,10 @@ pub trait ConsoleStore: Send + Sync + fmt::Debug + 'static {
     /// Every administrator, by name.
     async fn administrators(&self) -> Result<Vec<Administrator>, StoreError>;
 
-    /// Sets an administrator's password (one-time if `must_change`) and
-    /// ends every session of theirs but `keep` (the session that changed
-    /// its own password); false when there is no such administrator.
+    /// Sets an administrator's password (one-time if `must_change`: a
+    /// reset, else their own change) and ends every session of theirs but
+    /// `keep` (the session that changed its own password), recording it;
+    /// false when there is no such administrator.
     async fn set_administrator_password(
         &self,
         name: &AdminName,
@@ -136,6 +143,7 @@ pub trait ConsoleStore: Send + Sync + fmt::Debug + 'static {
         must_change: bool,
         keep: Option<SessionHash>,
         now: SystemTime,
+        actor: Actor,
     ) -> Result<bool, StoreError>;
 
     /// Gives an administrator another role (at their next request); false
@@ -145,11 +153,16 @@ pub trait ConsoleStore: Send + Sync + fmt::Debug + 'static {
         &self,
         name: &AdminName,
         role: Role,
+        actor: Actor,
     ) -> Result<bool, StoreError>;
 
     /// Removes an administrator and their sessions; false when there was
     /// none. [`StoreError::Refused`] for the last super admin.
-    async fn remove_administrator(&self, name: &AdminName) -> Result<bool, StoreError>;
+    async fn remove_administrator(
+        &self,
+        name: &AdminName,
+        actor: Actor,
+    ) -> Result<bool, StoreError>;
 
     /// Counts a failed sign-in; the new count, `None` for no such name.
     async fn record_failed_admin_sign_in(

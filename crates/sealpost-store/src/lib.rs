@@ -12,6 +12,7 @@
 //! (delivery is at-least-once; a duplicate is possible, a loss is not).
 
 pub mod admin;
+pub mod audit;
 pub mod console;
 pub mod handoff;
 mod model;

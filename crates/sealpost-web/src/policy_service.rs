@@ -16,6 +16,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use sealpost_policy::{DefinitionId, DomainPattern, PolicyDocument, PolicySet};
 use sealpost_secure::plan::template_of;
+use sealpost_store::audit::Actor;
 use sealpost_store::{AdminStore, ConfigChange, ConfigCheck, StoreError};
 use tokio::sync::Mutex;
 
@@ -162,8 +163,8 @@ impl PolicyService {
         )
     }
 
-    /// Commits `change` and swaps in the snapshot it produced. Returns the
-    /// id of a created object.
+    /// Commits `change` (with its audit entry by `actor`) and swaps in the
+    /// snapshot it produced. Returns the id of a created object.
     ///
     /// The commit and the swap run in a task of their own, so a caller that
     /// goes away (a client disconnecting mid-request) can never leave a
@@ -172,14 +173,18 @@ impl PolicyService {
     /// # Errors
     /// [`StoreError::Rejected`] with the field at fault, [`StoreError::NoSuch`]
     /// for a missing object, or a store failure. Nothing changed then.
-    pub async fn change(&self, change: ConfigChange) -> Result<Option<i64>, StoreError> {
+    pub async fn change(
+        &self,
+        actor: Actor,
+        change: ConfigChange,
+    ) -> Result<Option<i64>, StoreError> {
         let inner = self.inner.clone();
         let task = tokio::spawn(async move {
             let _guard = inner.changes.lock().await;
             let rules = inner.rules.clone();
             let before = inner.snapshot.load_full();
             let check: ConfigCheck = Box::new(move |doc| rules.check(doc, &before));
-            let changed = inner.store.change_config(change, check).await?;
+            let changed = inner.store.change_config(change, check, actor).await?;
             inner.snapshot.store(Arc::new(changed.set));
             Ok(changed.id)
         });
@@ -196,7 +201,7 @@ impl PolicyService {
     /// # Errors
     /// What `build` returns, or what [`change`](Self::change) would, in the
     /// caller's error type `E`.
-    pub async fn change_with<T, E, F>(&self, build: F) -> Result<(Option<i64>, T), E>
+    pub async fn change_with<T, E, F>(&self, actor: Actor, build: F) -> Result<(Option<i64>, T), E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
@@ -210,7 +215,7 @@ impl PolicyService {
             let rules = inner.rules.clone();
             let before = inner.snapshot.load_full();
             let check: ConfigCheck = Box::new(move |doc| rules.check(doc, &before));
-            let changed = inner.store.change_config(change, check).await?;
+            let changed = inner.store.change_config(change, check, actor).await?;
             inner.snapshot.store(Arc::new(changed.set));
             Ok((changed.id, value))
         });

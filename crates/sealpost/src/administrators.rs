@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use sealpost_store::{
     ConsoleStore, Role, StoreError,
+    audit::Actor,
     console::{AdminName, NewAdministrator},
     portal::PasswordHash,
 };
@@ -44,16 +45,20 @@ pub async fn create(
     store: &dyn ConsoleStore,
     name: AdminName,
     role: Role,
+    actor: Actor,
 ) -> Result<Password, AdminError> {
     let (password, hash) = one_time_hash().await?;
     let created = store
-        .create_administrator(NewAdministrator {
-            name: name.clone(),
-            role,
-            password: hash,
-            must_change_password: true,
-            now: SystemTime::now(),
-        })
+        .create_administrator(
+            NewAdministrator {
+                name: name.clone(),
+                role,
+                password: hash,
+                must_change_password: true,
+                now: SystemTime::now(),
+            },
+            actor,
+        )
         .await?;
     if created {
         Ok(password)
@@ -70,10 +75,11 @@ pub async fn create(
 pub async fn reset_password(
     store: &dyn ConsoleStore,
     name: AdminName,
+    actor: Actor,
 ) -> Result<Password, AdminError> {
     let (password, hash) = one_time_hash().await?;
     if store
-        .set_administrator_password(&name, hash, true, None, SystemTime::now())
+        .set_administrator_password(&name, hash, true, None, SystemTime::now(), actor)
         .await?
     {
         Ok(password)
@@ -94,7 +100,14 @@ pub async fn ensure_first(
         return Ok(None);
     }
     let name = AdminName::parse(FIRST_ADMIN).expect("a valid name");
-    match create(store, name.clone(), Role::SuperAdmin).await {
+    match create(
+        store,
+        name.clone(),
+        Role::SuperAdmin,
+        Actor::system("first start"),
+    )
+    .await
+    {
         Ok(password) => Ok(Some((name, password))),
         // Another node made it first.
         Err(AdminError::Taken(_)) => Ok(None),

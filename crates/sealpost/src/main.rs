@@ -340,7 +340,11 @@ fn main() -> ExitCode {
                     .next()
                     .unwrap_or("")
                     .to_owned();
-                if store.revoke_api_key(&id).await.map_err(|e| e.to_string())? {
+                if store
+                    .revoke_api_key(&id, sealpost_store::audit::Actor::cli())
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
                     eprintln!("Revoked API key {id}.");
                     Ok(())
                 } else {
@@ -661,6 +665,7 @@ fn admin_name_arg(name: &str) -> Result<sealpost_store::console::AdminName, Exit
 fn admin_command(command: AdminCommand) -> ExitCode {
     use sealpost::administrators;
     use sealpost_store::ConsoleStore;
+    use sealpost_store::audit::Actor;
     match command {
         AdminCommand::Create { name, role, config } => {
             let (name, role) = match (admin_name_arg(&name), role_arg(&role)) {
@@ -669,7 +674,7 @@ fn admin_command(command: AdminCommand) -> ExitCode {
             };
             with_admin_store(config, move |store| {
                 Box::pin(async move {
-                    let password = administrators::create(&store, name.clone(), role)
+                    let password = administrators::create(&store, name.clone(), role, Actor::cli())
                         .await
                         .map_err(|e| e.to_string())?;
                     println!("{}", password.expose());
@@ -689,9 +694,10 @@ fn admin_command(command: AdminCommand) -> ExitCode {
             };
             with_admin_store(config, move |store| {
                 Box::pin(async move {
-                    let password = administrators::reset_password(&store, name.clone())
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let password =
+                        administrators::reset_password(&store, name.clone(), Actor::cli())
+                            .await
+                            .map_err(|e| e.to_string())?;
                     println!("{}", password.expose());
                     eprintln!(
                         "New one-time password for {name}, shown only now; their sessions ended. \
@@ -733,7 +739,7 @@ fn admin_command(command: AdminCommand) -> ExitCode {
             };
             with_admin_store(config, move |store| {
                 Box::pin(async move {
-                    match store.remove_administrator(&name).await {
+                    match store.remove_administrator(&name, Actor::cli()).await {
                         Ok(true) => {
                             eprintln!("Removed administrator {name}; their sessions ended.");
                             Ok(())
@@ -750,6 +756,7 @@ fn admin_command(command: AdminCommand) -> ExitCode {
 }
 
 fn apikey_create(path: Option<PathBuf>, role: &str, name: &str) -> ExitCode {
+    use sealpost_store::audit::Actor;
     let role = match role_arg(role) {
         Ok(role) => role,
         Err(code) => return code,
@@ -760,7 +767,7 @@ fn apikey_create(path: Option<PathBuf>, role: &str, name: &str) -> ExitCode {
             use sealpost_store::AdminStore;
             let key = sealpost_web::auth::generate_api_key(role, &name);
             store
-                .create_api_key(key.record)
+                .create_api_key(key.record, Actor::cli())
                 .await
                 .map_err(|e| format!("cannot store the key: {e}"))?;
             println!("{}", key.token);

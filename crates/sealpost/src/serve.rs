@@ -316,7 +316,12 @@ impl Application {
             None
         } else {
             let key = generate_api_key(Role::SuperAdmin, "first-run administrator");
-            admin.create_api_key(key.record).await?;
+            admin
+                .create_api_key(
+                    key.record,
+                    sealpost_store::audit::Actor::system("first start"),
+                )
+                .await?;
             Some(key.token)
         };
         let first_run_admin = crate::administrators::ensure_first(sqlite.as_ref())

@@ -9,11 +9,12 @@ use std::time::SystemTime;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
-    SqliteStore,
+    SqliteStore, audit,
     sessions::{self, Realm},
 };
 use crate::{
     Role, StoreError,
+    audit::{Actor, Change},
     console::{
         AdminName, AdminSession, Administrator, ConsoleStore, NewAdminSession, NewAdministrator,
     },
@@ -79,6 +80,33 @@ fn last_super_admin(conn: &Connection, name: &AdminName) -> Result<bool, StoreEr
         .unwrap_or(false))
 }
 
+/// An administrator as the audit log shows one (never the hash).
+fn audit_doc(a: &Administrator) -> serde_json::Value {
+    serde_json::json!({
+        "name": a.name.as_str(),
+        "role": a.role.as_str(),
+        "must_change_password": a.must_change_password,
+    })
+}
+
+fn record(
+    conn: &Connection,
+    actor: &Actor,
+    action: &str,
+    name: &AdminName,
+    before: Option<&Administrator>,
+) -> Result<(), StoreError> {
+    let after = find(conn, name)?;
+    let entry = Change::new(
+        action,
+        "administrator",
+        Some(name.to_string()),
+        before.map(audit_doc),
+        after.as_ref().map(audit_doc),
+    );
+    audit::record(conn, actor, SystemTime::now(), &entry)
+}
+
 fn remove(conn: &Connection, name: &AdminName) -> Result<Result<bool, StoreError>, StoreError> {
     if last_super_admin(conn, name)? {
         return Ok(Err(StoreError::Refused(format!(
@@ -93,9 +121,19 @@ fn remove(conn: &Connection, name: &AdminName) -> Result<Result<bool, StoreError
 
 #[async_trait::async_trait]
 impl ConsoleStore for SqliteStore {
-    async fn create_administrator(&self, admin: NewAdministrator) -> Result<bool, StoreError> {
+    async fn create_administrator(
+        &self,
+        admin: NewAdministrator,
+        actor: Actor,
+    ) -> Result<bool, StoreError> {
         self.writer
-            .write(true, move |conn, _| create(conn, &admin))
+            .write(true, move |conn, _| {
+                let created = create(conn, &admin)?;
+                if created {
+                    record(conn, &actor, "create", &admin.name, None)?;
+                }
+                Ok(created)
+            })
             .await
     }
 
@@ -127,10 +165,12 @@ impl ConsoleStore for SqliteStore {
         must_change: bool,
         keep: Option<SessionHash>,
         now: SystemTime,
+        actor: Actor,
     ) -> Result<bool, StoreError> {
         let name = name.clone();
         self.writer
             .write(true, move |conn, _| {
+                let before = find(conn, &name)?;
                 let changed =
                     conn.prepare_cached(
                         "UPDATE admin_accounts SET password_hash = ?2, must_change_password = ?3,
@@ -145,6 +185,12 @@ impl ConsoleStore for SqliteStore {
                     ])? > 0;
                 if changed {
                     sessions::end_all(conn, Realm::Console, name.as_str(), keep.as_ref())?;
+                    let action = if must_change {
+                        "reset_password"
+                    } else {
+                        "change_password"
+                    };
+                    record(conn, &actor, action, &name, before.as_ref())?;
                 }
                 Ok(changed)
             })
@@ -155,6 +201,7 @@ impl ConsoleStore for SqliteStore {
         &self,
         name: &AdminName,
         role: Role,
+        actor: Actor,
     ) -> Result<bool, StoreError> {
         let name = name.clone();
         self.writer
@@ -164,18 +211,34 @@ impl ConsoleStore for SqliteStore {
                         "{name} is the last super admin; make another administrator super admin first"
                     ))));
                 }
-                Ok(Ok(conn
+                let before = find(conn, &name)?;
+                let changed = conn
                     .prepare_cached("UPDATE admin_accounts SET role = ?2 WHERE name = ?1")?
                     .execute(params![name.as_str(), role.as_str()])?
-                    > 0))
+                    > 0;
+                if changed {
+                    record(conn, &actor, "set_role", &name, before.as_ref())?;
+                }
+                Ok(Ok(changed))
             })
             .await?
     }
 
-    async fn remove_administrator(&self, name: &AdminName) -> Result<bool, StoreError> {
+    async fn remove_administrator(
+        &self,
+        name: &AdminName,
+        actor: Actor,
+    ) -> Result<bool, StoreError> {
         let name = name.clone();
         self.writer
-            .write(true, move |conn, _| remove(conn, &name))
+            .write(true, move |conn, _| {
+                let before = find(conn, &name)?;
+                let removed = remove(conn, &name)?;
+                if let Ok(true) = removed {
+                    record(conn, &actor, "delete", &name, before.as_ref())?;
+                }
+                Ok(removed)
+            })
             .await?
     }
 

@@ -8,6 +8,7 @@
 //! itself is in [`queue`].
 
 mod admin;
+mod audit;
 mod console;
 mod portal;
 mod queue;
@@ -32,7 +33,10 @@ use crate::{
     AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, ExtendTo, KeyUsage,
     Leased, MessageFilter, MessageRecord, NewMessage, NotificationTarget, QueueId, QueueStats,
     RecallOutcome, RecipientOutcome, RecipientRecord, SecureAccess, SecureStore, Store, StoreError,
-    TrackedMessage, VerifyBatch, private, spool::Spool,
+    TrackedMessage, VerifyBatch,
+    audit::{Actor, AuditEntry, AuditQuery, Change},
+    private,
+    spool::Spool,
 };
 use queue::SealedContent;
 use readers::Readers;
@@ -55,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v9.sql"),
     include_str!("schema_v10.sql"),
     include_str!("schema_v11.sql"),
+    include_str!("schema_v12.sql"),
 ];
 
 /// Contents larger than this are sealed and opened on a blocking thread.
@@ -659,20 +664,34 @@ impl AdminStore for SqliteStore {
         &self,
         change: ConfigChange,
         mut check: ConfigCheck,
+        actor: Actor,
     ) -> Result<Changed, StoreError> {
         self.writer
             .write(true, move |conn, _| {
+                let before = admin::load_document(conn)?;
                 let id = admin::apply_change(conn, &change)?;
                 let document = admin::load_document(conn)?;
                 let set = check(&document).map_err(StoreError::Rejected)?;
+                let entry = crate::audit::config_change(&change, id, &before, &document);
+                audit::record(conn, &actor, SystemTime::now(), &entry)?;
                 Ok(Changed { id, set })
             })
             .await
     }
 
-    async fn create_api_key(&self, key: ApiKeyRecord) -> Result<(), StoreError> {
+    async fn create_api_key(&self, key: ApiKeyRecord, actor: Actor) -> Result<(), StoreError> {
         self.writer
-            .write(true, move |conn, _| admin::insert_api_key(conn, &key))
+            .write(true, move |conn, _| {
+                admin::insert_api_key(conn, &key)?;
+                let entry = Change::new(
+                    "create",
+                    "api_key",
+                    Some(key.id.clone()),
+                    None,
+                    Some(serde_json::json!({ "id": key.id, "role": key.role.as_str(), "name": key.name })),
+                );
+                audit::record(conn, &actor, SystemTime::now(), &entry)
+            })
             .await
     }
 
@@ -687,10 +706,32 @@ impl AdminStore for SqliteStore {
         self.readers.read(admin::list_api_keys).await
     }
 
-    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
+    async fn revoke_api_key(&self, id: &str, actor: Actor) -> Result<bool, StoreError> {
         let id = id.to_owned();
         self.writer
-            .write(true, move |conn, _| admin::revoke_api_key(conn, &id))
+            .write(true, move |conn, _| {
+                let before = admin::api_key(conn, &id)?;
+                if !admin::revoke_api_key(conn, &id)? {
+                    return Ok(false);
+                }
+                let entry = Change::new(
+                    "delete",
+                    "api_key",
+                    Some(id.clone()),
+                    before.map(|k| {
+                        serde_json::json!({ "id": k.id, "role": k.role.as_str(), "name": k.name })
+                    }),
+                    None,
+                );
+                audit::record(conn, &actor, SystemTime::now(), &entry)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        self.readers
+            .read(move |conn| audit::read(conn, &query))
             .await
     }
 

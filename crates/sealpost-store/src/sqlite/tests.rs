@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use sealpost_policy::{Decision, EmailAddress, PolicyId, Route};
 
 use super::*;
+use crate::audit::Actor;
 use crate::{
     ClientInfo, MessageKind, NewRecipient, Notify, OutcomeKind, RecipientStatus, model::from_millis,
 };
@@ -475,6 +476,7 @@ async fn configuration_changes_are_checked_as_a_whole_before_they_commit() {
                 groups: vec![],
             }),
             check(),
+            Actor::system("test"),
         )
         .await
         .unwrap()
@@ -487,14 +489,22 @@ async fn configuration_changes_are_checked_as_a_whole_before_they_commit() {
     ))
     .unwrap();
     let changed = store
-        .change_config(ConfigChange::CreatePolicy(policy), check())
+        .change_config(
+            ConfigChange::CreatePolicy(policy),
+            check(),
+            Actor::system("test"),
+        )
         .await
         .unwrap();
     assert_eq!(changed.set.policies().len(), 1);
 
     // Deleting the group the policy names is refused, and nothing changes.
     let err = store
-        .change_config(ConfigChange::RemoveGroup(GroupId(group)), check())
+        .change_config(
+            ConfigChange::RemoveGroup(GroupId(group)),
+            check(),
+            Actor::system("test"),
+        )
         .await
         .unwrap_err();
     match err {
@@ -505,7 +515,11 @@ async fn configuration_changes_are_checked_as_a_whole_before_they_commit() {
 
     // The default definition cannot be deleted; a missing one is NoSuch.
     let err = store
-        .change_config(ConfigChange::RemoveDefinition(default), check())
+        .change_config(
+            ConfigChange::RemoveDefinition(default),
+            check(),
+            Actor::system("test"),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -513,7 +527,11 @@ async fn configuration_changes_are_checked_as_a_whole_before_they_commit() {
         "{err}"
     );
     let err = store
-        .change_config(ConfigChange::RemoveDefinition(DefinitionId(99)), check())
+        .change_config(
+            ConfigChange::RemoveDefinition(DefinitionId(99)),
+            check(),
+            Actor::system("test"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NoSuch(_)), "{err}");
@@ -1151,5 +1169,6 @@ async fn read_config_reads_without_creating_or_migrating() {
     }
 }
 
+mod audit;
 mod console;
 mod portal;

@@ -60,7 +60,7 @@ async fn revoke_api_key(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     caller.require_super_admin()?;
-    if state.admin.revoke_api_key(&id).await? {
+    if state.admin.revoke_api_key(&id, caller.actor()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("API key {id} not found")))

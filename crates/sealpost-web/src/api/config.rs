@@ -41,7 +41,10 @@ async fn import_config(
     complete_document(&mut doc)?;
     let doc: PolicyDocument = super::extract::from_value(doc)?;
     state.policy.compile(&doc)?;
-    state.policy.change(ConfigChange::Replace(doc)).await?;
+    state
+        .policy
+        .change(caller.actor(), ConfigChange::Replace(doc))
+        .await?;
     Ok(Json(document(&state).await?))
 }
 

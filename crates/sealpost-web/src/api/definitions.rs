@@ -68,7 +68,10 @@ async fn create_definition(
     caller.require_policy_edit()?;
     let id = state
         .policy
-        .change(ConfigChange::CreateDefinition(definition.clone()))
+        .change(
+            caller.actor(),
+            ConfigChange::CreateDefinition(definition.clone()),
+        )
         .await?
         .unwrap_or_default();
     Ok(created(DefinitionEntry {
@@ -109,10 +112,10 @@ async fn update_definition(
     caller.require_policy_edit()?;
     state
         .policy
-        .change(ConfigChange::UpdateDefinition(
-            DefinitionId(id),
-            definition.clone(),
-        ))
+        .change(
+            caller.actor(),
+            ConfigChange::UpdateDefinition(DefinitionId(id), definition.clone()),
+        )
         .await?;
     let is_default = state
         .policy
@@ -140,7 +143,7 @@ async fn patch_definition(
     caller.require_policy_edit()?;
     let (_, entry) = state
         .policy
-        .change_with::<_, ApiError, _>(move |document| {
+        .change_with::<_, ApiError, _>(caller.actor(), move |document| {
             let current = document
                 .definitions
                 .iter()
@@ -173,7 +176,10 @@ async fn delete_definition(
     caller.require_policy_edit()?;
     state
         .policy
-        .change(ConfigChange::RemoveDefinition(DefinitionId(id)))
+        .change(
+            caller.actor(),
+            ConfigChange::RemoveDefinition(DefinitionId(id)),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

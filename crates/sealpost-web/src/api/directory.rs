@@ -49,7 +49,10 @@ async fn put_user(
 ) -> ApiResult<Response> {
     caller.require_policy_edit()?;
     let normalized = sealpost_policy::DirectoryUser::from_draft(&user)?.to_draft();
-    state.policy.change(ConfigChange::PutUser(user)).await?;
+    state
+        .policy
+        .change(caller.actor(), ConfigChange::PutUser(user))
+        .await?;
     Ok(created(normalized))
 }
 
@@ -84,7 +87,7 @@ async fn delete_user(
     caller.require_policy_edit()?;
     state
         .policy
-        .change(ConfigChange::RemoveUser(address))
+        .change(caller.actor(), ConfigChange::RemoveUser(address))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -113,7 +116,7 @@ async fn import_users(
     let imported = users.len();
     state
         .policy
-        .change(ConfigChange::ImportUsers(users))
+        .change(caller.actor(), ConfigChange::ImportUsers(users))
         .await?;
     Ok(Json(Imported { imported }))
 }

@@ -18,7 +18,12 @@ impl FromRequestParts<ApiState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
         let authorization = parts.headers.get(header::AUTHORIZATION);
-        Ok(api_key::authenticate(&state.admin, authorization).await?)
+        let mut caller = api_key::authenticate(&state.admin, authorization).await?;
+        caller.client_ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<crate::portal::listener::Peer>>()
+            .map(|c| c.0.0.ip());
+        Ok(caller)
     }
 }
 

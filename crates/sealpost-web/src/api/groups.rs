@@ -45,7 +45,7 @@ async fn create_group(
     caller.require_policy_edit()?;
     let id = state
         .policy
-        .change(ConfigChange::CreateGroup(group.clone()))
+        .change(caller.actor(), ConfigChange::CreateGroup(group.clone()))
         .await?
         .unwrap_or_default();
     Ok(created(GroupEntry {
@@ -85,7 +85,10 @@ async fn update_group(
     caller.require_policy_edit()?;
     state
         .policy
-        .change(ConfigChange::UpdateGroup(GroupId(id), group.clone()))
+        .change(
+            caller.actor(),
+            ConfigChange::UpdateGroup(GroupId(id), group.clone()),
+        )
         .await?;
     Ok(Json(GroupEntry {
         id: GroupId(id),
@@ -107,7 +110,7 @@ async fn patch_group(
     caller.require_policy_edit()?;
     let (_, entry) = state
         .policy
-        .change_with::<_, ApiError, _>(move |document| {
+        .change_with::<_, ApiError, _>(caller.actor(), move |document| {
             let current = document
                 .groups
                 .iter()
@@ -135,7 +138,7 @@ async fn delete_group(
     caller.require_policy_edit()?;
     state
         .policy
-        .change(ConfigChange::RemoveGroup(GroupId(id)))
+        .change(caller.actor(), ConfigChange::RemoveGroup(GroupId(id)))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -84,7 +84,10 @@ async fn add_internal_domain(
     })?;
     state
         .policy
-        .change(ConfigChange::AddInternalDomain(pattern.to_string()))
+        .change(
+            caller.actor(),
+            ConfigChange::AddInternalDomain(pattern.to_string()),
+        )
         .await?;
     Ok(created(InternalDomain {
         domain: pattern.to_string(),
@@ -104,7 +107,7 @@ async fn remove_internal_domain(
     caller.require_policy_edit()?;
     state
         .policy
-        .change(ConfigChange::RemoveInternalDomain(domain))
+        .change(caller.actor(), ConfigChange::RemoveInternalDomain(domain))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

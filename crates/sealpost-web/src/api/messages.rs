@@ -36,7 +36,7 @@ pub(super) fn routes(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState>
         .routes(routes!(bulk_recall))
 }
 
-fn parse_time(field: &str, text: &str) -> ApiResult<SystemTime> {
+pub(super) fn parse_time(field: &str, text: &str) -> ApiResult<SystemTime> {
     OffsetDateTime::parse(text, &Rfc3339)
         .map(SystemTime::from)
         .map_err(|_| {

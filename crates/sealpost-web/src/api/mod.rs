@@ -15,6 +15,7 @@
 //! [`extract`].
 
 mod api_keys;
+mod audit;
 mod config;
 mod definitions;
 mod directory;
@@ -128,6 +129,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         policies::routes,
         policy_test::routes,
         api_keys::routes,
+        audit::routes,
         messages::routes,
     ] {
         json = routes(json);

@@ -119,7 +119,7 @@ async fn create_policy(
     sealpost_policy::Policy::from_draft(PolicyId(0), &policy)?;
     let id = state
         .policy
-        .change(ConfigChange::CreatePolicy(policy.clone()))
+        .change(caller.actor(), ConfigChange::CreatePolicy(policy.clone()))
         .await?
         .unwrap_or_default();
     Ok(created(view(
@@ -164,7 +164,10 @@ async fn update_policy(
     sealpost_policy::Policy::from_draft(PolicyId(id), &policy)?;
     state
         .policy
-        .change(ConfigChange::UpdatePolicy(PolicyId(id), policy.clone()))
+        .change(
+            caller.actor(),
+            ConfigChange::UpdatePolicy(PolicyId(id), policy.clone()),
+        )
         .await?;
     Ok(Json(view(
         PolicyEntry {
@@ -190,7 +193,7 @@ async fn patch_policy(
     caller.require_policy_edit()?;
     let (_, policy) = state
         .policy
-        .change_with::<_, ApiError, _>(move |document| {
+        .change_with::<_, ApiError, _>(caller.actor(), move |document| {
             let current = document
                 .policies
                 .iter()
@@ -224,7 +227,7 @@ async fn delete_policy(
     caller.require_policy_edit()?;
     state
         .policy
-        .change(ConfigChange::RemovePolicy(PolicyId(id)))
+        .change(caller.actor(), ConfigChange::RemovePolicy(PolicyId(id)))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -56,9 +56,18 @@ fn hash(secret: &str) -> Vec<u8> {
 pub struct Caller {
     pub key_id: String,
     pub role: Role,
+    /// The key's name, for the audit log.
+    pub key_name: String,
+    /// Where the request came from, when the listener says.
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 impl Caller {
+    /// Who this caller is in the audit log.
+    pub fn actor(&self) -> sealpost_store::audit::Actor {
+        sealpost_store::audit::Actor::api_key(&self.key_id, &self.key_name, self.client_ip)
+    }
+
     /// Refuses callers that are not super administrators.
     ///
     /// # Errors
@@ -187,6 +196,8 @@ pub async fn authenticate(
     Ok(Caller {
         key_id: record.id,
         role: record.role,
+        key_name: record.name,
+        client_ip: None,
     })
 }
 

@@ -315,6 +315,7 @@ pub(super) async fn change_password(
             false,
             Some(SessionHash(signed_in.id.storage_key())),
             SystemTime::now(),
+            signed_in.actor(),
         )
         .await;
     match changed {

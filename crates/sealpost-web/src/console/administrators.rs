@@ -160,13 +160,16 @@ pub(super) async fn create(
     };
     let created = state
         .store()
-        .create_administrator(sealpost_store::console::NewAdministrator {
-            name: name.clone(),
-            role,
-            password: sealpost_store::portal::PasswordHash::new(hashed.as_phc().to_owned()),
-            must_change_password: true,
-            now: std::time::SystemTime::now(),
-        })
+        .create_administrator(
+            sealpost_store::console::NewAdministrator {
+                name: name.clone(),
+                role,
+                password: sealpost_store::portal::PasswordHash::new(hashed.as_phc().to_owned()),
+                must_change_password: true,
+                now: std::time::SystemTime::now(),
+            },
+            signed_in.actor(),
+        )
         .await;
     match created {
         Ok(true) => state.secret_page(
@@ -264,7 +267,10 @@ pub(super) async fn set_role(
             )
             .await;
     };
-    let result = state.store().set_administrator_role(&name, role).await;
+    let result = state
+        .store()
+        .set_administrator_role(&name, role, signed_in.actor())
+        .await;
     outcome(&state, &signed_in, &name, result).await
 }
 
@@ -295,6 +301,7 @@ pub(super) async fn reset(
             true,
             None,
             std::time::SystemTime::now(),
+            signed_in.actor(),
         )
         .await;
     match reset {
@@ -323,7 +330,10 @@ pub(super) async fn remove(
         Ok(name) => name,
         Err(page) => return page,
     };
-    let result = state.store().remove_administrator(&name).await;
+    let result = state
+        .store()
+        .remove_administrator(&name, signed_in.actor())
+        .await;
     outcome(&state, &signed_in, &name, result).await
 }
 
@@ -407,7 +417,11 @@ pub(super) async fn create_api_key(
     };
     let name: String = form.name.trim().chars().take(100).collect();
     let key = generate_api_key(role, &name);
-    if let Err(e) = state.admin_store().create_api_key(key.record).await {
+    if let Err(e) = state
+        .admin_store()
+        .create_api_key(key.record, signed_in.actor())
+        .await
+    {
         return state.failed(&e);
     }
     state.secret_page(
@@ -432,7 +446,11 @@ pub(super) async fn revoke_api_key(
     if let Some(refused) = state.refuse_form(&signed_in, &headers, &form.csrf) {
         return refused;
     }
-    match state.admin_store().revoke_api_key(&id).await {
+    match state
+        .admin_store()
+        .revoke_api_key(&id, signed_in.actor())
+        .await
+    {
         Ok(true) => Redirect::to("/console/api-keys").into_response(),
         Ok(false) => {
             state

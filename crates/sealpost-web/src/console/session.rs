@@ -16,6 +16,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use sealpost_store::{
+    audit::Actor,
     console::Administrator,
     portal::{SessionHash, SessionLimits},
 };
@@ -33,6 +34,15 @@ pub struct SignedIn {
     pub id: SessionId,
     /// The token this session's forms carry.
     pub csrf: CsrfToken,
+    /// Where the request came from (for the audit log).
+    pub client_ip: std::net::IpAddr,
+}
+
+impl SignedIn {
+    /// Who this administrator is in the audit log.
+    pub fn actor(&self) -> Actor {
+        Actor::administrator(&self.admin.name, self.client_ip)
+    }
 }
 
 /// The paths a one-time password still opens.
@@ -74,6 +84,7 @@ impl ConsoleState {
             admin,
             csrf: csrf::token(&id),
             id,
+            client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
         })
     }
 }
@@ -85,7 +96,7 @@ impl FromRequestParts<ConsoleState> for SignedIn {
         parts: &mut Parts,
         state: &ConsoleState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(signed_in) = state.signed_in(&parts.headers).await else {
+        let Some(mut signed_in) = state.signed_in(&parts.headers).await else {
             let mut response = Redirect::to("/console/sign-in").into_response();
             if state.inner.guard.session_id(&parts.headers).is_some()
                 && let Some(clear) = state.inner.guard.clear_session()
@@ -94,6 +105,9 @@ impl FromRequestParts<ConsoleState> for SignedIn {
             }
             return Err(response);
         };
+        if let Some(client) = parts.extensions.get::<crate::portal::client::Client>() {
+            signed_in.client_ip = client.ip;
+        }
         let path = parts.uri.path();
         if signed_in.admin.must_change_password && !WHILE_ONE_TIME.contains(&path) {
             return Err(Redirect::to("/console/password").into_response());

@@ -9,7 +9,7 @@ use axum::{
     http::{StatusCode, header},
 };
 use sealpost_store::{
-    ConsoleStore, Role, SqliteStore,
+    AdminStore, ConsoleStore, Role, SqliteStore,
     console::{AdminName, NewAdministrator},
     portal::PasswordHash,
 };
@@ -60,13 +60,16 @@ impl World {
         let hash = password::hash(&Password::new(password)).unwrap();
         assert!(
             self.store
-                .create_administrator(NewAdministrator {
-                    name: AdminName::parse(name).unwrap(),
-                    role,
-                    password: PasswordHash::new(hash.as_phc().to_owned()),
-                    must_change_password: one_time,
-                    now: SystemTime::now(),
-                })
+                .create_administrator(
+                    NewAdministrator {
+                        name: AdminName::parse(name).unwrap(),
+                        role,
+                        password: PasswordHash::new(hash.as_phc().to_owned()),
+                        must_change_password: one_time,
+                        now: SystemTime::now(),
+                    },
+                    sealpost_store::audit::Actor::system("test")
+                )
                 .await
                 .unwrap()
         );
@@ -319,6 +322,26 @@ async fn a_super_admin_manages_administrators_and_api_keys_and_no_one_else_may()
         .await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.body);
     let one_time = secret_of(&created);
+    // Recorded as Ann's doing, from her address, without the password.
+    let entry = w
+        .store
+        .audit(sealpost_store::audit::AuditQuery {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        (
+            entry.change.action.as_str(),
+            entry.change.object_kind.as_str()
+        ),
+        ("create", "administrator")
+    );
+    assert_eq!(entry.actor.name, "ann");
+    assert_eq!(entry.actor.client_ip, Some("127.0.0.1".parse().unwrap()));
+    assert!(!serde_json::to_string(&entry).unwrap().contains(&one_time));
     let mut dana = agent(&w);
     assert_eq!(
         sign_in(&mut dana, "dana", &one_time).await.status,

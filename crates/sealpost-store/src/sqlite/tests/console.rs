@@ -5,6 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::open;
+use crate::audit::Actor;
 use crate::{
     ConsoleStore, PortalStore, Role, StoreError,
     console::{AdminName, NewAdminSession, NewAdministrator},
@@ -52,19 +53,19 @@ async fn administrators_are_created_once_and_listed_by_name() {
     assert!(store.administrators().await.unwrap().is_empty());
     assert!(
         store
-            .create_administrator(new_admin("zoe", Role::ReadOnly))
+            .create_administrator(new_admin("zoe", Role::ReadOnly), Actor::system("test"))
             .await
             .unwrap()
     );
     assert!(
         store
-            .create_administrator(new_admin("Ann", Role::SuperAdmin))
+            .create_administrator(new_admin("Ann", Role::SuperAdmin), Actor::system("test"))
             .await
             .unwrap()
     );
     assert!(
         !store
-            .create_administrator(new_admin("ANN", Role::ReadOnly))
+            .create_administrator(new_admin("ANN", Role::ReadOnly), Actor::system("test"))
             .await
             .unwrap(),
         "names compare in lower case"
@@ -84,11 +85,11 @@ async fn a_new_password_ends_the_other_sessions_and_the_last_super_admin_stays()
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     store
-        .create_administrator(new_admin("ann", Role::SuperAdmin))
+        .create_administrator(new_admin("ann", Role::SuperAdmin), Actor::system("test"))
         .await
         .unwrap();
     store
-        .create_administrator(new_admin("bob", Role::PolicyAdmin))
+        .create_administrator(new_admin("bob", Role::PolicyAdmin), Actor::system("test"))
         .await
         .unwrap();
     let at = t0() + Duration::from_secs(60);
@@ -115,7 +116,8 @@ async fn a_new_password_ends_the_other_sessions_and_the_last_super_admin_stays()
                 new.clone(),
                 false,
                 Some(SessionHash([1; 32])),
-                later
+                later,
+                Actor::system("test")
             )
             .await
             .unwrap()
@@ -128,7 +130,14 @@ async fn a_new_password_ends_the_other_sessions_and_the_last_super_admin_stays()
     assert_eq!(ann.password, new);
     assert!(
         !store
-            .set_administrator_password(&name("nobody"), new.clone(), true, None, later)
+            .set_administrator_password(
+                &name("nobody"),
+                new.clone(),
+                true,
+                None,
+                later,
+                Actor::system("test")
+            )
             .await
             .unwrap()
     );
@@ -136,12 +145,12 @@ async fn a_new_password_ends_the_other_sessions_and_the_last_super_admin_stays()
     // Ann is the only super admin: she keeps the role and stays; Bob
     // goes, with his session.
     assert!(matches!(
-        store.set_administrator_role(&name("ann"), Role::ReadOnly).await,
+        store.set_administrator_role(&name("ann"), Role::ReadOnly, Actor::system("test")).await,
         Err(StoreError::Refused(m)) if m.contains("last super admin")
     ));
     assert!(
         store
-            .set_administrator_role(&name("bob"), Role::TrackingAdmin)
+            .set_administrator_role(&name("bob"), Role::TrackingAdmin, Actor::system("test"))
             .await
             .unwrap()
     );
@@ -156,17 +165,27 @@ async fn a_new_password_ends_the_other_sessions_and_the_last_super_admin_stays()
     );
     assert!(
         !store
-            .set_administrator_role(&name("nobody"), Role::ReadOnly)
+            .set_administrator_role(&name("nobody"), Role::ReadOnly, Actor::system("test"))
             .await
             .unwrap()
     );
     assert!(matches!(
-        store.remove_administrator(&name("ann")).await,
+        store.remove_administrator(&name("ann"), Actor::system("test")).await,
         Err(StoreError::Refused(m)) if m.contains("last super admin")
     ));
-    assert!(store.remove_administrator(&name("bob")).await.unwrap());
+    assert!(
+        store
+            .remove_administrator(&name("bob"), Actor::system("test"))
+            .await
+            .unwrap()
+    );
     assert!(live(3).await.unwrap().is_none());
-    assert!(!store.remove_administrator(&name("bob")).await.unwrap());
+    assert!(
+        !store
+            .remove_administrator(&name("bob"), Actor::system("test"))
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -174,7 +193,7 @@ async fn failures_count_until_a_sign_in_and_sessions_keep_their_limits() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     store
-        .create_administrator(new_admin("ann", Role::TrackingAdmin))
+        .create_administrator(new_admin("ann", Role::TrackingAdmin), Actor::system("test"))
         .await
         .unwrap();
     for n in 1..=3 {
@@ -234,7 +253,7 @@ async fn portal_and_console_sessions_never_mix() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     store
-        .create_administrator(new_admin("ann", Role::SuperAdmin))
+        .create_administrator(new_admin("ann", Role::SuperAdmin), Actor::system("test"))
         .await
         .unwrap();
     store
