@@ -23,26 +23,26 @@ fn roles() -> Vec<&'static str> {
 }
 
 impl ConsoleState {
-    /// The 403 page unless `signed_in` is a super admin.
-    fn refuse_unless_super_admin(&self, signed_in: &SignedIn) -> Option<Response> {
-        if signed_in.admin.role == Role::SuperAdmin {
-            return None;
-        }
-        Some(self.page(
+    /// The 403 page for what `signed_in`'s role may not do.
+    pub(super) fn forbidden(&self, signed_in: &SignedIn, text: &str) -> Response {
+        self.page(
             "notice.html",
             StatusCode::FORBIDDEN,
             minijinja::context! {
                 title => "Not for your role",
-                text => format!(
-                    "Only a super admin may do this; you are {}.",
-                    signed_in.admin.role.as_str()
-                ),
+                text => format!("{text} You are {}.", signed_in.admin.role.as_str()),
                 action_href => "/console",
                 action_label => "Back to the overview",
                 admin => home::admin_view(&signed_in.admin),
                 csrf => signed_in.csrf.as_str(),
             },
-        ))
+        )
+    }
+
+    /// The 403 page unless `signed_in` is a super admin.
+    fn refuse_unless_super_admin(&self, signed_in: &SignedIn) -> Option<Response> {
+        (signed_in.admin.role != Role::SuperAdmin)
+            .then(|| self.forbidden(signed_in, "Only a super admin may do this."))
     }
 
     /// A super admin's form: the refusal unless the role and the CSRF

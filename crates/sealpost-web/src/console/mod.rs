@@ -15,9 +15,11 @@
 //! - [`account`]: sign-in, sign-out and the password form.
 //! - [`home`]: the overview.
 //! - [`administrators`]: administrators and API keys (super admins).
+//! - [`audit`]: the audit log.
 
 mod account;
 mod administrators;
+mod audit;
 mod home;
 mod session;
 #[cfg(test)]
@@ -104,7 +106,7 @@ impl std::fmt::Debug for ConsoleState {
     }
 }
 
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 9] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
     ("password.html", include_str!("templates/password.html")),
@@ -116,6 +118,7 @@ const TEMPLATES: [(&str, &str); 8] = [
     ),
     ("api_keys.html", include_str!("templates/api_keys.html")),
     ("secret.html", include_str!("templates/secret.html")),
+    ("audit.html", include_str!("templates/audit.html")),
 ];
 
 const CONSOLE_CSS: &str = include_str!("static/console.css");
@@ -291,6 +294,7 @@ pub fn router(state: ConsoleState) -> Router {
             "/console/api-keys/{id}/revoke",
             post(administrators::revoke_api_key),
         )
+        .route("/console/audit", get(audit::page))
         .route("/console/static/console.css", get(console_css))
         .route("/console/{*rest}", get(not_found))
         .with_state(state)

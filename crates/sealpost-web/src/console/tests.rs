@@ -503,4 +503,28 @@ async fn a_super_admin_manages_administrators_and_api_keys_and_no_one_else_may()
         .await;
     assert_eq!(kept.status, StatusCode::CONFLICT);
     assert_eq!(w.store.administrators().await.unwrap().len(), 2);
+
+    // The audit log shows it all, filtered; auditors (read only) read it,
+    // a tracking admin may not.
+    let log = ann.get("/console/audit").await;
+    assert_eq!(log.status, StatusCode::OK, "{}", log.body);
+    for seen in ["set_role", "reset_password", "delete", "dana", "api_key"] {
+        assert!(log.body.contains(seen), "{seen} in the log");
+    }
+    let keys = ann.get("/console/audit?object_kind=api_key").await;
+    assert!(keys.body.contains("api_key") && !keys.body.contains("set_role"));
+    let bad = ann.get("/console/audit?since=yesterday").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("is not a date"), "{}", bad.body);
+    assert_eq!(pete.get("/console/audit").await.status, StatusCode::OK);
+    w.admin("tom", Role::TrackingAdmin, OWN, false).await;
+    let mut tom = agent(&w);
+    assert_eq!(
+        sign_in(&mut tom, "tom", OWN).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        tom.get("/console/audit").await.status,
+        StatusCode::FORBIDDEN
+    );
 }

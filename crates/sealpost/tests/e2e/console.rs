@@ -3,8 +3,8 @@
 //! gateway made, is made to choose their own, and lands on the overview.
 //! Then it makes another administrator from the console. Screenshots
 //! `console-sign-in-*`, `console-password-*`, `console-overview-*`,
-//! `console-new-administrator-*`, `console-administrators-*` at 1280 and
-//! 390 px.
+//! `console-new-administrator-*`, `console-administrators-*`,
+//! `console-audit-*` at 1280 and 390 px.
 
 use std::path::PathBuf;
 
@@ -83,6 +83,12 @@ fn the_first_administrator_signs_in_and_replaces_the_one_time_password() {
     browser.click("a.button");
     browser.wait_for_text("table", "dana@corp.example");
     snap(&mut browser, "administrators");
+
+    // The audit log shows the new administrator, made by admin from here.
+    browser.goto(&format!("{base}/console/audit"));
+    let row = browser.wait_for_text("tbody tr", "dana@corp.example");
+    assert!(row.contains("admin") && row.contains("create"), "{row}");
+    snap(&mut browser, "audit");
 
     // Signed out, the console sends the browser back to sign in.
     browser.click("button.link");
