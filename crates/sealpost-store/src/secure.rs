@@ -11,7 +11,7 @@ use sealpost_vault::TokenHash;
 
 use crate::{
     ExtendTo, KeyUsage, MessageFilter, NewMessage, QueueId, RecallOutcome, SecureAccess,
-    StoreError, TrackedMessage, VerifyBatch,
+    StoreError, TrackedMessage, VerifyBatch, audit::Actor,
 };
 
 /// Tracking, lifecycle and key rotation.
@@ -33,6 +33,7 @@ pub trait SecureStore: Send + Sync + std::fmt::Debug + 'static {
         &self,
         ids: Vec<QueueId>,
         now: SystemTime,
+        actor: Actor,
     ) -> Result<Vec<RecallOutcome>, StoreError>;
 
     /// Moves the expiry of a message's live secure recipients (read and
@@ -45,6 +46,7 @@ pub trait SecureStore: Send + Sync + std::fmt::Debug + 'static {
         to: ExtendTo,
         retention: Duration,
         now: SystemTime,
+        actor: Actor,
     ) -> Result<SystemTime, StoreError>;
 
     /// Ends up to `limit` secure recipients whose expiry has passed, lets

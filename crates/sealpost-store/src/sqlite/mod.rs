@@ -775,12 +775,25 @@ impl SecureStore for SqliteStore {
         &self,
         ids: Vec<QueueId>,
         now: SystemTime,
+        actor: Actor,
     ) -> Result<Vec<RecallOutcome>, StoreError> {
         self.writer
             .write(true, move |conn, effects| {
                 let mut outcomes = Vec::with_capacity(ids.len());
                 for id in &ids {
                     if let Some(outcome) = secure::recall(conn, id, now, &mut effects.purged)? {
+                        let entry = Change::new(
+                            "recall",
+                            "message",
+                            Some(id.to_string()),
+                            None,
+                            Some(serde_json::json!({
+                                "recalled": outcome.recalled,
+                                "cancelled": outcome.cancelled,
+                                "destroyed": outcome.destroyed,
+                            })),
+                        );
+                        audit::record(conn, &actor, now, &entry)?;
                         outcomes.push(outcome);
                     }
                 }
@@ -795,11 +808,23 @@ impl SecureStore for SqliteStore {
         to: ExtendTo,
         retention: Duration,
         now: SystemTime,
+        actor: Actor,
     ) -> Result<SystemTime, StoreError> {
         let id = id.clone();
         self.writer
             .write(true, move |conn, _| {
-                secure::extend(conn, &id, to, retention, now)
+                let extended = secure::extend(conn, &id, to, retention, now)?;
+                if let Ok(until) = &extended {
+                    let entry = Change::new(
+                        "extend",
+                        "message",
+                        Some(id.to_string()),
+                        None,
+                        Some(serde_json::json!({ "expires_at": crate::rfc3339(*until) })),
+                    );
+                    audit::record(conn, &actor, now, &entry)?;
+                }
+                Ok(extended)
             })
             .await?
     }

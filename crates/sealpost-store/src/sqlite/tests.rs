@@ -770,7 +770,11 @@ async fn recall_cancels_queued_deliveries_and_a_late_outcome_does_not_revive_the
     let (m, notification, _) = secure_message(Duration::from_secs(3600));
     let id = store.accept(m).await.unwrap();
     let outcomes = store
-        .recall(vec![id.clone(), QueueId::generate()], SystemTime::now())
+        .recall(
+            vec![id.clone(), QueueId::generate()],
+            SystemTime::now(),
+            Actor::system("test"),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -782,6 +786,27 @@ async fn recall_cancels_queued_deliveries_and_a_late_outcome_does_not_revive_the
             destroyed: true
         }]
     );
+    // One audit entry, for the message that was recalled (none for the
+    // unknown id).
+    let audit = crate::AdminStore::audit(
+        &store,
+        crate::audit::AuditQuery {
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(
+        (
+            audit[0].change.action.as_str(),
+            audit[0].change.object_kind.as_str()
+        ),
+        ("recall", "message")
+    );
+    assert_eq!(audit[0].change.object_id.as_deref(), Some(id.as_str()));
+    assert_eq!(audit[0].change.after.as_ref().unwrap()["recalled"], 1);
     let tracked = store.tracked(&id).await.unwrap();
     assert!(
         tracked
@@ -814,7 +839,11 @@ async fn recall_cancels_queued_deliveries_and_a_late_outcome_does_not_revive_the
     );
     assert_eq!(
         store
-            .recall(vec![QueueId::generate()], SystemTime::now())
+            .recall(
+                vec![QueueId::generate()],
+                SystemTime::now(),
+                Actor::system("test")
+            )
             .await
             .unwrap(),
         vec![],
@@ -833,13 +862,25 @@ async fn extension_is_bounded_by_retention_and_needs_a_live_secure_delivery() {
     let now = SystemTime::now();
     let until = received + Duration::from_secs(5 * 86400);
     let set = store
-        .extend(&id, ExtendTo::Until(until), retention, now)
+        .extend(
+            &id,
+            ExtendTo::Until(until),
+            retention,
+            now,
+            Actor::system("test"),
+        )
         .await
         .unwrap();
     assert_eq!(set, until);
     // Days are added to the current expiry, in the same transaction.
     let set = store
-        .extend(&id, ExtendTo::Days(2), retention, now)
+        .extend(
+            &id,
+            ExtendTo::Days(2),
+            retention,
+            now,
+            Actor::system("test"),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -848,7 +889,7 @@ async fn extension_is_bounded_by_retention_and_needs_a_live_secure_delivery() {
     );
     let past_retention = received + retention + Duration::from_secs(60);
     assert!(matches!(
-        store.extend(&id, ExtendTo::Until(past_retention), retention, now).await,
+        store.extend(&id, ExtendTo::Until(past_retention), retention, now, Actor::system("test")).await,
         Err(StoreError::Refused(m)) if m.contains("vault.retention")
     ));
     assert!(matches!(
@@ -858,14 +899,24 @@ async fn extension_is_bounded_by_retention_and_needs_a_live_secure_delivery() {
                 ExtendTo::Until(now - Duration::from_secs(1)),
                 retention,
                 now,
+                Actor::system("test"),
             )
             .await,
         Err(StoreError::Refused(_))
     ));
-    store.recall(vec![id.clone()], now).await.unwrap();
+    store
+        .recall(vec![id.clone()], now, Actor::system("test"))
+        .await
+        .unwrap();
     assert!(matches!(
         store
-            .extend(&id, ExtendTo::Until(until), retention, now)
+            .extend(
+                &id,
+                ExtendTo::Until(until),
+                retention,
+                now,
+                Actor::system("test")
+            )
             .await,
         Err(StoreError::Refused(_))
     ));

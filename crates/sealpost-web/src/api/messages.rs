@@ -327,7 +327,7 @@ async fn recall_message(
     let id = parse_id(&id)?;
     let mut outcomes = state
         .secure
-        .recall(vec![id.clone()], SystemTime::now())
+        .recall(vec![id.clone()], SystemTime::now(), caller.actor())
         .await?;
     let outcome = outcomes
         .pop()
@@ -380,7 +380,10 @@ async fn bulk_recall(
             ids.push(id);
         }
     }
-    let outcomes = state.secure.recall(ids.clone(), SystemTime::now()).await?;
+    let outcomes = state
+        .secure
+        .recall(ids.clone(), SystemTime::now(), caller.actor())
+        .await?;
     let not_found = ids
         .iter()
         .filter(|id| !outcomes.iter().any(|o| &o.id == *id))
@@ -439,7 +442,7 @@ async fn extend_message(
     };
     let set = state
         .secure
-        .extend(&id, to, state.retention, SystemTime::now())
+        .extend(&id, to, state.retention, SystemTime::now(), caller.actor())
         .await?;
     tracing::info!(queue_id = %id, by = %caller.key_id, expires_at = %sealpost_store::rfc3339(set), "expiry extended");
     Ok(Json(ExtendView {

@@ -21,7 +21,7 @@ use super::{ConsoleState, SignedIn, home};
 /// Entries on a page.
 const PAGE: usize = 50;
 
-const OBJECT_KINDS: [&str; 9] = [
+const OBJECT_KINDS: [&str; 10] = [
     "policy",
     "definition",
     "group",
@@ -31,6 +31,7 @@ const OBJECT_KINDS: [&str; 9] = [
     "configuration",
     "api_key",
     "administrator",
+    "message",
 ];
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -747,7 +747,10 @@ async fn read_delete_and_restore_move_a_message_between_folders() {
     assert_eq!(ended.rows.len(), 1);
     assert_eq!(ended.rows[0].access, Access::Expired);
     // A recall shows as such.
-    store.recall(vec![id.clone()], now).await.unwrap();
+    store
+        .recall(vec![id.clone()], now, crate::audit::Actor::system("test"))
+        .await
+        .unwrap();
     let row = store.mailbox_message(&bob, &id, 0, now).await.unwrap();
     assert_eq!(row.access, Access::Recalled);
     assert!(
@@ -1123,7 +1126,11 @@ async fn a_relayed_reply_stays_in_sent_until_the_original_expires() {
 
     // The sender recalls the second reply: gone at once, Sent or not.
     store
-        .recall(vec![replies[1].clone()], t0() + DAY * 2)
+        .recall(
+            vec![replies[1].clone()],
+            t0() + DAY * 2,
+            crate::audit::Actor::system("test"),
+        )
         .await
         .unwrap();
     assert!(store.load_body(&replies[1]).await.is_err());

@@ -309,7 +309,11 @@ async fn expired_and_recalled_messages_show_a_notice_and_no_content() {
     )
     .await;
     w.store
-        .recall(vec![recalled.clone()], SystemTime::now())
+        .recall(
+            vec![recalled.clone()],
+            SystemTime::now(),
+            sealpost_store::audit::Actor::system("test"),
+        )
         .await
         .unwrap();
     for (id, title) in [
