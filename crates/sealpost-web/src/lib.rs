@@ -17,6 +17,7 @@ pub mod api;
 pub mod auth;
 pub mod console;
 mod csv;
+pub mod listener;
 pub mod policy_service;
 pub mod portal;
 
@@ -68,16 +69,17 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
 }
 
-/// Serves `router(state)` on `listener` until `shutdown`.
+/// Serves `router(state)` on `listener` until `shutdown`, over TLS when
+/// `tls` is given (`admin.tls_cert`).
 ///
 /// # Errors
 /// When the server fails (not per request).
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    tracing::info!(addr = %listener.local_addr()?, "admin HTTP listener started");
     // The console's per-IP limiter remembers every client it has seen;
     // forget the ones whose budget is full again.
     let (console, stop) = (state.console.clone(), shutdown.clone());
@@ -91,10 +93,7 @@ pub async fn serve(
             }
         }
     });
-    let app = router(state).into_make_service_with_connect_info::<portal::listener::Peer>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    listener::serve(listener, tls, router(state), shutdown, "admin").await
 }
 
 /// The JSON error body every endpoint uses.

@@ -1,13 +1,18 @@
 //! A minimal HTTP/1.1 client for the CLI's administration commands, which
 //! go through the running gateway's REST API (so a change reaches its live
-//! policy snapshot at once). Plain HTTP to the administration listener,
-//! which is meant to be bound to loopback or a management network.
+//! policy snapshot at once). Plain HTTP to an administration listener on
+//! loopback or a management network; TLS when the listener serves it
+//! (`admin.tls_cert`), trusting that certificate and nothing else.
 
 use std::{
     io::{Read, Write},
     net::{TcpStream, ToSocketAddrs},
+    path::Path,
+    sync::Arc,
     time::Duration,
 };
+
+use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
 
 /// Where the API is and how to authenticate.
 #[derive(Debug, Clone)]
@@ -15,6 +20,53 @@ pub struct ApiClient {
     /// `host:port` of the administration listener.
     pub authority: String,
     pub key: String,
+    /// TLS to the listener, when it serves TLS.
+    pub tls: Option<ClientTls>,
+}
+
+/// How the CLI speaks TLS to an admin listener that serves it: the
+/// listener's own certificate file as the only trust anchors (the CLI runs
+/// beside the gateway and reads the same configuration), checked for the
+/// host of `admin.url`.
+#[derive(Clone)]
+pub struct ClientTls {
+    config: Arc<rustls::ClientConfig>,
+    server_name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientTls {
+    /// Trusts the certificates in `cert_file` (PEM) for `host`.
+    ///
+    /// # Errors
+    /// A message naming the file or the host.
+    pub fn trusting(cert_file: &Path, host: &str) -> Result<Self, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+            .and_then(|certs| certs.collect())
+            .map_err(|e| format!("reading {} (admin.tls_cert): {e}", cert_file.display()))?;
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("{} (admin.tls_cert): {e}", cert_file.display()))?;
+        }
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let server_name = ServerName::try_from(host.to_owned())
+            .map_err(|e| format!("{host:?} (the host of admin.url): {e}"))?;
+        Ok(ClientTls {
+            config: Arc::new(config),
+            server_name,
+        })
+    }
 }
 
 /// A response: status and body.
@@ -74,7 +126,7 @@ impl ApiClient {
             .map_err(|e| format!("cannot resolve {}: {e}", self.authority))?
             .next()
             .ok_or_else(|| format!("{} has no address", self.authority))?;
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(|e| {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(|e| {
             format!(
                 "cannot reach the gateway's API at {} ({e}); is `sealpost serve` running, and is admin.listen right?",
                 self.authority
@@ -82,6 +134,30 @@ impl ApiClient {
         })?;
         stream.set_read_timeout(Some(TIMEOUT)).ok();
         stream.set_write_timeout(Some(TIMEOUT)).ok();
+        match &self.tls {
+            None => self.exchange(stream, method, path, body),
+            Some(tls) => {
+                let connection =
+                    rustls::ClientConnection::new(tls.config.clone(), tls.server_name.clone())
+                        .map_err(|e| format!("TLS to {}: {e}", self.authority))?;
+                self.exchange(
+                    rustls::StreamOwned::new(connection, stream),
+                    method,
+                    path,
+                    body,
+                )
+            }
+        }
+    }
+
+    /// One request and its response over `stream` (`Connection: close`).
+    fn exchange(
+        &self,
+        mut stream: impl Read + Write,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+    ) -> Result<ApiResponse, String> {
         let mut request = format!(
             "{method} /api/v1{path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: close\r\nAccept: application/json\r\n",
             self.authority, self.key
@@ -101,10 +177,13 @@ impl ApiClient {
             stream.write_all(body.1).map_err(io)?;
         }
         let mut raw = Vec::new();
-        stream
-            .take(MAX_RESPONSE)
-            .read_to_end(&mut raw)
-            .map_err(io)?;
+        match stream.take(MAX_RESPONSE).read_to_end(&mut raw) {
+            Ok(_) => {}
+            // A TLS peer that closes without close_notify after a whole
+            // response: what came is what there is.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+            Err(e) => return Err(io(e)),
+        }
         parse_response(&raw).ok_or_else(|| format!("{} did not answer with HTTP", self.authority))
     }
 }

@@ -127,6 +127,8 @@ pub struct RelaySection {
 pub struct AdminSection {
     pub listen: Option<String>,
     pub url: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
 }
 
@@ -171,6 +173,9 @@ pub struct Config {
     /// Proxies in front of the admin listener whose `X-Forwarded-For` /
     /// `X-Forwarded-Proto` are believed (`admin.trusted_proxies`).
     pub admin_trusted_proxies: IpRanges,
+    /// Certificate and key the admin listener serves TLS with
+    /// (`admin.tls_cert` / `admin.tls_key`); `None`: plain HTTP.
+    pub admin_tls: Option<(PathBuf, PathBuf)>,
     pub log: LogConfig,
     pub vault: VaultConfig,
     pub secure: SecureConfig,
@@ -558,7 +563,31 @@ impl Config {
                 ));
                 SocketAddr::from(([127, 0, 0, 1], 8081))
             });
-        let admin_url = admin_url(file.admin.url, admin_listen, &hostname, &mut errors);
+        let admin_tls = match (file.admin.tls_cert, file.admin.tls_key) {
+            (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
+            (None, None) => None,
+            (Some(_), None) => {
+                errors.push(err(
+                    "admin.tls_key",
+                    "is required when admin.tls_cert is set",
+                ));
+                None
+            }
+            (None, Some(_)) => {
+                errors.push(err(
+                    "admin.tls_cert",
+                    "is required when admin.tls_key is set",
+                ));
+                None
+            }
+        };
+        let admin_url = admin_url(
+            file.admin.url,
+            admin_listen,
+            admin_tls.is_some(),
+            &hostname,
+            &mut errors,
+        );
         let admin_trusted_proxies = IpRanges::new(parse_list(
             "admin.trusted_proxies",
             file.admin.trusted_proxies.unwrap_or_default(),
@@ -673,28 +702,32 @@ impl Config {
             admin_listen,
             admin_url,
             admin_trusted_proxies,
+            admin_tls,
             log: LogConfig { level, json },
         })
     }
 }
 
-/// `admin.url`: by default `http://localhost:<port>` for a loopback
-/// listener (the quick start), else `https://<server.hostname>` (a
-/// reverse proxy in front terminates TLS). Plain `http://` only for
-/// localhost: the console's cookies are `Secure` everywhere else.
+/// `admin.url`: by default `http(s)://localhost:<port>` for a loopback
+/// listener (the quick start; https when it serves TLS), else
+/// `https://<server.hostname>` (TLS served here or by a proxy in front;
+/// a port of our own is named when we serve it). Plain `http://` only
+/// for localhost: the console's cookies are `Secure` everywhere else.
 fn admin_url(
     url: Option<String>,
     listen: SocketAddr,
+    tls: bool,
     hostname: &str,
     errors: &mut Vec<ConfigError>,
 ) -> String {
     let url = url
-        .unwrap_or_else(|| {
-            if listen.ip().is_loopback() {
-                format!("http://localhost:{}", listen.port())
-            } else {
-                format!("https://{hostname}")
+        .unwrap_or_else(|| match (listen.ip().is_loopback(), tls) {
+            (true, false) => format!("http://localhost:{}", listen.port()),
+            (true, true) => format!("https://localhost:{}", listen.port()),
+            (false, true) if listen.port() != 443 => {
+                format!("https://{hostname}:{}", listen.port())
             }
+            (false, _) => format!("https://{hostname}"),
         })
         .trim_end_matches('/')
         .to_owned();
@@ -906,6 +939,7 @@ mod tests {
             [admin]
             url = "http://admin.example.com"
             trusted_proxies = ["10.0.0.1", "proxy"]
+            tls_cert = "admin.pem"
             "#,
             &[],
         );
@@ -918,6 +952,7 @@ mod tests {
             "relay.retry_schedule[1]:",
             "admin.url:",
             "admin.trusted_proxies[1]:",
+            "admin.tls_key:",
         ] {
             assert!(joined.contains(path), "{path} missing from:\n{joined}");
         }
@@ -935,7 +970,16 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(c.admin_url, "https://gw.corp.example");
+        assert_eq!(c.admin_url, "https://gw.corp.example", "a proxy in front serves TLS");
+        let c = load(
+            None,
+            vec![
+                ("SEALPOST_ADMIN_TLS_CERT".into(), "a.pem".into()),
+                ("SEALPOST_ADMIN_TLS_KEY".into(), "a.key".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.admin_url, "https://localhost:8081");
     }
 
     #[test]

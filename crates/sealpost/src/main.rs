@@ -566,17 +566,51 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
     })
 }
 
+/// The host of an `http(s)://host[:port][/…]` URL (IPv6 without brackets).
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority.split(':').next()?,
+    };
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
 /// Runs an administration command against the gateway's API.
 fn admin(
     args: &ApiArgs,
     command: impl FnOnce(&ApiClient) -> Result<(), admin_cli::Failure>,
 ) -> ExitCode {
-    let authority = match &args.api_addr {
-        Some(a) => a.clone(),
-        None => match load(args.config.as_deref()) {
-            Ok(c) => c.admin_listen.to_string(),
-            Err(code) => return code,
-        },
+    let config = match (&args.api_addr, load(args.config.as_deref())) {
+        (_, Ok(c)) => Some(c),
+        (Some(_), Err(_)) => None,
+        (None, Err(code)) => return code,
+    };
+    let authority = match (&args.api_addr, &config) {
+        (Some(a), _) => a.clone(),
+        (None, Some(c)) => c.admin_listen.to_string(),
+        (None, None) => unreachable!("a configuration or an address"),
+    };
+    // An admin listener that serves TLS is spoken to over TLS, trusting
+    // its own certificate for the host of admin.url.
+    let tls = match config
+        .as_ref()
+        .and_then(|c| c.admin_tls.clone().map(|t| (t, c)))
+    {
+        None => None,
+        Some(((cert, _), c)) => {
+            let host = host_of(&c.admin_url)
+                .filter(|h| h.parse::<std::net::IpAddr>().is_err())
+                .unwrap_or_else(|| "localhost".into());
+            match sealpost::api_client::ClientTls::trusting(&cert, &host) {
+                Ok(tls) => Some(tls),
+                Err(e) => {
+                    eprintln!("sealpost: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
     };
     let Some(key) = args.api_key.clone() else {
         eprintln!(
@@ -584,7 +618,11 @@ fn admin(
         );
         return ExitCode::from(2);
     };
-    match command(&ApiClient { authority, key }) {
+    match command(&ApiClient {
+        authority,
+        key,
+        tls,
+    }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("sealpost: {}", f.message);

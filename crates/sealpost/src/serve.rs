@@ -68,10 +68,11 @@ fn bound_portal_url(config: &Config, bound: SocketAddr) -> String {
 /// The console's origin: `admin.url`, except that a listener on port 0
 /// (tests) names the port it was given.
 fn console_url(config: &Config, bound: SocketAddr) -> String {
-    if config.admin_listen.port() == 0 && config.admin_url == "http://localhost:0" {
-        format!("http://localhost:{}", bound.port())
-    } else {
-        config.admin_url.clone()
+    match config.admin_url.strip_suffix("://localhost:0") {
+        Some(scheme) if config.admin_listen.port() == 0 => {
+            format!("{scheme}://localhost:{}", bound.port())
+        }
+        _ => config.admin_url.clone(),
     }
 }
 
@@ -205,6 +206,7 @@ pub struct Application {
     portal_listener: TcpListener,
     portal: sealpost_web::portal::PortalState,
     portal_tls: Option<tokio_rustls::TlsAcceptor>,
+    admin_tls: Option<tokio_rustls::TlsAcceptor>,
     portal_threads: usize,
     console_state: sealpost_web::console::ConsoleState,
     inbound: Arc<Inbound>,
@@ -290,6 +292,10 @@ impl Application {
             })?;
         let portal_addr = portal_listener.local_addr()?;
         let portal_url = bound_portal_url(&config, portal_addr);
+        let admin_tls = match &config.admin_tls {
+            Some((cert, key)) => Some(tls::load(cert, key, "admin", &[b"http/1.1"])?),
+            None => None,
+        };
         let portal_tls = match &config.portal.tls {
             Some((cert, key)) => Some(tls::load(cert, key, "portal", &[b"http/1.1"])?),
             None => None,
@@ -330,7 +336,7 @@ impl Application {
         let console_state = sealpost_web::console::ConsoleState::new(
             sealpost_web::console::ConsoleSettings {
                 reach: sealpost_web::portal::Reach {
-                    tls: false,
+                    tls: config.admin_tls.is_some(),
                     trusted_proxies: config.admin_trusted_proxies.clone(),
                 },
                 ..sealpost_web::console::ConsoleSettings::new(console_url(&config, admin_addr))
@@ -441,6 +447,7 @@ impl Application {
             portal_listener,
             portal,
             portal_tls,
+            admin_tls,
             portal_threads: config.portal.worker_threads,
             console_state,
             inbound,
@@ -508,10 +515,11 @@ impl Application {
             };
             let shutdown = shutdown.clone();
             let listener = self.admin_listener;
+            let admin_tls = self.admin_tls;
             tasks.spawn(async move {
                 (
                     "admin HTTP server",
-                    sealpost_web::serve(listener, state, shutdown)
+                    sealpost_web::serve(listener, admin_tls, state, shutdown)
                         .await
                         .map_err(Into::into),
                 )

@@ -1,31 +1,18 @@
 //! The portal's listener: plain HTTP, or TLS served by us
-//! (`portal.tls_cert` / `portal.tls_key`).
-//!
-//! TLS handshakes run in tasks of their own, each bounded in time, and
-//! only finished ones are handed to the HTTP server: a client that opens a
-//! connection and never speaks holds a task for a few seconds, never the
-//! accept loop.
+//! (`portal.tls_cert` / `portal.tls_key`), through [`crate::listener`].
 
-use std::{io, net::SocketAddr, time::Duration};
+use std::{io, time::Duration};
 
-use axum::{extract::connect_info::Connected, serve::IncomingStream};
-use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::mpsc,
-};
-use tokio_rustls::{TlsAcceptor, server::TlsStream};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+
+pub use crate::listener::Peer;
 
 use super::{PortalState, router};
 
-/// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How often the per-IP limiter forgets clients it no longer limits.
 const LIMITER_UPKEEP: Duration = Duration::from_secs(60);
-
-/// Handshaken connections waiting for the HTTP server.
-const PENDING: usize = 256;
 
 /// Serves the portal on `listener` until `shutdown`, over TLS when `tls`
 /// is given.
@@ -38,7 +25,6 @@ pub async fn serve(
     state: PortalState,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    let addr = listener.local_addr()?;
     // The per-IP limiter remembers every client it has seen; forget the
     // ones whose budget is full again, so the table stays small.
     let upkeep = (state.clone(), shutdown.clone());
@@ -51,103 +37,5 @@ pub async fn serve(
             }
         }
     });
-    let app = router(state).into_make_service_with_connect_info::<Peer>();
-    let stop = shutdown.clone();
-    match tls {
-        None => {
-            tracing::info!(%addr, "portal listener started (HTTP)");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-        }
-        Some(acceptor) => {
-            tracing::info!(%addr, "portal listener started (HTTPS)");
-            let tls_listener = TlsListener::start(listener, acceptor, shutdown.clone());
-            axum::serve(tls_listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-        }
-    }
-}
-
-/// The address of the connection's peer, as handlers' `ConnectInfo`.
-/// (A type of our own: the orphan rule forbids saying how a
-/// `SocketAddr` comes from our TLS listener.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, TcpListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
-        Peer(*stream.remote_addr())
-    }
-}
-
-impl Connected<IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        Peer(*stream.remote_addr())
-    }
-}
-
-/// Accepted TCP connections after their TLS handshake.
-struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    addr: SocketAddr,
-}
-
-impl TlsListener {
-    fn start(listener: TcpListener, acceptor: TlsAcceptor, shutdown: CancellationToken) -> Self {
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let (sender, ready) = mpsc::channel(PENDING);
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    accepted = listener.accept() => accepted,
-                };
-                let (stream, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        // Out of descriptors, say: wait rather than spin.
-                        tracing::warn!(error = %e, "portal: accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let sender = sender.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = sender.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "portal: TLS handshake failed")
-                        }
-                        Err(_) => tracing::debug!(%peer, "portal: TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        TlsListener { ready, addr }
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(pair) => pair,
-            // The accept loop ended (shutdown): wait for the server to
-            // notice the same shutdown.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.addr)
-    }
+    crate::listener::serve(listener, tls, router(state), shutdown, "portal").await
 }

@@ -96,3 +96,76 @@ fn the_first_administrator_signs_in_and_replaces_the_one_time_password() {
         (browser.current_url().path() == "/console/sign-in").then_some(())
     });
 }
+
+/// Issue 16 item 1: the admin listener serves TLS itself with
+/// `admin.tls_cert` / `admin.tls_key`: the API and the console answer over
+/// HTTPS with HSTS and the console's `__Host-` cookies, plain HTTP gets
+/// nothing, and the CLI talks to it over TLS, trusting that certificate.
+#[test]
+fn the_admin_listener_serves_tls_and_the_cli_follows() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("admin.pem"), dir.path().join("admin.key"));
+    std::fs::write(&cert, pair.cert.pem()).unwrap();
+    std::fs::write(&key, pair.signing_key.serialize_pem()).unwrap();
+    let gw = TestGateway::start(&format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ));
+    let port = gw.admin.port();
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let curl = |path: &str| {
+        let out = Command::new(require("curl"))
+            .args(["-s", "-i", "--max-time", "10", "--cacert"])
+            .arg(&cert)
+            .args(["--resolve", &resolve])
+            .arg(format!("https://localhost:{port}{path}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_ascii_lowercase()
+    };
+    let health = curl("/health");
+    assert!(health.starts_with("http/1.1 200"), "{health}");
+    let sign_in = curl("/console/sign-in");
+    assert!(sign_in.starts_with("http/1.1 200"), "{sign_in}");
+    assert!(
+        sign_in.contains("strict-transport-security: max-age="),
+        "{sign_in}"
+    );
+    assert!(
+        sign_in.contains("set-cookie: __host-sealpost_console_form="),
+        "the __Host- pre-session cookie over TLS: {sign_in}"
+    );
+    let plain = Command::new(require("curl"))
+        .args([
+            "-s",
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg(format!("http://127.0.0.1:{port}/health"))
+        .output()
+        .unwrap();
+    assert_ne!(
+        String::from_utf8_lossy(&plain.stdout),
+        "200",
+        "no plain HTTP"
+    );
+
+    // The CLI reads admin.tls_cert from the same configuration.
+    let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(["policy", "list", "--config"])
+        .arg(gw.data_dir().join("sealpost.toml"))
+        .env("SEALPOST_API_KEY", gw.api_key.as_deref().unwrap())
+        .env_remove("SEALPOST_CONFIG")
+        // The test's listener has port 0 in the file.
+        .env("SEALPOST_API_ADDR", gw.admin.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
