@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::{
     address::EmailAddress,
     definitions::DefinitionId,
-    policy::{Action, AddressBasis, Party, Policy},
+    policy::{Action, AddressBasis, Policy},
     set::{PolicySet, Subject},
 };
 
@@ -321,12 +321,12 @@ impl<'a> Context<'a> {
         };
         if !sender_ok {
             return Some(Mismatch::Sender {
-                expected: describe(&p.from, Some(p.from_basis)),
+                expected: p.from.describe(Some(p.from_basis)),
             });
         }
         if !self.recipient.is(&p.to) {
             return Some(Mismatch::Recipient {
-                expected: describe(&p.to, None),
+                expected: p.to.describe(None),
             });
         }
         None
@@ -343,24 +343,6 @@ impl<'a> Context<'a> {
                 policy: Some(p.id),
             },
         }
-    }
-}
-
-/// A condition in words, for mismatch reasons.
-fn describe(party: &Party, basis: Option<AddressBasis>) -> String {
-    let what = match party {
-        Party::Everyone => "anyone".to_owned(),
-        Party::Internal => "internal".to_owned(),
-        Party::External => "external".to_owned(),
-        Party::Domain(d) => format!("in domain {d}"),
-        Party::Group(g) => format!("in profile group {}", g.0),
-        Party::Attribute { name, value } => format!("a directory user with {name} = {value}"),
-        Party::Address { address, .. } => address.to_string(),
-    };
-    match basis {
-        Some(AddressBasis::Header) => format!("{what} (header From)"),
-        Some(AddressBasis::Both) => format!("{what} (envelope or header From)"),
-        _ => what,
     }
 }
 

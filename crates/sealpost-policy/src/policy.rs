@@ -167,6 +167,38 @@ pub enum Party {
 }
 
 impl Party {
+    /// The condition in words ("in domain partner.example (header From)"),
+    /// for explanations and lists.
+    pub fn describe(&self, basis: Option<AddressBasis>) -> String {
+        self.describe_with(basis, |_| None)
+    }
+
+    /// [`describe`](Self::describe), with a profile group by the name
+    /// `group_name` gives (its id where that gives none).
+    pub fn describe_with(
+        &self,
+        basis: Option<AddressBasis>,
+        group_name: impl Fn(GroupId) -> Option<String>,
+    ) -> String {
+        let what = match self {
+            Party::Everyone => "anyone".to_owned(),
+            Party::Internal => "internal".to_owned(),
+            Party::External => "external".to_owned(),
+            Party::Domain(d) => format!("in domain {d}"),
+            Party::Group(g) => match group_name(*g) {
+                Some(name) => format!("in profile group {name}"),
+                None => format!("in profile group {}", g.0),
+            },
+            Party::Attribute { name, value } => format!("a directory user with {name} = {value}"),
+            Party::Address { address, .. } => address.to_string(),
+        };
+        match basis {
+            Some(AddressBasis::Header) => format!("{what} (header From)"),
+            Some(AddressBasis::Both) => format!("{what} (envelope or header From)"),
+            _ => what,
+        }
+    }
+
     /// SPEC §3 step 3: everyone 0 < internal/external 1 < domain 2 <
     /// profile group 3 < address attribute 4 < individual address 5.
     pub fn specificity(&self) -> u8 {

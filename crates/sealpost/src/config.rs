@@ -970,7 +970,10 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(c.admin_url, "https://gw.corp.example", "a proxy in front serves TLS");
+        assert_eq!(
+            c.admin_url, "https://gw.corp.example",
+            "a proxy in front serves TLS"
+        );
         let c = load(
             None,
             vec![

@@ -16,11 +16,13 @@
 //! - [`home`]: the overview.
 //! - [`administrators`]: administrators and API keys (super admins).
 //! - [`audit`]: the audit log.
+//! - [`policies`]: Administration | Gateway | Policies.
 
 mod account;
 mod administrators;
 mod audit;
 mod home;
+mod policies;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -106,7 +108,7 @@ impl std::fmt::Debug for ConsoleState {
     }
 }
 
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 11] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
     ("password.html", include_str!("templates/password.html")),
@@ -119,6 +121,11 @@ const TEMPLATES: [(&str, &str); 9] = [
     ("api_keys.html", include_str!("templates/api_keys.html")),
     ("secret.html", include_str!("templates/secret.html")),
     ("audit.html", include_str!("templates/audit.html")),
+    (
+        "policy_types.html",
+        include_str!("templates/policy_types.html"),
+    ),
+    ("policies.html", include_str!("templates/policies.html")),
 ];
 
 const CONSOLE_CSS: &str = include_str!("static/console.css");
@@ -295,6 +302,8 @@ pub fn router(state: ConsoleState) -> Router {
             post(administrators::revoke_api_key),
         )
         .route("/console/audit", get(audit::page))
+        .route("/console/policies", get(policies::types))
+        .route("/console/policies/secure-messaging", get(policies::list))
         .route("/console/static/console.css", get(console_css))
         .route("/console/{*rest}", get(not_found))
         .with_state(state)

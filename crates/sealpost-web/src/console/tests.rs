@@ -528,3 +528,90 @@ async fn a_super_admin_manages_administrators_and_api_keys_and_no_one_else_may()
         StatusCode::FORBIDDEN
     );
 }
+
+/// The walk-through's steps 1-2: Administration | Gateway | Policies, the
+/// policy types, then the Secure Messaging list with names for groups and
+/// definitions, statuses and the status filter; any role may look.
+#[tokio::test]
+async fn the_policy_list_shows_each_policy_with_names_and_status() {
+    use sealpost_store::{ConfigChange, audit::Actor};
+    let w = world().await;
+    w.admin("pete", Role::ReadOnly, OWN, false).await;
+    let check = || -> sealpost_store::ConfigCheck { Box::new(|doc| doc.compile(&[], 3650)) };
+    let change = |c: ConfigChange| {
+        let store = w.store.clone();
+        async move {
+            store
+                .change_config(c, check(), Actor::system("test"))
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    let group = change(ConfigChange::CreateGroup(sealpost_policy::GroupDraft {
+        name: "Key partners".into(),
+        description: String::new(),
+        addresses: vec!["p@partner.example".into()],
+        domains: vec![],
+        groups: vec![],
+    }))
+    .await
+    .unwrap();
+    for (narrative, extra) in [
+        (
+            "Contracts to partners",
+            format!(r#""to": {{"kind": "group", "group_id": {group}}}"#),
+        ),
+        (
+            "Paused rule",
+            r#""to": {"kind": "external"}, "enabled": false"#.to_owned(),
+        ),
+        (
+            "Next year",
+            r#""to": {"kind": "external"}, "starts_at": "2099-01-01T00:00:00Z""#.to_owned(),
+        ),
+    ] {
+        let draft: sealpost_policy::PolicyDraft = serde_json::from_str(&format!(
+            r#"{{"narrative": "{narrative}", "action": "apply_definition", "definition_id": 1,
+                "from": {{"kind": "internal"}}, {extra}}}"#
+        ))
+        .unwrap();
+        change(ConfigChange::CreatePolicy(draft)).await;
+    }
+    let mut pete = agent(&w);
+    assert_eq!(
+        sign_in(&mut pete, "pete", OWN).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let types = pete.get("/console/policies").await;
+    assert_eq!(types.status, StatusCode::OK, "{}", types.body);
+    assert!(types.body.contains("Secure Messaging"));
+    assert!(
+        types.body.contains("<td>3</td><td>1</td>"),
+        "3 policies, 1 active: {}",
+        types.body
+    );
+
+    let list = pete.get("/console/policies/secure-messaging").await;
+    assert_eq!(list.status, StatusCode::OK);
+    for seen in [
+        "Contracts to partners",
+        "in profile group Key partners",
+        "Default",
+        "status-active",
+        "status-disabled",
+        "status-future",
+        "from 2099-01-01",
+    ] {
+        assert!(list.body.contains(seen), "{seen}: {}", list.body);
+    }
+    let disabled = pete
+        .get("/console/policies/secure-messaging?status=disabled")
+        .await;
+    assert!(disabled.body.contains("Paused rule"));
+    assert!(!disabled.body.contains("Contracts to partners"));
+    let none = pete
+        .get("/console/policies/secure-messaging?status=expired")
+        .await;
+    assert!(none.body.contains("No policies with this status"));
+}

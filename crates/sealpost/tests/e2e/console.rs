@@ -4,7 +4,7 @@
 //! Then it makes another administrator from the console. Screenshots
 //! `console-sign-in-*`, `console-password-*`, `console-overview-*`,
 //! `console-new-administrator-*`, `console-administrators-*`,
-//! `console-audit-*` at 1280 and 390 px.
+//! `console-audit-*`, `console-policies-*` at 1280 and 390 px.
 
 use std::path::PathBuf;
 
@@ -89,6 +89,29 @@ fn the_first_administrator_signs_in_and_replaces_the_one_time_password() {
     let row = browser.wait_for_text("tbody tr", "dana@corp.example");
     assert!(row.contains("admin") && row.contains("create"), "{row}");
     snap(&mut browser, "audit");
+
+    // Administration | Gateway | Policies, then Secure Messaging.
+    let auth = format!("Authorization: Bearer {}", gw.api_key.as_deref().unwrap());
+    let (code, made) = crate::policy_api::api(
+        &gw,
+        "POST",
+        "/policies",
+        Some(
+            br#"{"narrative": "Contracts to partners", "action": "apply_definition", "definition_id": 1,
+                 "from": {"kind": "internal"}, "to": {"kind": "domain", "value": "partner.example"}}"#,
+        ),
+        &[&auth, "Content-Type: application/json"],
+    );
+    assert_eq!(code, 201, "{made}");
+    browser.goto(&format!("{base}/console"));
+    browser.click("a[href='/console/policies']");
+    browser.click("a[href='/console/policies/secure-messaging']");
+    let row = browser.wait_for_text("tbody tr", "Contracts to partners");
+    assert!(
+        row.contains("in domain partner.example") && row.contains("active"),
+        "{row}"
+    );
+    snap(&mut browser, "policies");
 
     // Signed out, the console sends the browser back to sign in.
     browser.click("button.link");
