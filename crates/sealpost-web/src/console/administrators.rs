@@ -1,9 +1,9 @@
 //! Administrators and API keys, managed by super admins (issue 16, items
 //! 1 and 2): create an administrator (a one-time password, shown once),
 //! give one a new one-time password, change a role, remove one; create and
-//! revoke API keys (the key shown once). Every route checks the role on
-//! the server and every form its CSRF token; the store refuses what would
-//! leave no super admin.
+//! revoke API keys (the key shown once). The route table lets only super
+//! admins reach these ([`super::routes`]); every form checks its CSRF
+//! token; the store refuses what would leave no super admin.
 
 use axum::{
     Form,
@@ -111,9 +111,6 @@ impl ConsoleState {
 }
 
 pub(super) async fn list(State(state): State<ConsoleState>, signed_in: SignedIn) -> Response {
-    if let Some(refused) = state.refuse_unless_super_admin(&signed_in) {
-        return refused;
-    }
     state
         .administrators_page(&signed_in, StatusCode::OK, "", None)
         .await
@@ -381,9 +378,6 @@ impl ConsoleState {
 }
 
 pub(super) async fn api_keys(State(state): State<ConsoleState>, signed_in: SignedIn) -> Response {
-    if let Some(refused) = state.refuse_unless_super_admin(&signed_in) {
-        return refused;
-    }
     state.api_keys_page(&signed_in, StatusCode::OK, None).await
 }
 

@@ -33,14 +33,14 @@ use std::{num::NonZeroU32, sync::Arc};
 
 use axum::{
     Router,
-    extract::State,
+    extract::{FromRequestParts, State},
     http::{HeaderValue, StatusCode, header},
     middleware,
     response::{Html, IntoResponse, Response},
-    routing::{get, post},
+    routing::{MethodRouter, get, post},
 };
 use minijinja::{AutoEscape, Environment};
-use sealpost_store::{AdminStore, ConsoleStore, portal::SessionLimits};
+use sealpost_store::{AdminStore, ConsoleStore, Role, portal::SessionLimits};
 use serde::Serialize;
 
 use crate::{
@@ -260,52 +260,155 @@ async fn not_found(State(state): State<ConsoleState>) -> Response {
     )
 }
 
+/// Who may use a console route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Access {
+    /// Anyone: sign-in and the stylesheet.
+    Public,
+    /// Any signed-in administrator (the page may show less by role).
+    SignedIn,
+    /// Signed-in administrators of these roles only; anyone else 403.
+    Roles(&'static [Role]),
+}
+
+/// Super admins only.
+const SUPER_ADMINS: &[Role] = &[Role::SuperAdmin];
+/// Who reads the audit log.
+const AUDITORS: &[Role] = &[Role::SuperAdmin, Role::ReadOnly];
+
+/// One console route: the router is built from these alone, so no route
+/// exists without its rule, and the rule is enforced here, before the
+/// handler, not by hiding links.
+pub(super) struct Route {
+    pub(super) path: &'static str,
+    /// The methods it answers, for the table test.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(super) methods: &'static [&'static str],
+    pub(super) access: Access,
+    handler: MethodRouter<ConsoleState>,
+}
+
+fn route(
+    path: &'static str,
+    methods: &'static [&'static str],
+    access: Access,
+    handler: MethodRouter<ConsoleState>,
+) -> Route {
+    Route {
+        path,
+        methods,
+        access,
+        handler,
+    }
+}
+
+/// Every console route with its rule. Full paths rather than a nested
+/// router: the one-time password guard of [`SignedIn`] reads the path as
+/// the browser sent it.
+pub(super) fn routes() -> Vec<Route> {
+    use Access::{Public, Roles, SignedIn as Any};
+    const GET: &[&str] = &["GET"];
+    const POST: &[&str] = &["POST"];
+    const BOTH: &[&str] = &["GET", "POST"];
+    vec![
+        route("/console", GET, Any, get(home::overview)),
+        route(
+            "/console/sign-in",
+            BOTH,
+            Public,
+            get(account::sign_in_page).post(account::sign_in),
+        ),
+        route("/console/sign-out", POST, Any, post(account::sign_out)),
+        route(
+            "/console/password",
+            BOTH,
+            Any,
+            get(account::password_page).post(account::change_password),
+        ),
+        route(
+            "/console/administrators",
+            BOTH,
+            Roles(SUPER_ADMINS),
+            get(administrators::list).post(administrators::create),
+        ),
+        route(
+            "/console/administrators/{name}/role",
+            POST,
+            Roles(SUPER_ADMINS),
+            post(administrators::set_role),
+        ),
+        route(
+            "/console/administrators/{name}/reset",
+            POST,
+            Roles(SUPER_ADMINS),
+            post(administrators::reset),
+        ),
+        route(
+            "/console/administrators/{name}/remove",
+            POST,
+            Roles(SUPER_ADMINS),
+            post(administrators::remove),
+        ),
+        route(
+            "/console/api-keys",
+            BOTH,
+            Roles(SUPER_ADMINS),
+            get(administrators::api_keys).post(administrators::create_api_key),
+        ),
+        route(
+            "/console/api-keys/{id}/revoke",
+            POST,
+            Roles(SUPER_ADMINS),
+            post(administrators::revoke_api_key),
+        ),
+        route("/console/audit", GET, Roles(AUDITORS), get(audit::page)),
+        route("/console/policies", GET, Any, get(policies::types)),
+        route(
+            "/console/policies/secure-messaging",
+            GET,
+            Any,
+            get(policies::list),
+        ),
+        route("/console/static/console.css", GET, Public, get(console_css)),
+        route("/console/{*rest}", GET, Public, get(not_found)),
+    ]
+}
+
+/// Refuses a request whose administrator's role is not in `roles`: sign-in
+/// for no session, the 403 page for the wrong role.
+async fn require_role(
+    State((state, roles)): State<(ConsoleState, &'static [Role])>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let signed_in = match SignedIn::from_request_parts(&mut parts, &state).await {
+        Ok(signed_in) => signed_in,
+        Err(refusal) => return refusal,
+    };
+    if !roles.contains(&signed_in.admin.role) {
+        return state.forbidden(&signed_in, "Your role may not open this page or do this.");
+    }
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
+}
+
 /// The console's routes, under `/console`, with the portal's security
 /// headers and client identification.
 pub fn router(state: ConsoleState) -> Router {
     let reach = Arc::new(state.inner.settings.reach.clone());
-    // Full paths rather than a nested router: the one-time password
-    // guard of [`SignedIn`] reads the path as the browser sent it.
-    Router::new()
-        .route("/console", get(home::overview))
-        .route(
-            "/console/sign-in",
-            get(account::sign_in_page).post(account::sign_in),
-        )
-        .route("/console/sign-out", post(account::sign_out))
-        .route(
-            "/console/password",
-            get(account::password_page).post(account::change_password),
-        )
-        .route(
-            "/console/administrators",
-            get(administrators::list).post(administrators::create),
-        )
-        .route(
-            "/console/administrators/{name}/role",
-            post(administrators::set_role),
-        )
-        .route(
-            "/console/administrators/{name}/reset",
-            post(administrators::reset),
-        )
-        .route(
-            "/console/administrators/{name}/remove",
-            post(administrators::remove),
-        )
-        .route(
-            "/console/api-keys",
-            get(administrators::api_keys).post(administrators::create_api_key),
-        )
-        .route(
-            "/console/api-keys/{id}/revoke",
-            post(administrators::revoke_api_key),
-        )
-        .route("/console/audit", get(audit::page))
-        .route("/console/policies", get(policies::types))
-        .route("/console/policies/secure-messaging", get(policies::list))
-        .route("/console/static/console.css", get(console_css))
-        .route("/console/{*rest}", get(not_found))
+    let mut router = Router::new();
+    for r in routes() {
+        let handler = match r.access {
+            Access::Roles(roles) => r.handler.route_layer(middleware::from_fn_with_state(
+                (state.clone(), roles),
+                require_role,
+            )),
+            Access::Public | Access::SignedIn => r.handler,
+        };
+        router = router.route(r.path, handler);
+    }
+    router
         .with_state(state)
         .layer(middleware::from_fn(headers::secure_headers))
         .layer(middleware::from_fn_with_state(reach, client::identify))

@@ -615,3 +615,89 @@ async fn the_policy_list_shows_each_policy_with_names_and_status() {
         .await;
     assert!(none.body.contains("No policies with this status"));
 }
+
+/// The route table (the router is built from it alone, so no route exists
+/// without a rule): every route refuses, with 403 and no change, every
+/// role its rule does not name, and sends anyone signed out to sign in
+/// unless it is public.
+#[tokio::test]
+async fn every_route_refuses_the_roles_its_rule_does_not_name() {
+    use super::{Access, routes};
+    let w = world().await;
+    let mut agents = Vec::new();
+    for role in Role::ALL {
+        let name = format!("as-{}", role.as_str().replace('_', "-"));
+        w.admin(&name, role, OWN, false).await;
+        let mut a = agent(&w);
+        assert_eq!(
+            sign_in(&mut a, &name, OWN).await.status,
+            StatusCode::SEE_OTHER
+        );
+        let csrf = a.get("/console").await.csrf();
+        agents.push((role, a, csrf));
+    }
+    let concrete = |path: &str| {
+        path.replace("{name}", "as-read-only")
+            .replace("{id}", "nothing")
+            .replace("{*rest}", "anything")
+    };
+    let mut denials = 0;
+    for route in routes() {
+        let path = concrete(route.path);
+        for &method in route.methods {
+            let mut anonymous = agent(&w);
+            let page = if method == "GET" {
+                anonymous.get(&path).await
+            } else {
+                anonymous.post(&path, &[]).await
+            };
+            if route.access != Access::Public {
+                assert_eq!(
+                    page.status,
+                    StatusCode::SEE_OTHER,
+                    "{method} {path} signed out"
+                );
+                assert_eq!(page.location(), "/console/sign-in", "{method} {path}");
+            }
+            let Access::Roles(allowed) = route.access else {
+                continue;
+            };
+            for (role, a, csrf) in &mut agents {
+                if allowed.contains(role) {
+                    continue;
+                }
+                let page = if method == "GET" {
+                    a.get(&path).await
+                } else {
+                    a.post(
+                        &path,
+                        &[
+                            ("csrf", csrf.as_str()),
+                            ("name", "x"),
+                            ("role", "super_admin"),
+                        ],
+                    )
+                    .await
+                };
+                assert_eq!(
+                    page.status,
+                    StatusCode::FORBIDDEN,
+                    "{method} {path} as {}",
+                    role.as_str()
+                );
+                denials += 1;
+            }
+        }
+    }
+    assert!(denials > 10, "the table has role rules to test ({denials})");
+    // Nothing changed: the four administrators as they were, no keys.
+    let admins = w.store.administrators().await.unwrap();
+    assert_eq!(admins.len(), 4);
+    assert!(admins.iter().all(|a| !a.must_change_password));
+    let ro = admins
+        .iter()
+        .find(|a| a.name.as_str() == "as-read-only")
+        .unwrap();
+    assert_eq!(ro.role, Role::ReadOnly);
+    assert!(w.store.list_api_keys().await.unwrap().is_empty());
+}
