@@ -343,6 +343,7 @@ impl Application {
             },
             sqlite.clone(),
             sqlite.clone(),
+            policy_service.clone(),
         )
         .context("admin.url")?;
         let wakeup = Arc::new(Notify::new());

@@ -39,27 +39,18 @@ impl ConsoleState {
         )
     }
 
-    /// The 403 page unless `signed_in` is a super admin.
-    fn refuse_unless_super_admin(&self, signed_in: &SignedIn) -> Option<Response> {
-        (signed_in.admin.role != Role::SuperAdmin)
-            .then(|| self.forbidden(signed_in, "Only a super admin may do this."))
-    }
-
-    /// A super admin's form: the refusal unless the role and the CSRF
-    /// token are right.
-    fn refuse_form(
+    /// The refusal of a form whose CSRF token or origin is wrong.
+    pub(super) fn refuse_form(
         &self,
         signed_in: &SignedIn,
         headers: &HeaderMap,
         csrf: &str,
     ) -> Option<Response> {
-        self.refuse_unless_super_admin(signed_in).or_else(|| {
-            self.inner
-                .guard
-                .check_session_form(headers, &signed_in.id, Some(csrf))
-                .err()
-                .map(|_| self.refused())
-        })
+        self.inner
+            .guard
+            .check_session_form(headers, &signed_in.id, Some(csrf))
+            .err()
+            .map(|_| self.refused())
     }
 
     async fn administrators_page(

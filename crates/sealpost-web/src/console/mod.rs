@@ -17,10 +17,12 @@
 //! - [`administrators`]: administrators and API keys (super admins).
 //! - [`audit`]: the audit log.
 //! - [`policies`]: Administration | Gateway | Policies.
+//! - [`domains`]: internal domains.
 
 mod account;
 mod administrators;
 mod audit;
+mod domains;
 mod home;
 mod policies;
 mod session;
@@ -44,6 +46,7 @@ use sealpost_store::{AdminStore, ConsoleStore, Role, portal::SessionLimits};
 use serde::Serialize;
 
 use crate::{
+    PolicyService,
     auth::{
         forms::Guard,
         limit::{Backoff, IpRateLimit},
@@ -90,8 +93,11 @@ pub struct ConsoleState {
 struct Inner {
     settings: ConsoleSettings,
     store: Arc<dyn ConsoleStore>,
-    /// API keys (and, as pages come, the policy configuration).
+    /// API keys, the audit log and reading the policy configuration.
     admin: Arc<dyn AdminStore>,
+    /// The policy configuration's one writer and live snapshot, shared
+    /// with the API: every change is checked, audited and applied alike.
+    policy: Arc<PolicyService>,
     /// The console's session cookie and form checks.
     guard: Guard,
     /// Password posts (sign-in, password change) per client IP.
@@ -108,7 +114,7 @@ impl std::fmt::Debug for ConsoleState {
     }
 }
 
-const TEMPLATES: [(&str, &str); 11] = [
+const TEMPLATES: [(&str, &str); 12] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
     ("password.html", include_str!("templates/password.html")),
@@ -126,6 +132,7 @@ const TEMPLATES: [(&str, &str); 11] = [
         include_str!("templates/policy_types.html"),
     ),
     ("policies.html", include_str!("templates/policies.html")),
+    ("domains.html", include_str!("templates/domains.html")),
 ];
 
 const CONSOLE_CSS: &str = include_str!("static/console.css");
@@ -143,6 +150,7 @@ impl ConsoleState {
         settings: ConsoleSettings,
         store: Arc<dyn ConsoleStore>,
         admin: Arc<dyn AdminStore>,
+        policy: Arc<PolicyService>,
     ) -> Result<Self, BadOrigin> {
         let origin = PublicOrigin::parse(&settings.url)?;
         let cookie = SessionCookie::for_origin(&origin).console();
@@ -162,6 +170,7 @@ impl ConsoleState {
                 settings,
                 store,
                 admin,
+                policy,
                 guard,
                 // Ten password posts at once, then one every 6 seconds.
                 rate_limit: IpRateLimit::new(
@@ -180,6 +189,10 @@ impl ConsoleState {
 
     fn admin_store(&self) -> &dyn AdminStore {
         self.inner.admin.as_ref()
+    }
+
+    fn policy(&self) -> &PolicyService {
+        &self.inner.policy
     }
 
     fn settings(&self) -> &ConsoleSettings {
@@ -273,6 +286,8 @@ pub(super) enum Access {
 
 /// Super admins only.
 const SUPER_ADMINS: &[Role] = &[Role::SuperAdmin];
+/// Who may change the policy configuration.
+const POLICY_EDITORS: &[Role] = &[Role::SuperAdmin, Role::PolicyAdmin];
 /// Who reads the audit log.
 const AUDITORS: &[Role] = &[Role::SuperAdmin, Role::ReadOnly];
 
@@ -368,6 +383,19 @@ pub(super) fn routes() -> Vec<Route> {
             GET,
             Any,
             get(policies::list),
+        ),
+        route("/console/domains", GET, Any, get(domains::list)),
+        route(
+            "/console/domains",
+            POST,
+            Roles(POLICY_EDITORS),
+            post(domains::add),
+        ),
+        route(
+            "/console/domains/remove",
+            POST,
+            Roles(POLICY_EDITORS),
+            post(domains::remove),
         ),
         route("/console/static/console.css", GET, Public, get(console_css)),
         route("/console/{*rest}", GET, Public, get(not_found)),

@@ -42,10 +42,23 @@ async fn world() -> World {
         .await
         .unwrap(),
     );
+    let policy = Arc::new(crate::PolicyService::new(
+        store.clone(),
+        Arc::new(arc_swap::ArcSwap::from_pointee(
+            sealpost_policy::PolicySet::with_internal_domains(Default::default()),
+        )),
+        crate::FileRules {
+            internal_domains: vec![sealpost_policy::DomainPattern::parse("corp.example").unwrap()],
+            max_expiry_days: 3650,
+            ..crate::FileRules::default()
+        },
+    ));
+    policy.load().await.unwrap();
     let state = ConsoleState::new(
         ConsoleSettings::new(URL.into()),
         store.clone(),
         store.clone(),
+        policy,
     )
     .unwrap();
     World {
@@ -700,4 +713,90 @@ async fn every_route_refuses_the_roles_its_rule_does_not_name() {
         .unwrap();
     assert_eq!(ro.role, Role::ReadOnly);
     assert!(w.store.list_api_keys().await.unwrap().is_empty());
+}
+
+/// Internal domains: the file's shown read-only; a policy admin adds and
+/// removes stored ones through the policy service (checked, audited);
+/// errors are named on the page.
+#[tokio::test]
+async fn a_policy_admin_manages_internal_domains() {
+    let w = world().await;
+    w.admin("pat", Role::PolicyAdmin, OWN, false).await;
+    let mut pat = agent(&w);
+    assert_eq!(
+        sign_in(&mut pat, "pat", OWN).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let page = pat.get("/console/domains").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("corp.example") && page.body.contains("configuration file"));
+    assert!(
+        !page.body.contains("/console/domains/remove"),
+        "the file's are not removable"
+    );
+
+    let added = pat
+        .submit(
+            "/console/domains",
+            "/console/domains",
+            &[("domain", "*.Subsidiary.example")],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    let doc = w.store.load_config().await.unwrap();
+    assert_eq!(doc.internal_domains, ["*.subsidiary.example"]);
+    let entry = &w
+        .store
+        .audit(sealpost_store::audit::AuditQuery {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        (entry.change.object_kind.as_str(), entry.actor.name.as_str()),
+        ("internal_domain", "pat")
+    );
+    for (domain, says) in [
+        ("not a domain", "is not a valid domain"),
+        ("*.subsidiary.example", "already an internal domain"),
+    ] {
+        let page = pat
+            .submit(
+                "/console/domains",
+                "/console/domains",
+                &[("domain", domain)],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{domain}");
+        assert!(page.body.contains(says), "{says}: {}", page.body);
+        assert!(
+            page.body.contains(&format!("value=\"{domain}\"")),
+            "the input is kept"
+        );
+    }
+    let removed = pat
+        .submit(
+            "/console/domains",
+            "/console/domains/remove",
+            &[("domain", "*.subsidiary.example")],
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER);
+    assert!(
+        w.store
+            .load_config()
+            .await
+            .unwrap()
+            .internal_domains
+            .is_empty()
+    );
+    let gone = pat
+        .submit(
+            "/console/domains",
+            "/console/domains/remove",
+            &[("domain", "nowhere.example")],
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
 }
