@@ -2,13 +2,13 @@
 //! created by the CLI (`sealpost apikey create`), which alone shows the
 //! secret; see [`crate::auth::api_key`].
 
+use super::extract::SuperAdmin;
 use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{ApiError, ApiPath, ApiResult, ApiState};
-use crate::auth::Caller;
 
 pub(super) fn routes(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
     router
@@ -33,10 +33,9 @@ struct ApiKeyView {
 #[utoipa::path(get, path = "/api-keys", tag = "api-keys",
     responses((status = 200, body = Vec<ApiKeyView>), (status = 403, body = ApiError)))]
 async fn list_api_keys(
-    caller: Caller,
+    _: SuperAdmin,
     State(state): State<ApiState>,
 ) -> ApiResult<Json<Vec<ApiKeyView>>> {
-    caller.require_super_admin()?;
     let keys = state.admin.list_api_keys().await?;
     Ok(Json(
         keys.into_iter()
@@ -55,11 +54,10 @@ async fn list_api_keys(
 #[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 async fn revoke_api_key(
-    caller: Caller,
+    SuperAdmin(caller): SuperAdmin,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require_super_admin()?;
     if state.admin.revoke_api_key(&id, caller.actor()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

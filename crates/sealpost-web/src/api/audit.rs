@@ -11,9 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{ApiError, ApiResult, ApiState, messages::parse_time};
-use crate::auth::{Caller, api_key::Forbidden};
-use sealpost_store::Role;
+use super::{ApiError, ApiResult, ApiState, extract::Auditor, messages::parse_time};
 
 pub(super) fn routes(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
     router.routes(routes!(list_audit))
@@ -59,17 +57,10 @@ fn field_error(field: &str, code: &'static str, message: String) -> ApiError {
 #[utoipa::path(get, path = "/audit", tag = "audit", params(AuditParams),
     responses((status = 200, body = AuditPage), (status = 400, body = ApiError), (status = 403, body = ApiError)))]
 async fn list_audit(
-    caller: Caller,
+    _: Auditor,
     State(state): State<ApiState>,
     query: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<AuditPage>> {
-    if !matches!(caller.role, Role::SuperAdmin | Role::ReadOnly) {
-        return Err(Forbidden(format!(
-            "role {} may not read the audit log",
-            caller.role.as_str()
-        ))
-        .into());
-    }
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {

@@ -3,6 +3,7 @@
 //! if any object is refused) and must carry every section and every field
 //! without a safe default, as a `PUT` of one object must.
 
+use super::extract::PolicyEditor;
 use axum::{Json, extract::State, http::StatusCode};
 use sealpost_policy::PolicyDocument;
 use sealpost_store::ConfigChange;
@@ -33,11 +34,10 @@ async fn export_config(
 #[utoipa::path(put, path = "/config", tag = "config", request_body = PolicyDocument,
     responses((status = 200, body = PolicyDocument), (status = 400, body = ApiError), (status = 422, body = ApiError)))]
 async fn import_config(
-    caller: Caller,
+    PolicyEditor(caller): PolicyEditor,
     State(state): State<ApiState>,
     ApiJson(mut doc): ApiJson<serde_json::Value>,
 ) -> ApiResult<Json<PolicyDocument>> {
-    caller.require_policy_edit()?;
     complete_document(&mut doc)?;
     let doc: PolicyDocument = super::extract::from_value(doc)?;
     state.policy.compile(&doc)?;

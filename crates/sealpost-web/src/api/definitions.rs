@@ -2,6 +2,7 @@
 //! expiry, receipts, the notification template) and the preview of a
 //! definition's notification.
 
+use super::extract::PolicyEditor;
 use axum::{Json, extract::State, http::StatusCode, response::Response};
 use sealpost_policy::{DefinitionDraft, DefinitionEntry, DefinitionId, TemplateDraft};
 use sealpost_secure::notification::{self, NotificationVars, Rendered};
@@ -61,11 +62,10 @@ async fn list_definitions(
 #[utoipa::path(post, path = "/definitions", tag = "definitions", request_body = DefinitionDraft,
     responses((status = 201, body = DefinitionEntry), (status = 422, body = ApiError)))]
 async fn create_definition(
-    caller: Caller,
+    PolicyEditor(caller): PolicyEditor,
     State(state): State<ApiState>,
     ApiJson(definition): ApiJson<DefinitionDraft>,
 ) -> ApiResult<Response> {
-    caller.require_policy_edit()?;
     let id = state
         .policy
         .change(
@@ -104,12 +104,11 @@ async fn get_definition(
     request_body = DefinitionDraft,
     responses((status = 200, body = DefinitionEntry), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
 async fn update_definition(
-    caller: Caller,
+    PolicyEditor(caller): PolicyEditor,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
     ApiReplace(definition): ApiReplace<DefinitionDraft>,
 ) -> ApiResult<Json<DefinitionEntry>> {
-    caller.require_policy_edit()?;
     state
         .policy
         .change(
@@ -135,12 +134,11 @@ async fn update_definition(
     request_body(content = Object, content_type = "application/merge-patch+json"),
     responses((status = 200, body = DefinitionEntry), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
 async fn patch_definition(
-    caller: Caller,
+    PolicyEditor(caller): PolicyEditor,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
     patch: ApiPatch,
 ) -> ApiResult<Json<DefinitionEntry>> {
-    caller.require_policy_edit()?;
     let (_, entry) = state
         .policy
         .change_with::<_, ApiError, _>(caller.actor(), move |document| {
@@ -169,11 +167,10 @@ async fn patch_definition(
 #[utoipa::path(delete, path = "/definitions/{id}", tag = "definitions", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
 async fn delete_definition(
-    caller: Caller,
+    PolicyEditor(caller): PolicyEditor,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    caller.require_policy_edit()?;
     state
         .policy
         .change(

@@ -2,6 +2,7 @@
 //! attributes) that policies match on, one at a time or imported from CSV
 //! in one commit.
 
+use super::extract::PolicyEditor;
 use axum::{Json, body::Bytes, extract::State, http::StatusCode, response::Response};
 use sealpost_policy::{EmailAddress, UserDraft};
 use sealpost_store::ConfigChange;
@@ -43,11 +44,10 @@ async fn list_users(
 #[utoipa::path(post, path = "/directory/users", tag = "directory", request_body = UserDraft,
     responses((status = 201, body = UserDraft), (status = 422, body = ApiError)))]
 async fn put_user(
-    caller: Caller,
+    PolicyEditor(caller): PolicyEditor,
     State(state): State<ApiState>,
     ApiJson(user): ApiJson<UserDraft>,
 ) -> ApiResult<Response> {
-    caller.require_policy_edit()?;
     let normalized = sealpost_policy::DirectoryUser::from_draft(&user)?.to_draft();
     state
         .policy
@@ -80,11 +80,10 @@ async fn get_user(
     params(("address" = String, Path)),
     responses((status = 204), (status = 404, body = ApiError)))]
 async fn delete_user(
-    caller: Caller,
+    PolicyEditor(caller): PolicyEditor,
     State(state): State<ApiState>,
     ApiPath(address): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require_policy_edit()?;
     state
         .policy
         .change(caller.actor(), ConfigChange::RemoveUser(address))
@@ -104,11 +103,10 @@ struct Imported {
     request_body(content = String, content_type = "text/csv"),
     responses((status = 200, body = Imported), (status = 422, body = ApiError)))]
 async fn import_users(
-    caller: Caller,
+    PolicyEditor(caller): PolicyEditor,
     State(state): State<ApiState>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<Imported>> {
-    caller.require_policy_edit()?;
     let body = body.map_err(super::extract::body_error)?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("invalid_utf8", "the CSV file is not valid UTF-8"))?;

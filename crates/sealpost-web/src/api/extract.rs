@@ -27,6 +27,55 @@ impl FromRequestParts<ApiState> for Caller {
     }
 }
 
+/// Callers of a role rule, refused with 403 while the request's head is
+/// read, before its body is: a denied request never gets as far as a body
+/// error, and the handler cannot forget the check. Each wraps the
+/// authenticated [`Caller`].
+macro_rules! role_extractor {
+    ($(#[$doc:meta])* $name:ident, $check:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        // Some handlers need only the check, not the caller.
+        #[allow(dead_code)]
+        pub struct $name(pub Caller);
+
+        impl FromRequestParts<ApiState> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &ApiState,
+            ) -> Result<Self, ApiError> {
+                let caller = Caller::from_request_parts(parts, state).await?;
+                caller.$check()?;
+                Ok($name(caller))
+            }
+        }
+    };
+}
+
+role_extractor!(
+    /// May change the policy configuration (super_admin, policy_admin).
+    PolicyEditor,
+    require_policy_edit
+);
+role_extractor!(
+    /// May recall messages and change their expiry (super_admin,
+    /// tracking_admin).
+    MessageEditor,
+    require_message_edit
+);
+role_extractor!(
+    /// A super admin (API keys).
+    SuperAdmin,
+    require_super_admin
+);
+role_extractor!(
+    /// May read the audit log (super_admin, read_only).
+    Auditor,
+    require_audit_read
+);
+
 /// A path parameter, with a JSON error when it does not parse.
 #[derive(Debug)]
 pub struct ApiPath<T>(pub T);

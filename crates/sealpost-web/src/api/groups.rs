@@ -1,6 +1,7 @@
 //! `/groups`: profile groups of addresses, domains and other groups that
 //! policies name. A group may hold many addresses, so its bodies are bulk.
 
+use super::extract::PolicyEditor;
 use axum::{Json, extract::State, http::StatusCode, response::Response};
 use sealpost_policy::{GroupDraft, GroupEntry, GroupId};
 use sealpost_store::ConfigChange;
@@ -38,11 +39,10 @@ async fn list_groups(
 #[utoipa::path(post, path = "/groups", tag = "groups", request_body = GroupDraft,
     responses((status = 201, body = GroupEntry), (status = 422, body = ApiError)))]
 async fn create_group(
-    caller: Caller,
+    PolicyEditor(caller): PolicyEditor,
     State(state): State<ApiState>,
     ApiJson(group): ApiJson<GroupDraft>,
 ) -> ApiResult<Response> {
-    caller.require_policy_edit()?;
     let id = state
         .policy
         .change(caller.actor(), ConfigChange::CreateGroup(group.clone()))
@@ -77,12 +77,11 @@ async fn get_group(
     request_body = GroupDraft,
     responses((status = 200, body = GroupEntry), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
 async fn update_group(
-    caller: Caller,
+    PolicyEditor(caller): PolicyEditor,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
     ApiReplace(group): ApiReplace<GroupDraft>,
 ) -> ApiResult<Json<GroupEntry>> {
-    caller.require_policy_edit()?;
     state
         .policy
         .change(
@@ -102,12 +101,11 @@ async fn update_group(
     request_body(content = Object, content_type = "application/merge-patch+json"),
     responses((status = 200, body = GroupEntry), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
 async fn patch_group(
-    caller: Caller,
+    PolicyEditor(caller): PolicyEditor,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
     patch: ApiPatch,
 ) -> ApiResult<Json<GroupEntry>> {
-    caller.require_policy_edit()?;
     let (_, entry) = state
         .policy
         .change_with::<_, ApiError, _>(caller.actor(), move |document| {
@@ -131,11 +129,10 @@ async fn patch_group(
 #[utoipa::path(delete, path = "/groups/{id}", tag = "groups", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
 async fn delete_group(
-    caller: Caller,
+    PolicyEditor(caller): PolicyEditor,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    caller.require_policy_edit()?;
     state
         .policy
         .change(caller.actor(), ConfigChange::RemoveGroup(GroupId(id)))

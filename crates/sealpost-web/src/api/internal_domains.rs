@@ -2,6 +2,7 @@
 //! from the configuration file (`domains.internal`) are listed read-only
 //! beside those managed here.
 
+use super::extract::PolicyEditor;
 use axum::{Json, extract::State, http::StatusCode, response::Response};
 use sealpost_store::ConfigChange;
 use serde::{Deserialize, Serialize};
@@ -67,11 +68,10 @@ async fn list_internal_domains(
     request_body = NewInternalDomain,
     responses((status = 201, body = InternalDomain), (status = 422, body = ApiError)))]
 async fn add_internal_domain(
-    caller: Caller,
+    PolicyEditor(caller): PolicyEditor,
     State(state): State<ApiState>,
     ApiJson(body): ApiJson<NewInternalDomain>,
 ) -> ApiResult<Response> {
-    caller.require_policy_edit()?;
     let pattern = sealpost_policy::DomainPattern::parse(&body.domain).map_err(|e| {
         ApiError::from(sealpost_policy::Invalid::new(
             "domain",
@@ -100,11 +100,10 @@ async fn add_internal_domain(
     params(("domain" = String, Path, description = "The domain or *.domain pattern")),
     responses((status = 204), (status = 404, body = ApiError)))]
 async fn remove_internal_domain(
-    caller: Caller,
+    PolicyEditor(caller): PolicyEditor,
     State(state): State<ApiState>,
     ApiPath(domain): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require_policy_edit()?;
     state
         .policy
         .change(caller.actor(), ConfigChange::RemoveInternalDomain(domain))

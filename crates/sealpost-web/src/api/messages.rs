@@ -6,6 +6,7 @@
 //! vault: a recall destroys the content (key and ciphertext) and keeps the
 //! metadata.
 
+use super::extract::MessageEditor;
 use std::time::SystemTime;
 
 use axum::{
@@ -319,11 +320,10 @@ fn recall_view(o: RecallOutcome) -> RecallView {
 #[utoipa::path(post, path = "/messages/{id}/recall", tag = "messages", params(("id" = String, Path)),
     responses((status = 200, body = RecallView), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 async fn recall_message(
-    caller: Caller,
+    MessageEditor(caller): MessageEditor,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<RecallView>> {
-    caller.require_message_edit()?;
     let id = parse_id(&id)?;
     let mut outcomes = state
         .secure
@@ -357,11 +357,10 @@ struct BulkRecallView {
 #[utoipa::path(post, path = "/messages/recall", tag = "messages", request_body = BulkRecall,
     responses((status = 200, body = BulkRecallView), (status = 400, body = ApiError), (status = 403, body = ApiError)))]
 async fn bulk_recall(
-    caller: Caller,
+    MessageEditor(caller): MessageEditor,
     State(state): State<ApiState>,
     ApiJson(body): ApiJson<BulkRecall>,
 ) -> ApiResult<Json<BulkRecallView>> {
-    caller.require_message_edit()?;
     if body.ids.is_empty() || body.ids.len() > MAX_BULK_RECALL {
         let mut e = ApiError::bad_request(
             "invalid_ids",
@@ -421,12 +420,11 @@ struct ExtendView {
     request_body = ExtendBody,
     responses((status = 200, body = ExtendView), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
 async fn extend_message(
-    caller: Caller,
+    MessageEditor(caller): MessageEditor,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ExtendBody>,
 ) -> ApiResult<Json<ExtendView>> {
-    caller.require_message_edit()?;
     let id = parse_id(&id)?;
     let to = match (body.days, body.expires_at.as_deref()) {
         (Some(days), None) if (1..=3650).contains(&days) => ExtendTo::Days(days),

@@ -1,6 +1,7 @@
 //! `/policies`: the policies that decide, per recipient, between relay and
 //! secure delivery. A change applies from the next message.
 
+use super::extract::PolicyEditor;
 use std::time::SystemTime;
 
 use axum::{
@@ -109,11 +110,10 @@ async fn list_policies(
 #[utoipa::path(post, path = "/policies", tag = "policies", request_body = PolicyDraft,
     responses((status = 201, body = PolicyView), (status = 422, body = ApiError)))]
 async fn create_policy(
-    caller: Caller,
+    PolicyEditor(caller): PolicyEditor,
     State(state): State<ApiState>,
     ApiJson(policy): ApiJson<PolicyDraft>,
 ) -> ApiResult<Response> {
-    caller.require_policy_edit()?;
     // Field checks first, so a bad policy is refused with its own field
     // names before any reference is looked up.
     sealpost_policy::Policy::from_draft(PolicyId(0), &policy)?;
@@ -155,12 +155,11 @@ async fn get_policy(
     request_body = PolicyDraft,
     responses((status = 200, body = PolicyView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
 async fn update_policy(
-    caller: Caller,
+    PolicyEditor(caller): PolicyEditor,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
     ApiReplace(policy): ApiReplace<PolicyDraft>,
 ) -> ApiResult<Json<PolicyView>> {
-    caller.require_policy_edit()?;
     sealpost_policy::Policy::from_draft(PolicyId(id), &policy)?;
     state
         .policy
@@ -185,12 +184,11 @@ async fn update_policy(
     request_body(content = Object, content_type = "application/merge-patch+json"),
     responses((status = 200, body = PolicyView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
 async fn patch_policy(
-    caller: Caller,
+    PolicyEditor(caller): PolicyEditor,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
     patch: ApiPatch,
 ) -> ApiResult<Json<PolicyView>> {
-    caller.require_policy_edit()?;
     let (_, policy) = state
         .policy
         .change_with::<_, ApiError, _>(caller.actor(), move |document| {
@@ -220,11 +218,10 @@ async fn patch_policy(
 #[utoipa::path(delete, path = "/policies/{id}", tag = "policies", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = ApiError)))]
 async fn delete_policy(
-    caller: Caller,
+    PolicyEditor(caller): PolicyEditor,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    caller.require_policy_edit()?;
     state
         .policy
         .change(caller.actor(), ConfigChange::RemovePolicy(PolicyId(id)))

@@ -98,6 +98,22 @@ impl Caller {
         }
     }
 
+    /// Refuses callers who may not read the audit log (super admins and
+    /// read-only auditors may).
+    ///
+    /// # Errors
+    /// [`Forbidden`] for a role without that right.
+    pub fn require_audit_read(&self) -> Result<(), Forbidden> {
+        if matches!(self.role, Role::SuperAdmin | Role::ReadOnly) {
+            Ok(())
+        } else {
+            Err(Forbidden(format!(
+                "role {} may not read the audit log",
+                self.role.as_str()
+            )))
+        }
+    }
+
     /// Refuses callers whose role may not change the policy configuration.
     ///
     /// # Errors

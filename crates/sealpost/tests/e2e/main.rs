@@ -13,6 +13,7 @@ mod helpers;
 
 mod admin_cli;
 mod admin_http;
+mod api_roles;
 mod audit;
 mod browser_smoke;
 mod cli;
