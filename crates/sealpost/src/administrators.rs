@@ -30,8 +30,7 @@ pub enum AdminError {
 }
 
 async fn one_time_hash() -> Result<(Password, PasswordHash), AdminError> {
-    let password = password::one_time_password();
-    let hashed = password::hash_blocking(Password::new(password.expose()))
+    let (password, hashed) = password::one_time_with_hash()
         .await
         .map_err(|e| AdminError::Hash(e.to_string()))?;
     Ok((password, PasswordHash::new(hashed.as_phc().to_owned())))

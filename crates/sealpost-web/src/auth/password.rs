@@ -204,6 +204,17 @@ pub fn one_time_password() -> Password {
     Password::new(text)
 }
 
+/// A new [`one_time_password`] and its hash (on the blocking pool), for
+/// an administrator someone else creates or resets.
+///
+/// # Errors
+/// As [`hash_blocking`].
+pub async fn one_time_with_hash() -> Result<(Password, PasswordHash), PasswordError> {
+    let password = one_time_password();
+    let hashed = hash_blocking(Password::new(password.expose())).await?;
+    Ok((password, hashed))
+}
+
 /// Runs CPU-heavy `work` on tokio's blocking pool, in the current span so
 /// its events keep the request's fields.
 pub fn spawn_blocking_in_span<F, R>(work: F) -> tokio::task::JoinHandle<R>

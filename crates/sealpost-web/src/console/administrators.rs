@@ -141,9 +141,8 @@ pub(super) async fn create(
     let Some(role) = Role::parse(&form.role) else {
         return refuse(format!("{:?} is not a role", form.role)).await;
     };
-    let one_time = password::one_time_password();
-    let hashed = match password::hash_blocking(password::Password::new(one_time.expose())).await {
-        Ok(h) => h,
+    let (one_time, hashed) = match password::one_time_with_hash().await {
+        Ok(pair) => pair,
         Err(e) => return state.failed(&e),
     };
     let created = state
@@ -276,9 +275,8 @@ pub(super) async fn reset(
         Ok(name) => name,
         Err(page) => return page,
     };
-    let one_time = password::one_time_password();
-    let hashed = match password::hash_blocking(password::Password::new(one_time.expose())).await {
-        Ok(h) => h,
+    let (one_time, hashed) = match password::one_time_with_hash().await {
+        Ok(pair) => pair,
         Err(e) => return state.failed(&e),
     };
     let reset = state
