@@ -17,6 +17,8 @@
 //! - [`administrators`]: administrators and API keys (super admins).
 //! - [`audit`]: the audit log.
 //! - [`policies`]: Administration | Gateway | Policies.
+//! - [`policy_form`], [`policy_edit`]: the Secure Messaging policy form
+//!   (new, edit, duplicate, delete, enable and disable) and its pickers.
 //! - [`domains`]: internal domains.
 
 mod account;
@@ -25,6 +27,10 @@ mod audit;
 mod domains;
 mod home;
 mod policies;
+mod policy_edit;
+mod policy_form;
+#[cfg(test)]
+mod policy_tests;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -114,7 +120,7 @@ impl std::fmt::Debug for ConsoleState {
     }
 }
 
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 15] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
     ("password.html", include_str!("templates/password.html")),
@@ -133,6 +139,15 @@ const TEMPLATES: [(&str, &str); 12] = [
     ),
     ("policies.html", include_str!("templates/policies.html")),
     ("domains.html", include_str!("templates/domains.html")),
+    (
+        "policy_form.html",
+        include_str!("templates/policy_form.html"),
+    ),
+    ("lookup.html", include_str!("templates/lookup.html")),
+    (
+        "policy_delete.html",
+        include_str!("templates/policy_delete.html"),
+    ),
 ];
 
 const CONSOLE_CSS: &str = include_str!("static/console.css");
@@ -383,6 +398,42 @@ pub(super) fn routes() -> Vec<Route> {
             GET,
             Any,
             get(policies::list),
+        ),
+        route(
+            "/console/policies/secure-messaging/new",
+            BOTH,
+            Roles(POLICY_EDITORS),
+            get(policy_edit::new_form).post(policy_edit::new_post),
+        ),
+        route(
+            "/console/policies/{id}",
+            GET,
+            Any,
+            get(policy_edit::edit_form),
+        ),
+        route(
+            "/console/policies/{id}",
+            POST,
+            Roles(POLICY_EDITORS),
+            post(policy_edit::edit_post),
+        ),
+        route(
+            "/console/policies/{id}/duplicate",
+            GET,
+            Roles(POLICY_EDITORS),
+            get(policy_edit::duplicate),
+        ),
+        route(
+            "/console/policies/{id}/delete",
+            BOTH,
+            Roles(POLICY_EDITORS),
+            get(policy_edit::delete_page).post(policy_edit::delete),
+        ),
+        route(
+            "/console/policies/{id}/enabled",
+            POST,
+            Roles(POLICY_EDITORS),
+            post(policy_edit::set_enabled),
         ),
         route("/console/domains", GET, Any, get(domains::list)),
         route(

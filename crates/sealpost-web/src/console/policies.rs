@@ -119,6 +119,11 @@ pub(super) async fn types(State(state): State<ConsoleState>, signed_in: SignedIn
 pub(super) struct ListQuery {
     #[serde(default)]
     status: String,
+    /// A policy just saved or deleted, for the notice.
+    #[serde(default)]
+    saved: Option<i64>,
+    #[serde(default)]
+    deleted: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -153,6 +158,12 @@ pub(super) async fn list(
             admin => home::admin_view(&signed_in.admin),
             csrf => signed_in.csrf.as_str(),
             policies => rows,
+            may_edit => signed_in.admin.role.may_edit_policy(),
+            notice => match (query.saved, query.deleted) {
+                (Some(id), _) => Some(format!("Policy #{id} is saved. It applies from the next message.")),
+                (None, Some(id)) => Some(format!("Policy #{id} is deleted.")),
+                (None, None) => None,
+            },
             status => wanted.unwrap_or(""),
             statuses => [
                 StatusChoice { value: "", label: "All" },

@@ -21,17 +21,17 @@ use crate::{
     portal::tests::journeys::{Agent, Page},
 };
 
-const URL: &str = "http://localhost:8081";
+pub(super) const URL: &str = "http://localhost:8081";
 const ONE_TIME: &str = "abcde-fghjk-mnpqr-stuvw";
-const OWN: &str = "granite-lantern-orbit-meadow";
+pub(super) const OWN: &str = "granite-lantern-orbit-meadow";
 
-struct World {
-    router: Router,
-    store: Arc<SqliteStore>,
+pub(super) struct World {
+    pub(super) router: Router,
+    pub(super) store: Arc<SqliteStore>,
     _dir: tempfile::TempDir,
 }
 
-async fn world() -> World {
+pub(super) async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
         SqliteStore::open(
@@ -69,7 +69,7 @@ async fn world() -> World {
 }
 
 impl World {
-    async fn admin(&self, name: &str, role: Role, password: &str, one_time: bool) {
+    pub(super) async fn admin(&self, name: &str, role: Role, password: &str, one_time: bool) {
         let hash = password::hash(&Password::new(password)).unwrap();
         assert!(
             self.store
@@ -89,12 +89,12 @@ impl World {
     }
 }
 
-fn agent(w: &World) -> Agent {
+pub(super) fn agent(w: &World) -> Agent {
     Agent::at(w.router.clone(), URL)
 }
 
 /// Signs in through the form; the response to the POST.
-async fn sign_in(agent: &mut Agent, name: &str, password: &str) -> Page {
+pub(super) async fn sign_in(agent: &mut Agent, name: &str, password: &str) -> Page {
     agent
         .submit(
             "/console/sign-in",
