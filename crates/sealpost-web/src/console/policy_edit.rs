@@ -51,6 +51,26 @@ enum Mode {
     Edit,
 }
 
+/// What the form page shows besides the fields' values.
+struct Shown<'a> {
+    target: Target,
+    mode: Mode,
+    form: &'a PolicyForm,
+    /// A refusal, shown next to its box.
+    error: Option<&'a Invalid>,
+}
+
+impl<'a> Shown<'a> {
+    fn new(target: Target, mode: Mode, form: &'a PolicyForm) -> Self {
+        Shown {
+            target,
+            mode,
+            form,
+            error: None,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Choice {
     value: String,
@@ -209,11 +229,14 @@ impl ConsoleState {
         signed_in: &SignedIn,
         doc: &PolicyDocument,
         status: StatusCode,
-        target: Target,
-        mode: Mode,
-        form: &PolicyForm,
-        error: Option<&Invalid>,
+        shown: Shown<'_>,
     ) -> Response {
+        let Shown {
+            target,
+            mode,
+            form,
+            error,
+        } = shown;
         let errors: BTreeMap<&str, String> = error
             .map(|e| (slot(&e.field), shown_message(e)))
             .into_iter()
@@ -310,7 +333,12 @@ impl ConsoleState {
                 .save_policy(&signed_in, &doc, target, mode, &form)
                 .await;
         }
-        self.policy_form_page(&signed_in, &doc, StatusCode::OK, target, mode, &form, None)
+        self.policy_form_page(
+            &signed_in,
+            &doc,
+            StatusCode::OK,
+            Shown::new(target, mode, &form),
+        )
     }
 
     async fn save_policy(
@@ -326,10 +354,10 @@ impl ConsoleState {
                 signed_in,
                 doc,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                target,
-                mode,
-                form,
-                Some(e),
+                Shown {
+                    error: Some(e),
+                    ..Shown::new(target, mode, form)
+                },
             )
         };
         let draft = match form.checked_draft() {
@@ -400,10 +428,7 @@ pub(super) async fn new_form(State(state): State<ConsoleState>, signed_in: Signe
         &signed_in,
         &doc,
         StatusCode::OK,
-        Target::New,
-        Mode::New,
-        &form,
-        None,
+        Shown::new(Target::New, Mode::New, &form),
     )
 }
 
@@ -432,10 +457,11 @@ pub(super) async fn edit_form(
         &signed_in,
         &doc,
         StatusCode::OK,
-        Target::Existing(id),
-        Mode::Edit,
-        &PolicyForm::from_draft(&draft),
-        None,
+        Shown::new(
+            Target::Existing(id),
+            Mode::Edit,
+            &PolicyForm::from_draft(&draft),
+        ),
     )
 }
 
@@ -470,10 +496,7 @@ pub(super) async fn duplicate(
         &signed_in,
         &doc,
         StatusCode::OK,
-        Target::New,
-        Mode::Duplicate,
-        &form,
-        None,
+        Shown::new(Target::New, Mode::Duplicate, &form),
     )
 }
 

@@ -11,8 +11,10 @@ use crate::portal::tests::journeys::{Agent, Page};
 
 const NEW: &str = "/console/policies/secure-messaging/new";
 
+type Fields = Vec<(&'static str, String)>;
+
 /// A new policy's fields as the form sends them.
-fn fields(narrative: &str) -> Vec<(&'static str, String)> {
+fn fields(narrative: &str) -> Fields {
     [
         ("narrative", narrative),
         ("action", "apply_definition"),
@@ -182,7 +184,8 @@ async fn a_policy_is_made_through_lookups_and_saved_once() {
 async fn bad_input_is_refused_next_to_its_box_and_nothing_is_saved() {
     let w = world().await;
     let (mut pete, csrf) = policy_admin(&w).await;
-    let cases: Vec<(&str, Vec<(&'static str, String)>, &str, &str)> = vec![
+    type Case = (&'static str, Fields, &'static str, &'static str);
+    let cases: Vec<Case> = vec![
         (
             "inverted dates",
             with(
