@@ -25,7 +25,7 @@ mod groups;
 mod internal_domains;
 mod messages;
 mod policies;
-mod policy_test;
+pub(crate) mod policy_test;
 
 use axum::{Json, http::StatusCode};
 use sealpost_policy::PolicyDocument;

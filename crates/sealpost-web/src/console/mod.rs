@@ -19,6 +19,7 @@
 //! - [`policies`]: Administration | Gateway | Policies.
 //! - [`policy_form`], [`policy_edit`]: the Secure Messaging policy form
 //!   (new, edit, duplicate, delete, enable and disable) and its pickers.
+//! - [`policy_test`]: which policy applies to a message, and why.
 //! - [`domains`]: internal domains.
 
 mod account;
@@ -29,6 +30,7 @@ mod home;
 mod policies;
 mod policy_edit;
 mod policy_form;
+mod policy_test;
 #[cfg(test)]
 mod policy_tests;
 mod session;
@@ -120,7 +122,7 @@ impl std::fmt::Debug for ConsoleState {
     }
 }
 
-const TEMPLATES: [(&str, &str); 15] = [
+const TEMPLATES: [(&str, &str); 16] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
     ("password.html", include_str!("templates/password.html")),
@@ -144,6 +146,10 @@ const TEMPLATES: [(&str, &str); 15] = [
         include_str!("templates/policy_form.html"),
     ),
     ("lookup.html", include_str!("templates/lookup.html")),
+    (
+        "policy_test.html",
+        include_str!("templates/policy_test.html"),
+    ),
     (
         "policy_delete.html",
         include_str!("templates/policy_delete.html"),
@@ -435,6 +441,7 @@ pub(super) fn routes() -> Vec<Route> {
             Roles(POLICY_EDITORS),
             post(policy_edit::set_enabled),
         ),
+        route("/console/policy-test", GET, Any, get(policy_test::page)),
         route("/console/domains", GET, Any, get(domains::list)),
         route(
             "/console/domains",

@@ -397,3 +397,71 @@ async fn a_read_only_administrator_sees_the_form_but_cannot_save() {
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(stored(&w).await.policies[0].policy.narrative, "Looked at");
 }
+
+#[tokio::test]
+async fn the_policy_test_page_explains_each_verdict_and_the_winner() {
+    let w = world().await;
+    let (mut pete, csrf) = policy_admin(&w).await;
+    post(&mut pete, NEW, &csrf, "save", &fields("Partner domain")).await;
+    let exclusion = with(
+        with(
+            with(fields("Never for the CEO"), "action", "no_action"),
+            "from_kind",
+            "address",
+        ),
+        "from_address",
+        "ceo@corp.example",
+    );
+    post(&mut pete, NEW, &csrf, "save", &exclusion).await;
+    let dated = with(
+        with(
+            with(fields("Old project"), "validity", "range"),
+            "starts",
+            "2020-01-01",
+        ),
+        "ends",
+        "2020-12-31",
+    );
+    post(&mut pete, NEW, &csrf, "save", &dated).await;
+    let ids: Vec<i64> = stored(&w).await.policies.iter().map(|p| p.id.0).collect();
+    assert_eq!(ids.len(), 3);
+
+    let page = pete
+        .get("/console/policy-test?from=alice%40corp.example&to=bob%40partner.example&header_from=&ip=10.1.2.3&at=2026-12-06T10%3A00")
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body
+            .contains("delivered via Secure Messaging (Default)"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(&format!("policy #{}</a>", ids[0])));
+    assert!(
+        page.body.contains("outside its dates"),
+        "the dated policy says why not"
+    );
+    assert!(page.body.contains("sender is not ceo@corp.example"));
+    assert!(page.body.contains("No override policy matched"));
+    assert!(page.body.contains("class=\"winner\""));
+
+    let ceo = pete
+        .get("/console/policy-test?from=ceo%40corp.example&to=bob%40partner.example")
+        .await;
+    assert!(ceo.body.contains("relayed normally"), "{}", ceo.body);
+    assert!(
+        ceo.body.contains(&format!("policy #{}</a>", ids[1])),
+        "the exclusion wins"
+    );
+
+    let inbound = pete
+        .get("/console/policy-test?from=x%40partner.example&to=alice%40corp.example")
+        .await;
+    assert!(inbound.body.contains("The sender is not internal"));
+
+    let bad = pete
+        .get("/console/policy-test?from=alice%40corp.example&to=not-an-address&ip=10.0.0.300")
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("id=\"to-error\""), "{}", bad.body);
+}
