@@ -311,6 +311,29 @@ impl Browser {
         self.find(css).click();
     }
 
+    /// Clicks the button at `css` that posts its form back to the same
+    /// address, and waits until the next page has replaced this one (the
+    /// URL cannot tell, and an element of the old page read meanwhile
+    /// would be stale).
+    pub fn click_and_reload(&self, css: &str) {
+        self.execute("window.sealpostOldPage = true; return null;");
+        self.click(css);
+        let deadline = Instant::now() + FIND;
+        loop {
+            let fresh = self.execute(
+                "return document.readyState === 'complete' && window.sealpostOldPage === undefined;",
+            );
+            if fresh == Value::Bool(true) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "browser: {css:?} did not lead to a new page within {FIND:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The rendered text of the element at `css`.
     pub fn text(&self, css: &str) -> String {
         self.find(css).text()
