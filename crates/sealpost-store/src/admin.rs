@@ -158,4 +158,11 @@ pub trait AdminStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Notes that the key authenticated a request at `at`.
     async fn touch_api_key(&self, id: &str, at: std::time::SystemTime) -> Result<(), StoreError>;
+
+    /// A page of the envelopes of accepted mail, for the policy impact
+    /// preview.
+    async fn envelopes(
+        &self,
+        query: crate::envelopes::EnvelopeQuery,
+    ) -> Result<crate::envelopes::EnvelopePage, StoreError>;
 }

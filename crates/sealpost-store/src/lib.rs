@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod audit;
 pub mod console;
+pub mod envelopes;
 pub mod handoff;
 mod model;
 pub mod portal;

@@ -17,6 +17,7 @@ pub mod api;
 pub mod auth;
 pub mod console;
 mod csv;
+pub mod impact;
 pub mod listener;
 pub mod policy_service;
 pub mod portal;

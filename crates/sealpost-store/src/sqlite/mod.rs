@@ -10,6 +10,7 @@
 mod admin;
 mod audit;
 mod console;
+mod envelopes;
 mod portal;
 mod queue;
 mod readers;
@@ -732,6 +733,15 @@ impl AdminStore for SqliteStore {
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         self.readers
             .read(move |conn| audit::read(conn, &query))
+            .await
+    }
+
+    async fn envelopes(
+        &self,
+        query: crate::envelopes::EnvelopeQuery,
+    ) -> Result<crate::envelopes::EnvelopePage, StoreError> {
+        self.readers
+            .read(move |conn| envelopes::page(conn, &query))
             .await
     }
 

@@ -10,7 +10,7 @@ use crate::{
     ClientInfo, MessageKind, NewRecipient, Notify, OutcomeKind, RecipientStatus, model::from_millis,
 };
 
-fn message(content: Vec<u8>, rcpts: &[&str]) -> NewMessage {
+pub(super) fn message(content: Vec<u8>, rcpts: &[&str]) -> NewMessage {
     let now = SystemTime::now();
     NewMessage::plain(
         QueueId::generate(),
@@ -1222,4 +1222,5 @@ async fn read_config_reads_without_creating_or_migrating() {
 
 mod audit;
 mod console;
+mod envelopes;
 mod portal;

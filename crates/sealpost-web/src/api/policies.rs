@@ -25,6 +25,7 @@ use crate::auth::Caller;
 pub(super) fn routes(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState> {
     router
         .routes(routes!(list_policies, create_policy))
+        .routes(routes!(preview_policy))
         .routes(routes!(
             get_policy,
             update_policy,
@@ -227,4 +228,68 @@ async fn delete_policy(
         .change(caller.actor(), ConfigChange::RemovePolicy(PolicyId(id)))
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A draft to preview: the policy as it would be saved, and for an edit
+/// the policy it replaces.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PreviewBody {
+    policy: PolicyDraft,
+    /// The id of the policy being edited; absent for a new policy.
+    #[serde(default)]
+    replaces: Option<i64>,
+    /// Days of accepted mail to replay (1-90, default 7).
+    #[serde(default)]
+    days: Option<u32>,
+    /// Changed recipients to list (0-200, default 20).
+    #[serde(default)]
+    sample: Option<usize>,
+}
+
+/// Previews a draft policy's impact: replays the envelopes of the last
+/// `days` days of accepted mail through the policies with the draft
+/// applied, and counts the messages and recipients that would change route
+/// (relay ↔ secure), by domain, with a sample. Nothing is stored.
+#[utoipa::path(post, path = "/policies/preview", tag = "policies", request_body = PreviewBody,
+    responses((status = 200, body = crate::impact::Impact), (status = 400, body = ApiError),
+        (status = 404, body = ApiError), (status = 422, body = ApiError)))]
+async fn preview_policy(
+    PolicyEditor(_caller): PolicyEditor,
+    State(state): State<ApiState>,
+    ApiJson(body): ApiJson<PreviewBody>,
+) -> ApiResult<Json<crate::impact::Impact>> {
+    use crate::impact::{self, PreviewError, PreviewRequest};
+    let days = body.days.unwrap_or(impact::DEFAULT_DAYS);
+    if !(1..=impact::MAX_DAYS).contains(&days) {
+        return Err(sealpost_policy::Invalid::new(
+            "days",
+            "out_of_range",
+            format!("days must be from 1 to {}", impact::MAX_DAYS),
+        )
+        .into());
+    }
+    let sample = body.sample.unwrap_or(impact::DEFAULT_SAMPLE);
+    if sample > 200 {
+        return Err(sealpost_policy::Invalid::new(
+            "sample",
+            "out_of_range",
+            "sample must be at most 200",
+        )
+        .into());
+    }
+    let request = PreviewRequest {
+        draft: body.policy,
+        replaces: body.replaces.map(PolicyId),
+        days,
+        sample,
+    };
+    match impact::preview(&state.policy, state.admin.as_ref(), request).await {
+        Ok(found) => Ok(Json(found)),
+        Err(PreviewError::Invalid(e)) => Err(e.within("policy").into()),
+        Err(PreviewError::NoSuchPolicy(id)) => {
+            Err(ApiError::not_found(format!("policy {id} not found")))
+        }
+        Err(PreviewError::Store(e)) => Err(e.into()),
+    }
 }

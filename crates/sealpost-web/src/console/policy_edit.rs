@@ -58,6 +58,8 @@ struct Shown<'a> {
     form: &'a PolicyForm,
     /// A refusal, shown next to its box.
     error: Option<&'a Invalid>,
+    /// What Preview impact found.
+    impact: Option<&'a crate::impact::Impact>,
 }
 
 impl<'a> Shown<'a> {
@@ -67,6 +69,7 @@ impl<'a> Shown<'a> {
             mode,
             form,
             error: None,
+            impact: None,
         }
     }
 }
@@ -236,6 +239,7 @@ impl ConsoleState {
             mode,
             form,
             error,
+            impact,
         } = shown;
         let errors: BTreeMap<&str, String> = error
             .map(|e| (slot(&e.field), shown_message(e)))
@@ -263,6 +267,7 @@ impl ConsoleState {
                 from_group => group_name(doc, form, Side::From),
                 to_group => group_name(doc, form, Side::To),
                 errors,
+                impact,
             },
         )
     }
@@ -332,6 +337,10 @@ impl ConsoleState {
             return self
                 .save_policy(&signed_in, &doc, target, mode, &form)
                 .await;
+        } else if step == "preview" {
+            return self
+                .preview_policy(&signed_in, &doc, target, mode, &form)
+                .await;
         }
         self.policy_form_page(
             &signed_in,
@@ -380,6 +389,70 @@ impl ConsoleState {
             Err(StoreError::Rejected(e)) => refuse(&e),
             Err(StoreError::NoSuch(_)) => self.policy_not_found(signed_in),
             Err(e) => self.failed(&e),
+        }
+    }
+
+    /// Preview impact: the draft replayed over the last days of mail,
+    /// shown under the form; nothing is saved.
+    async fn preview_policy(
+        &self,
+        signed_in: &SignedIn,
+        doc: &PolicyDocument,
+        target: Target,
+        mode: Mode,
+        form: &PolicyForm,
+    ) -> Response {
+        use crate::impact::{self, PreviewError, PreviewRequest};
+        let refuse = |e: &Invalid| {
+            self.policy_form_page(
+                signed_in,
+                doc,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Shown {
+                    error: Some(e),
+                    ..Shown::new(target, mode, form)
+                },
+            )
+        };
+        let days = match form.preview_days.trim() {
+            "" => impact::DEFAULT_DAYS,
+            text => match text.parse::<u32>() {
+                Ok(d) if (1..=impact::MAX_DAYS).contains(&d) => d,
+                _ => {
+                    return refuse(&Invalid::new(
+                        "preview_days",
+                        "out_of_range",
+                        format!("days must be a number from 1 to {}", impact::MAX_DAYS),
+                    ));
+                }
+            },
+        };
+        let draft = match form.draft() {
+            Ok(d) => d,
+            Err(e) => return refuse(&e),
+        };
+        let request = PreviewRequest {
+            draft,
+            replaces: match target {
+                Target::Existing(id) => Some(id),
+                Target::New => None,
+            },
+            days,
+            sample: impact::DEFAULT_SAMPLE,
+        };
+        match impact::preview(self.policy(), self.admin_store(), request).await {
+            Ok(found) => self.policy_form_page(
+                signed_in,
+                doc,
+                StatusCode::OK,
+                Shown {
+                    impact: Some(&found),
+                    ..Shown::new(target, mode, form)
+                },
+            ),
+            Err(PreviewError::Invalid(e)) => refuse(&e),
+            Err(PreviewError::NoSuchPolicy(_)) => self.policy_not_found(signed_in),
+            Err(PreviewError::Store(e)) => self.failed(&e),
         }
     }
 

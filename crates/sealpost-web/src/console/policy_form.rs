@@ -70,6 +70,8 @@ pub(super) struct PolicyForm {
     pub(super) bidirectional: Option<String>,
     /// One range per line (or separated by commas).
     pub(super) source_ips: String,
+    /// Days of mail the impact preview replays (empty: 7).
+    pub(super) preview_days: String,
 }
 
 /// One side of a policy, as the form names its fields.
@@ -194,6 +196,7 @@ pub(super) fn slot(field: &str) -> &'static str {
         "override" => "override",
         "source_ips" => "source_ips",
         "bidirectional" => "bidirectional",
+        "preview_days" => "preview_days",
         _ => "form",
     }
 }

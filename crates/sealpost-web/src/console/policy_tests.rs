@@ -465,3 +465,89 @@ async fn the_policy_test_page_explains_each_verdict_and_the_winner() {
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.body.contains("id=\"to-error\""), "{}", bad.body);
 }
+
+/// A message accepted `hours_ago` from alice@corp.example to `to`.
+async fn accepted(w: &World, hours_ago: u64, to: &[&str]) {
+    use sealpost_policy::{Decision, EmailAddress, Route};
+    use sealpost_store::{
+        ClientInfo, MessageKind, NewMessage, NewRecipient, Notify, QueueId, Store,
+    };
+    use std::time::{Duration, SystemTime};
+    let at = SystemTime::now() - Duration::from_secs(hours_ago * 3600);
+    let m = NewMessage::plain(
+        QueueId::generate(),
+        at,
+        EmailAddress::parse("alice@corp.example").ok(),
+        ClientInfo {
+            ip: "10.0.0.7".parse().unwrap(),
+            name: None,
+            helo: None,
+            protocol: "ESMTP".into(),
+        },
+        b"Subject: s\r\n\r\nbody\r\n".to_vec(),
+        at + Duration::from_secs(30 * 86400),
+        MessageKind::Mail,
+        to.iter()
+            .map(|r| NewRecipient {
+                address: EmailAddress::parse(r).unwrap(),
+                orcpt: None,
+                notify: Notify::default(),
+                decision: Decision {
+                    route: Route::Relay,
+                    policy: None,
+                },
+            })
+            .collect(),
+    );
+    w.store.accept(m).await.unwrap();
+}
+
+#[tokio::test]
+async fn preview_impact_shows_the_change_before_anything_is_saved() {
+    let w = world().await;
+    let (mut pete, csrf) = policy_admin(&w).await;
+    accepted(&w, 2, &["a@partner.example", "b@elsewhere.example"]).await;
+    accepted(&w, 30, &["c@partner.example"]).await;
+    accepted(&w, 24 * 10, &["old@partner.example"]).await;
+
+    let page = post(&mut pete, NEW, &csrf, "preview", &fields("")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("id=\"impact-result\""), "{}", page.body);
+    assert!(
+        page.body.contains("<strong>2</strong> of 2 messages and <strong>2</strong> of 3 recipients in the last 7 days"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("<td>partner.example</td><td>2</td><td>0</td>")
+    );
+    assert!(page.body.contains("c@partner.example"), "the sample");
+    let one_day = post(
+        &mut pete,
+        NEW,
+        &csrf,
+        "preview",
+        &with(fields("x"), "preview_days", "1"),
+    )
+    .await;
+    assert!(
+        one_day.body.contains("<strong>1</strong> of 1 messages"),
+        "{}",
+        one_day.body
+    );
+    let bad = post(
+        &mut pete,
+        NEW,
+        &csrf,
+        "preview",
+        &with(fields("x"), "preview_days", "400"),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("id=\"preview_days-error\""));
+    assert!(
+        stored(&w).await.policies.is_empty(),
+        "a preview saves nothing"
+    );
+}

@@ -39,6 +39,7 @@ const RULES: &[(&str, &str, &[&str])] = &[
     ("post", "/definitions/{id}/preview", ALL),
     ("get", "/policies", ALL),
     ("post", "/policies", POLICY),
+    ("post", "/policies/preview", POLICY),
     ("get", "/policies/{id}", ALL),
     ("put", "/policies/{id}", POLICY),
     ("patch", "/policies/{id}", POLICY),

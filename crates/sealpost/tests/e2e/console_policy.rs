@@ -8,7 +8,8 @@
 //! 6. Emails From and Emails To (a profile group through its Lookup), with
 //!    the internal → external notice on the form;
 //! 7. Validity (Always On), Policy Override and Source IP Ranges;
-//! 8. Bi Directional shown disabled with the reason;
+//! 8. Bi Directional shown disabled with the reason — and Preview impact
+//!    counts the earlier message that would have gone securely;
 //! 9. Save and Exit — and the next matching message, sent over SMTP, is
 //!    delivered via Secure Messaging (only the notification reaches the
 //!    recipient's server), which the policy test page then explains.
@@ -91,6 +92,15 @@ fn the_nine_steps_make_a_policy_that_secures_the_next_message() {
     );
     assert_eq!(code, 201, "{p}");
 
+    // Yesterday's kind of mail to counsel, relayed as usual.
+    secure::send(
+        &gw,
+        "alice@corp.example",
+        &["partner@counsel.example"],
+        &["--header", "Subject: Earlier", "--body", "Relayed before the policy."],
+    );
+    assert_eq!(external.wait_for(1).len(), 1);
+
     let base = format!("http://localhost:{}", gw.admin.port());
     let mut browser = Browser::start();
     // Step 1.
@@ -161,7 +171,20 @@ fn the_nine_steps_make_a_policy_that_secures_the_next_message() {
             .text("#bidirectional-reason")
             .contains("internal → external")
     );
-    snap_sized(&mut browser, "new-policy", 1900);
+    // Before saving, what would it have changed?
+    browser.click_and_reload("#preview");
+    let impact = browser.wait_for_text("#impact-result", "would change route");
+    assert!(
+        impact.contains("1 of 1 messages") && impact.contains("1 relay → secure"),
+        "{impact}"
+    );
+    assert!(browser.text("#impact-domains").contains("counsel.example"));
+    assert_eq!(
+        browser.find("#to_group-chosen").text(),
+        "Law firms",
+        "the form is as it was"
+    );
+    snap_sized(&mut browser, "new-policy", 2300);
     // Step 9.
     browser.click("#save");
     at(&browser, "/console/policies/secure-messaging");
@@ -186,9 +209,9 @@ fn the_nine_steps_make_a_policy_that_secures_the_next_message() {
             "Clause 7 attached.",
         ],
     );
-    let got = external.wait_for(1);
-    assert_eq!(got.len(), 1);
-    let text = secure::decoded_text(got[0].body());
+    let got = external.wait_for(2);
+    assert_eq!(got.len(), 2);
+    let text = secure::decoded_text(got[1].body());
     assert!(!text.contains("Clause 7"), "the message itself never left");
     secure::token_in(&text);
     let (code, tracked) = call(&gw, "GET", &format!("/messages/{id}"), &json!(null));

@@ -659,3 +659,56 @@ fn cli_policy_commands_and_export_import_round_trip() {
     assert_eq!(code, 0);
     assert!(out.contains("all external mail"), "{out}");
 }
+
+/// Issue 16 item 5: `POST /policies/preview` replays the mail the gateway
+/// accepted through the policies with the draft applied; nothing is saved.
+#[test]
+fn the_impact_preview_counts_real_traffic_and_saves_nothing() {
+    let internal = Sink::start(&[]);
+    let external = Sink::start(&[]);
+    let gw = crate::secure::gateway(&internal, &external, "");
+    for to in [
+        "a@other.example",
+        "b@other.example,c@corp.example",
+        "d@third.example",
+    ] {
+        let (ok, out) = swaks(gw.smtp, &["--from", "alice@corp.example", "--to", to]);
+        assert!(ok, "{out}");
+    }
+    let draft = json!({"narrative": "Other", "action": "apply_definition", "definition_id": 1,
+        "from": {"kind": "internal"}, "to": {"kind": "domain", "value": "other.example"}});
+    let (code, impact) = call(&gw, "POST", "/policies/preview", &json!({"policy": draft}));
+    assert_eq!(code, 200, "{impact}");
+    assert_eq!(impact["messages"], 3, "{impact}");
+    assert_eq!(impact["recipients"], 4);
+    assert_eq!(impact["changed_messages"], 2);
+    assert_eq!(impact["to_secure"], 2);
+    assert_eq!(impact["domains"][0]["domain"], "other.example");
+    assert_eq!(impact["sample"].as_array().unwrap().len(), 2);
+    assert_eq!(impact["days"], 7);
+
+    let (code, e) = call(
+        &gw,
+        "POST",
+        "/policies/preview",
+        &json!({"policy": draft, "days": 0}),
+    );
+    assert_eq!((code, e["field"].as_str()), (422, Some("days")), "{e}");
+    let mut bad = draft.clone();
+    bad["source_ips"] = json!(["10.0.0.0/33"]);
+    let (code, e) = call(&gw, "POST", "/policies/preview", &json!({"policy": bad}));
+    assert_eq!(
+        (code, e["field"].as_str()),
+        (422, Some("policy.source_ips[0]")),
+        "{e}"
+    );
+    let (code, e) = call(
+        &gw,
+        "POST",
+        "/policies/preview",
+        &json!({"policy": draft, "replaces": 999}),
+    );
+    assert_eq!(code, 404, "{e}");
+    let (_, list) = call(&gw, "GET", "/policies", &json!(null));
+    assert_eq!(list.as_array().unwrap().len(), 0, "nothing saved");
+}

@@ -1,0 +1,77 @@
+//! Envelopes read back for the impact preview: in order of receipt, within
+//! the range, paged without loss or repeat, recipients grouped under their
+//! message, and mail sealpost wrote itself left out.
+
+use std::time::{Duration, SystemTime};
+
+use super::{message, open};
+use crate::{MessageKind, Store, admin::AdminStore, envelopes::EnvelopeQuery};
+
+#[tokio::test]
+async fn pages_of_envelopes_in_order_of_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let now = SystemTime::now();
+    let hours = |h: u64| now - Duration::from_secs(h * 3600);
+    let mut expected = Vec::new();
+    // Accepted out of order; read back by time of receipt.
+    for (h, rcpts) in [
+        (5u64, vec!["a@partner.example", "b@partner.example"]),
+        (30 * 24, vec!["old@partner.example"]),
+        (1, vec!["c@other.example"]),
+        (
+            3,
+            vec!["d@partner.example", "e@corp.example", "f@x.example"],
+        ),
+        (2, vec!["g@partner.example"]),
+    ] {
+        let mut m = message(b"Subject: x\r\n\r\nhi\r\n".to_vec(), &rcpts);
+        m.received_at = hours(h);
+        let id = store.accept(m).await.unwrap();
+        if h < 24 * 7 {
+            expected.push((h, id.as_str().to_owned(), rcpts));
+        }
+    }
+    let mut dsn = message(
+        b"Subject: bounce\r\n\r\nx\r\n".to_vec(),
+        &["alice@corp.example"],
+    );
+    dsn.kind = MessageKind::Dsn;
+    dsn.sender = None;
+    store.accept(dsn).await.unwrap();
+    let mut notification = message(b"Subject: n\r\n\r\nx\r\n".to_vec(), &["n@partner.example"]);
+    notification.parent = Some(crate::QueueId::generate());
+    store.accept(notification).await.unwrap();
+    expected.sort_by_key(|(h, _, _)| std::cmp::Reverse(*h));
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    for _ in 0..10 {
+        let page = store
+            .envelopes(EnvelopeQuery {
+                since: now - Duration::from_secs(7 * 86400),
+                until: now + Duration::from_secs(60),
+                after,
+                limit: 2,
+            })
+            .await
+            .unwrap();
+        assert!(page.envelopes.len() <= 2);
+        seen.extend(page.envelopes);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let got: Vec<(String, Vec<String>)> = seen
+        .iter()
+        .map(|e| (e.message_id.clone(), e.recipients.clone()))
+        .collect();
+    let want: Vec<(String, Vec<String>)> = expected
+        .iter()
+        .map(|(_, id, r)| (id.clone(), r.iter().map(|s| s.to_string()).collect()))
+        .collect();
+    assert_eq!(got, want);
+    assert!(seen.iter().all(|e| e.sender == "alice@corp.example"));
+    assert!(seen.iter().all(|e| e.client_ip.to_string() == "127.0.0.1"));
+}
