@@ -159,6 +159,12 @@ pub trait AdminStore: Send + Sync + std::fmt::Debug + 'static {
     /// Notes that the key authenticated a request at `at`.
     async fn touch_api_key(&self, id: &str, at: std::time::SystemTime) -> Result<(), StoreError>;
 
+    /// Recipients each policy decided from the day (UTC) of `since` on.
+    async fn policy_hits(
+        &self,
+        since: std::time::SystemTime,
+    ) -> Result<std::collections::HashMap<sealpost_policy::PolicyId, u64>, StoreError>;
+
     /// A page of the envelopes of accepted mail, for the policy impact
     /// preview.
     async fn envelopes(

@@ -61,6 +61,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v10.sql"),
     include_str!("schema_v11.sql"),
     include_str!("schema_v12.sql"),
+    include_str!("schema_v13.sql"),
 ];
 
 /// Contents larger than this are sealed and opened on a blocking thread.
@@ -742,6 +743,16 @@ impl AdminStore for SqliteStore {
     ) -> Result<crate::envelopes::EnvelopePage, StoreError> {
         self.readers
             .read(move |conn| envelopes::page(conn, &query))
+            .await
+    }
+
+    async fn policy_hits(
+        &self,
+        since: SystemTime,
+    ) -> Result<std::collections::HashMap<sealpost_policy::PolicyId, u64>, StoreError> {
+        let day = crate::model::to_millis(since).div_euclid(86_400_000);
+        self.readers
+            .read(move |conn| queue::policy_hits(conn, day))
             .await
     }
 

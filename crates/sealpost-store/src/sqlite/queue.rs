@@ -98,6 +98,7 @@ pub(super) fn insert_message(
             claim.map_or(0, |c| to_millis(c.until)),
         ])?;
     }
+    count_hits(conn, m)?;
     if let Some(sent) = &m.portal_sent {
         insert_sent(conn, m, sent)?;
     }
@@ -693,4 +694,47 @@ pub(super) fn message(conn: &Connection, id: &QueueId) -> Result<MessageRecord, 
     .query_row([id.as_str()], |row| Ok(message_record(row)))
     .optional()?
     .ok_or_else(|| StoreError::NotFound(id.clone()))?
+}
+
+/// Adds the message's recipients to their deciding policies' count for
+/// the day (schema v13); mail no policy decided writes nothing.
+fn count_hits(conn: &Connection, m: &NewMessage) -> Result<(), StoreError> {
+    let mut by_policy: Vec<(i64, i64)> = Vec::new();
+    for r in &m.recipients {
+        if let Some(p) = r.decision.policy {
+            match by_policy.iter_mut().find(|(id, _)| *id == p.0) {
+                Some((_, n)) => *n += 1,
+                None => by_policy.push((p.0, 1)),
+            }
+        }
+    }
+    if by_policy.is_empty() {
+        return Ok(());
+    }
+    let day = to_millis(m.received_at).div_euclid(86_400_000);
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO policy_hits (policy_id, day, recipients) VALUES (?1, ?2, ?3)
+         ON CONFLICT (policy_id, day) DO UPDATE SET recipients = recipients + excluded.recipients",
+    )?;
+    for (policy, n) in by_policy {
+        upsert.execute(params![policy, day, n])?;
+    }
+    Ok(())
+}
+
+/// Recipients per policy from `day` on.
+pub(super) fn policy_hits(
+    conn: &Connection,
+    day: i64,
+) -> Result<std::collections::HashMap<sealpost_policy::PolicyId, u64>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT policy_id, SUM(recipients) FROM policy_hits WHERE day >= ?1 GROUP BY policy_id",
+    )?;
+    let rows = stmt.query_map([day], |r| {
+        Ok((
+            sealpost_policy::PolicyId(r.get(0)?),
+            u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -29,7 +29,14 @@ struct PolicyRow {
     range: Option<String>,
     #[serde(rename = "override")]
     override_: bool,
+    /// Recipients it decided in the last [`HITS_DAYS`] days.
+    hits: u64,
 }
+
+/// The window of the list's hit counts.
+const HITS_DAYS: u64 = 30;
+/// Policies per page of the list.
+const PAGE_SIZE: usize = 50;
 
 fn status_text(s: PolicyStatus) -> &'static str {
     match s {
@@ -50,7 +57,7 @@ fn side(doc: &PolicyDocument, party: &Party, basis: Option<AddressBasis>) -> Str
     })
 }
 
-fn row(doc: &PolicyDocument, p: &Policy, now: SystemTime) -> PolicyRow {
+fn row(doc: &PolicyDocument, p: &Policy, now: SystemTime, hits: u64) -> PolicyRow {
     let definition = match p.action {
         Action::ApplyDefinition(id) => doc
             .definitions
@@ -75,6 +82,7 @@ fn row(doc: &PolicyDocument, p: &Policy, now: SystemTime) -> PolicyRow {
         status: status_text(p.status(now)),
         range,
         override_: p.override_,
+        hits,
     }
 }
 
@@ -115,14 +123,27 @@ pub(super) async fn types(State(state): State<ConsoleState>, signed_in: SignedIn
     )
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 pub(super) struct ListQuery {
     #[serde(default)]
     status: String,
+    /// Words in the narrative, from, to or definition.
+    #[serde(default)]
+    q: String,
+    /// `id`, `narrative`, `from`, `to`, `definition`, `status`, `override`
+    /// or `hits`.
+    #[serde(default)]
+    sort: String,
+    /// `asc` or `desc`.
+    #[serde(default)]
+    dir: String,
+    /// 1-based.
+    #[serde(default)]
+    page: Option<usize>,
     /// A policy just saved or deleted, for the notice.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     saved: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     deleted: Option<i64>,
 }
 
@@ -130,6 +151,68 @@ pub(super) struct ListQuery {
 struct StatusChoice {
     value: &'static str,
     label: &'static str,
+}
+
+const SORTS: [(&str, &str); 8] = [
+    ("narrative", "Narrative"),
+    ("from", "From"),
+    ("to", "To"),
+    ("definition", "Definition"),
+    ("status", "Validity"),
+    ("override", "Override"),
+    ("hits", "Hits (30 days)"),
+    ("id", "Id"),
+];
+
+/// Sorts by `by`, ties in id order whichever the direction.
+fn sort_rows(rows: &mut [PolicyRow], by: &str, descending: bool) {
+    use std::cmp::Ordering;
+    let text = |a: &str, b: &str| a.to_lowercase().cmp(&b.to_lowercase());
+    let primary = |a: &PolicyRow, b: &PolicyRow| -> Ordering {
+        match by {
+            "narrative" => text(&a.narrative, &b.narrative),
+            "from" => text(&a.from, &b.from),
+            "to" => text(&a.to, &b.to),
+            "definition" => text(&a.definition, &b.definition),
+            "status" => a.status.cmp(b.status),
+            "override" => a.override_.cmp(&b.override_),
+            "hits" => a.hits.cmp(&b.hits),
+            _ => a.id.cmp(&b.id),
+        }
+    };
+    rows.sort_by(|a, b| {
+        let o = primary(a, b);
+        if descending { o.reverse() } else { o }.then(a.id.cmp(&b.id))
+    });
+}
+
+/// A list URL with `query`'s filters and `changes` applied.
+fn list_url(query: &ListQuery, changes: &[(&str, String)]) -> String {
+    let mut pairs: Vec<(&str, String)> = vec![
+        ("status", query.status.clone()),
+        ("q", query.q.clone()),
+        ("sort", query.sort.clone()),
+        ("dir", query.dir.clone()),
+    ];
+    for (k, v) in changes {
+        pairs.retain(|(name, _)| name != k);
+        pairs.push((k, v.clone()));
+    }
+    let encoded: Vec<String> = pairs
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                percent_encoding::utf8_percent_encode(&v, percent_encoding::NON_ALPHANUMERIC)
+            )
+        })
+        .collect();
+    if encoded.is_empty() {
+        "/console/policies/secure-messaging".to_owned()
+    } else {
+        format!("/console/policies/secure-messaging?{}", encoded.join("&"))
+    }
 }
 
 pub(super) async fn list(
@@ -142,22 +225,76 @@ pub(super) async fn list(
         Err(page) => return page,
     };
     let now = SystemTime::now();
+    let hits = match state
+        .admin_store()
+        .policy_hits(now - std::time::Duration::from_secs(HITS_DAYS * 86_400))
+        .await
+    {
+        Ok(hits) => hits,
+        Err(e) => return state.failed(&e),
+    };
     let wanted = ["active", "future", "expired", "disabled"]
         .into_iter()
         .find(|s| *s == query.status);
+    let needle = query.q.trim().to_lowercase();
     let mut rows: Vec<PolicyRow> = policies
         .iter()
-        .map(|p| row(&doc, p, now))
+        .map(|p| row(&doc, p, now, hits.get(&p.id).copied().unwrap_or(0)))
         .filter(|r| wanted.is_none_or(|w| r.status == w))
+        .filter(|r| {
+            needle.is_empty()
+                || [&r.narrative, &r.from, &r.to, &r.definition]
+                    .iter()
+                    .any(|t| t.to_lowercase().contains(&needle))
+        })
         .collect();
-    rows.sort_by_key(|r| r.id);
+    let sort = SORTS
+        .iter()
+        .find(|(k, _)| *k == query.sort)
+        .map_or("id", |(k, _)| k);
+    let descending = query.dir == "desc";
+    sort_rows(&mut rows, sort, descending);
+    let total = rows.len();
+    let pages = total.div_ceil(PAGE_SIZE).max(1);
+    let page = query.page.unwrap_or(1).clamp(1, pages);
+    let shown: Vec<PolicyRow> = rows
+        .into_iter()
+        .skip((page - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .collect();
+    let columns: Vec<minijinja::Value> = SORTS
+        .iter()
+        .filter(|(k, _)| *k != "id")
+        .map(|(k, label)| {
+            let current = *k == sort;
+            let next_dir = if current && !descending { "desc" } else { "asc" };
+            minijinja::context! {
+                label,
+                href => list_url(&query, &[("sort", (*k).to_owned()), ("dir", next_dir.to_owned()), ("page", String::new())]),
+                sorted => if current { if descending { "descending" } else { "ascending" } } else { "none" },
+            }
+        })
+        .collect();
+    let status_href =
+        |s: &str| list_url(&query, &[("status", s.to_owned()), ("page", String::new())]);
     state.page(
         "policies.html",
         StatusCode::OK,
         minijinja::context! {
             admin => home::admin_view(&signed_in.admin),
             csrf => signed_in.csrf.as_str(),
-            policies => rows,
+            first => (page - 1) * PAGE_SIZE + usize::from(total > 0),
+            last => ((page - 1) * PAGE_SIZE + shown.len()),
+            policies => shown,
+            total,
+            page,
+            pages,
+            previous => (page > 1).then(|| list_url(&query, &[("page", (page - 1).to_string())])),
+            next => (page < pages).then(|| list_url(&query, &[("page", (page + 1).to_string())])),
+            columns,
+            q => query.q.as_str(),
+            sort,
+            dir => if descending { "desc" } else { "asc" },
             may_edit => signed_in.admin.role.may_edit_policy(),
             notice => match (query.saved, query.deleted) {
                 (Some(id), _) => Some(format!("Policy #{id} is saved. It applies from the next message.")),
@@ -171,7 +308,7 @@ pub(super) async fn list(
                 StatusChoice { value: "future", label: "Future" },
                 StatusChoice { value: "expired", label: "Expired" },
                 StatusChoice { value: "disabled", label: "Disabled" },
-            ],
+            ].into_iter().map(|c| minijinja::context! { label => c.label, value => c.value, href => status_href(c.value) }).collect::<Vec<_>>(),
         },
     )
 }

@@ -551,3 +551,82 @@ async fn preview_impact_shows_the_change_before_anything_is_saved() {
         "a preview saves nothing"
     );
 }
+
+#[tokio::test]
+async fn the_list_pages_sorts_searches_and_counts_hits_on_the_server() {
+    use sealpost_policy::{Decision, DefinitionId, EmailAddress, PolicyId, Route};
+    use sealpost_store::{
+        ClientInfo, MessageKind, NewMessage, NewRecipient, Notify, QueueId, Store,
+    };
+    use std::time::{Duration, SystemTime};
+    let w = world().await;
+    let (mut pete, csrf) = policy_admin(&w).await;
+    for i in 0..55 {
+        let narrative = format!("Rule {i:02}{}", if i == 7 { " lawyers" } else { "" });
+        let saved = post(&mut pete, NEW, &csrf, "save", &fields(&narrative)).await;
+        assert_eq!(saved.status, StatusCode::SEE_OTHER);
+    }
+    let ids: Vec<i64> = stored(&w).await.policies.iter().map(|p| p.id.0).collect();
+    // Policy ids[9] decided three recipients today.
+    let now = SystemTime::now();
+    let m = NewMessage::plain(
+        QueueId::generate(),
+        now,
+        EmailAddress::parse("alice@corp.example").ok(),
+        ClientInfo {
+            ip: "10.0.0.7".parse().unwrap(),
+            name: None,
+            helo: None,
+            protocol: "ESMTP".into(),
+        },
+        b"Subject: s\r\n\r\nbody\r\n".to_vec(),
+        now + Duration::from_secs(86400),
+        MessageKind::Mail,
+        ["a", "b", "c"]
+            .iter()
+            .map(|l| NewRecipient {
+                address: EmailAddress::parse(&format!("{l}@partner.example")).unwrap(),
+                orcpt: None,
+                notify: Notify::default(),
+                decision: Decision {
+                    route: Route::Secure {
+                        definition: DefinitionId(1),
+                    },
+                    policy: Some(PolicyId(ids[9])),
+                },
+            })
+            .collect(),
+    );
+    w.store.accept(m).await.unwrap();
+
+    let first = pete.get("/console/policies/secure-messaging").await;
+    assert!(first.body.contains("1–50 of 55"), "{}", first.body);
+    assert!(first.body.contains("Rule 00") && !first.body.contains("Rule 54"));
+    let second = pete.get("/console/policies/secure-messaging?page=2").await;
+    assert!(second.body.contains("51–55 of 55") && second.body.contains("Rule 54"));
+    assert!(!second.body.contains("Rule 00"));
+
+    let by_name = pete
+        .get("/console/policies/secure-messaging?sort=narrative&dir=desc")
+        .await;
+    let first_row = by_name.body.find("Rule 54").unwrap();
+    assert!(first_row < by_name.body.find("Rule 53").unwrap());
+    assert!(by_name.body.contains("aria-sort=\"descending\""));
+
+    let by_hits = pete
+        .get("/console/policies/secure-messaging?sort=hits&dir=desc")
+        .await;
+    let tbody = &by_hits.body[by_hits.body.find("<tbody>").unwrap()..];
+    assert!(
+        tbody.find("Rule 09").unwrap() < tbody.find("Rule 00").unwrap(),
+        "the policy with hits first"
+    );
+    assert!(tbody.contains("<td>3</td>"), "its three recipients");
+
+    let found = pete
+        .get("/console/policies/secure-messaging?q=LAWYERS")
+        .await;
+    assert!(found.body.contains("1–1 of 1") && found.body.contains("Rule 07 lawyers"));
+    let beyond = pete.get("/console/policies/secure-messaging?page=99").await;
+    assert!(beyond.body.contains("page 2 of 2"), "clamped");
+}

@@ -75,3 +75,55 @@ async fn pages_of_envelopes_in_order_of_receipt() {
     assert!(seen.iter().all(|e| e.sender == "alice@corp.example"));
     assert!(seen.iter().all(|e| e.client_ip.to_string() == "127.0.0.1"));
 }
+
+#[tokio::test]
+async fn hits_count_the_recipients_each_policy_decided_by_day() {
+    use sealpost_policy::{Decision, DefinitionId, PolicyId, Route};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let now = SystemTime::now();
+    let decided = |rcpts: &[&str], policy: Option<i64>, age: Duration| {
+        let mut m = message(b"Subject: x\r\n\r\nhi\r\n".to_vec(), rcpts);
+        m.received_at = now - age;
+        for r in &mut m.recipients {
+            r.decision = Decision {
+                route: Route::Secure {
+                    definition: DefinitionId(1),
+                },
+                policy: policy.map(PolicyId),
+            };
+        }
+        m
+    };
+    let day = Duration::from_secs(86_400);
+    store
+        .accept(decided(
+            &["a@p.example", "b@p.example"],
+            Some(1),
+            Duration::ZERO,
+        ))
+        .await
+        .unwrap();
+    store
+        .accept(decided(&["c@p.example"], Some(1), 3 * day))
+        .await
+        .unwrap();
+    store
+        .accept(decided(&["d@p.example"], Some(2), Duration::ZERO))
+        .await
+        .unwrap();
+    store
+        .accept(decided(&["e@p.example"], Some(2), 40 * day))
+        .await
+        .unwrap();
+    store
+        .accept(decided(&["f@p.example"], None, Duration::ZERO))
+        .await
+        .unwrap();
+    let hits = store.policy_hits(now - 30 * day).await.unwrap();
+    assert_eq!(hits.get(&PolicyId(1)), Some(&3));
+    assert_eq!(hits.get(&PolicyId(2)), Some(&1), "the old one is outside");
+    assert_eq!(hits.len(), 2);
+    let today = store.policy_hits(now).await.unwrap();
+    assert_eq!(today.get(&PolicyId(1)), Some(&2));
+}
