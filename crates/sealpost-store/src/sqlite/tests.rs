@@ -1223,3 +1223,4 @@ async fn read_config_reads_without_creating_or_migrating() {
 mod audit;
 mod console;
 mod portal;
+mod queue_admin;
