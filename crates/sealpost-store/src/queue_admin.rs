@@ -208,6 +208,12 @@ impl QueueAction {
             QueueAction::Delete => "delete",
         }
     }
+
+    pub fn parse(text: &str) -> Option<QueueAction> {
+        [QueueAction::Retry, QueueAction::Bounce, QueueAction::Delete]
+            .into_iter()
+            .find(|a| a.as_str() == text)
+    }
 }
 
 /// The `last_reply` a bounced recipient is left with (and its DSN says).

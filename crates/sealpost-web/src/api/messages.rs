@@ -247,7 +247,9 @@ async fn list_messages(
         Some(s) => Some(RecipientStatus::parse(s).ok_or_else(|| {
             let mut e = ApiError::bad_request(
                 "invalid_status",
-                format!("{s:?}: use queued, delivered, failed, secure, expired, recalled or deleted"),
+                format!(
+                    "{s:?}: use queued, delivered, failed, secure, expired, recalled or deleted"
+                ),
             );
             e.field = Some("status".into());
             e
