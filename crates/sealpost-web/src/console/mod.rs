@@ -18,6 +18,7 @@
 //! - [`audit`]: the audit log.
 //! - [`policies`]: Administration | Gateway | Policies.
 //! - [`domains`]: internal domains.
+//! - [`queue`]: the relay queue (depth, retry now, bounce, delete).
 
 mod account;
 mod administrators;
@@ -25,6 +26,7 @@ mod audit;
 mod domains;
 mod home;
 mod policies;
+mod queue;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -88,6 +90,10 @@ impl ConsoleSettings {
 #[derive(Clone)]
 pub struct ConsoleState {
     inner: Arc<Inner>,
+    /// The relay queue's controls, shared with the API
+    /// ([`ConsoleState::with_queue`]); without them the queue page says
+    /// it is not available.
+    queue: Option<sealpost_queue::QueueControl>,
 }
 
 struct Inner {
@@ -114,7 +120,7 @@ impl std::fmt::Debug for ConsoleState {
     }
 }
 
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 13] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
     ("password.html", include_str!("templates/password.html")),
@@ -133,6 +139,7 @@ const TEMPLATES: [(&str, &str); 12] = [
     ),
     ("policies.html", include_str!("templates/policies.html")),
     ("domains.html", include_str!("templates/domains.html")),
+    ("queue.html", include_str!("templates/queue.html")),
 ];
 
 const CONSOLE_CSS: &str = include_str!("static/console.css");
@@ -180,7 +187,15 @@ impl ConsoleState {
                 pages,
                 asset_version,
             }),
+            queue: None,
         })
+    }
+
+    /// Connects the queue page to the relay queue's controls.
+    #[must_use]
+    pub fn with_queue(mut self, queue: sealpost_queue::QueueControl) -> Self {
+        self.queue = Some(queue);
+        self
     }
 
     fn store(&self) -> &dyn ConsoleStore {
@@ -290,6 +305,9 @@ const SUPER_ADMINS: &[Role] = &[Role::SuperAdmin];
 const POLICY_EDITORS: &[Role] = &[Role::SuperAdmin, Role::PolicyAdmin];
 /// Who reads the audit log.
 const AUDITORS: &[Role] = &[Role::SuperAdmin, Role::ReadOnly];
+/// Who retries, bounces and deletes queued recipients (the API's
+/// message managers).
+const QUEUE_OPERATORS: &[Role] = &[Role::SuperAdmin, Role::TrackingAdmin];
 
 /// One console route: the router is built from these alone, so no route
 /// exists without its rule, and the rule is enforced here, before the
@@ -396,6 +414,13 @@ pub(super) fn routes() -> Vec<Route> {
             POST,
             Roles(POLICY_EDITORS),
             post(domains::remove),
+        ),
+        route("/console/queue", GET, Any, get(queue::page)),
+        route(
+            "/console/queue/action",
+            POST,
+            Roles(QUEUE_OPERATORS),
+            post(queue::act),
         ),
         route("/console/static/console.css", GET, Public, get(console_css)),
         route("/console/{*rest}", GET, Public, get(not_found)),
