@@ -119,8 +119,15 @@ fn query_string(q: &QueueQuery, offset: Option<usize>) -> String {
         .join("&")
 }
 
+/// What a query value keeps unencoded: RFC 3986's unreserved characters.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 fn percent_encode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(text, QUERY_VALUE).to_string()
 }
 
 fn href(query: &str) -> String {
