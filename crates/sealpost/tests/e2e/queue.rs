@@ -192,7 +192,7 @@ fn the_api_shows_the_depth_and_retries_bounces_and_deletes_deferred_recipients()
     let bounced = recipient(&gw, &id, 2);
     assert_eq!(bounced.status, RecipientStatus::Failed);
     let dsn = &senders.wait_for(1)[0];
-    assert_eq!(dsn.mail_from, "");
+    assert_eq!(dsn.mail_from, "<>");
     assert_eq!(dsn.rcpt_tos, ["alice@corp.example"]);
     let text = dsn.text();
     assert!(text.contains("multipart/report"), "{text}");
