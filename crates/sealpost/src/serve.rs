@@ -385,6 +385,7 @@ impl Application {
         // console and the CLI.
         let queue_control =
             QueueControl::new(sqlite.clone(), policy.clone(), queue_config, wakeup.clone());
+        let console_state = console_state.with_queue(queue_control.clone());
         // The way in for SMTP and for the portal's replies.
         let intake = Arc::new(Intake {
             settings: IntakeSettings {

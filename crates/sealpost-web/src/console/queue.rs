@@ -173,6 +173,33 @@ fn sort_links(q: &QueueQuery) -> HashMap<&'static str, SortLink> {
         .collect()
 }
 
+#[derive(Debug, Serialize)]
+struct SortOption {
+    value: &'static str,
+    label: &'static str,
+    current: bool,
+}
+
+/// The choices of the filter form's "Sort by" (the column headers sort
+/// too; this works where they are hidden, on a phone).
+fn sort_options(current: QueueSort) -> Vec<SortOption> {
+    QueueSort::ALL
+        .into_iter()
+        .map(|sort| SortOption {
+            value: sort.as_str(),
+            label: match sort {
+                QueueSort::NextAttempt => "next attempt",
+                QueueSort::Received => "received",
+                QueueSort::Attempts => "attempts",
+                QueueSort::Recipient => "recipient",
+                QueueSort::Sender => "sender",
+                QueueSort::Domain => "domain",
+            },
+            current: sort == current,
+        })
+        .collect()
+}
+
 /// What the last action did, from the redirect's counts (numbers only:
 /// nothing a link could inject).
 fn outcome_text(pairs: &HashMap<String, String>) -> Option<String> {
@@ -315,7 +342,9 @@ pub(super) async fn page(
             older,
             sort => sort_links(&query),
             keep => query_string(&query, Some(query.offset)),
+            sort_options => sort_options(query.sort),
             q => minijinja::context! {
+                descending => query.descending,
                 domain => f.domain.clone().unwrap_or_default(),
                 sender => f.sender.clone().unwrap_or_default(),
                 recipient => f.recipient.clone().unwrap_or_default(),

@@ -324,3 +324,102 @@ fn sealpost_queue_lists_retries_bounces_and_deletes() {
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(senders.messages().len(), 1, "one report: the bounce's");
 }
+
+/// Waits until the browser is back on the queue page after `action`.
+fn after_action(browser: &crate::browser::Browser, action: &str) {
+    wait_for(
+        Duration::from_secs(10),
+        "the queue page after the action",
+        || {
+            browser
+                .current_url()
+                .query()
+                .is_some_and(|q| q.contains(&format!("action={action}")))
+                .then_some(())
+        },
+    );
+}
+
+/// The console's queue page in headless Chromium: a super admin ticks a
+/// deferred recipient and retries it, bounces another from its row, and
+/// the sender's DSN arrives. Screenshots `console-queue-*` at 1280 and
+/// 390 px.
+#[test]
+fn the_queue_page_in_a_browser() {
+    use crate::browser::Browser;
+
+    let far = Sink::start(&["--tempfail-rcpt", "^<?stuck"]);
+    let hub = Sink::start(&["--tempfail-rcpt", "^<?stuck"]);
+    let gw = TestGateway::start(&format!(
+        "[domains]\ninternal = [\"corp.example\"]\n\
+         [relay]\nnext_hop = \"{}\"\ninternal_next_hop = \"{}\"\nretry_schedule = [\"1h\"]\n",
+        far.addr(),
+        hub.addr()
+    ));
+    let (id, _) = send_and_wait(
+        &gw,
+        &[
+            "stuck.anna@partner.example",
+            "stuck.ben@partner.example",
+            "stuck@supplier.example",
+            "stuck.ops@corp.example",
+        ],
+    );
+    let (name, password) = gw.first_run_admin.clone().unwrap();
+    let base = format!("http://localhost:{}", gw.admin.port());
+    let mut browser = Browser::start();
+    browser.goto(&format!("{base}/console/sign-in"));
+    browser.fill("#name", &name);
+    browser.fill("#password", &password);
+    browser.click("button.primary");
+    browser.wait_for_text("h1", "Choose your own password");
+    browser.fill("#current", &password);
+    browser.fill("#password", "granite-lantern-orbit-meadow");
+    browser.fill("#confirm", "granite-lantern-orbit-meadow");
+    browser.click("button.primary");
+    browser.wait_for_text(".notice", "Your password is changed.");
+
+    browser.click("a[href='/console/queue']");
+    let hops = browser.wait_for_text("table.hops", "partner.example");
+    assert!(
+        hops.contains(&far.addr()) && hops.contains(&hub.addr()),
+        "{hops}"
+    );
+    let listing = browser.text("table.queue");
+    assert!(listing.contains("450"), "the last error: {listing}");
+
+    // Tick Anna, retry now: a second attempt at once.
+    browser.click(&format!("input[name='id'][value='{id}.0']"));
+    browser.click("button[name='action'][value='retry']");
+    after_action(&browser, "retry");
+    browser.wait_for_text(".notice", "1 recipient(s) retried now.");
+    wait_for(Duration::from_secs(10), "a prompt second attempt", || {
+        (recipient(&gw, &id, 0).attempts == 2).then_some(())
+    });
+
+    // Ben's row: bounce; Alice's report reaches the internal hop.
+    browser.click(&format!("button[name='one'][value='bounce:{id}.1']"));
+    after_action(&browser, "bounce");
+    browser.wait_for_text(".notice", "1 recipient(s) bounced");
+    let dsn = &hub.wait_for(1)[0];
+    assert_eq!(dsn.rcpt_tos, ["alice@corp.example"]);
+    assert!(dsn.text().contains("stuck.ben@partner.example"));
+    assert_eq!(recipient(&gw, &id, 1).status, RecipientStatus::Failed);
+
+    // Sorted by recipient on the server, for the screenshots.
+    browser.click("th[aria-sort] a[href*='sort=recipient']");
+    wait_for(Duration::from_secs(10), "the sorted listing", || {
+        browser
+            .current_url()
+            .query()
+            .is_some_and(|q| q.contains("sort=recipient"))
+            .then_some(())
+    });
+    browser.wait_for_text(".pager", "of 3");
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+    // Tall enough to show the listing under the depth table.
+    for (width, height) in [(1280, 1100), (390, 1700)] {
+        browser.set_size(width, height);
+        browser.screenshot(&dir.join(format!("console-queue-{width}.png")));
+    }
+}
