@@ -368,19 +368,19 @@ pub(super) fn delete(
     Ok(report)
 }
 
+/// Leased messages with their keys, and the report of a claim.
+type Claimed = (
+    Vec<(LeasedMessage, Option<sealpost_vault::WrappedKey>)>,
+    ActionReport,
+);
+
 pub(super) fn claim(
     conn: &Connection,
     selection: &Selection,
     owner: &str,
     now: SystemTime,
     until: SystemTime,
-) -> Result<
-    (
-        Vec<(LeasedMessage, Option<sealpost_vault::WrappedKey>)>,
-        ActionReport,
-    ),
-    StoreError,
-> {
+) -> Result<Claimed, StoreError> {
     let (free, mut report) = resolve(conn, selection, now)?;
     let mut lease = conn.prepare_cached(
         "UPDATE recipients SET lease_owner = ?3, lease_until = ?4

@@ -409,7 +409,7 @@ async fn a_bounce_fails_its_claim_with_the_report_in_one_commit() {
         )
         .await
         .unwrap();
-    assert_eq!(ids, [dsn.id.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&dsn.id));
     let recipients = store.recipients(&id).await.unwrap();
     assert_eq!(recipients[1].status, RecipientStatus::Failed);
     assert_eq!(recipients[1].last_reply.as_deref(), Some(BOUNCED_REPLY));
