@@ -189,7 +189,7 @@ enum MessagesCommand {
         /// Part of the subject.
         #[arg(long)]
         subject: Option<String>,
-        /// queued, delivered, failed, secure, expired or recalled.
+        /// queued, delivered, failed, secure, expired, recalled or deleted.
         #[arg(long)]
         status: Option<String>,
         /// Received at or after (RFC 3339).

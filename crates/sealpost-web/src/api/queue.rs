@@ -559,3 +559,85 @@ async fn delete_bulk(
 ) -> ApiResult<Json<ActionView>> {
     act_on_many(QueueAction::Delete, caller, state, body).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> ApiResult<QueueQuery> {
+        let pairs = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        parse_list_query(&pairs, 50)
+    }
+
+    #[test]
+    fn a_listing_query_parses_with_defaults_and_names_each_bad_field() {
+        let q = parse(&[]).unwrap();
+        assert_eq!(
+            (q.sort, q.descending, q.offset, q.limit),
+            (QueueSort::NextAttempt, false, 0, 50)
+        );
+        let q = parse(&[
+            ("domain", " Partner.Example "),
+            ("sender", ""),
+            ("deferred", "true"),
+            ("sort", "attempts"),
+            ("order", "desc"),
+            ("offset", "100"),
+            ("limit", "500"),
+        ])
+        .unwrap();
+        assert_eq!(q.filter.domain.as_deref(), Some("partner.example"));
+        assert_eq!(q.filter.sender, None, "empty means no filter");
+        assert!(q.filter.deferred_only && q.descending);
+        assert_eq!((q.sort, q.offset, q.limit), (QueueSort::Attempts, 100, 500));
+        for (pairs, field) in [
+            (&[("sort", "size")][..], "sort"),
+            (&[("order", "sideways")][..], "order"),
+            (&[("limit", "501")][..], "limit"),
+            (&[("limit", "ten")][..], "limit"),
+            (&[("offset", "-1")][..], "offset"),
+            (&[("deferred", "yes")][..], "deferred"),
+            (&[("status", "queued")][..], "status"),
+        ] {
+            let e = parse(pairs).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{pairs:?}: {e:?}");
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+        }
+    }
+
+    #[test]
+    fn a_bulk_body_names_ids_or_a_filter_never_both_never_nothing() {
+        let key = "0190F3A2B4C5D6E7.1";
+        let body = |ids: Option<Vec<&str>>, filter: Option<FilterBody>| BulkBody {
+            ids: ids.map(|v| v.into_iter().map(str::to_owned).collect()),
+            filter,
+        };
+        let filter = |deferred: Option<bool>| FilterBody {
+            domain: Some("  ".into()),
+            sender: None,
+            recipient: None,
+            deferred,
+        };
+        assert!(matches!(
+            selection(body(Some(vec![key]), None)),
+            Ok(Selection::Keys(k)) if k.len() == 1
+        ));
+        assert!(matches!(
+            selection(body(None, Some(filter(Some(true))))),
+            Ok(Selection::Filter { filter, limit: MAX_FILTERED }) if filter.deferred_only && filter.domain.is_none()
+        ));
+        for (b, field) in [
+            (body(None, None), "ids"),
+            (body(Some(vec![]), None), "ids"),
+            (body(Some(vec![key, "0190F3A2B4C5D6E7"]), None), "ids[1]"),
+            (body(None, Some(filter(None))), "filter"),
+            (body(Some(vec![key]), Some(filter(Some(true)))), "filter"),
+        ] {
+            let e = selection(b).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{e:?}");
+        }
+    }
+}
