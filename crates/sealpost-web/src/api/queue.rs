@@ -401,13 +401,23 @@ async fn act_on_one(
             "recipient {key} is not waiting in the queue (delivered, failed, or no such recipient)"
         )));
     }
+    if !report.in_delivery.is_empty() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "in_delivery",
+            format!(
+                "recipient {key} is being delivered right now and was left alone; try again \
+                 once the attempt is over"
+            ),
+        ));
+    }
     tracing::info!(recipient = %key, by = %caller.key_id, action = action.as_str(), done = report.done.len(), "queue action");
     Ok(Json(action_view(action, report)))
 }
 
 /// Makes one recipient due now: a worker tries it at once.
 #[utoipa::path(post, path = "/queue/recipients/{id}/retry", tag = "queue", params(("id" = String, Path)),
-    responses((status = 200, body = ActionView), (status = 400, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+    responses((status = 200, body = ActionView), (status = 400, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 async fn retry_one(
     QueueOperator(caller): QueueOperator,
     State(state): State<ApiState>,
@@ -419,7 +429,7 @@ async fn retry_one(
 /// Fails one recipient for good, "bounced by an administrator"; the
 /// sender gets a DSN.
 #[utoipa::path(post, path = "/queue/recipients/{id}/bounce", tag = "queue", params(("id" = String, Path)),
-    responses((status = 200, body = ActionView), (status = 400, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+    responses((status = 200, body = ActionView), (status = 400, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 async fn bounce_one(
     QueueOperator(caller): QueueOperator,
     State(state): State<ApiState>,
@@ -430,7 +440,7 @@ async fn bounce_one(
 
 /// Drops one recipient from the queue, without a report to the sender.
 #[utoipa::path(post, path = "/queue/recipients/{id}/delete", tag = "queue", params(("id" = String, Path)),
-    responses((status = 200, body = ActionView), (status = 400, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+    responses((status = 200, body = ActionView), (status = 400, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 async fn delete_one(
     QueueOperator(caller): QueueOperator,
     State(state): State<ApiState>,
