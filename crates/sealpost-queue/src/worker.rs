@@ -19,7 +19,6 @@
 
 use std::{
     collections::HashMap,
-    net::{IpAddr, Ipv4Addr},
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -28,18 +27,19 @@ use arc_swap::ArcSwap;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use sealpost_policy::{Decision, EmailAddress, PolicySet, Route, text::one_line};
+use sealpost_policy::{PolicySet, text::one_line};
 use sealpost_smtp::{
-    dsn::{self, DsnAction, DsnInput, DsnRecipient},
+    dsn::{DsnAction, DsnRecipient},
     outbound::{Delivery, DeliveryOutcome, HostPort, NextHop, OutgoingMessage, OutgoingRecipient},
 };
 use sealpost_store::{
-    ClientInfo, Leased, LeasedMessage, LeasedRecipient, MessageKind, NewMessage, NewRecipient,
-    Notify as DsnNotify, OutcomeKind, QueueId, RecipientOutcome, Store, StoreError,
+    Leased, LeasedMessage, LeasedRecipient, MessageKind, NewMessage, OutcomeKind, QueueId,
+    RecipientOutcome, Store, StoreError,
     handoff::{self, HandedOver, Handoff, HandoffReceiver},
 };
 
 use crate::{
+    report,
     schedule::{RetrySchedule, Verdict},
     unnotified::{self, FailedNotification},
 };
@@ -318,20 +318,6 @@ impl Worker {
             .await?)
     }
 
-    /// The next hop of one recipient.
-    fn next_hop(&self, policy: &PolicySet, recipient: &EmailAddress) -> NextHop {
-        let config = &self.inner.config;
-        let configured = if policy.is_internal(recipient) {
-            &config.internal_next_hop
-        } else {
-            &config.next_hop
-        };
-        match configured {
-            Some(hp) => NextHop::Host(hp.clone()),
-            None => NextHop::Mx(recipient.domain_str().to_owned()),
-        }
-    }
-
     async fn process(&self, mut batch: Vec<LeasedMessage>) -> Result<(), QueueError> {
         if batch.is_empty() {
             return Ok(());
@@ -362,7 +348,7 @@ impl Worker {
             let mut per_hop: HashMap<NextHop, Vec<&LeasedRecipient>> = HashMap::new();
             for r in &message.recipients {
                 per_hop
-                    .entry(self.next_hop(&policy, &r.address))
+                    .entry(report::next_hop(&self.inner.config, &policy, &r.address))
                     .or_default()
                     .push(r);
             }
@@ -462,7 +448,8 @@ impl Worker {
         let mut dsns: Vec<NewMessage> = reports
             .into_iter()
             .map(|(i, recipients)| {
-                self.dsn(
+                report::dsn(
+                    &self.inner.config,
                     &batch[i],
                     contents[i].as_deref().map_or(&[][..], Vec::as_slice),
                     recipients,
@@ -546,67 +533,6 @@ impl Worker {
                     }
                 }
             }
-        }
-    }
-
-    fn dsn(
-        &self,
-        message: &LeasedMessage,
-        original: &[u8],
-        recipients: Vec<DsnRecipient>,
-        now: SystemTime,
-    ) -> NewMessage {
-        // Like a notification, a report to an IDN domain goes in A-label
-        // form when it can, so a next hop without SMTPUTF8 takes it.
-        let sender = message
-            .sender
-            .as_ref()
-            .expect("reports only for messages with a sender")
-            .with_ascii_domain();
-        let id = QueueId::generate();
-        let content = dsn::build(&DsnInput {
-            reporting_mta: &self.inner.config.hostname,
-            sender: &sender,
-            queue_id: message.id.as_str(),
-            env_id: message.env_id.as_deref(),
-            arrival: message.received_at,
-            ret: message.ret,
-            original,
-            recipients,
-            now,
-        });
-        NewMessage {
-            id,
-            received_at: now,
-            sender: None,
-            client: ClientInfo {
-                ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                name: None,
-                helo: None,
-                protocol: "local".into(),
-            },
-            body_8bit: !content.is_ascii(),
-            content,
-            smtputf8: sender.is_utf8(),
-            env_id: None,
-            ret: None,
-            expires_at: now + self.inner.config.queue_lifetime,
-            kind: MessageKind::Dsn,
-            recipients: vec![NewRecipient {
-                address: sender,
-                orcpt: None,
-                notify: DsnNotify::from_bits(DsnNotify::NEVER),
-                decision: Decision {
-                    route: Route::Relay,
-                    policy: None,
-                },
-            }],
-            subject: None,
-            parent: Some(message.id.clone()),
-            secure: Vec::new(),
-            attached: Vec::new(),
-            claim: None,
-            portal_sent: None,
         }
     }
 }

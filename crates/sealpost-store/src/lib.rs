@@ -19,6 +19,7 @@ pub mod handoff;
 mod model;
 pub mod portal;
 pub mod private;
+pub mod queue_admin;
 pub mod secure;
 mod spool;
 pub mod sqlite;
@@ -29,6 +30,7 @@ pub use admin::{AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, Con
 pub use console::ConsoleStore;
 pub use model::*;
 pub use portal::PortalStore;
+pub use queue_admin::QueueAdminStore;
 pub use secure::SecureStore;
 pub use sqlite::{SqliteStore, StoredConfig};
 

@@ -312,6 +312,9 @@ pub enum RecipientStatus {
     /// Secure delivery recalled by the sender or an administrator (or a
     /// relay delivery cancelled by the recall); the content is destroyed.
     Recalled,
+    /// Taken out of the queue by an administrator, without a report to
+    /// the sender.
+    Deleted,
 }
 
 impl RecipientStatus {
@@ -323,6 +326,7 @@ impl RecipientStatus {
             RecipientStatus::Secure => "secure",
             RecipientStatus::Expired => "expired",
             RecipientStatus::Recalled => "recalled",
+            RecipientStatus::Deleted => "deleted",
         }
     }
 
@@ -334,6 +338,7 @@ impl RecipientStatus {
             "secure" => RecipientStatus::Secure,
             "expired" => RecipientStatus::Expired,
             "recalled" => RecipientStatus::Recalled,
+            "deleted" => RecipientStatus::Deleted,
             _ => return None,
         })
     }

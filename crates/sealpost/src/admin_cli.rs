@@ -1,8 +1,10 @@
-//! The administration commands of the CLI: `policy`, `import`, `export`.
+//! The administration commands of the CLI: `policy`, `import`, `export`,
+//! `messages` and `queue` ([`queue`]).
 //! They talk to the running gateway's REST API ([`crate::api_client`]), so
 //! what they change applies to the next message, exactly as a change made
 //! in the console would.
 
+pub mod queue;
 mod table;
 
 use std::{io::Write, path::Path};

@@ -82,12 +82,97 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// The relay queue: depth per next hop, waiting recipients, retry
+    /// now, bounce, delete (through the API).
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// The vault's master keys (run with the gateway stopped).
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
         #[arg(long, short, env = "SEALPOST_CONFIG", global = true)]
         config: Option<PathBuf>,
+    },
+}
+
+/// Which waiting recipients (`queue list` and the bulk actions).
+#[derive(Debug, clap::Args)]
+struct QueueFilterArgs {
+    /// Recipients of this domain.
+    #[arg(long)]
+    domain: Option<String>,
+    /// Part of the envelope sender.
+    #[arg(long)]
+    sender: Option<String>,
+    /// Part of the recipient address.
+    #[arg(long)]
+    recipient: Option<String>,
+}
+
+impl QueueFilterArgs {
+    fn into_filter(self, deferred: bool) -> admin_cli::queue::QueueFilter {
+        admin_cli::queue::QueueFilter {
+            domain: self.domain,
+            sender: self.sender,
+            recipient: self.recipient,
+            deferred,
+        }
+    }
+}
+
+/// The recipients of a queue action: ids, or a filter.
+#[derive(Debug, clap::Args)]
+struct QueueTargetArgs {
+    /// Recipient ids, as `sealpost queue list` shows them
+    /// (`<queue id>.<n>`).
+    ids: Vec<String>,
+    /// Every recipient that failed at least one attempt.
+    #[arg(long)]
+    all_deferred: bool,
+    #[command(flatten)]
+    filter: QueueFilterArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum QueueCommand {
+    /// The depth per next hop and destination domain.
+    Summary,
+    /// Waiting recipients with their last error and next attempt.
+    List {
+        #[command(flatten)]
+        filter: QueueFilterArgs,
+        /// Only recipients that failed at least one attempt.
+        #[arg(long)]
+        deferred: bool,
+        /// next_attempt, received, attempts, recipient, sender or domain.
+        #[arg(long)]
+        sort: Option<String>,
+        /// Descending order.
+        #[arg(long)]
+        desc: bool,
+        /// At most this many recipients.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Try recipients again now.
+    Retry {
+        #[command(flatten)]
+        target: QueueTargetArgs,
+    },
+    /// Fail recipients for good; each sender gets a DSN ("bounced by an
+    /// administrator").
+    Bounce {
+        #[command(flatten)]
+        target: QueueTargetArgs,
+    },
+    /// Drop recipients from the queue without telling the sender.
+    Delete {
+        #[command(flatten)]
+        target: QueueTargetArgs,
     },
 }
 
@@ -104,7 +189,7 @@ enum MessagesCommand {
         /// Part of the subject.
         #[arg(long)]
         subject: Option<String>,
-        /// queued, delivered, failed, secure, expired or recalled.
+        /// queued, delivered, failed, secure, expired, recalled or deleted.
         #[arg(long)]
         status: Option<String>,
         /// Received at or after (RFC 3339).
@@ -401,6 +486,37 @@ fn main() -> ExitCode {
             MessagesCommand::Recall { ids } => admin_cli::messages_recall(client, &ids),
             MessagesCommand::Extend { id, days, until } => {
                 admin_cli::messages_extend(client, &id, days, until.as_deref())
+            }
+        }),
+        Command::Queue { command, api } => admin(&api, |client| {
+            let act = |action: &str, t: QueueTargetArgs| {
+                admin_cli::queue::act(
+                    client,
+                    action,
+                    &t.ids,
+                    &t.filter.into_filter(t.all_deferred),
+                )
+            };
+            match command {
+                QueueCommand::Summary => admin_cli::queue::summary(client),
+                QueueCommand::List {
+                    filter,
+                    deferred,
+                    sort,
+                    desc,
+                    limit,
+                } => admin_cli::queue::list(
+                    client,
+                    &filter.into_filter(deferred),
+                    &admin_cli::queue::ListOrder {
+                        sort,
+                        descending: desc,
+                        limit: limit.max(1),
+                    },
+                ),
+                QueueCommand::Retry { target } => act("retry", target),
+                QueueCommand::Bounce { target } => act("bounce", target),
+                QueueCommand::Delete { target } => act("delete", target),
             }
         }),
         Command::Import { what, file, api } => admin(&api, |client| match (what, file) {

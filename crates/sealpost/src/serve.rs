@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use sealpost_intake::{Intake, IntakeSettings};
 use sealpost_policy::PolicySet;
-use sealpost_queue::{QueueConfig, RetrySchedule, Worker};
+use sealpost_queue::{QueueConfig, QueueControl, RetrySchedule, Worker};
 use sealpost_secure::plan::SecureSettings;
 use sealpost_smtp::{
     inbound::{self, Inbound, InboundConfig, busy_poll::BusyPoll},
@@ -364,22 +364,28 @@ impl Application {
             mx_port: config.relay.mx_port,
             ..OutboundConfig::default()
         }));
+        let queue_config = QueueConfig {
+            hostname: config.hostname.clone(),
+            retry: RetrySchedule::new(config.relay.retry_schedule.clone())
+                .context("relay.retry_schedule needs at least one non-zero delay")?,
+            queue_lifetime: config.relay.queue_lifetime,
+            next_hop: config.relay.next_hop.clone(),
+            internal_next_hop: config.relay.internal_next_hop.clone(),
+            max_connections_per_hop: config.relay.max_connections_per_hop,
+            ..QueueConfig::default()
+        };
         let worker = Worker::new(
             store.clone(),
             delivery,
             policy.clone(),
-            QueueConfig {
-                hostname: config.hostname.clone(),
-                retry: RetrySchedule::new(config.relay.retry_schedule.clone())
-                    .context("relay.retry_schedule needs at least one non-zero delay")?,
-                queue_lifetime: config.relay.queue_lifetime,
-                next_hop: config.relay.next_hop.clone(),
-                internal_next_hop: config.relay.internal_next_hop.clone(),
-                max_connections_per_hop: config.relay.max_connections_per_hop,
-                ..QueueConfig::default()
-            },
+            queue_config.clone(),
             wakeup.clone(),
         );
+        // What administrators do to the queue, through the API, the
+        // console and the CLI.
+        let queue_control =
+            QueueControl::new(sqlite.clone(), policy.clone(), queue_config, wakeup.clone());
+        let console_state = console_state.with_queue(queue_control.clone());
         // The way in for SMTP and for the portal's replies.
         let intake = Arc::new(Intake {
             settings: IntakeSettings {
@@ -458,6 +464,7 @@ impl Application {
                 policy: policy_service,
                 secure,
                 retention: config.vault.retention,
+                queue: queue_control.clone(),
             },
             expiry_interval: config.vault.expiry_interval,
             shutdown: CancellationToken::new(),

@@ -13,6 +13,7 @@ mod console;
 mod envelopes;
 mod portal;
 mod queue;
+mod queue_admin;
 mod readers;
 mod secure;
 mod sessions;
@@ -32,9 +33,9 @@ use sealpost_vault::{TokenHash, Vault, WrappedKey};
 
 use crate::{
     AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, ExtendTo, KeyUsage,
-    Leased, MessageFilter, MessageRecord, NewMessage, NotificationTarget, QueueId, QueueStats,
-    RecallOutcome, RecipientOutcome, RecipientRecord, SecureAccess, SecureStore, Store, StoreError,
-    TrackedMessage, VerifyBatch,
+    Leased, LeasedMessage, MessageFilter, MessageRecord, NewMessage, NotificationTarget, QueueId,
+    QueueStats, RecallOutcome, RecipientOutcome, RecipientRecord, SecureAccess, SecureStore, Store,
+    StoreError, TrackedMessage, VerifyBatch,
     audit::{Actor, AuditEntry, AuditQuery, Change},
     private,
     spool::Spool,
@@ -358,6 +359,29 @@ impl SqliteStore {
         }
     }
 
+    /// Opens the inline contents of leased messages, off the writer
+    /// thread. One that does not open is left without content: the worker
+    /// asks load_body, which reports why, and the lease runs out (never
+    /// garbage sent).
+    async fn open_leased(
+        &self,
+        leased: Vec<(LeasedMessage, Option<WrappedKey>)>,
+    ) -> Vec<LeasedMessage> {
+        let mut messages = Vec::with_capacity(leased.len());
+        for (mut message, key) in leased {
+            if let (Some(sealed), Some(key)) = (message.content.take(), key) {
+                match self.open_sealed(&message.id, key, sealed).await {
+                    Ok(content) => message.content = Some(content),
+                    Err(e) => {
+                        tracing::error!(queue_id = %message.id, error = %e, "stored content does not open")
+                    }
+                }
+            }
+            messages.push(message);
+        }
+        messages
+    }
+
     /// Opens a sealed content.
     async fn open_sealed(
         &self,
@@ -550,22 +574,10 @@ impl Store for SqliteStore {
                 ))
             })
             .await?;
-        // Open inline contents here, off the writer thread. One that does
-        // not open is left without content: the worker asks load_body,
-        // which reports why, and the lease runs out (never garbage sent).
-        let mut messages = Vec::with_capacity(leased.len());
-        for (mut message, key) in leased {
-            if let (Some(sealed), Some(key)) = (message.content.take(), key) {
-                match self.open_sealed(&message.id, key, sealed).await {
-                    Ok(content) => message.content = Some(content),
-                    Err(e) => {
-                        tracing::error!(queue_id = %message.id, error = %e, "stored content does not open")
-                    }
-                }
-            }
-            messages.push(message);
-        }
-        Ok(Leased { messages, next_due })
+        Ok(Leased {
+            messages: self.open_leased(leased).await,
+            next_due,
+        })
     }
 
     async fn load_body(&self, id: &QueueId) -> Result<Vec<u8>, StoreError> {

@@ -211,21 +211,22 @@ pub(super) fn lease(
             limit as i64
         ])?;
         while let Some(row) = rows.next()? {
-            let address: String = row.get("address")?;
-            let recipient = LeasedRecipient {
-                idx: row.get("idx")?,
-                address: EmailAddress::parse(&address)
-                    .map_err(|e| StoreError::Corrupt(format!("stored address {address:?}: {e}")))?,
-                orcpt: row.get("orcpt")?,
-                notify: Notify::from_bits(row.get("notify")?),
-                attempts: row.get("attempts")?,
-            };
+            let recipient = leased_recipient(row)?;
             by_message
                 .entry(row.get("message_id")?)
                 .or_default()
                 .push(recipient);
         }
     }
+    leased_messages(conn, by_message)
+}
+
+/// The messages of leased recipients (message id → its recipients), with
+/// each message's metadata, inline content and key.
+pub(super) fn leased_messages(
+    conn: &Connection,
+    by_message: BTreeMap<String, Vec<LeasedRecipient>>,
+) -> Result<Vec<(LeasedMessage, Option<WrappedKey>)>, StoreError> {
     let mut select = conn.prepare_cached(
         "SELECT id, received_at, sender, client_ip, client_name, helo, protocol, size,
                 body_8bit, smtputf8, env_id, ret, expires_at, kind, content,
@@ -244,6 +245,19 @@ pub(super) fn lease(
         leased.push(message);
     }
     Ok(leased)
+}
+
+/// A leased recipient from a row of `idx, address, orcpt, notify, attempts`.
+pub(super) fn leased_recipient(row: &Row<'_>) -> Result<LeasedRecipient, StoreError> {
+    let address: String = row.get("address")?;
+    Ok(LeasedRecipient {
+        idx: row.get("idx")?,
+        address: EmailAddress::parse(&address)
+            .map_err(|e| StoreError::Corrupt(format!("stored address {address:?}: {e}")))?,
+        orcpt: row.get("orcpt")?,
+        notify: Notify::from_bits(row.get("notify")?),
+        attempts: row.get("attempts")?,
+    })
 }
 
 /// The row's wrapped message key (`None` once the content is destroyed).
@@ -302,7 +316,7 @@ fn leased_message(
     })
 }
 
-fn parse_kind(kind: &str) -> Result<MessageKind, StoreError> {
+pub(super) fn parse_kind(kind: &str) -> Result<MessageKind, StoreError> {
     MessageKind::parse(kind)
         .ok_or_else(|| StoreError::Corrupt(format!("unknown message kind {kind:?}")))
 }

@@ -1224,3 +1224,4 @@ mod audit;
 mod console;
 mod envelopes;
 mod portal;
+mod queue_admin;

@@ -66,6 +66,12 @@ role_extractor!(
     require_message_edit
 );
 role_extractor!(
+    /// May retry, bounce and delete queued recipients (super_admin,
+    /// tracking_admin).
+    QueueOperator,
+    require_queue_action
+);
+role_extractor!(
     /// A super admin (API keys).
     SuperAdmin,
     require_super_admin

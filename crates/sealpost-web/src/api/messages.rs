@@ -83,7 +83,7 @@ struct MessageView {
 #[derive(Debug, Serialize, ToSchema)]
 struct RecipientView {
     address: String,
-    /// queued, delivered, failed, secure, expired or recalled.
+    /// queued, delivered, failed, secure, expired, recalled or deleted.
     status: &'static str,
     /// `relay` or `secure:<definition id>`.
     route: String,
@@ -205,7 +205,7 @@ struct MessageQuery {
     /// Part of the subject.
     subject: Option<String>,
     /// Messages with a recipient in this status: queued, delivered,
-    /// failed, secure, expired, recalled.
+    /// failed, secure, expired, recalled, deleted.
     status: Option<String>,
     /// Received at or after (RFC 3339).
     since: Option<String>,
@@ -247,7 +247,9 @@ async fn list_messages(
         Some(s) => Some(RecipientStatus::parse(s).ok_or_else(|| {
             let mut e = ApiError::bad_request(
                 "invalid_status",
-                format!("{s:?}: use queued, delivered, failed, secure, expired or recalled"),
+                format!(
+                    "{s:?}: use queued, delivered, failed, secure, expired, recalled or deleted"
+                ),
             );
             e.field = Some("status".into());
             e

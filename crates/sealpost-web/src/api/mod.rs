@@ -10,8 +10,8 @@
 //! One file per resource, each with its handlers and a `routes` function:
 //! [`internal_domains`], [`directory`], [`groups`], [`definitions`],
 //! [`policies`], [`policy_test`], [`api_keys`], [`config`] (the whole
-//! configuration as one document) and [`messages`] (tracking, recall,
-//! expiry). Errors are in [`error`], the extractors that shape them in
+//! configuration as one document), [`messages`] (tracking, recall,
+//! expiry) and [`queue`] (depth, retry now, bounce, delete). Errors are in [`error`], the extractors that shape them in
 //! [`extract`].
 
 mod api_keys;
@@ -26,6 +26,7 @@ mod internal_domains;
 mod messages;
 mod policies;
 pub(crate) mod policy_test;
+pub(crate) mod queue;
 
 use axum::{Json, http::StatusCode};
 use sealpost_policy::PolicyDocument;
@@ -55,6 +56,8 @@ pub struct ApiState {
     pub secure: Arc<dyn SecureStore>,
     /// `vault.retention`: no expiry may pass received + retention.
     pub retention: std::time::Duration,
+    /// The relay queue's controls (depth, retry now, bounce, delete).
+    pub queue: sealpost_queue::QueueControl,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -68,7 +71,7 @@ impl std::fmt::Debug for ApiState {
     info(
         title = "sealpost administration API",
         version = "1",
-        description = "Secure Messaging policies, definitions, groups, directory and internal domains, and message tracking (recall, expiry)."
+        description = "Secure Messaging policies, definitions, groups, directory and internal domains, message tracking (recall, expiry) and the relay queue (retry now, bounce, delete)."
     ),
     servers((url = "/api/v1")),
     modifiers(&BearerAuth),
@@ -131,6 +134,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         api_keys::routes,
         audit::routes,
         messages::routes,
+        queue::routes,
     ] {
         json = routes(json);
     }

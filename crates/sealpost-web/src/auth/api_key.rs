@@ -98,6 +98,22 @@ impl Caller {
         }
     }
 
+    /// Refuses callers whose role may not retry, bounce or delete queued
+    /// recipients (the roles that manage messages may).
+    ///
+    /// # Errors
+    /// [`Forbidden`] for a role without that right.
+    pub fn require_queue_action(&self) -> Result<(), Forbidden> {
+        if self.role.may_manage_messages() {
+            Ok(())
+        } else {
+            Err(Forbidden(format!(
+                "role {} may not retry, bounce or delete queued recipients",
+                self.role.as_str()
+            )))
+        }
+    }
+
     /// Refuses callers who may not read the audit log (super admins and
     /// read-only auditors may).
     ///

@@ -18,7 +18,7 @@ use super::{ConsoleState, SignedIn, home};
 /// Entries on a page.
 const PAGE: usize = 50;
 
-const OBJECT_KINDS: [&str; 10] = [
+const OBJECT_KINDS: [&str; 11] = [
     "policy",
     "definition",
     "group",
@@ -29,6 +29,7 @@ const OBJECT_KINDS: [&str; 10] = [
     "api_key",
     "administrator",
     "message",
+    "queued_recipient",
 ];
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -21,6 +21,7 @@
 //!   (new, edit, duplicate, delete, enable and disable) and its pickers.
 //! - [`policy_test`]: which policy applies to a message, and why.
 //! - [`domains`]: internal domains.
+//! - [`queue`]: the relay queue (depth, retry now, bounce, delete).
 
 mod account;
 mod administrators;
@@ -33,6 +34,7 @@ mod policy_form;
 mod policy_test;
 #[cfg(test)]
 mod policy_tests;
+mod queue;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -96,6 +98,10 @@ impl ConsoleSettings {
 #[derive(Clone)]
 pub struct ConsoleState {
     inner: Arc<Inner>,
+    /// The relay queue's controls, shared with the API
+    /// ([`ConsoleState::with_queue`]); without them the queue page says
+    /// it is not available.
+    queue: Option<sealpost_queue::QueueControl>,
 }
 
 struct Inner {
@@ -122,7 +128,7 @@ impl std::fmt::Debug for ConsoleState {
     }
 }
 
-const TEMPLATES: [(&str, &str); 16] = [
+const TEMPLATES: &[(&str, &str)] = &[
     ("layout.html", include_str!("templates/layout.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
     ("password.html", include_str!("templates/password.html")),
@@ -154,6 +160,7 @@ const TEMPLATES: [(&str, &str); 16] = [
         "policy_delete.html",
         include_str!("templates/policy_delete.html"),
     ),
+    ("queue.html", include_str!("templates/queue.html")),
 ];
 
 const CONSOLE_CSS: &str = include_str!("static/console.css");
@@ -179,7 +186,7 @@ impl ConsoleState {
         let mut pages = Environment::new();
         pages.set_auto_escape_callback(|_| AutoEscape::Html);
         pages.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        for (name, source) in TEMPLATES {
+        for &(name, source) in TEMPLATES {
             pages
                 .add_template(name, source)
                 .unwrap_or_else(|e| panic!("built-in console template {name}: {e}"));
@@ -201,7 +208,15 @@ impl ConsoleState {
                 pages,
                 asset_version,
             }),
+            queue: None,
         })
+    }
+
+    /// Connects the queue page to the relay queue's controls.
+    #[must_use]
+    pub fn with_queue(mut self, queue: sealpost_queue::QueueControl) -> Self {
+        self.queue = Some(queue);
+        self
     }
 
     fn store(&self) -> &dyn ConsoleStore {
@@ -311,6 +326,9 @@ const SUPER_ADMINS: &[Role] = &[Role::SuperAdmin];
 const POLICY_EDITORS: &[Role] = &[Role::SuperAdmin, Role::PolicyAdmin];
 /// Who reads the audit log.
 const AUDITORS: &[Role] = &[Role::SuperAdmin, Role::ReadOnly];
+/// Who retries, bounces and deletes queued recipients (the API's
+/// message managers).
+const QUEUE_OPERATORS: &[Role] = &[Role::SuperAdmin, Role::TrackingAdmin];
 
 /// One console route: the router is built from these alone, so no route
 /// exists without its rule, and the rule is enforced here, before the
@@ -454,6 +472,13 @@ pub(super) fn routes() -> Vec<Route> {
             POST,
             Roles(POLICY_EDITORS),
             post(domains::remove),
+        ),
+        route("/console/queue", GET, Any, get(queue::page)),
+        route(
+            "/console/queue/action",
+            POST,
+            Roles(QUEUE_OPERATORS),
+            post(queue::act),
         ),
         route("/console/static/console.css", GET, Public, get(console_css)),
         route("/console/{*rest}", GET, Public, get(not_found)),

@@ -42,11 +42,12 @@ pub(super) async fn world() -> World {
         .await
         .unwrap(),
     );
+    let live = Arc::new(arc_swap::ArcSwap::from_pointee(
+        sealpost_policy::PolicySet::with_internal_domains(Default::default()),
+    ));
     let policy = Arc::new(crate::PolicyService::new(
         store.clone(),
-        Arc::new(arc_swap::ArcSwap::from_pointee(
-            sealpost_policy::PolicySet::with_internal_domains(Default::default()),
-        )),
+        live.clone(),
         crate::FileRules {
             internal_domains: vec![sealpost_policy::DomainPattern::parse("corp.example").unwrap()],
             max_expiry_days: 3650,
@@ -60,7 +61,13 @@ pub(super) async fn world() -> World {
         store.clone(),
         policy,
     )
-    .unwrap();
+    .unwrap()
+    .with_queue(sealpost_queue::QueueControl::new(
+        store.clone(),
+        live,
+        sealpost_queue::QueueConfig::default(),
+        Arc::new(tokio::sync::Notify::new()),
+    ));
     World {
         router: router(state),
         store,
@@ -800,3 +807,5 @@ async fn a_policy_admin_manages_internal_domains() {
         .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 }
+
+mod queue;

@@ -30,6 +30,7 @@ mod policy_api;
 mod portal;
 mod portal_hostile;
 mod portal_journey;
+mod queue;
 mod relay;
 mod secure;
 mod secure_cli;
