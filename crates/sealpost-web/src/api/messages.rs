@@ -269,6 +269,7 @@ async fn list_messages(
             .map(|t| parse_time("until", t))
             .transpose()?,
         all_kinds: q.all.unwrap_or(false),
+        oldest_first: false,
         after: q.after.as_deref().map(parse_id).transpose()?,
         limit,
     };
