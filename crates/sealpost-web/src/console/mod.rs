@@ -13,7 +13,10 @@
 //!
 //! - [`session`]: who is signed in ([`SignedIn`]), and the form guards.
 //! - [`account`]: sign-in, sign-out and the password form.
-//! - [`home`]: the overview.
+//! - [`home`]: the dashboard, the first page after sign-in.
+//! - [`chart`]: the dashboard's small charts, as inline SVG.
+//! - [`nav`]: the navigation, from the route table.
+//! - [`tracking`]: message tracking: search, a message, recall and expiry.
 //! - [`administrators`]: administrators and API keys (super admins).
 //! - [`audit`]: the audit log.
 //! - [`policies`]: Administration | Gateway | Policies.
@@ -22,12 +25,15 @@
 mod account;
 mod administrators;
 mod audit;
+mod chart;
 mod domains;
 mod home;
+mod nav;
 mod policies;
 mod session;
 #[cfg(test)]
 mod tests;
+mod tracking;
 
 pub use session::SignedIn;
 
@@ -42,7 +48,7 @@ use axum::{
     routing::{MethodRouter, get, post},
 };
 use minijinja::{AutoEscape, Environment};
-use sealpost_store::{AdminStore, ConsoleStore, Role, portal::SessionLimits};
+use sealpost_store::{AdminStore, ConsoleStore, Role, SecureStore, portal::SessionLimits};
 use serde::Serialize;
 
 use crate::{
@@ -66,6 +72,9 @@ pub struct ConsoleSettings {
     pub backoff: Backoff,
     /// TLS and trusted proxies of the admin listener.
     pub reach: client::Reach,
+    /// `vault.retention`: a new expiry set in tracking never passes
+    /// received + retention (the store refuses it; the form says so).
+    pub retention: std::time::Duration,
 }
 
 impl ConsoleSettings {
@@ -80,6 +89,7 @@ impl ConsoleSettings {
             },
             backoff: Backoff::default(),
             reach: client::Reach::default(),
+            retention: std::time::Duration::from_secs(30 * 86400),
         }
     }
 }
@@ -95,6 +105,9 @@ struct Inner {
     store: Arc<dyn ConsoleStore>,
     /// API keys, the audit log and reading the policy configuration.
     admin: Arc<dyn AdminStore>,
+    /// Message tracking, recall and expiry, and the dashboard's figures:
+    /// the store calls the API's `/messages` makes.
+    secure: Arc<dyn SecureStore>,
     /// The policy configuration's one writer and live snapshot, shared
     /// with the API: every change is checked, audited and applied alike.
     policy: Arc<PolicyService>,
@@ -114,7 +127,7 @@ impl std::fmt::Debug for ConsoleState {
     }
 }
 
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 14] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
     ("password.html", include_str!("templates/password.html")),
@@ -133,6 +146,11 @@ const TEMPLATES: [(&str, &str); 12] = [
     ),
     ("policies.html", include_str!("templates/policies.html")),
     ("domains.html", include_str!("templates/domains.html")),
+    ("tracking.html", include_str!("templates/tracking.html")),
+    (
+        "tracking_message.html",
+        include_str!("templates/tracking_message.html"),
+    ),
 ];
 
 const CONSOLE_CSS: &str = include_str!("static/console.css");
@@ -150,6 +168,7 @@ impl ConsoleState {
         settings: ConsoleSettings,
         store: Arc<dyn ConsoleStore>,
         admin: Arc<dyn AdminStore>,
+        secure: Arc<dyn SecureStore>,
         policy: Arc<PolicyService>,
     ) -> Result<Self, BadOrigin> {
         let origin = PublicOrigin::parse(&settings.url)?;
@@ -163,6 +182,7 @@ impl ConsoleState {
                 .add_template(name, source)
                 .unwrap_or_else(|e| panic!("built-in console template {name}: {e}"));
         }
+        nav::register(&mut pages, &routes());
         let digest = ring::digest::digest(&ring::digest::SHA256, CONSOLE_CSS.as_bytes());
         let asset_version = hex::encode(&digest.as_ref()[..6]);
         Ok(ConsoleState {
@@ -170,6 +190,7 @@ impl ConsoleState {
                 settings,
                 store,
                 admin,
+                secure,
                 policy,
                 guard,
                 // Ten password posts at once, then one every 6 seconds.
@@ -191,6 +212,10 @@ impl ConsoleState {
         self.inner.admin.as_ref()
     }
 
+    fn secure(&self) -> &dyn SecureStore {
+        self.inner.secure.as_ref()
+    }
+
     fn policy(&self) -> &PolicyService {
         &self.inner.policy
     }
@@ -208,6 +233,7 @@ impl ConsoleState {
     fn page(&self, name: &str, status: StatusCode, values: impl Serialize) -> Response {
         let ctx = minijinja::context! {
             asset_version => self.inner.asset_version,
+            nav_current => nav::section_of(name),
             ..minijinja::Value::from_serialize(values)
         };
         match self
@@ -290,6 +316,9 @@ const SUPER_ADMINS: &[Role] = &[Role::SuperAdmin];
 const POLICY_EDITORS: &[Role] = &[Role::SuperAdmin, Role::PolicyAdmin];
 /// Who reads the audit log.
 const AUDITORS: &[Role] = &[Role::SuperAdmin, Role::ReadOnly];
+/// Who recalls messages and changes their expiry (as the API's
+/// `MessageEditor`).
+const MESSAGE_EDITORS: &[Role] = &[Role::SuperAdmin, Role::TrackingAdmin];
 
 /// One console route: the router is built from these alone, so no route
 /// exists without its rule, and the rule is enforced here, before the
@@ -383,6 +412,31 @@ pub(super) fn routes() -> Vec<Route> {
             GET,
             Any,
             get(policies::list),
+        ),
+        route("/console/tracking", GET, Any, get(tracking::search)),
+        route(
+            "/console/tracking/recall",
+            POST,
+            Roles(MESSAGE_EDITORS),
+            post(tracking::actions::bulk_recall),
+        ),
+        route(
+            "/console/tracking/{id}",
+            GET,
+            Any,
+            get(tracking::message::page),
+        ),
+        route(
+            "/console/tracking/{id}/recall",
+            POST,
+            Roles(MESSAGE_EDITORS),
+            post(tracking::actions::recall),
+        ),
+        route(
+            "/console/tracking/{id}/extend",
+            POST,
+            Roles(MESSAGE_EDITORS),
+            post(tracking::actions::extend),
         ),
         route("/console/domains", GET, Any, get(domains::list)),
         route(

@@ -58,6 +58,7 @@ async fn world() -> World {
         ConsoleSettings::new(URL.into()),
         store.clone(),
         store.clone(),
+        store.clone(),
         policy,
     )
     .unwrap();
@@ -800,3 +801,5 @@ async fn a_policy_admin_manages_internal_domains() {
         .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 }
+
+mod tracking;
