@@ -77,16 +77,20 @@ pub(super) fn stacked_columns(
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg class="chart" viewBox="0 0 {width} {HEIGHT}" role="img" aria-labelledby="{id}-title {id}-desc" focusable="false"><title id="{id}-title">{}</title><desc id="{id}-desc">{}</desc>"#,
+        r#"<svg class="chart" width="{}" height="{}" viewBox="0 0 {width} {HEIGHT}" role="img" aria-labelledby="{id}-title {id}-desc" focusable="false"><title id="{id}-title">{}</title><desc id="{id}-desc">{}</desc>"#,
+        // Drawn at 1.5 × its units, never wider than its card (CSS):
+        // the same text size in every chart on a laptop.
+        width * 3 / 2,
+        HEIGHT * 3 / 2,
         esc(title),
         esc(desc)
     );
-    // The axis: zero, half and the top, in round numbers.
-    for (value, y) in [
-        (0, PLOT_BOTTOM),
-        (top / 2, (PLOT_BOTTOM + PLOT_TOP) / 2),
-        (top, PLOT_TOP),
-    ] {
+    // The axis: zero, the top and, when it is a whole number, the half.
+    let mut ticks = vec![(0, PLOT_BOTTOM), (top, PLOT_TOP)];
+    if top % 2 == 0 {
+        ticks.push((top / 2, (PLOT_BOTTOM + PLOT_TOP) / 2));
+    }
+    for (value, y) in ticks {
         let _ = write!(
             svg,
             r#"<line class="grid" x1="{LEFT}" x2="{width}" y1="{y}" y2="{y}"/><text class="axis" x="{}" y="{}" text-anchor="end">{value}</text>"#,
@@ -115,7 +119,13 @@ pub(super) fn stacked_columns(
         }
         let _ = write!(
             svg,
-            r#"<text class="axis" x="{}" y="{}" text-anchor="middle"><title>{}: {}</title>{}</text>"#,
+            r#"<text class="axis{}" x="{}" y="{}" text-anchor="middle"><title>{}: {}</title>{}</text>"#,
+            // Every other day's label goes on a phone (CSS); the last stays.
+            if (columns.len() - 1 - i) % 2 == 1 {
+                " alternate"
+            } else {
+                ""
+            },
             x + BAR / 2,
             PLOT_BOTTOM + 14,
             esc(&column.title),
@@ -211,7 +221,11 @@ mod tests {
         assert!(svg.contains("<title>Sat 5 Dec: 0 relayed, 0 secured</title>"));
         // No bar for a zero, and the axis tops at 5 for 4.
         assert_eq!(svg.matches("<rect").count(), 2);
-        assert!(svg.contains(">5</text>"));
+        assert!(
+            svg.contains(">5</text>") && !svg.contains(">2</text>"),
+            "no half of 5"
+        );
+        assert!(svg.contains(r#"class="axis alternate""#));
         assert!(!svg.contains("style="), "the CSP refuses inline styles");
     }
 
