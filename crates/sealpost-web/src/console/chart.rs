@@ -87,7 +87,7 @@ pub(super) fn stacked_columns(
     );
     // The axis: zero, the top and, when it is a whole number, the half.
     let mut ticks = vec![(0, PLOT_BOTTOM), (top, PLOT_TOP)];
-    if top % 2 == 0 {
+    if top.is_multiple_of(2) {
         ticks.push((top / 2, (PLOT_BOTTOM + PLOT_TOP) / 2));
     }
     for (value, y) in ticks {

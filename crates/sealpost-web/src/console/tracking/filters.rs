@@ -108,7 +108,7 @@ impl Filters {
     }
 
     /// The store's filter, or the errors of the fields at fault.
-    pub(super) fn parse(&self) -> Result<MessageFilter, FieldErrors> {
+    pub(super) fn parse(&self) -> Result<MessageFilter, Box<FieldErrors>> {
         let mut errors = FieldErrors::default();
         let status = match self.status.as_str() {
             "" => None,
@@ -175,7 +175,7 @@ impl Filters {
             }
         };
         if errors.any() {
-            return Err(errors);
+            return Err(Box::new(errors));
         }
         let text = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
         Ok(MessageFilter {

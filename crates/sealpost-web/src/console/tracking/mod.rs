@@ -47,7 +47,7 @@ impl ConsoleState {
         status: StatusCode,
     ) -> Response {
         let (rows, errors, next, status) = match filters.parse() {
-            Err(errors) => (Vec::new(), errors, None, StatusCode::UNPROCESSABLE_ENTITY),
+            Err(errors) => (Vec::new(), *errors, None, StatusCode::UNPROCESSABLE_ENTITY),
             Ok(filter) => {
                 let limit = filter.limit;
                 let found = match self.secure().search(filter).await {
