@@ -8,7 +8,7 @@
 -- stops after one page. (Not a partial index on kind = 'mail': SQLite
 -- would still read each row to check the kind.) New mail lands at the
 -- right edge of its kind, as in the other indexes by time.
-CREATE INDEX messages_mail_received ON messages(kind, received_at, id);
+CREATE INDEX messages_by_kind_received ON messages(kind, received_at, id);
 -- Live secure deliveries by read flag: "unread secure messages" is a count
 -- over the index.
 CREATE INDEX secure_live_unread ON secure_recipients(is_read) WHERE ended_at IS NULL;
