@@ -1,14 +1,18 @@
 -- sealpost schema version 13: the console's dashboard and tracking search
 -- (issue 16, items 2 and 4) read from indexes, not from the tables.
 --
--- Messages by kind and time of receipt, with the id: the dashboard joins
--- each mail of the last 14 days to its recipients from this index alone
--- (never reading message rows, which carry the content inline), and a
--- tracking search of mail, newest or oldest first, walks it in order and
--- stops after one page. (Not a partial index on kind = 'mail': SQLite
--- would still read each row to check the kind.) New mail lands at the
--- right edge of its kind, as in the other indexes by time.
-CREATE INDEX messages_by_kind_received ON messages(kind, received_at, id);
+-- Messages by kind and time of receipt, with the id, sender and subject:
+-- the dashboard joins each mail of the last 14 days to its recipients from
+-- this index alone, and a tracking search of mail, newest or oldest first,
+-- walks it in order, tests sender and subject on the index entry, and
+-- reads a message row only for the rows it shows. Testing them on the
+-- rows meant reading every row (and for the subject, which comes after the
+-- inline content, through the content): a search that matched nothing
+-- among a million messages took 3.4 s (sender) to 3.9 s (subject) on a
+-- 2-core machine, 0.2 s with this index.
+-- (Not a partial index on kind = 'mail': SQLite would still read each row
+-- to check the kind.) New mail lands at the right edge of its kind.
+CREATE INDEX messages_tracking ON messages(kind, received_at, id, sender, subject);
 -- Live secure deliveries by read flag: "unread secure messages" is a count
 -- over the index.
 CREATE INDEX secure_live_unread ON secure_recipients(is_read) WHERE ended_at IS NULL;
