@@ -324,7 +324,11 @@ fn the_dashboard_and_tracking_show_real_mail_and_recall_it() {
     assert!(recipients.contains("Contracts to partners"), "{recipients}");
     assert!(recipients.contains("carol@other.example"), "{recipients}");
     assert!(browser.exists(&format!("a[href='/console/policies/{policy}']")));
-    snap_sized(&mut browser, "tracking-detail", &[(1280, 1400)]);
+    snap_sized(
+        &mut browser,
+        "tracking-detail",
+        &[(1280, 1400), (390, 2200)],
+    );
 
     // Recall, confirmed.
     browser.find("#recall-confirm").click();

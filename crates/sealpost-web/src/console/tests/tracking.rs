@@ -375,3 +375,27 @@ async fn the_dashboard_shows_the_stores_figures_as_charts_and_text() {
     assert!(!body.contains("href=\"/console/administrators\""));
     assert!(!body.contains("style="), "the CSP refuses inline styles");
 }
+
+/// The route table: every tracking change is for super and tracking
+/// admins only, every tracking page for any signed-in administrator.
+#[test]
+fn the_route_table_gives_tracking_changes_to_message_editors_only() {
+    use crate::console::{Access, routes};
+    let tracking: Vec<_> = routes()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/console/tracking"))
+        .collect();
+    assert_eq!(tracking.len(), 5);
+    for r in tracking {
+        if r.methods.contains(&"POST") {
+            assert_eq!(
+                r.access,
+                Access::Roles(&[Role::SuperAdmin, Role::TrackingAdmin]),
+                "{}",
+                r.path
+            );
+        } else {
+            assert_eq!(r.access, Access::SignedIn, "{}", r.path);
+        }
+    }
+}
