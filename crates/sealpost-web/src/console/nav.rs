@@ -72,7 +72,8 @@ pub(super) fn section_of(template: &str) -> &str {
     let stem = template.trim_end_matches(".html");
     match stem {
         "home" => "dashboard",
-        "policy_types" | "policies" => "policies",
+        // The policy list, form, lookups and policy test.
+        _ if stem.starts_with("polic") || stem == "lookup" => "policies",
         "api_keys" => "api-keys",
         "secret" => "administrators",
         _ => stem.split('_').next().unwrap_or(stem),
@@ -133,5 +134,7 @@ mod tests {
         assert_eq!(section_of("tracking_message.html"), "tracking");
         assert_eq!(section_of("home.html"), "dashboard");
         assert_eq!(section_of("queue.html"), "queue");
+        assert_eq!(section_of("policy_form.html"), "policies");
+        assert_eq!(section_of("policy_types.html"), "policies");
     }
 }
