@@ -1,5 +1,6 @@
 -- sealpost schema version 13: the console's dashboard and tracking search
--- (issue 16, items 2 and 4) read from indexes, not from the tables.
+-- (issue 16, items 2 and 4) read from indexes and daily counts, not from
+-- the tables.
 --
 -- Messages by kind and time of receipt, with the id, sender and subject:
 -- the dashboard joins each mail of the last 14 days to its recipients from
@@ -23,3 +24,21 @@ CREATE TABLE portal_sign_ins (
     day      INTEGER PRIMARY KEY,   -- days since the Unix epoch (UTC)
     sign_ins INTEGER NOT NULL
 ) STRICT;
+-- Recipients of mail per UTC day of receipt, by route, and those of them
+-- that bounced (failed for good). Written in the commits that decide them:
+-- relayed and secured when the message is accepted, bounced when the
+-- failure is recorded. The dashboard reads 14 rows instead of joining two
+-- weeks of messages to their recipients (1.3 to 2 s at a million messages).
+-- Notifications, receipts and DSNs are not mail and are not counted.
+CREATE TABLE traffic_days (
+    day      INTEGER PRIMARY KEY,   -- days since the Unix epoch (UTC)
+    relayed  INTEGER NOT NULL,
+    secured  INTEGER NOT NULL,
+    bounced  INTEGER NOT NULL
+) STRICT;
+INSERT INTO traffic_days (day, relayed, secured, bounced)
+    SELECT m.received_at / 86400000, SUM(r.route = 'relay'), SUM(r.route <> 'relay'),
+           SUM(r.status = 'failed')
+    FROM messages m JOIN recipients r ON r.message_id = m.id
+    WHERE m.kind = 'mail'
+    GROUP BY m.received_at / 86400000;

@@ -179,3 +179,50 @@ async fn an_empty_store_has_fourteen_empty_days() {
         (0, 0, 0, 0)
     );
 }
+
+/// Schema v13 counts the mail already stored: a version 12 database's
+/// recipients appear on the dashboard of the day they were received.
+#[tokio::test]
+async fn a_version_12_database_gets_its_days_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = t0();
+    let today = crate::model::to_millis(day_start(now));
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("db.sqlite")).unwrap();
+        for sql in &super::super::MIGRATIONS[..12] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 12).unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO messages (id, received_at, sender, client_ip, protocol, size, body_8bit,
+                 smtputf8, kind, expires_at)
+               VALUES ('00000000000000AA', {today}, 'a@corp.example', '127.0.0.1', 'ESMTP', 2, 0,
+                       0, 'mail', 9999999999999),
+                      ('00000000000000AB', {today}, '', '127.0.0.1', 'ESMTP', 2, 0, 0,
+                       'notification', 9999999999999),
+                      ('00000000000000AC', {yesterday}, 'a@corp.example', '127.0.0.1', 'ESMTP', 2,
+                       0, 0, 'mail', 9999999999999);
+             INSERT INTO recipients (message_id, idx, address, notify, route, policy_id, status,
+                 next_attempt_at, updated_at)
+               VALUES ('00000000000000AA', 0, 'p@partner.example', 0, 'secure:1', 3, 'expired', 0, 0),
+                      ('00000000000000AA', 1, 'x@other.example', 0, 'relay', NULL, 'delivered', 0, 0),
+                      ('00000000000000AB', 0, 'p@partner.example', 0, 'relay', NULL, 'delivered', 0, 0),
+                      ('00000000000000AC', 0, 'y@other.example', 0, 'relay', NULL, 'failed', 0, 0);",
+            yesterday = today - 86_400_000,
+        ))
+        .unwrap();
+    }
+    let store = open(&dir).await;
+    let dash = store.dashboard(now).await.unwrap();
+    let t = dash.today().unwrap();
+    assert_eq!((t.relayed, t.secured, t.bounced), (1, 1, 0));
+    let y = &dash.days[dash.days.len() - 2];
+    assert_eq!((y.relayed, y.secured, y.bounced), (1, 0, 1));
+    assert_eq!(
+        dash.top_policies,
+        [PolicyHits {
+            policy: PolicyId(3),
+            hits: 1
+        }]
+    );
+}
