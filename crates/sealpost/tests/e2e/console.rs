@@ -237,7 +237,7 @@ fn the_dashboard_and_tracking_show_real_mail_and_recall_it() {
     };
     use serde_json::json;
     let internal = Sink::start(&[]);
-    let external = Sink::start(&[]);
+    let external = Sink::start(&["--permfail-rcpt", "^<?gone@"]);
     let gw = gateway(&internal, &external, "");
     let (code, d) = call(&gw, "POST", "/definitions", &json!({"name": "Legal"}));
     assert_eq!(code, 201, "{d}");
@@ -276,6 +276,15 @@ fn the_dashboard_and_tracking_show_real_mail_and_recall_it() {
     }
     // Three relayed, two notifications, one relayed copy of the contract.
     external.wait_for(6);
+    let bounced = send(
+        &gw,
+        "erin@corp.example",
+        &["gone@other.example"],
+        &["--header", "Subject: Old address"],
+    );
+    gw.recipients_when(&bounced, "the bounce", |r| {
+        r.status == sealpost_store::RecipientStatus::Failed
+    });
 
     let mut browser = Browser::start();
     let base = first_sign_in(&gw, &browser);
@@ -284,7 +293,11 @@ fn the_dashboard_and_tracking_show_real_mail_and_recall_it() {
     browser.goto(&format!("{base}/console"));
     let today = browser.text("section[aria-labelledby='today-heading']");
     assert!(
-        today.contains("4\nrelayed") || today.contains("4 relayed"),
+        today.contains("5\nrelayed") || today.contains("5 relayed"),
+        "{today}"
+    );
+    assert!(
+        today.contains("1\nbounced") || today.contains("1 bounced"),
         "{today}"
     );
     assert!(
