@@ -260,7 +260,7 @@ run_wrk track_api "http://127.0.0.1:$ADMIN_PORT/api/v1/messages?from=user42%40co
 run_wrk track_api_rare "http://127.0.0.1:$ADMIN_PORT/api/v1/messages?subject=Quarterly%20report%204242" "Authorization: Bearer $KEY"
 
 DRAFT='{"policy": {"narrative": "bench draft", "action": "apply_definition", "definition_id": 1,
-        "from": {"kind": "internal"}, "to": {"kind": "domain", "value": "d42.example"}}}'
+        "from": {"kind": "internal"}, "to": {"kind": "domain", "value": "d'$((POLICIES + 42))'.example"}}}'
 PREVIEW_TIMES=()
 for run in 1 2 3; do
     t=$(curl -s -o "$WORK/preview-$run.json" -w '%{http_code} %{time_total}' -X POST \
@@ -275,7 +275,15 @@ REPLAYED=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d[
 
 SP_RSS=$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$SP_PID/status")
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
-row() { echo "| $1 | ${RPS[$2]} | ${P50[$2]} | ${P99[$2]} | ${ERRS[$2]:-none} |"; }
+declare -A LABEL=(
+    [list]="console policy list, first page"
+    [list_hits]="console policy list, sorted by hits, page 100"
+    [track_console]="console tracking search, frequent sender"
+    [track_console_rare]="console tracking search, rare subject"
+    [track_api]="API GET /messages, frequent sender"
+    [track_api_rare]="API GET /messages, rare subject"
+)
+row() { echo "| ${LABEL[$1]} | ${RPS[$1]} | ${P50[$1]} | ${P99[$1]} | ${ERRS[$1]:-none} |"; }
 REPORT=$(cat <<EOF
 
 ### console at scale: $(date -u +%Y-%m-%d) (commit $SP_COMMIT)
@@ -285,7 +293,7 @@ Database: $ROWS (seeded in ${SEED_S} s). wrk: 1 thread, 4 connections, ${DURATIO
 
 | what | req/s | p50 | p99 | errors |
 |---|---|---|---|---|
-$(row list) 
+$(row list)
 $(row list_hits)
 $(for r in "${TRACKING_ROWS[@]}"; do row "$r"; done)
 $(row track_api)

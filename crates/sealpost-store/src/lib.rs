@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod audit;
 pub mod console;
+pub mod dashboard;
 pub mod envelopes;
 pub mod handoff;
 mod model;
@@ -28,6 +29,7 @@ use std::time::SystemTime;
 
 pub use admin::{AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, Role};
 pub use console::ConsoleStore;
+pub use dashboard::Dashboard;
 pub use model::*;
 pub use portal::PortalStore;
 pub use queue_admin::QueueAdminStore;

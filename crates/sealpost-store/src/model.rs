@@ -514,6 +514,16 @@ pub struct TrackedMessage {
     pub recipients: Vec<RecipientRecord>,
 }
 
+/// A message's tracking record with the mails sealpost made about it
+/// (notifications, receipts, notices): what the console's message page
+/// shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageDetail {
+    pub tracked: TrackedMessage,
+    /// Messages whose parent is this one, oldest first.
+    pub related: Vec<MessageRecord>,
+}
+
 /// A tracking search. Text filters match a part, without case.
 #[derive(Debug, Clone, Default)]
 pub struct MessageFilter {
@@ -526,8 +536,10 @@ pub struct MessageFilter {
     pub until: Option<SystemTime>,
     /// Include notifications, receipts and DSNs (default: mail only).
     pub all_kinds: bool,
-    /// Continue after this message (newest first): the last one of the
-    /// previous page.
+    /// Oldest first instead of newest first.
+    pub oldest_first: bool,
+    /// Continue after this message (in the order asked for): the last one
+    /// of the previous page.
     pub after: Option<QueueId>,
     pub limit: usize,
 }

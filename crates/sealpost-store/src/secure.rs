@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 use sealpost_vault::TokenHash;
 
 use crate::{
-    ExtendTo, KeyUsage, MessageFilter, NewMessage, QueueId, RecallOutcome, SecureAccess,
-    StoreError, TrackedMessage, VerifyBatch, audit::Actor,
+    Dashboard, ExtendTo, KeyUsage, MessageDetail, MessageFilter, NewMessage, QueueId,
+    RecallOutcome, SecureAccess, StoreError, TrackedMessage, VerifyBatch, audit::Actor,
 };
 
 /// Tracking, lifecycle and key rotation.
@@ -23,6 +23,14 @@ pub trait SecureStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// One message with its recipients.
     async fn tracked(&self, id: &QueueId) -> Result<TrackedMessage, StoreError>;
+
+    /// One message with its recipients and the mails made about it
+    /// (notifications, receipts), read together.
+    async fn detail(&self, id: &QueueId) -> Result<MessageDetail, StoreError>;
+
+    /// The dashboard's figures for the [`crate::dashboard::DASHBOARD_DAYS`]
+    /// UTC days up to the one `now` falls in, read in one transaction.
+    async fn dashboard(&self, now: SystemTime) -> Result<Dashboard, StoreError>;
 
     /// Recalls messages: every live secure recipient's access ends
     /// (`recalled`), relay recipients and notifications still queued are

@@ -339,10 +339,12 @@ impl Application {
                     tls: config.admin_tls.is_some(),
                     trusted_proxies: config.admin_trusted_proxies.clone(),
                 },
+                retention: config.vault.retention,
                 ..sealpost_web::console::ConsoleSettings::new(console_url(&config, admin_addr))
             },
             sqlite.clone(),
             sqlite.clone(),
+            secure.clone(),
             policy_service.clone(),
         )
         .context("admin.url")?;

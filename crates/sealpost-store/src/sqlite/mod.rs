@@ -10,6 +10,7 @@
 mod admin;
 mod audit;
 mod console;
+mod dashboard;
 mod envelopes;
 mod portal;
 mod queue;
@@ -32,10 +33,10 @@ use sealpost_policy::PolicyDocument;
 use sealpost_vault::{TokenHash, Vault, WrappedKey};
 
 use crate::{
-    AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, ExtendTo, KeyUsage,
-    Leased, LeasedMessage, MessageFilter, MessageRecord, NewMessage, NotificationTarget, QueueId,
-    QueueStats, RecallOutcome, RecipientOutcome, RecipientRecord, SecureAccess, SecureStore, Store,
-    StoreError, TrackedMessage, VerifyBatch,
+    AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, Dashboard, ExtendTo,
+    KeyUsage, Leased, LeasedMessage, MessageDetail, MessageFilter, MessageRecord, NewMessage,
+    NotificationTarget, QueueId, QueueStats, RecallOutcome, RecipientOutcome, RecipientRecord,
+    SecureAccess, SecureStore, Store, StoreError, TrackedMessage, VerifyBatch,
     audit::{Actor, AuditEntry, AuditQuery, Change},
     private,
     spool::Spool,
@@ -63,6 +64,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v11.sql"),
     include_str!("schema_v12.sql"),
     include_str!("schema_v13.sql"),
+    include_str!("schema_v14.sql"),
 ];
 
 /// Contents larger than this are sealed and opened on a blocking thread.
@@ -801,6 +803,19 @@ impl SecureStore for SqliteStore {
         let id = id.clone();
         self.readers
             .read(move |conn| secure::tracked(conn, &id))
+            .await
+    }
+
+    async fn detail(&self, id: &QueueId) -> Result<MessageDetail, StoreError> {
+        let id = id.clone();
+        self.readers
+            .read(move |conn| secure::detail(conn, &id))
+            .await
+    }
+
+    async fn dashboard(&self, now: SystemTime) -> Result<Dashboard, StoreError> {
+        self.readers
+            .read(move |conn| dashboard::dashboard(conn, now))
             .await
     }
 

@@ -140,6 +140,7 @@ impl PortalStore for SqliteStore {
                     },
                 )?;
                 Ok(if created {
+                    super::dashboard::count_sign_in(conn, session.now)?;
                     Ok(())
                 } else {
                     Err(StoreError::NoSuch(format!(

@@ -99,6 +99,7 @@ pub(super) fn insert_message(
         ])?;
     }
     count_hits(conn, m)?;
+    super::dashboard::count_accepted(conn, m)?;
     if let Some(sent) = &m.portal_sent {
         insert_sent(conn, m, sent)?;
     }
@@ -355,7 +356,7 @@ pub(super) fn record_outcomes(
                 (RecipientStatus::Queued, Some(to_millis(retry_at)))
             }
         };
-        update.execute(params![
+        let changed = update.execute(params![
             o.message.as_str(),
             o.idx,
             status.as_str(),
@@ -363,6 +364,9 @@ pub(super) fn record_outcomes(
             to_millis(o.attempted_at),
             o.reply,
         ])?;
+        if changed > 0 && o.result == OutcomeKind::Failed && !o.notification {
+            super::dashboard::count_bounced(conn, &o.message)?;
+        }
         match o.result {
             OutcomeKind::Delivered if o.notification => {
                 notified.execute(params![o.message.as_str(), to_millis(o.attempted_at)])?;

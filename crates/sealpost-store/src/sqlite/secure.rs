@@ -16,8 +16,8 @@ use super::queue::{
     recipients, secure_record,
 };
 use crate::{
-    ExtendTo, KeyUsage, MessageFilter, QueueId, RecallOutcome, RecipientRecord, SecureAccess,
-    StoreError, TrackedMessage, VerifyBatch,
+    ExtendTo, KeyUsage, MessageDetail, MessageFilter, QueueId, RecallOutcome, RecipientRecord,
+    SecureAccess, StoreError, TrackedMessage, VerifyBatch,
     model::{from_millis, to_millis},
 };
 
@@ -77,13 +77,20 @@ pub(super) fn search(
         sql.push_str(" AND m.received_at < ?");
         args.push(Box::new(to_millis(until)));
     }
+    let (beyond, order) = if filter.oldest_first {
+        (">", "ASC")
+    } else {
+        ("<", "DESC")
+    };
     if let Some(after) = &filter.after {
-        sql.push_str(
-            " AND (m.received_at, m.id) < (SELECT received_at, id FROM messages WHERE id = ?)",
-        );
+        sql.push_str(&format!(
+            " AND (m.received_at, m.id) {beyond} (SELECT received_at, id FROM messages WHERE id = ?)"
+        ));
         args.push(Box::new(after.as_str().to_owned()));
     }
-    sql.push_str(" ORDER BY m.received_at DESC, m.id DESC LIMIT ?");
+    sql.push_str(&format!(
+        " ORDER BY m.received_at {order}, m.id {order} LIMIT ?"
+    ));
     args.push(Box::new(filter.limit.clamp(1, MAX_PAGE) as i64));
 
     let mut stmt = conn.prepare(&sql)?;
@@ -138,6 +145,27 @@ pub(super) fn tracked(conn: &Connection, id: &QueueId) -> Result<TrackedMessage,
         message: super::queue::message(conn, id)?,
         recipients: recipients(conn, id)?,
     })
+}
+
+/// A message, its recipients and the mails made about it, in one read
+/// transaction.
+pub(super) fn detail(conn: &Connection, id: &QueueId) -> Result<MessageDetail, StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    let tracked = tracked(&tx, id)?;
+    let related = {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE parent_id = ?1
+             ORDER BY received_at, id"
+        ))?;
+        let mut rows = stmt.query([id.as_str()])?;
+        let mut related = Vec::new();
+        while let Some(row) = rows.next()? {
+            related.push(message_record(row)?);
+        }
+        related
+    };
+    tx.finish()?;
+    Ok(MessageDetail { tracked, related })
 }
 
 /// Recalls one message; `None` when it does not exist.

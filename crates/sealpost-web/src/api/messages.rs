@@ -217,9 +217,11 @@ struct MessageQuery {
     limit: Option<usize>,
     /// Include notifications, receipts and DSNs (default false).
     all: Option<bool>,
+    /// `newest` (default) or `oldest` first; `after` continues in it.
+    order: Option<String>,
 }
 
-/// A page of messages, newest first.
+/// A page of messages, newest (or oldest) first.
 #[derive(Debug, Serialize, ToSchema)]
 struct MessagePage {
     messages: Vec<MessageView>,
@@ -255,6 +257,16 @@ async fn list_messages(
             e
         })?),
     };
+    let oldest_first = match q.order.as_deref() {
+        None | Some("newest") => false,
+        Some("oldest") => true,
+        Some(other) => {
+            let mut e =
+                ApiError::bad_request("invalid_order", format!("{other:?}: use newest or oldest"));
+            e.field = Some("order".into());
+            return Err(e);
+        }
+    };
     let filter = MessageFilter {
         from: q.from.filter(|s| !s.is_empty()),
         to: q.to.filter(|s| !s.is_empty()),
@@ -271,6 +283,7 @@ async fn list_messages(
             .map(|t| parse_time("until", t))
             .transpose()?,
         all_kinds: q.all.unwrap_or(false),
+        oldest_first,
         after: q.after.as_deref().map(parse_id).transpose()?,
         limit,
     };

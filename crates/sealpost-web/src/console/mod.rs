@@ -13,7 +13,10 @@
 //!
 //! - [`session`]: who is signed in ([`SignedIn`]), and the form guards.
 //! - [`account`]: sign-in, sign-out and the password form.
-//! - [`home`]: the overview.
+//! - [`home`]: the dashboard, the first page after sign-in.
+//! - [`chart`]: the dashboard's small charts, as inline SVG.
+//! - [`nav`]: the navigation, from the route table.
+//! - [`tracking`]: message tracking: search, a message, recall and expiry.
 //! - [`administrators`]: administrators and API keys (super admins).
 //! - [`audit`]: the audit log.
 //! - [`policies`]: Administration | Gateway | Policies.
@@ -26,8 +29,10 @@
 mod account;
 mod administrators;
 mod audit;
+mod chart;
 mod domains;
 mod home;
+mod nav;
 mod policies;
 mod policy_edit;
 mod policy_form;
@@ -38,6 +43,7 @@ mod queue;
 mod session;
 #[cfg(test)]
 mod tests;
+mod tracking;
 
 pub use session::SignedIn;
 
@@ -52,7 +58,7 @@ use axum::{
     routing::{MethodRouter, get, post},
 };
 use minijinja::{AutoEscape, Environment};
-use sealpost_store::{AdminStore, ConsoleStore, Role, portal::SessionLimits};
+use sealpost_store::{AdminStore, ConsoleStore, Role, SecureStore, portal::SessionLimits};
 use serde::Serialize;
 
 use crate::{
@@ -76,6 +82,9 @@ pub struct ConsoleSettings {
     pub backoff: Backoff,
     /// TLS and trusted proxies of the admin listener.
     pub reach: client::Reach,
+    /// `vault.retention`: a new expiry set in tracking never passes
+    /// received + retention (the store refuses it; the form says so).
+    pub retention: std::time::Duration,
 }
 
 impl ConsoleSettings {
@@ -90,6 +99,7 @@ impl ConsoleSettings {
             },
             backoff: Backoff::default(),
             reach: client::Reach::default(),
+            retention: std::time::Duration::from_secs(30 * 86400),
         }
     }
 }
@@ -109,6 +119,9 @@ struct Inner {
     store: Arc<dyn ConsoleStore>,
     /// API keys, the audit log and reading the policy configuration.
     admin: Arc<dyn AdminStore>,
+    /// Message tracking, recall and expiry, and the dashboard's figures:
+    /// the store calls the API's `/messages` makes.
+    secure: Arc<dyn SecureStore>,
     /// The policy configuration's one writer and live snapshot, shared
     /// with the API: every change is checked, audited and applied alike.
     policy: Arc<PolicyService>,
@@ -161,6 +174,11 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("templates/policy_delete.html"),
     ),
     ("queue.html", include_str!("templates/queue.html")),
+    ("tracking.html", include_str!("templates/tracking.html")),
+    (
+        "tracking_message.html",
+        include_str!("templates/tracking_message.html"),
+    ),
 ];
 
 const CONSOLE_CSS: &str = include_str!("static/console.css");
@@ -178,6 +196,7 @@ impl ConsoleState {
         settings: ConsoleSettings,
         store: Arc<dyn ConsoleStore>,
         admin: Arc<dyn AdminStore>,
+        secure: Arc<dyn SecureStore>,
         policy: Arc<PolicyService>,
     ) -> Result<Self, BadOrigin> {
         let origin = PublicOrigin::parse(&settings.url)?;
@@ -191,6 +210,7 @@ impl ConsoleState {
                 .add_template(name, source)
                 .unwrap_or_else(|e| panic!("built-in console template {name}: {e}"));
         }
+        nav::register(&mut pages, &routes());
         let digest = ring::digest::digest(&ring::digest::SHA256, CONSOLE_CSS.as_bytes());
         let asset_version = hex::encode(&digest.as_ref()[..6]);
         Ok(ConsoleState {
@@ -198,6 +218,7 @@ impl ConsoleState {
                 settings,
                 store,
                 admin,
+                secure,
                 policy,
                 guard,
                 // Ten password posts at once, then one every 6 seconds.
@@ -227,6 +248,10 @@ impl ConsoleState {
         self.inner.admin.as_ref()
     }
 
+    fn secure(&self) -> &dyn SecureStore {
+        self.inner.secure.as_ref()
+    }
+
     fn policy(&self) -> &PolicyService {
         &self.inner.policy
     }
@@ -244,6 +269,7 @@ impl ConsoleState {
     fn page(&self, name: &str, status: StatusCode, values: impl Serialize) -> Response {
         let ctx = minijinja::context! {
             asset_version => self.inner.asset_version,
+            nav_current => nav::section_of(name),
             ..minijinja::Value::from_serialize(values)
         };
         match self
@@ -329,6 +355,9 @@ const AUDITORS: &[Role] = &[Role::SuperAdmin, Role::ReadOnly];
 /// Who retries, bounces and deletes queued recipients (the API's
 /// message managers).
 const QUEUE_OPERATORS: &[Role] = &[Role::SuperAdmin, Role::TrackingAdmin];
+/// Who recalls messages and changes their expiry (as the API's
+/// `MessageEditor`).
+const MESSAGE_EDITORS: &[Role] = &[Role::SuperAdmin, Role::TrackingAdmin];
 
 /// One console route: the router is built from these alone, so no route
 /// exists without its rule, and the rule is enforced here, before the
@@ -460,6 +489,31 @@ pub(super) fn routes() -> Vec<Route> {
             post(policy_edit::set_enabled),
         ),
         route("/console/policy-test", GET, Any, get(policy_test::page)),
+        route("/console/tracking", GET, Any, get(tracking::search)),
+        route(
+            "/console/tracking/recall",
+            POST,
+            Roles(MESSAGE_EDITORS),
+            post(tracking::actions::bulk_recall),
+        ),
+        route(
+            "/console/tracking/{id}",
+            GET,
+            Any,
+            get(tracking::message::page),
+        ),
+        route(
+            "/console/tracking/{id}/recall",
+            POST,
+            Roles(MESSAGE_EDITORS),
+            post(tracking::actions::recall),
+        ),
+        route(
+            "/console/tracking/{id}/extend",
+            POST,
+            Roles(MESSAGE_EDITORS),
+            post(tracking::actions::extend),
+        ),
         route("/console/domains", GET, Any, get(domains::list)),
         route(
             "/console/domains",

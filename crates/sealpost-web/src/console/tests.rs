@@ -59,6 +59,7 @@ pub(super) async fn world() -> World {
         ConsoleSettings::new(URL.into()),
         store.clone(),
         store.clone(),
+        store.clone(),
         policy,
     )
     .unwrap()
@@ -809,3 +810,4 @@ async fn a_policy_admin_manages_internal_domains() {
 }
 
 mod queue;
+mod tracking;

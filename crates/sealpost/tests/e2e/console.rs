@@ -6,7 +6,7 @@
 //! `console-new-administrator-*`, `console-administrators-*`,
 //! `console-audit-*`, `console-policies-*` at 1280 and 390 px.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use crate::{browser::Browser, helpers::*};
 
@@ -191,4 +191,176 @@ fn the_admin_listener_serves_tls_and_the_cli_follows() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+}
+
+/// Saves `console-{name}-{width}.png` for each width, the viewport
+/// `height` tall (the dashboard and the results are taller than 900 px).
+fn snap_sized(browser: &mut Browser, name: &str, sizes: &[(u32, u32)]) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+    for &(width, height) in sizes {
+        browser.set_size(width, height);
+        browser.screenshot(&dir.join(format!("console-{name}-{width}.png")));
+    }
+    browser.set_size(1280, 900);
+}
+
+/// Signs the first start's administrator in and replaces the one-time
+/// password; returns the console's base URL.
+fn first_sign_in(gw: &TestGateway, browser: &Browser) -> String {
+    let (name, password) = gw.first_run_admin.clone().expect("a first administrator");
+    let base = format!("http://localhost:{}", gw.admin.port());
+    browser.goto(&format!("{base}/console/sign-in"));
+    browser.fill("#name", &name);
+    browser.fill("#password", &password);
+    browser.click("button.primary");
+    wait_for(Duration::from_secs(10), "the password form", || {
+        (browser.current_url().path() == "/console/password").then_some(())
+    });
+    browser.fill("#current", &password);
+    browser.fill("#password", "granite-lantern-orbit-meadow");
+    browser.fill("#confirm", "granite-lantern-orbit-meadow");
+    browser.click("button.primary");
+    browser.wait_for_text(".notice", "Your password is changed.");
+    base
+}
+
+/// Issue 16 items 2 and 4: mail relayed and secured through a real
+/// gateway, then the dashboard, the tracking search, a message's page with
+/// its deciding policy, a recall and a bulk recall, all by clicking.
+/// Screenshots `console-dashboard-*`, `console-tracking-*`,
+/// `console-tracking-detail-1280`.
+#[test]
+fn the_dashboard_and_tracking_show_real_mail_and_recall_it() {
+    use crate::{
+        policy_api::call,
+        secure::{gateway, send},
+    };
+    use serde_json::json;
+    let internal = Sink::start(&[]);
+    let external = Sink::start(&["--permfail-rcpt", "^<?gone@"]);
+    let gw = gateway(&internal, &external, "");
+    let (code, d) = call(&gw, "POST", "/definitions", &json!({"name": "Legal"}));
+    assert_eq!(code, 201, "{d}");
+    let (code, p) = call(
+        &gw,
+        "POST",
+        "/policies",
+        &json!({
+            "narrative": "Contracts to partners", "action": "apply_definition",
+            "definition_id": d["id"], "from": {"kind": "internal"},
+            "to": {"kind": "domain", "value": "partner.example"},
+        }),
+    );
+    assert_eq!(code, 201, "{p}");
+    let policy = p["id"].as_i64().unwrap();
+
+    let contract = send(
+        &gw,
+        "alice@corp.example",
+        &["bob@partner.example", "carol@other.example"],
+        &["--header", "Subject: Signed contract"],
+    );
+    let draft = send(
+        &gw,
+        "alice@corp.example",
+        &["dave@partner.example"],
+        &["--header", "Subject: Draft terms"],
+    );
+    for subject in ["Lunch on Friday", "Minutes of the board", "Travel plans"] {
+        send(
+            &gw,
+            "erin@corp.example",
+            &["frank@other.example"],
+            &["--header", &format!("Subject: {subject}")],
+        );
+    }
+    // Three relayed, two notifications, one relayed copy of the contract.
+    external.wait_for(6);
+    let bounced = send(
+        &gw,
+        "erin@corp.example",
+        &["gone@other.example"],
+        &["--header", "Subject: Old address"],
+    );
+    gw.recipients_when(&bounced, "the bounce", |r| {
+        r.status == sealpost_store::RecipientStatus::Failed
+    });
+
+    let mut browser = Browser::start();
+    let base = first_sign_in(&gw, &browser);
+
+    // The dashboard: today's recipients, the policy, the queue.
+    browser.goto(&format!("{base}/console"));
+    let today = browser.text("section[aria-labelledby='today-heading']");
+    assert!(
+        today.contains("5\nrelayed") || today.contains("5 relayed"),
+        "{today}"
+    );
+    assert!(
+        today.contains("1\nbounced") || today.contains("1 bounced"),
+        "{today}"
+    );
+    assert!(
+        today.contains("2\nsecured") || today.contains("2 secured"),
+        "{today}"
+    );
+    let top = browser.text("section[aria-labelledby='policies-heading']");
+    assert!(
+        top.contains("Contracts to partners") && top.contains('2'),
+        "{top}"
+    );
+    assert!(browser.exists("svg.chart title"));
+    snap_sized(&mut browser, "dashboard", &[(1280, 1250), (390, 1800)]);
+
+    // Tracking: search by sender, then open the contract.
+    browser.click("nav.sections a[href='/console/tracking']");
+    browser.fill("#f-from", "alice");
+    browser.click("form.filters button[type='submit']");
+    wait_for(Duration::from_secs(10), "the search", || {
+        browser
+            .current_url()
+            .query()
+            .is_some_and(|q| q.contains("from=alice"))
+            .then_some(())
+    });
+    let results = browser.wait_for_text("table.results", "Signed contract");
+    assert!(
+        results.contains("Draft terms") && !results.contains("Lunch"),
+        "{results}"
+    );
+    snap_sized(&mut browser, "tracking", &[(1280, 900), (390, 1400)]);
+    browser.click(&format!("a[href='/console/tracking/{contract}']"));
+    let recipients = browser.wait_for_text(
+        "section[aria-labelledby='recipients-heading']",
+        "bob@partner.example",
+    );
+    assert!(recipients.contains("Contracts to partners"), "{recipients}");
+    assert!(recipients.contains("carol@other.example"), "{recipients}");
+    assert!(browser.exists(&format!("a[href='/console/policies/{policy}']")));
+    snap_sized(
+        &mut browser,
+        "tracking-detail",
+        &[(1280, 1400), (390, 2200)],
+    );
+
+    // Recall, confirmed.
+    browser.find("#recall-confirm").click();
+    browser.click("section[aria-labelledby='recall-heading'] button.danger");
+    browser.wait_for_text(".notice", "Recalled");
+    let recipients = browser.text("section[aria-labelledby='recipients-heading']");
+    assert!(recipients.contains("recalled"), "{recipients}");
+    let tracked = gw.block_on(gw.secure.tracked(&contract)).unwrap();
+    assert!(!tracked.message.has_content, "the content is destroyed");
+
+    // Bulk recall of the draft from the results.
+    browser.goto(&format!("{base}/console/tracking?from=alice"));
+    browser.find(&format!("#pick-{draft}")).click();
+    browser.find("#bulk-confirm").click();
+    browser.click("#bulk button.danger");
+    browser.wait_for_text(".notice", "1 message recalled.");
+    let tracked = gw.block_on(gw.secure.tracked(&draft)).unwrap();
+    assert_eq!(
+        tracked.recipients[0].status,
+        sealpost_store::RecipientStatus::Recalled
+    );
 }

@@ -478,6 +478,22 @@ fn recall_extend_and_expiry_destroy_content_and_keep_tracking() {
     assert_eq!(page["messages"][0]["id"], first.as_str());
     let (code, err) = call(&gw, "GET", "/messages?status=lost", &Value::Null);
     assert_eq!((code, err["field"].as_str()), (400, Some("status")));
+    let list_ids = |query: &str| -> Vec<String> {
+        let (code, page) = call(&gw, "GET", &format!("/messages{query}"), &Value::Null);
+        assert_eq!(code, 200, "{page}");
+        page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut newest = list_ids("");
+    newest.reverse();
+    assert!(newest.len() > 1);
+    assert_eq!(list_ids("?order=oldest"), newest);
+    let (code, err) = call(&gw, "GET", "/messages?order=sideways", &Value::Null);
+    assert_eq!((code, err["field"].as_str()), (400, Some("order")), "{err}");
     let (code, bulk) = call(
         &gw,
         "POST",

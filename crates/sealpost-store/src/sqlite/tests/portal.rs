@@ -16,24 +16,24 @@ use crate::{
 };
 
 /// A fixed "now", so every time below is exact.
-fn t0() -> SystemTime {
+pub(super) fn t0() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_800_000_000)
 }
 
-const DAY: Duration = Duration::from_secs(86400);
-const TTL: Duration = Duration::from_secs(7 * 86400);
+pub(super) const DAY: Duration = Duration::from_secs(86400);
+pub(super) const TTL: Duration = Duration::from_secs(7 * 86400);
 
-fn key(address: &str) -> AccountKey {
+pub(super) fn key(address: &str) -> AccountKey {
     AccountKey::of(&EmailAddress::parse(address).unwrap())
 }
 
-fn hash(text: &str) -> PasswordHash {
+pub(super) fn hash(text: &str) -> PasswordHash {
     PasswordHash::new(format!("$argon2id$v=19$m=19456,t=2,p=1${text}"))
 }
 
 /// A secure message to `to` from `from`, received at `received` and
 /// readable for `days`. Returns it with its portal token.
-fn secure_to(
+pub(super) fn secure_to(
     to: &str,
     from: &str,
     subject: &str,
@@ -72,7 +72,7 @@ async fn deliver(
     (store.accept(m).await.unwrap(), token)
 }
 
-fn new_session(id: u8, account: &AccountKey, now: SystemTime) -> NewSession {
+pub(super) fn new_session(id: u8, account: &AccountKey, now: SystemTime) -> NewSession {
     NewSession {
         id: SessionHash([id; 32]),
         account: account.clone(),
