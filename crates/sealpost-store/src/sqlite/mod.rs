@@ -15,6 +15,7 @@ mod queue;
 mod readers;
 mod secure;
 mod sessions;
+mod totp;
 mod writer;
 
 use std::{
@@ -60,6 +61,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v10.sql"),
     include_str!("schema_v11.sql"),
     include_str!("schema_v12.sql"),
+    include_str!("schema_v13.sql"),
 ];
 
 /// Contents larger than this are sealed and opened on a blocking thread.
