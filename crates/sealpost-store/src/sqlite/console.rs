@@ -45,7 +45,10 @@ fn administrator(row: &Row<'_>) -> Result<Administrator, StoreError> {
     })
 }
 
-pub(super) fn find(conn: &Connection, name: &AdminName) -> Result<Option<Administrator>, StoreError> {
+pub(super) fn find(
+    conn: &Connection,
+    name: &AdminName,
+) -> Result<Option<Administrator>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM admin_accounts WHERE name = ?1"
     ))?;
@@ -441,7 +444,9 @@ impl ConsoleStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let name = name.clone();
         self.writer
-            .write(true, move |conn, _| totp::create_pending(conn, &id, &name, now))
+            .write(true, move |conn, _| {
+                totp::create_pending(conn, &id, &name, now)
+            })
             .await
     }
 

@@ -1222,5 +1222,5 @@ async fn read_config_reads_without_creating_or_migrating() {
 
 mod audit;
 mod console;
-mod totp;
 mod portal;
+mod totp;

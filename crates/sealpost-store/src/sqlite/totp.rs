@@ -171,7 +171,11 @@ fn replace_recovery_codes(
     Ok(())
 }
 
-pub(super) fn accept_step(conn: &Connection, name: &AdminName, step: u64) -> Result<bool, StoreError> {
+pub(super) fn accept_step(
+    conn: &Connection,
+    name: &AdminName,
+    step: u64,
+) -> Result<bool, StoreError> {
     Ok(conn
         .prepare_cached(
             "UPDATE admin_totp SET last_step = ?2

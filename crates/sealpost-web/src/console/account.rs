@@ -4,8 +4,10 @@
 //! portal's, [`crate::auth::sign_in`]), starts a session with a new id
 //! whatever the request carried (an id planted before sign-in is never
 //! kept) and sends an administrator with a one-time password to the
-//! password form. Every form is refused without its CSRF token and our
-//! origin; password posts count against the client's rate limit.
+//! password form. With two-step sign-in on, a right password leads to the
+//! second step ([`super::second_step`]) instead of a session. Every form
+//! is refused without its CSRF token and our origin; password posts count
+//! against the client's rate limit.
 
 use std::time::SystemTime;
 
@@ -35,7 +37,7 @@ use crate::{
 const SIGN_IN_FAILED: &str = "That name and password do not match an administrator, or there were \
      too many attempts. Check them, or wait a few minutes and try again.";
 
-fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
+pub(super) fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
     if let Some(cookie) = cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
@@ -44,7 +46,7 @@ fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response 
 
 impl ConsoleState {
     /// The 429 page when `client` is over the password rate limit.
-    fn over_limit(&self, client: &Client) -> Option<Response> {
+    pub(super) fn over_limit(&self, client: &Client) -> Option<Response> {
         let wait = self.inner.rate_limit.check(client.ip).err()?;
         let mut response = self.page(
             "notice.html",
@@ -64,7 +66,11 @@ impl ConsoleState {
     }
 
     /// Whether `password` signs in as `name`; a failure is counted.
-    async fn check_password(&self, name: Option<&AdminName>, password: Password) -> bool {
+    pub(super) async fn check_password(
+        &self,
+        name: Option<&AdminName>,
+        password: Password,
+    ) -> bool {
         let now = SystemTime::now();
         let stored = match name {
             Some(name) => self.store().administrator(name).await.unwrap_or_else(|e| {
@@ -87,20 +93,32 @@ impl ConsoleState {
             .increment(1);
         if outcome == Outcome::Failed
             && let Some(a) = &stored
-            && let Err(e) = self.store().record_failed_admin_sign_in(&a.name, now).await
         {
-            tracing::error!(error = %e, "counting a failed console sign-in failed");
+            self.count_failure(&a.name).await;
         }
         outcome == Outcome::Ok
     }
 
+    /// Counts a failed sign-in (a wrong password or second-step code)
+    /// toward `name`'s lockout.
+    pub(super) async fn count_failure(&self, name: &AdminName) {
+        if let Err(e) = self
+            .store()
+            .record_failed_admin_sign_in(name, SystemTime::now())
+            .await
+        {
+            tracing::error!(error = %e, "counting a failed console sign-in failed");
+        }
+    }
+
     /// Starts a session for `name` (a new id; the request's old one ended)
-    /// and redirects to the console.
-    async fn start_session(
+    /// and redirects to `to`.
+    pub(super) async fn start_session(
         &self,
         name: AdminName,
         headers: &HeaderMap,
         client: &Client,
+        to: &str,
     ) -> Response {
         let guard = &self.inner.guard;
         if let Some(old) = guard.session_id(headers) {
@@ -125,7 +143,7 @@ impl ConsoleState {
             return self.failed(&e);
         }
         with_cookie(
-            Redirect::to("/console").into_response(),
+            Redirect::to(to).into_response(),
             guard.set_session(&parts.id),
         )
     }
@@ -202,7 +220,7 @@ pub(super) async fn sign_in(
         .await
         && let Some(name) = name
     {
-        return state.start_session(name, &headers, &client).await;
+        return state.after_password(name, &headers, &client).await;
     }
     let shown: String = form.name.trim().chars().take(64).collect();
     state.sign_in_form(&headers, &shown, Some(SIGN_IN_FAILED))

@@ -13,6 +13,8 @@
 //!
 //! - [`session`]: who is signed in ([`SignedIn`]), and the form guards.
 //! - [`account`]: sign-in, sign-out and the password form.
+//! - [`second_step`]: the code after the password, with two-step sign-in on.
+//! - [`totp`]: turning two-step sign-in on and off, and its reset.
 //! - [`home`]: the overview.
 //! - [`administrators`]: administrators and API keys (super admins).
 //! - [`audit`]: the audit log.
@@ -25,9 +27,11 @@ mod audit;
 mod domains;
 mod home;
 mod policies;
+mod second_step;
 mod session;
 #[cfg(test)]
 mod tests;
+mod totp;
 
 pub use session::SignedIn;
 
@@ -114,7 +118,7 @@ impl std::fmt::Debug for ConsoleState {
     }
 }
 
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 16] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
     ("password.html", include_str!("templates/password.html")),
@@ -133,6 +137,16 @@ const TEMPLATES: [(&str, &str); 12] = [
     ),
     ("policies.html", include_str!("templates/policies.html")),
     ("domains.html", include_str!("templates/domains.html")),
+    ("account.html", include_str!("templates/account.html")),
+    ("totp_enrol.html", include_str!("templates/totp_enrol.html")),
+    (
+        "recovery_codes.html",
+        include_str!("templates/recovery_codes.html"),
+    ),
+    (
+        "sign_in_code.html",
+        include_str!("templates/sign_in_code.html"),
+    ),
 ];
 
 const CONSOLE_CSS: &str = include_str!("static/console.css");
@@ -333,7 +347,22 @@ pub(super) fn routes() -> Vec<Route> {
             Public,
             get(account::sign_in_page).post(account::sign_in),
         ),
+        route(
+            "/console/sign-in/code",
+            BOTH,
+            Public,
+            get(second_step::code_page).post(second_step::check_code),
+        ),
         route("/console/sign-out", POST, Any, post(account::sign_out)),
+        route("/console/account", GET, Any, get(totp::account)),
+        route(
+            "/console/account/totp",
+            BOTH,
+            Any,
+            get(totp::enrol).post(totp::confirm),
+        ),
+        route("/console/account/totp/start", POST, Any, post(totp::start)),
+        route("/console/account/totp/off", POST, Any, post(totp::turn_off)),
         route(
             "/console/password",
             BOTH,
@@ -357,6 +386,12 @@ pub(super) fn routes() -> Vec<Route> {
             POST,
             Roles(SUPER_ADMINS),
             post(administrators::reset),
+        ),
+        route(
+            "/console/administrators/{name}/totp-reset",
+            POST,
+            Roles(SUPER_ADMINS),
+            post(totp::reset),
         ),
         route(
             "/console/administrators/{name}/remove",

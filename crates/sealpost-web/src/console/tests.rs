@@ -800,3 +800,5 @@ async fn a_policy_admin_manages_internal_domains() {
         .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 }
+
+mod totp;

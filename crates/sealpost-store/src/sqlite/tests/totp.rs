@@ -111,8 +111,18 @@ async fn totp_is_on_only_once_confirmed_and_its_secret_is_sealed() {
 
     // A recovery code works once.
     let code = RecoveryCodeHash([3; 32]);
-    assert!(store.use_admin_recovery_code(&ann, code, t0()).await.unwrap());
-    assert!(!store.use_admin_recovery_code(&ann, code, t0()).await.unwrap());
+    assert!(
+        store
+            .use_admin_recovery_code(&ann, code, t0())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .use_admin_recovery_code(&ann, code, t0())
+            .await
+            .unwrap()
+    );
     assert!(
         !store
             .use_admin_recovery_code(&ann, RecoveryCodeHash([99; 32]), t0())
@@ -120,7 +130,12 @@ async fn totp_is_on_only_once_confirmed_and_its_secret_is_sealed() {
             .unwrap()
     );
     assert_eq!(
-        store.admin_totp(&ann).await.unwrap().unwrap().recovery_codes_left,
+        store
+            .admin_totp(&ann)
+            .await
+            .unwrap()
+            .unwrap()
+            .recovery_codes_left,
         9
     );
 
@@ -138,7 +153,12 @@ async fn totp_is_on_only_once_confirmed_and_its_secret_is_sealed() {
             .await
             .unwrap()
     );
-    assert!(!store.use_admin_recovery_code(&ann, RecoveryCodeHash([4; 32]), t0()).await.unwrap());
+    assert!(
+        !store
+            .use_admin_recovery_code(&ann, RecoveryCodeHash([4; 32]), t0())
+            .await
+            .unwrap()
+    );
 
     let entries = store
         .audit(AuditQuery {
@@ -197,7 +217,11 @@ async fn a_pending_sign_in_lasts_five_minutes_and_a_few_wrong_codes() {
         assert_eq!(store.fail_admin_pending_sign_in(id).await.unwrap(), n);
     }
     assert!(
-        store.admin_pending_sign_in(id, t0()).await.unwrap().is_none(),
+        store
+            .admin_pending_sign_in(id, t0())
+            .await
+            .unwrap()
+            .is_none(),
         "out of attempts"
     );
     assert!(store.end_admin_pending_sign_in(id).await.unwrap());
@@ -254,7 +278,13 @@ async fn key_rotation_rewraps_totp_secrets() {
     only_new.save(&key_file).unwrap();
     let store = super::reopen(&dir).await;
     assert_eq!(
-        store.admin_totp(&ann).await.unwrap().unwrap().secret.expose(),
+        store
+            .admin_totp(&ann)
+            .await
+            .unwrap()
+            .unwrap()
+            .secret
+            .expose(),
         SECRET
     );
 }
