@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod branding;
 pub mod console;
 pub mod handoff;
 mod model;
@@ -25,6 +26,7 @@ pub mod sqlite;
 use std::time::SystemTime;
 
 pub use admin::{AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, Role};
+pub use branding::BrandingStore;
 pub use console::ConsoleStore;
 pub use model::*;
 pub use portal::PortalStore;

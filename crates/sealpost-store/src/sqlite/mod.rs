@@ -9,6 +9,7 @@
 
 mod admin;
 mod audit;
+mod branding;
 mod console;
 mod portal;
 mod queue;
@@ -62,6 +63,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v11.sql"),
     include_str!("schema_v12.sql"),
     include_str!("schema_v13.sql"),
+    include_str!("schema_v14.sql"),
 ];
 
 /// Contents larger than this are sealed and opened on a blocking thread.

@@ -1221,6 +1221,7 @@ async fn read_config_reads_without_creating_or_migrating() {
 }
 
 mod audit;
+mod branding;
 mod console;
 mod portal;
 mod totp;
