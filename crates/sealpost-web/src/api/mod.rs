@@ -11,11 +11,12 @@
 //! [`internal_domains`], [`directory`], [`groups`], [`definitions`],
 //! [`policies`], [`policy_test`], [`api_keys`], [`config`] (the whole
 //! configuration as one document) and [`messages`] (tracking, recall,
-//! expiry). Errors are in [`error`], the extractors that shape them in
+//! expiry) and [`branding`] (the portal's). Errors are in [`error`], the extractors that shape them in
 //! [`extract`].
 
 mod api_keys;
 mod audit;
+mod branding;
 mod config;
 mod definitions;
 mod directory;
@@ -55,6 +56,8 @@ pub struct ApiState {
     pub secure: Arc<dyn SecureStore>,
     /// `vault.retention`: no expiry may pass received + retention.
     pub retention: std::time::Duration,
+    /// The portal's branding, shared with the console.
+    pub branding: Arc<crate::branding::BrandingService>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -68,7 +71,7 @@ impl std::fmt::Debug for ApiState {
     info(
         title = "sealpost administration API",
         version = "1",
-        description = "Secure Messaging policies, definitions, groups, directory and internal domains, and message tracking (recall, expiry)."
+        description = "Secure Messaging policies, definitions, groups, directory and internal domains, and message tracking (recall, expiry), and the portal's branding."
     ),
     servers((url = "/api/v1")),
     modifiers(&BearerAuth),
@@ -131,6 +134,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         api_keys::routes,
         audit::routes,
         messages::routes,
+        branding::routes,
     ] {
         json = routes(json);
     }

@@ -20,10 +20,12 @@
 //! - [`audit`]: the audit log.
 //! - [`policies`]: Administration | Gateway | Policies.
 //! - [`domains`]: internal domains.
+//! - [`branding`]: the portal's branding.
 
 mod account;
 mod administrators;
 mod audit;
+mod branding;
 mod domains;
 mod home;
 mod policies;
@@ -51,6 +53,7 @@ use serde::Serialize;
 
 use crate::{
     PolicyService,
+    branding::BrandingService,
     auth::{
         forms::Guard,
         limit::{Backoff, IpRateLimit},
@@ -102,6 +105,8 @@ struct Inner {
     /// The policy configuration's one writer and live snapshot, shared
     /// with the API: every change is checked, audited and applied alike.
     policy: Arc<PolicyService>,
+    /// The portal's branding, shared with the API (and this node's portal).
+    branding: Arc<BrandingService>,
     /// The console's session cookie and form checks.
     guard: Guard,
     /// Password posts (sign-in, password change) per client IP.
@@ -118,7 +123,7 @@ impl std::fmt::Debug for ConsoleState {
     }
 }
 
-const TEMPLATES: [(&str, &str); 16] = [
+const TEMPLATES: [(&str, &str); 17] = [
     ("layout.html", include_str!("templates/layout.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
     ("password.html", include_str!("templates/password.html")),
@@ -147,6 +152,7 @@ const TEMPLATES: [(&str, &str); 16] = [
         "sign_in_code.html",
         include_str!("templates/sign_in_code.html"),
     ),
+    ("branding.html", include_str!("templates/branding.html")),
 ];
 
 const CONSOLE_CSS: &str = include_str!("static/console.css");
@@ -165,6 +171,7 @@ impl ConsoleState {
         store: Arc<dyn ConsoleStore>,
         admin: Arc<dyn AdminStore>,
         policy: Arc<PolicyService>,
+        branding: Arc<BrandingService>,
     ) -> Result<Self, BadOrigin> {
         let origin = PublicOrigin::parse(&settings.url)?;
         let cookie = SessionCookie::for_origin(&origin).console();
@@ -185,6 +192,7 @@ impl ConsoleState {
                 store,
                 admin,
                 policy,
+                branding,
                 guard,
                 // Ten password posts at once, then one every 6 seconds.
                 rate_limit: IpRateLimit::new(
@@ -207,6 +215,10 @@ impl ConsoleState {
 
     fn policy(&self) -> &PolicyService {
         &self.inner.policy
+    }
+
+    fn branding(&self) -> &BrandingService {
+        &self.inner.branding
     }
 
     fn settings(&self) -> &ConsoleSettings {
@@ -432,6 +444,14 @@ pub(super) fn routes() -> Vec<Route> {
             Roles(POLICY_EDITORS),
             post(domains::remove),
         ),
+        route("/console/branding", GET, Any, get(branding::page)),
+        route(
+            "/console/branding",
+            POST,
+            Roles(POLICY_EDITORS),
+            post(branding::save),
+        ),
+        route("/console/branding/logo", GET, Any, get(branding::logo)),
         route("/console/static/console.css", GET, Public, get(console_css)),
         route("/console/{*rest}", GET, Public, get(not_found)),
     ]

@@ -59,6 +59,14 @@ async fn world() -> World {
         store.clone(),
         store.clone(),
         policy,
+        Arc::new(crate::branding::BrandingService::new(
+            store.clone(),
+            Arc::new(crate::branding::LiveBranding::new(
+                crate::branding::Branding::default(),
+                store.clone(),
+                std::time::Duration::ZERO,
+            )),
+        )),
     )
     .unwrap();
     World {
@@ -802,3 +810,4 @@ async fn a_policy_admin_manages_internal_domains() {
 }
 
 mod totp;
+mod branding;

@@ -54,6 +54,8 @@ const RULES: &[(&str, &str, &[&str])] = &[
     ("post", "/messages/{id}/extend", MESSAGES),
     ("get", "/config", ALL),
     ("put", "/config", POLICY),
+    ("get", "/branding", ALL),
+    ("put", "/branding", POLICY),
 ];
 
 #[test]
