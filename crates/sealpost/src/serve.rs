@@ -154,7 +154,6 @@ fn portal_deps(
     queue_lifetime: Duration,
     secure_settings: &SecureSettings,
     replies: sealpost_web::portal::Replies,
-    branding: Arc<sealpost_web::branding::LiveBranding>,
 ) -> sealpost_web::portal::PortalDeps {
     use std::num::NonZeroU32;
     sealpost_web::portal::PortalDeps {
@@ -175,7 +174,7 @@ fn portal_deps(
             settings: secure_settings.clone(),
         }),
         replies,
-        branding: Some(branding),
+        branding: None,
     }
 }
 
@@ -426,16 +425,19 @@ impl Application {
             &portal_url,
             portal_tls.is_some(),
             file_branding,
-            portal_deps(
-                &sqlite,
-                &store,
-                &policy,
-                &wakeup,
-                config.relay.queue_lifetime,
-                &secure_settings,
-                replies,
-                live_branding,
-            ),
+            sealpost_web::portal::PortalDeps {
+                // The console's live branding: a change made here shows at once.
+                branding: Some(live_branding),
+                ..portal_deps(
+                    &sqlite,
+                    &store,
+                    &policy,
+                    &wakeup,
+                    config.relay.queue_lifetime,
+                    &secure_settings,
+                    replies,
+                )
+            },
         )?;
         let inbound = Arc::new(Inbound {
             config: InboundConfig {

@@ -121,7 +121,10 @@ impl From<BrandingError> for ApiError {
 /// The portal's branding: what is stored, and what the portal shows.
 #[utoipa::path(get, path = "/branding", tag = "branding",
     responses((status = 200, body = BrandingDoc), (status = 401, body = ApiError)))]
-async fn get_branding(_caller: Caller, State(state): State<ApiState>) -> ApiResult<Json<BrandingDoc>> {
+async fn get_branding(
+    _caller: Caller,
+    State(state): State<ApiState>,
+) -> ApiResult<Json<BrandingDoc>> {
     let record = state.branding.stored().await?;
     Ok(Json(doc(&state, record)))
 }

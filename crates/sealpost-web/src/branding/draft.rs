@@ -59,7 +59,10 @@ fn text(
             format!("at most {max} characters ({count} given)"),
         ));
     }
-    if value.chars().any(|c| c.is_control() && !(lines && c == '\n')) {
+    if value
+        .chars()
+        .any(|c| c.is_control() && !(lines && c == '\n'))
+    {
         return Err(Invalid::new(
             field,
             "control_characters",

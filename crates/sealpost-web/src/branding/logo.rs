@@ -60,7 +60,10 @@ pub fn sniff(bytes: &[u8]) -> Result<&'static str, Invalid> {
         )
     };
     let text = std::str::from_utf8(bytes).map_err(|_| not_an_image())?;
-    let lower = text.trim_start_matches('\u{feff}').trim().to_ascii_lowercase();
+    let lower = text
+        .trim_start_matches('\u{feff}')
+        .trim()
+        .to_ascii_lowercase();
     if !lower.starts_with('<') || !lower.contains("<svg") {
         return Err(not_an_image());
     }
@@ -125,7 +128,8 @@ mod tests {
             assert_eq!(e.field, "logo");
         }
         // Words containing "on" are fine.
-        let ok = r#"<svg><text font-family="Montserrat">London</text><polygon points="1,2"/></svg>"#;
+        let ok =
+            r#"<svg><text font-family="Montserrat">London</text><polygon points="1,2"/></svg>"#;
         assert_eq!(sniff(ok.as_bytes()).unwrap(), "image/svg+xml");
     }
 }

@@ -19,11 +19,7 @@ pub mod logo;
 use std::sync::Arc;
 
 use sealpost_policy::Invalid;
-use sealpost_store::{
-    BrandingStore, StoreError,
-    audit::Actor,
-    branding::BrandingRecord,
-};
+use sealpost_store::{BrandingStore, StoreError, audit::Actor, branding::BrandingRecord};
 
 pub use draft::{BrandingDraft, LogoChange, MAX_DISCLAIMER, MAX_PRODUCT_NAME, MAX_SUPPORT_CONTACT};
 pub use live::{LiveBranding, Resolved, resolve};

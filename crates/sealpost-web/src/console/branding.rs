@@ -16,8 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ConsoleState, POLICY_EDITORS, SignedIn, home};
 use crate::branding::{
-    BrandingDraft, BrandingError, LogoChange, MAX_DISCLAIMER, MAX_PRODUCT_NAME,
-    MAX_SUPPORT_CONTACT,
+    BrandingDraft, BrandingError, LogoChange, MAX_DISCLAIMER, MAX_PRODUCT_NAME, MAX_SUPPORT_CONTACT,
 };
 
 /// The form's text fields, as stored or as typed.
@@ -114,7 +113,13 @@ pub(super) async fn page(
     axum::extract::Query(saved): axum::extract::Query<Saved>,
 ) -> Response {
     state
-        .branding_page(&signed_in, StatusCode::OK, None, None, saved.saved.is_some())
+        .branding_page(
+            &signed_in,
+            StatusCode::OK,
+            None,
+            None,
+            saved.saved.is_some(),
+        )
         .await
 }
 
@@ -123,9 +128,7 @@ pub(super) async fn page(
 pub(super) async fn logo(State(state): State<ConsoleState>, _signed_in: SignedIn) -> Response {
     let resolved = state.branding().live().current();
     match &resolved.branding.logo {
-        Some((bytes, content_type)) => {
-            crate::portal::logo_response(bytes.clone(), content_type)
-        }
+        Some((bytes, content_type)) => crate::portal::logo_response(bytes.clone(), content_type),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -153,7 +156,11 @@ async fn read(mut multipart: Multipart) -> Result<Posted, Invalid> {
                 ),
             )
         } else {
-            Invalid::new("", "malformed_form", "the form did not arrive whole; send it again")
+            Invalid::new(
+                "",
+                "malformed_form",
+                "the form did not arrive whole; send it again",
+            )
         }
     };
     while let Some(field) = multipart.next_field().await.map_err(fail)? {

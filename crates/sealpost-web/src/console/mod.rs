@@ -53,13 +53,13 @@ use serde::Serialize;
 
 use crate::{
     PolicyService,
-    branding::BrandingService,
     auth::{
         forms::Guard,
         limit::{Backoff, IpRateLimit},
         origin::{BadOrigin, PublicOrigin},
         session::SessionCookie,
     },
+    branding::BrandingService,
     portal::{client, headers},
 };
 

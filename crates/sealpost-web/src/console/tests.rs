@@ -809,5 +809,5 @@ async fn a_policy_admin_manages_internal_domains() {
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 }
 
-mod totp;
 mod branding;
+mod totp;

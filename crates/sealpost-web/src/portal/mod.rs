@@ -356,7 +356,11 @@ pub fn router(state: PortalState) -> Router {
 
 /// Brings the branding up to the store's before the request is served
 /// (a version check at most once a second; see [`LiveBranding`]).
-async fn follow_branding(State(state): State<PortalState>, request: Request, next: Next) -> Response {
+async fn follow_branding(
+    State(state): State<PortalState>,
+    request: Request,
+    next: Next,
+) -> Response {
     state.inner.branding.refresh().await;
     next.run(request).await
 }
@@ -400,7 +404,10 @@ async fn portal_css() -> Response {
 }
 
 async fn theme_css(State(state): State<PortalState>) -> Response {
-    asset("text/css; charset=utf-8", state.branding().theme_css.clone())
+    asset(
+        "text/css; charset=utf-8",
+        state.branding().theme_css.clone(),
+    )
 }
 
 /// The logo. An SVG is served sandboxed: were one with script to get

@@ -42,8 +42,8 @@ fn the_api_changes_the_branding_and_the_portal_follows_without_a_restart() {
     assert_eq!(code, 422, "{err}");
     assert_eq!(err["field"], "accent_color");
     assert_eq!(err["code"], "invalid_colour");
-    let bad_svg = base64::engine::general_purpose::STANDARD
-        .encode(b"<svg onload=\"alert(1)\"></svg>");
+    let bad_svg =
+        base64::engine::general_purpose::STANDARD.encode(b"<svg onload=\"alert(1)\"></svg>");
     let (code, err) = api(
         &gw,
         "PUT",
@@ -61,7 +61,13 @@ fn the_api_changes_the_branding_and_the_portal_follows_without_a_restart() {
              "disclaimer": "Messages here are for their addressees only.",
              "support_contact": "it-help@acme.example", "logo": "{logo}"}}"##
     );
-    let (code, doc) = api(&gw, "PUT", "/branding", Some(body.as_bytes()), &[&auth, json]);
+    let (code, doc) = api(
+        &gw,
+        "PUT",
+        "/branding",
+        Some(body.as_bytes()),
+        &[&auth, json],
+    );
     assert_eq!(code, 200, "{doc}");
     assert_eq!(doc["version"], 1);
     assert_eq!(doc["accent_color"], "#0f766e");

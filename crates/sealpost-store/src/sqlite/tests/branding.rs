@@ -27,7 +27,13 @@ async fn branding_is_versioned_replaced_whole_and_audited() {
         ..StoredBranding::default()
     };
     let actor = Actor::administrator("ann", "192.0.2.1".parse().unwrap());
-    assert_eq!(store.set_branding(first.clone(), actor.clone()).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .set_branding(first.clone(), actor.clone())
+            .await
+            .unwrap(),
+        1
+    );
     let read = store.branding().await.unwrap();
     assert_eq!(read.version, 1);
     assert_eq!(read.branding, first);
@@ -56,6 +62,12 @@ async fn branding_is_versioned_replaced_whole_and_audited() {
     assert_eq!(before["product_name"], "Acme secure mail");
     assert_eq!(before["logo"]["content_type"], "image/png");
     assert_eq!(before["logo"]["bytes"], 12);
-    assert_eq!(latest.after.as_ref().unwrap()["logo"], serde_json::Value::Null);
-    assert!(entries[1].change.before.is_none(), "nothing was stored before");
+    assert_eq!(
+        latest.after.as_ref().unwrap()["logo"],
+        serde_json::Value::Null
+    );
+    assert!(
+        entries[1].change.before.is_none(),
+        "nothing was stored before"
+    );
 }

@@ -15,7 +15,8 @@ use crate::{
 };
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR-not-really";
-const SVG_WITH_SCRIPT: &[u8] = b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>";
+const SVG_WITH_SCRIPT: &[u8] =
+    b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>";
 const SVG: &[u8] = b"<svg xmlns='http://www.w3.org/2000/svg' width='40' height='40'><circle cx='20' cy='20' r='18' fill='#aa3300'/></svg>";
 
 /// Posts the branding form with the page's token.
@@ -50,7 +51,10 @@ async fn a_policy_admin_brands_the_portal_and_every_node_shows_it_without_a_rest
     assert_eq!(sign_in(&mut pat, "pat", OWN).await.location(), "/console");
     let page = pat.get("/console/branding").await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("placeholder=\"Secure messages\""), "the file's value shown");
+    assert!(
+        page.body.contains("placeholder=\"Secure messages\""),
+        "the file's value shown"
+    );
     assert!(page.body.contains(">Save</button>"));
 
     let saved = save(
@@ -69,7 +73,10 @@ async fn a_policy_admin_brands_the_portal_and_every_node_shows_it_without_a_rest
     let stored = w.store.branding().await.unwrap();
     assert_eq!(stored.version, 1);
     assert_eq!(stored.branding.accent_color.as_deref(), Some("#aa3300"));
-    assert_eq!(stored.branding.logo.as_ref().unwrap().content_type, "image/png");
+    assert_eq!(
+        stored.branding.logo.as_ref().unwrap().content_type,
+        "image/png"
+    );
     let shown = pat.get("/console/branding?saved=1").await;
     assert!(shown.body.contains("Saved."));
     let described = format!("image&#x2f;png, {} bytes", PNG.len());
@@ -90,20 +97,39 @@ async fn a_policy_admin_brands_the_portal_and_every_node_shows_it_without_a_rest
     assert_eq!(logo.bytes, PNG);
 
     // An SVG logo is served sandboxed.
-    let svg = save(&mut pat, &[("product_name", "Acme Secure Mail")], Some(("logo.svg", SVG))).await;
+    let svg = save(
+        &mut pat,
+        &[("product_name", "Acme Secure Mail")],
+        Some(("logo.svg", SVG)),
+    )
+    .await;
     assert_eq!(svg.status, StatusCode::SEE_OTHER, "{}", svg.body);
     let logo = recipient.get("/static/logo").await;
     assert_eq!(logo.headers[header::CONTENT_TYPE], "image/svg+xml");
-    let csp = logo.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    let csp = logo.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
     assert!(csp.starts_with("sandbox"), "{csp}");
     let page = recipient.get("/sign-in").await;
-    assert!(!page.body.contains("For the addressee only."), "emptied: the file's (none)");
+    assert!(
+        !page.body.contains("For the addressee only."),
+        "emptied: the file's (none)"
+    );
 
     // Removing the stored logo: the file's (none here).
     let removed = save(&mut pat, &[("remove_logo", "1")], None).await;
     assert_eq!(removed.status, StatusCode::SEE_OTHER);
-    assert_eq!(recipient.get("/static/logo").await.status, StatusCode::NOT_FOUND);
-    assert!(recipient.get("/sign-in").await.body.contains("Secure messages"));
+    assert_eq!(
+        recipient.get("/static/logo").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        recipient
+            .get("/sign-in")
+            .await
+            .body
+            .contains("Secure messages")
+    );
 
     let entries = w
         .store
@@ -116,8 +142,14 @@ async fn a_policy_admin_brands_the_portal_and_every_node_shows_it_without_a_rest
         .unwrap();
     assert_eq!(entries.len(), 3);
     assert_eq!(entries[2].actor.name, "pat");
-    assert_eq!(entries[2].change.after.as_ref().unwrap()["product_name"], "Acme Secure Mail");
-    assert_eq!(entries[0].change.before.as_ref().unwrap()["logo"]["content_type"], "image/svg+xml");
+    assert_eq!(
+        entries[2].change.after.as_ref().unwrap()["product_name"],
+        "Acme Secure Mail"
+    );
+    assert_eq!(
+        entries[0].change.before.as_ref().unwrap()["logo"]["content_type"],
+        "image/svg+xml"
+    );
 }
 
 #[tokio::test]
@@ -168,9 +200,16 @@ async fn bad_input_is_named_next_to_its_field_and_nothing_is_stored() {
         assert!(error_at > input_at, "the error follows its field");
         assert!(page.body[error_at..].contains(says), "{field}: {says}");
         assert!(page.body.contains("aria-invalid=\"true\""));
-        assert!(page.body.contains("value=\"Acme\"") || field == "product_name", "typed values kept");
+        assert!(
+            page.body.contains("value=\"Acme\"") || field == "product_name",
+            "typed values kept"
+        );
     }
-    assert_eq!(w.store.branding().await.unwrap().version, 0, "nothing stored");
+    assert_eq!(
+        w.store.branding().await.unwrap().version,
+        0,
+        "nothing stored"
+    );
 }
 
 #[tokio::test]
