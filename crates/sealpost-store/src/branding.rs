@@ -48,17 +48,21 @@ pub struct BrandingRecord {
     pub updated_at: Option<SystemTime>,
 }
 
-/// The branding's storage boundary. The portal reads through it; only
-/// the branding service writes.
+/// Reading the stored branding: all the portal may do with it.
 #[async_trait::async_trait]
-pub trait BrandingStore: Send + Sync + std::fmt::Debug + 'static {
+pub trait BrandingReader: Send + Sync + std::fmt::Debug + 'static {
     /// The stored branding (version 0 and nothing stored: the file's).
     async fn branding(&self) -> Result<BrandingRecord, StoreError>;
 
     /// The current version alone: one small read, for the per-request
     /// check.
     async fn branding_version(&self) -> Result<u64, StoreError>;
+}
 
+/// The branding's storage boundary: reading, and the one write of the
+/// branding service (console and API).
+#[async_trait::async_trait]
+pub trait BrandingStore: BrandingReader {
     /// Replaces the stored branding and records it in the audit log (by
     /// `actor`, before and after, the logo as its type and size);
     /// the new version.

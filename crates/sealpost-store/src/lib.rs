@@ -26,7 +26,7 @@ pub mod sqlite;
 use std::time::SystemTime;
 
 pub use admin::{AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, Role};
-pub use branding::BrandingStore;
+pub use branding::{BrandingReader, BrandingStore};
 pub use console::ConsoleStore;
 pub use model::*;
 pub use portal::PortalStore;

@@ -9,6 +9,7 @@ use super::{SqliteStore, audit};
 use crate::{
     BrandingStore, StoreError,
     audit::{Actor, Change},
+    branding::BrandingReader,
     branding::{BrandingRecord, Logo, StoredBranding},
     model::{from_millis, to_millis},
 };
@@ -92,7 +93,7 @@ fn replace(
 }
 
 #[async_trait::async_trait]
-impl BrandingStore for SqliteStore {
+impl BrandingReader for SqliteStore {
     async fn branding(&self) -> Result<BrandingRecord, StoreError> {
         self.readers.read_point(find).await
     }
@@ -108,7 +109,10 @@ impl BrandingStore for SqliteStore {
             })
             .await
     }
+}
 
+#[async_trait::async_trait]
+impl BrandingStore for SqliteStore {
     async fn set_branding(
         &self,
         branding: StoredBranding,

@@ -251,6 +251,9 @@ pub(super) fn create_pending(
     name: &AdminName,
     now: SystemTime,
 ) -> Result<(), StoreError> {
+    // Abandoned ones go here, so the table stays as small as the sign-ins
+    // of the last five minutes.
+    purge_pending(conn, now)?;
     conn.prepare_cached(
         "INSERT INTO admin_pending_sign_ins (id_hash, admin_name, created_at) VALUES (?1, ?2, ?3)",
     )?

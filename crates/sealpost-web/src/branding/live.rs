@@ -9,7 +9,8 @@
 //! current branding without waiting ([`LiveBranding::current`]); the
 //! portal's middleware calls [`LiveBranding::refresh`] first.
 //!
-//! The portal holds this and nothing else of the branding: it only reads.
+//! The portal holds this and nothing else of the branding: a
+//! [`BrandingReader`], which cannot write.
 
 use std::{
     sync::{Arc, Mutex},
@@ -17,7 +18,7 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
-use sealpost_store::{BrandingStore, branding::BrandingRecord};
+use sealpost_store::{BrandingReader, branding::BrandingRecord};
 
 use super::{Branding, logo::LOGO_TYPES};
 
@@ -88,7 +89,7 @@ pub struct LiveBranding {
     /// The configuration file's branding.
     defaults: Branding,
     /// `None`: the file's branding, always (tests, tools).
-    store: Option<Arc<dyn BrandingStore>>,
+    store: Option<Arc<dyn BrandingReader>>,
     current: ArcSwap<Resolved>,
     /// When the store was last asked; `None`: never.
     checked: Mutex<Option<Instant>>,
@@ -112,11 +113,11 @@ impl LiveBranding {
 
     /// The file's branding under the store's, the version checked at most
     /// once per `every`.
-    pub fn new(defaults: Branding, store: Arc<dyn BrandingStore>, every: Duration) -> Self {
+    pub fn new(defaults: Branding, store: Arc<dyn BrandingReader>, every: Duration) -> Self {
         Self::build(defaults, Some(store), every)
     }
 
-    fn build(defaults: Branding, store: Option<Arc<dyn BrandingStore>>, every: Duration) -> Self {
+    fn build(defaults: Branding, store: Option<Arc<dyn BrandingReader>>, every: Duration) -> Self {
         let current = ArcSwap::from_pointee(Resolved::new(0, defaults.clone()));
         LiveBranding {
             defaults,

@@ -290,11 +290,22 @@ pub(super) async fn reset(
             signed_in.actor(),
         )
         .await;
+    // Two-step sign-in stays as it is: the factors are reset apart
+    // (`super::totp::reset`).
+    let keeps_totp = match state.store().administrator(&name).await {
+        Ok(found) => found.is_some_and(|a| a.totp),
+        Err(e) => return state.failed(&e),
+    };
+    let totp_note = if keeps_totp {
+        " Their two-step sign-in stays on: they still need their app's code (or a recovery code); reset it too if the device is lost."
+    } else {
+        ""
+    };
     match reset {
         Ok(true) => state.secret_page(
             &signed_in,
             &format!("A new one-time password for {name}"),
-            &format!("{name}'s sessions have ended. Give them this one-time password by a safe way; they choose their own at the next sign-in."),
+            &format!("{name}'s sessions have ended. Give them this one-time password by a safe way; they choose their own at the next sign-in.{totp_note}"),
             one_time.expose(),
             "/console/administrators",
         ),

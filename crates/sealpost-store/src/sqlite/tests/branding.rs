@@ -3,7 +3,7 @@
 
 use super::open;
 use crate::{
-    AdminStore, BrandingStore,
+    AdminStore, BrandingReader, BrandingStore,
     audit::{Actor, AuditQuery},
     branding::{Logo, StoredBranding},
 };

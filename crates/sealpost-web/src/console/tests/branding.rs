@@ -6,7 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::http::{StatusCode, header};
-use sealpost_store::{AdminStore, BrandingStore, Role, audit::AuditQuery};
+use sealpost_store::{AdminStore, BrandingReader, Role, audit::AuditQuery};
 
 use super::{OWN, agent, sign_in, world};
 use crate::{

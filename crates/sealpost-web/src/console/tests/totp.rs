@@ -309,6 +309,20 @@ async fn a_super_admin_resets_another_administrators_two_step_sign_in() {
     assert_eq!(sign_in(&mut root, "root", OWN).await.location(), "/console");
     let list = root.get("/console/administrators").await;
     assert!(list.body.contains("/console/administrators/ann/totp-reset"));
+    // A password reset leaves two-step sign-in on, and says so.
+    let reset = root
+        .post(
+            "/console/administrators/ann/reset",
+            &[("csrf", &list.csrf())],
+        )
+        .await;
+    assert!(
+        reset.body.contains("two-step sign-in stays on"),
+        "{}",
+        reset.body
+    );
+    let one_time = super::secret_of(&reset);
+    assert!(w.store.administrator(&ann()).await.unwrap().unwrap().totp);
     let reset = root
         .post(
             "/console/administrators/ann/totp-reset",
@@ -330,5 +344,9 @@ async fn a_super_admin_resets_another_administrators_two_step_sign_in() {
     assert_eq!(entries[0].actor.name, "root");
     assert_eq!(entries[0].change.before.as_ref().unwrap()["totp"], true);
     let mut a = agent(&w);
-    assert_eq!(sign_in(&mut a, "ann", OWN).await.location(), "/console");
+    assert_eq!(
+        sign_in(&mut a, "ann", &one_time).await.location(),
+        "/console",
+        "no second step now"
+    );
 }
