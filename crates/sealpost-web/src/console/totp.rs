@@ -1,8 +1,8 @@
 //! Two-step sign-in on an administrator's own account page, and its
 //! reset by a super admin.
 //!
-//! Turning it on: sealpost makes a secret and shows it (base32 and the
-//! `otpauth://` URI, as text: no image crate); it is on only once a right
+//! Turning it on: sealpost makes a secret and shows it (a QR code drawn
+//! as inline SVG, the base32 key and the `otpauth://` URI); it is on only once a right
 //! code from the app comes back, and then ten recovery codes are shown,
 //! once (the store keeps their hashes). Turning it off takes the password
 //! or a code. A super admin resets another administrator's (a lost
@@ -128,6 +128,7 @@ impl ConsoleState {
             Err(e) => return self.failed(&e),
         };
         let name = signed_in.admin.name.as_str();
+        let uri = totp::otpauth_uri(&pending.secret, &self.issuer(), name);
         self.page(
             "totp_enrol.html",
             status,
@@ -135,11 +136,39 @@ impl ConsoleState {
                 admin => home::admin_view(&signed_in.admin),
                 csrf => signed_in.csrf.as_str(),
                 secret => totp::base32(&pending.secret),
-                uri => totp::otpauth_uri(&pending.secret, &self.issuer(), name),
+                // Built from module coordinates only: nothing to escape.
+                qr => qr_svg(&uri).map(minijinja::Value::from_safe_string),
+                uri,
                 error,
             },
         )
     }
+}
+
+/// `text` as a QR code in inline SVG (no image file, no script: the
+/// page's CSP stands), or `None` if it does not fit one.
+fn qr_svg(text: &str) -> Option<String> {
+    use qrcodegen::{QrCode, QrCodeEcc};
+    let qr = QrCode::encode_text(text, QrCodeEcc::Medium).ok()?;
+    let size = qr.size();
+    // Four modules of quiet zone, as scanners expect.
+    let border = 4;
+    let mut path = String::new();
+    for y in 0..size {
+        for x in 0..size {
+            if qr.get_module(x, y) {
+                path.push_str(&format!("M{},{}h1v1h-1z", x + border, y + border));
+            }
+        }
+    }
+    let side = size + 2 * border;
+    Some(format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {side} {side}\" \
+         width=\"200\" height=\"200\" role=\"img\" aria-labelledby=\"qr-label\" \
+         shape-rendering=\"crispEdges\"><title id=\"qr-label\">QR code of the \
+         otpauth address below</title><rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\
+         <path d=\"{path}\" fill=\"#000\"/></svg>"
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -114,6 +114,10 @@ async fn totp_is_on_only_after_a_right_code_and_then_sign_in_needs_one() {
     assert_eq!(enrol.status, StatusCode::OK);
     let key = key_of(&enrol);
     assert!(
+        enrol.body.contains("<div class=\"qr\"><svg xmlns="),
+        "a QR code, inline"
+    );
+    assert!(
         enrol
             .body
             .replace("&#x2f;", "/")
