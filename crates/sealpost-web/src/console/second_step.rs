@@ -7,8 +7,9 @@
 //! refused) or a recovery code (spent). A wrong code counts toward the
 //! account's lockout like a wrong password, and the client's rate limit;
 //! a pending sign-in ends after five wrong codes, so the password must
-//! come again. A locked account's code is not checked at all. Only a
-//! right code starts the session, with a new id.
+//! come again. A locked account's code is not checked (nor counted), as
+//! a locked account's password is not. Only a right code starts the
+//! session, with a new id.
 
 use std::time::SystemTime;
 
@@ -91,7 +92,7 @@ impl ConsoleState {
     }
 
     /// Whether `name` is in its lockout now.
-    async fn locked(&self, name: &AdminName) -> bool {
+    pub(super) async fn locked(&self, name: &AdminName) -> bool {
         match self.store().administrator(name).await {
             Ok(Some(a)) => self
                 .settings()
@@ -145,7 +146,9 @@ pub(super) async fn check_code(
         return Redirect::to("/console/sign-in").into_response();
     };
     let name = pending.name;
-    let accepted = if state.locked(&name).await {
+    // Locked: the code is not compared, nor counted (as for a password).
+    let locked = state.locked(&name).await;
+    let accepted = if locked {
         None
     } else {
         match state.take_code(&name, &form.code, SystemTime::now()).await {
@@ -153,10 +156,16 @@ pub(super) async fn check_code(
             Err(e) => return state.failed(&e),
         }
     };
-    let result = if accepted.is_some() { "ok" } else { "failed" };
+    let result = match (&accepted, locked) {
+        (Some(_), _) => "ok",
+        (None, true) => "locked",
+        (None, false) => "failed",
+    };
     metrics::counter!("sealpost_console_second_steps_total", "result" => result).increment(1);
     let Some(accepted) = accepted else {
-        state.count_failure(&name).await;
+        if !locked {
+            state.count_failure(&name).await;
+        }
         let attempts = state
             .store()
             .fail_admin_pending_sign_in(hash)

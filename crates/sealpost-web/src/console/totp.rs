@@ -326,6 +326,9 @@ pub(super) async fn turn_off(
         state
             .check_password(Some(name), Password::new(form.password))
             .await
+    } else if state.locked(name).await {
+        // A stolen session may not guess codes past the lockout either.
+        false
     } else {
         match state.take_code(name, &form.code, SystemTime::now()).await {
             Ok(Some(_)) => true,

@@ -286,6 +286,12 @@ async fn wrong_codes_count_toward_the_lockout_and_end_the_pending_sign_in() {
         a.get("/console/sign-in/code").await.location(),
         "/console/sign-in"
     );
+    // Another browser with the password, waiting at its second step.
+    let mut b = agent(&w);
+    assert_eq!(
+        sign_in(&mut b, "ann", OWN).await.location(),
+        "/console/sign-in/code"
+    );
     sign_in(&mut a, "ann", OWN).await;
     for n in 1..=5 {
         let page = post_code(&mut a, "999999").await;
@@ -297,11 +303,16 @@ async fn wrong_codes_count_toward_the_lockout_and_end_the_pending_sign_in() {
     }
     let stored = w.store.administrator(&ann()).await.unwrap().unwrap();
     assert_eq!(stored.failed_sign_ins, 5);
+    // Locked: even the right code in the other browser is refused, and
+    // not counted.
+    let right = code_at(&key, SystemTime::now());
+    assert!(post_code(&mut b, &right).await.body.contains("not right"));
+    let stored = w.store.administrator(&ann()).await.unwrap().unwrap();
+    assert_eq!(stored.failed_sign_ins, 5);
     // Locked now: the right password fails, and so would a right code.
     let locked = sign_in(&mut a, "ann", OWN).await;
     assert_eq!(locked.status, StatusCode::OK);
     assert!(locked.body.contains("too many attempts"));
-    let _ = key;
 }
 
 #[tokio::test]
