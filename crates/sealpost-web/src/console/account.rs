@@ -46,7 +46,7 @@ pub(super) fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -
 
 impl ConsoleState {
     /// The 429 page when `client` is over the password rate limit.
-    pub(super) fn over_limit(&self, client: &Client) -> Option<Response> {
+    fn over_limit(&self, client: &Client) -> Option<Response> {
         let wait = self.inner.rate_limit.check(client.ip).err()?;
         let mut response = self.page(
             "notice.html",
@@ -63,6 +63,34 @@ impl ConsoleState {
             response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         Some(response)
+    }
+
+    /// The refusal of a form posted before sign-in (its CSRF token or
+    /// origin is wrong, or the client is over the rate limit), if any.
+    pub(super) fn refuse_guess_before_sign_in(
+        &self,
+        headers: &HeaderMap,
+        csrf: &str,
+        client: &Client,
+    ) -> Option<Response> {
+        if self.inner.guard.check_form(headers, Some(csrf)).is_err() {
+            return Some(self.refused());
+        }
+        self.over_limit(client)
+    }
+
+    /// The refusal of a form in a session that checks a password or code
+    /// (its CSRF token or origin is wrong, or the client is over the rate
+    /// limit), if any.
+    pub(super) fn refuse_guess(
+        &self,
+        signed_in: &SignedIn,
+        headers: &HeaderMap,
+        csrf: &str,
+        client: &Client,
+    ) -> Option<Response> {
+        self.refuse_form(signed_in, headers, csrf)
+            .or_else(|| self.over_limit(client))
     }
 
     /// Whether `password` signs in as `name`; a failure is counted.
@@ -203,16 +231,8 @@ pub(super) async fn sign_in(
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Response {
-    if state
-        .inner
-        .guard
-        .check_form(&headers, Some(&form.csrf))
-        .is_err()
-    {
-        return state.refused();
-    }
-    if let Some(limited) = state.over_limit(&client) {
-        return limited;
+    if let Some(refused) = state.refuse_guess_before_sign_in(&headers, &form.csrf, &client) {
+        return refused;
     }
     let name = AdminName::parse(&form.name).ok();
     if state
@@ -291,16 +311,8 @@ pub(super) async fn change_password(
     headers: HeaderMap,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    if state
-        .inner
-        .guard
-        .check_session_form(&headers, &signed_in.id, Some(&form.csrf))
-        .is_err()
-    {
-        return state.refused();
-    }
-    if let Some(limited) = state.over_limit(&client) {
-        return limited;
+    if let Some(refused) = state.refuse_guess(&signed_in, &headers, &form.csrf, &client) {
+        return refused;
     }
     let refuse =
         |text: &str| state.password_form(&signed_in, Some(text), StatusCode::UNPROCESSABLE_ENTITY);

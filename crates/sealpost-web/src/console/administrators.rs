@@ -1,6 +1,7 @@
 //! Administrators and API keys, managed by super admins (issue 16, items
 //! 1 and 2): create an administrator (a one-time password, shown once),
-//! give one a new one-time password, change a role, remove one; create and
+//! give one a new one-time password (two-step sign-in stays), reset one's
+//! two-step sign-in, change a role, remove one; create and
 //! revoke API keys (the key shown once). The route table lets only super
 //! admins reach these ([`super::routes`]); every form checks its CSRF
 //! token; the store refuses what would leave no super admin.
@@ -11,7 +12,10 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
 };
-use sealpost_store::{Role, StoreError, console::AdminName};
+use sealpost_store::{
+    Role, StoreError,
+    console::{AdminName, TotpOff},
+};
 use serde::{Deserialize, Serialize};
 
 use super::{ConsoleState, SignedIn, home};
@@ -455,6 +459,34 @@ pub(super) async fn revoke_api_key(
                 )
                 .await
         }
+        Err(e) => state.failed(&e),
+    }
+}
+
+/// `POST /console/administrators/{name}/totp-reset`: turns another
+/// administrator's two-step sign-in off, for a lost device (audited as
+/// `reset_totp`); they sign in with the password alone until they turn
+/// it on again.
+pub(super) async fn reset_totp(
+    State(state): State<ConsoleState>,
+    signed_in: SignedIn,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Some(refused) = state.refuse_form(&signed_in, &headers, &form.csrf) {
+        return refused;
+    }
+    let name = match named(&state, &signed_in, &name).await {
+        Ok(name) => name,
+        Err(page) => return page,
+    };
+    let reset = state
+        .store()
+        .disable_admin_totp(&name, TotpOff::Reset, signed_in.actor())
+        .await;
+    match reset {
+        Ok(_) => Redirect::to("/console/administrators").into_response(),
         Err(e) => state.failed(&e),
     }
 }

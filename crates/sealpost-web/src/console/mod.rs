@@ -403,7 +403,7 @@ pub(super) fn routes() -> Vec<Route> {
             "/console/administrators/{name}/totp-reset",
             POST,
             Roles(SUPER_ADMINS),
-            post(totp::reset),
+            post(administrators::reset_totp),
         ),
         route(
             "/console/administrators/{name}/remove",

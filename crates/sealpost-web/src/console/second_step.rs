@@ -131,16 +131,8 @@ pub(super) async fn check_code(
     headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
-    if state
-        .inner
-        .guard
-        .check_form(&headers, Some(&form.csrf))
-        .is_err()
-    {
-        return state.refused();
-    }
-    if let Some(limited) = state.over_limit(&client) {
-        return limited;
+    if let Some(refused) = state.refuse_guess_before_sign_in(&headers, &form.csrf, &client) {
+        return refused;
     }
     let Some((hash, pending)) = state.pending(&headers).await else {
         return Redirect::to("/console/sign-in").into_response();

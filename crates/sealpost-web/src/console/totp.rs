@@ -1,20 +1,20 @@
-//! Two-step sign-in on an administrator's own account page, and its
-//! reset by a super admin.
+//! Two-step sign-in on an administrator's own account page.
 //!
 //! Turning it on: sealpost makes a secret and shows it (a QR code drawn
 //! as inline SVG, the base32 key and the `otpauth://` URI); it is on only once a right
 //! code from the app comes back, and then ten recovery codes are shown,
 //! once (the store keeps their hashes). Turning it off takes the password
 //! or a code. A super admin resets another administrator's (a lost
-//! phone); a password reset leaves it on, on purpose: the two factors are
-//! reset separately (`sealpost admin reset-totp NAME` on the gateway).
+//! phone, [`super::administrators`]); a password reset leaves it on, on
+//! purpose: the two factors are reset separately (`sealpost admin
+//! reset-totp NAME` on the gateway).
 //! Every switch is in the audit log, never the secret.
 
 use std::time::SystemTime;
 
 use axum::{
     Form,
-    extract::{Path, State},
+    extract::State,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
 };
@@ -251,11 +251,8 @@ pub(super) async fn confirm(
     headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
-    if let Some(refused) = state.refuse_form(&signed_in, &headers, &form.csrf) {
+    if let Some(refused) = state.refuse_guess(&signed_in, &headers, &form.csrf, &client) {
         return refused;
-    }
-    if let Some(limited) = state.over_limit(&client) {
-        return limited;
     }
     let name = &signed_in.admin.name;
     let now = SystemTime::now();
@@ -315,11 +312,8 @@ pub(super) async fn turn_off(
     headers: HeaderMap,
     Form(form): Form<OffForm>,
 ) -> Response {
-    if let Some(refused) = state.refuse_form(&signed_in, &headers, &form.csrf) {
+    if let Some(refused) = state.refuse_guess(&signed_in, &headers, &form.csrf, &client) {
         return refused;
-    }
-    if let Some(limited) = state.over_limit(&client) {
-        return limited;
     }
     let name = &signed_in.admin.name;
     let proven = if !form.password.is_empty() {
@@ -355,31 +349,6 @@ pub(super) async fn turn_off(
         .await
     {
         Ok(_) => Redirect::to("/console/account?done=totp-off").into_response(),
-        Err(e) => state.failed(&e),
-    }
-}
-
-/// `POST /console/administrators/{name}/totp-reset` (super admins): turns
-/// another administrator's two-step sign-in off, for a lost device.
-pub(super) async fn reset(
-    State(state): State<ConsoleState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    if let Some(refused) = state.refuse_form(&signed_in, &headers, &form.csrf) {
-        return refused;
-    }
-    let Ok(name) = AdminName::parse(&name) else {
-        return Redirect::to("/console/administrators").into_response();
-    };
-    match state
-        .store()
-        .disable_admin_totp(&name, TotpOff::Reset, signed_in.actor())
-        .await
-    {
-        Ok(_) => Redirect::to("/console/administrators").into_response(),
         Err(e) => state.failed(&e),
     }
 }
