@@ -24,7 +24,10 @@ async fn save(a: &mut Agent, fields: &[(&str, &str)], logo: Option<(&str, &[u8])
     let csrf = a.get("/console/branding").await.csrf();
     let mut all = vec![("csrf", csrf.as_str())];
     all.extend_from_slice(fields);
-    let files: Vec<(&str, &str, &[u8])> = logo.iter().map(|(n, b)| ("logo", *n, *b)).collect();
+    let files: Vec<(&str, &str, &str, &[u8])> = logo
+        .iter()
+        .map(|(n, b)| ("logo", *n, "application/octet-stream", *b))
+        .collect();
     a.post_multipart("/console/branding", &all, &files).await
 }
 

@@ -344,28 +344,28 @@ impl Agent {
     }
 
     /// Posts a `multipart/form-data` form from our origin: `fields`, then
-    /// `files` as (field, file name, bytes).
+    /// `files` as (field, file name, content type, bytes).
     pub(crate) async fn post_multipart(
         &mut self,
         path: &str,
         fields: &[(&str, &str)],
-        files: &[(&str, &str, &[u8])],
+        files: &[(&str, &str, &str, &[u8])],
     ) -> Page {
-        const BOUNDARY: &str = "sealpost-test-boundary-7c1f";
+        const BOUNDARY: &str = "----sealpost-test-boundary";
         let mut body = Vec::new();
-        for (name, value) in fields {
+        for (k, v) in fields {
             body.extend_from_slice(
                 format!(
-                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
                 )
                 .as_bytes(),
             );
         }
-        for (name, file_name, bytes) in files {
+        for (field, file_name, content_type, bytes) in files {
             body.extend_from_slice(
                 format!(
-                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; \
-                     filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; \
+                     filename=\"{file_name}\"\r\nContent-Type: {content_type}\r\n\r\n"
                 )
                 .as_bytes(),
             );
