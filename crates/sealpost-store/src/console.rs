@@ -8,9 +8,17 @@
 //! the first sign-in; a password set by someone else (a reset) is one-time
 //! too. Setting a password ends every session of the administrator. The
 //! last super admin cannot be removed: someone must be able to manage the
-//! others.
+//! others. An administrator may add a second step to sign-in ([`totp`]):
+//! a password reset leaves it as it is; it is reset on its own.
+
+pub mod totp;
 
 use std::{fmt, time::SystemTime};
+
+pub use totp::{
+    AdminTotp, PENDING_ATTEMPTS, PENDING_SIGN_IN_FOR, PendingSignIn, RecoveryCodeHash, TotpOff,
+    TotpSecret,
+};
 
 use crate::{
     Role, StoreError,
@@ -73,6 +81,8 @@ pub struct Administrator {
     pub failed_sign_ins: u32,
     pub last_failure_at: Option<SystemTime>,
     pub last_sign_in_at: Option<SystemTime>,
+    /// Sign-in asks for a TOTP code after the password.
+    pub totp: bool,
 }
 
 /// A new administrator.
@@ -194,12 +204,87 @@ pub trait ConsoleStore: Send + Sync + fmt::Debug + 'static {
     /// Ends one session (sign-out); false when there was none.
     async fn end_admin_session(&self, id: SessionHash) -> Result<bool, StoreError>;
 
-    /// Deletes the sessions past their limits; how many.
+    /// Deletes the sessions past their limits, and pending sign-ins past
+    /// [`PENDING_SIGN_IN_FOR`]; how many sessions.
     async fn purge_admin_sessions(
         &self,
         limits: SessionLimits,
         now: SystemTime,
     ) -> Result<usize, StoreError>;
+
+    // Two-step sign-in (see [`totp`]).
+
+    /// Starts (or starts again) an enrolment: `secret` is stored, sealed,
+    /// not yet on. Nothing is audited until it is confirmed. False when
+    /// there is no such administrator; [`StoreError::Refused`] when TOTP
+    /// is already on.
+    async fn start_admin_totp(
+        &self,
+        name: &AdminName,
+        secret: TotpSecret,
+        now: SystemTime,
+    ) -> Result<bool, StoreError>;
+
+    /// The administrator's TOTP with its secret opened, if any.
+    async fn admin_totp(&self, name: &AdminName) -> Result<Option<AdminTotp>, StoreError>;
+
+    /// Turns a started enrolment on, its first code at time step `step`,
+    /// with these recovery codes, and records it; false when there is no
+    /// enrolment waiting (none, or already on).
+    async fn enable_admin_totp(
+        &self,
+        name: &AdminName,
+        step: u64,
+        recovery: Vec<RecoveryCodeHash>,
+        now: SystemTime,
+        actor: Actor,
+    ) -> Result<bool, StoreError>;
+
+    /// Accepts time step `step` once: false when it is not after the last
+    /// one accepted (a replayed code) or TOTP is not on. Atomic, so two
+    /// nodes never accept the same code.
+    async fn accept_admin_totp_step(&self, name: &AdminName, step: u64)
+    -> Result<bool, StoreError>;
+
+    /// Spends a recovery code; false when it is unknown or already used.
+    async fn use_admin_recovery_code(
+        &self,
+        name: &AdminName,
+        code: RecoveryCodeHash,
+        now: SystemTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Turns TOTP off (an enrolment in progress too), recording it when
+    /// it was on; false when there was nothing to turn off.
+    async fn disable_admin_totp(
+        &self,
+        name: &AdminName,
+        why: TotpOff,
+        actor: Actor,
+    ) -> Result<bool, StoreError>;
+
+    /// Notes a pending sign-in under `id` (the hash of a fresh cookie).
+    async fn create_admin_pending_sign_in(
+        &self,
+        id: SessionHash,
+        name: &AdminName,
+        now: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// The pending sign-in under `id`, if younger than
+    /// [`PENDING_SIGN_IN_FOR`] and with attempts left.
+    async fn admin_pending_sign_in(
+        &self,
+        id: SessionHash,
+        now: SystemTime,
+    ) -> Result<Option<PendingSignIn>, StoreError>;
+
+    /// Counts a wrong code against the pending sign-in; the attempts so
+    /// far (it ends at [`PENDING_ATTEMPTS`]).
+    async fn fail_admin_pending_sign_in(&self, id: SessionHash) -> Result<u32, StoreError>;
+
+    /// Ends a pending sign-in (it became a session, or was abandoned).
+    async fn end_admin_pending_sign_in(&self, id: SessionHash) -> Result<bool, StoreError>;
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod branding;
 pub mod console;
 pub mod dashboard;
 pub mod envelopes;
@@ -28,6 +29,7 @@ pub mod sqlite;
 use std::time::SystemTime;
 
 pub use admin::{AdminStore, ApiKeyInfo, ApiKeyRecord, Changed, ConfigChange, ConfigCheck, Role};
+pub use branding::{BrandingReader, BrandingStore};
 pub use console::ConsoleStore;
 pub use dashboard::Dashboard;
 pub use model::*;

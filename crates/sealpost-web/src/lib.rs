@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod branding;
 pub mod console;
 mod csv;
 pub mod impact;

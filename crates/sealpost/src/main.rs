@@ -309,8 +309,15 @@ enum AdminCommand {
         config: Option<PathBuf>,
     },
     /// Give an administrator a new one-time password (printed once); their
-    /// sessions end.
+    /// sessions end. Two-step sign-in stays as it is (see `reset-totp`).
     ResetPassword {
+        name: String,
+        #[arg(long, short, env = "SEALPOST_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Turn an administrator's two-step sign-in (TOTP) off, for a lost
+    /// device; they can turn it on again from their account page.
+    ResetTotp {
         name: String,
         #[arg(long, short, env = "SEALPOST_CONFIG")]
         config: Option<PathBuf>,
@@ -857,6 +864,52 @@ fn admin_command(command: AdminCommand) -> ExitCode {
                         "New one-time password for {name}, shown only now; their sessions ended. \
                          It must be changed at the next sign-in."
                     );
+                    if store
+                        .administrator(&name)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .is_some_and(|a| a.totp)
+                    {
+                        eprintln!(
+                            "Two-step sign-in stays on for {name}: they still need their app's \
+                             code (or a recovery code). If the device is lost too, run \
+                             `sealpost admin reset-totp {name}`."
+                        );
+                    }
+                    Ok(())
+                })
+            })
+        }
+        AdminCommand::ResetTotp { name, config } => {
+            let name = match admin_name_arg(&name) {
+                Ok(name) => name,
+                Err(code) => return code,
+            };
+            with_admin_store(config, move |store| {
+                Box::pin(async move {
+                    use sealpost_store::console::TotpOff;
+                    if store
+                        .administrator(&name)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .is_none()
+                    {
+                        return Err(format!(
+                            "there is no administrator named {name} (see `sealpost admin list`)"
+                        ));
+                    }
+                    let was_on = store
+                        .disable_admin_totp(&name, TotpOff::Reset, Actor::cli())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if was_on {
+                        eprintln!(
+                            "Two-step sign-in is off for {name}; they sign in with the password \
+                             alone and can turn it on again from their account page."
+                        );
+                    } else {
+                        eprintln!("{name} had no two-step sign-in; nothing changed.");
+                    }
                     Ok(())
                 })
             })
@@ -865,12 +918,12 @@ fn admin_command(command: AdminCommand) -> ExitCode {
             Box::pin(async move {
                 let all = store.administrators().await.map_err(|e| e.to_string())?;
                 println!(
-                    "{:<24}  {:<14}  {:<20}  PASSWORD",
-                    "NAME", "ROLE", "LAST SIGN-IN"
+                    "{:<24}  {:<14}  {:<20}  {:<9}  TWO-STEP",
+                    "NAME", "ROLE", "LAST SIGN-IN", "PASSWORD"
                 );
                 for a in all {
                     println!(
-                        "{:<24}  {:<14}  {:<20}  {}",
+                        "{:<24}  {:<14}  {:<20}  {:<9}  {}",
                         a.name.as_str(),
                         a.role.as_str(),
                         a.last_sign_in_at
@@ -881,6 +934,7 @@ fn admin_command(command: AdminCommand) -> ExitCode {
                         } else {
                             "set"
                         },
+                        if a.totp { "on" } else { "off" },
                     );
                 }
                 Ok(())

@@ -76,16 +76,9 @@ fn console_url(config: &Config, bound: SocketAddr) -> String {
     }
 }
 
-/// The portal's state from `[portal]`: its URL, who may forward, and the
-/// branding (the logo read once, here).
-fn portal_state(
-    config: &Config,
-    url: &str,
-    tls: bool,
-    deps: sealpost_web::portal::PortalDeps,
-) -> anyhow::Result<sealpost_web::portal::PortalState> {
-    use sealpost_web::auth::{limit::Backoff, session::Timeouts};
-    use sealpost_web::portal::{Branding, PortalSettings, PortalState, Reach};
+/// The configuration file's branding (`[portal]`), the logo read once,
+/// here: the defaults under what administrators store.
+fn file_branding(config: &Config) -> anyhow::Result<sealpost_web::portal::Branding> {
     let b = &config.portal.branding;
     let logo = match &b.logo_file {
         Some(path) => {
@@ -105,6 +98,26 @@ fn portal_state(
         }
         None => None,
     };
+    Ok(sealpost_web::portal::Branding {
+        product_name: b.product_name.clone(),
+        logo,
+        accent_color: b.accent_color.clone(),
+        disclaimer: b.disclaimer.clone(),
+        support_contact: b.support_contact.clone(),
+    })
+}
+
+/// The portal's state from `[portal]`: its URL, who may forward, and the
+/// file's branding under the live one of `deps`.
+fn portal_state(
+    config: &Config,
+    url: &str,
+    tls: bool,
+    branding: sealpost_web::portal::Branding,
+    deps: sealpost_web::portal::PortalDeps,
+) -> anyhow::Result<sealpost_web::portal::PortalState> {
+    use sealpost_web::auth::{limit::Backoff, session::Timeouts};
+    use sealpost_web::portal::{PortalSettings, PortalState, Reach};
     let state = PortalState::new(
         PortalSettings {
             url: url.to_owned(),
@@ -121,13 +134,7 @@ fn portal_state(
                 tls,
                 trusted_proxies: config.portal.trusted_proxies.clone(),
             },
-            branding: Branding {
-                product_name: b.product_name.clone(),
-                logo,
-                accent_color: b.accent_color.clone(),
-                disclaimer: b.disclaimer.clone(),
-                support_contact: b.support_contact.clone(),
-            },
+            branding,
         },
         deps,
     )
@@ -167,6 +174,7 @@ fn portal_deps(
             settings: secure_settings.clone(),
         }),
         replies,
+        branding: None,
     }
 }
 
@@ -333,6 +341,18 @@ impl Application {
         let first_run_admin = crate::administrators::ensure_first(sqlite.as_ref())
             .await
             .context("creating the first console administrator")?;
+        let file_branding = file_branding(&config)?;
+        // Each node follows the stored branding's version, checked at most
+        // once a second per node: a change shows everywhere that soon.
+        let live_branding = Arc::new(sealpost_web::branding::LiveBranding::new(
+            file_branding.clone(),
+            sqlite.clone(),
+            Duration::from_secs(1),
+        ));
+        let branding = Arc::new(sealpost_web::branding::BrandingService::new(
+            sqlite.clone(),
+            live_branding.clone(),
+        ));
         let console_state = sealpost_web::console::ConsoleState::new(
             sealpost_web::console::ConsoleSettings {
                 reach: sealpost_web::portal::Reach {
@@ -346,6 +366,7 @@ impl Application {
             sqlite.clone(),
             secure.clone(),
             policy_service.clone(),
+            branding.clone(),
         )
         .context("admin.url")?;
         let wakeup = Arc::new(Notify::new());
@@ -411,15 +432,20 @@ impl Application {
             &config,
             &portal_url,
             portal_tls.is_some(),
-            portal_deps(
-                &sqlite,
-                &store,
-                &policy,
-                &wakeup,
-                config.relay.queue_lifetime,
-                &secure_settings,
-                replies,
-            ),
+            file_branding,
+            sealpost_web::portal::PortalDeps {
+                // The console's live branding: a change made here shows at once.
+                branding: Some(live_branding),
+                ..portal_deps(
+                    &sqlite,
+                    &store,
+                    &policy,
+                    &wakeup,
+                    config.relay.queue_lifetime,
+                    &secure_settings,
+                    replies,
+                )
+            },
         )?;
         let inbound = Arc::new(Inbound {
             config: InboundConfig {
@@ -467,6 +493,7 @@ impl Application {
                 secure,
                 retention: config.vault.retention,
                 queue: queue_control.clone(),
+                branding,
             },
             expiry_interval: config.vault.expiry_interval,
             shutdown: CancellationToken::new(),

@@ -11,19 +11,22 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::{
     SqliteStore, audit,
     sessions::{self, Realm},
+    totp,
 };
 use crate::{
     Role, StoreError,
     audit::{Actor, Change},
     console::{
-        AdminName, AdminSession, Administrator, ConsoleStore, NewAdminSession, NewAdministrator,
+        AdminName, AdminSession, AdminTotp, Administrator, ConsoleStore, NewAdminSession,
+        NewAdministrator, PendingSignIn, RecoveryCodeHash, TotpOff, TotpSecret,
     },
     model::{from_millis, to_millis},
     portal::{PasswordHash, SessionHash, SessionLimits},
 };
 
 const COLUMNS: &str = "name, role, password_hash, must_change_password, created_at,
-     password_changed_at, failed_sign_ins, last_failure_at, last_sign_in_at";
+     password_changed_at, failed_sign_ins, last_failure_at, last_sign_in_at,
+     (SELECT enabled FROM admin_totp t WHERE t.admin_name = admin_accounts.name) IS 1";
 
 fn administrator(row: &Row<'_>) -> Result<Administrator, StoreError> {
     let role: String = row.get(1)?;
@@ -38,10 +41,14 @@ fn administrator(row: &Row<'_>) -> Result<Administrator, StoreError> {
         failed_sign_ins: row.get(6)?,
         last_failure_at: row.get::<_, Option<i64>>(7)?.map(from_millis),
         last_sign_in_at: row.get::<_, Option<i64>>(8)?.map(from_millis),
+        totp: row.get(9)?,
     })
 }
 
-fn find(conn: &Connection, name: &AdminName) -> Result<Option<Administrator>, StoreError> {
+pub(super) fn find(
+    conn: &Connection,
+    name: &AdminName,
+) -> Result<Option<Administrator>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM admin_accounts WHERE name = ?1"
     ))?;
@@ -332,8 +339,136 @@ impl ConsoleStore for SqliteStore {
     ) -> Result<usize, StoreError> {
         self.writer
             .write(false, move |conn, _| {
+                totp::purge_pending(conn, now)?;
                 sessions::purge(conn, Realm::Console, limits, now)
             })
+            .await
+    }
+
+    async fn start_admin_totp(
+        &self,
+        name: &AdminName,
+        secret: TotpSecret,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let sealed = totp::seal(&self.vault, name, &secret);
+        let name = name.clone();
+        self.writer
+            .write(true, move |conn, _| totp::start(conn, &name, &sealed, now))
+            .await?
+    }
+
+    async fn admin_totp(&self, name: &AdminName) -> Result<Option<AdminTotp>, StoreError> {
+        let owner = name.clone();
+        let Some(row) = self
+            .readers
+            .read_point(move |conn| totp::find(conn, &owner))
+            .await?
+        else {
+            return Ok(None);
+        };
+        row.open(&self.vault, name).map(Some)
+    }
+
+    async fn enable_admin_totp(
+        &self,
+        name: &AdminName,
+        step: u64,
+        recovery: Vec<RecoveryCodeHash>,
+        now: SystemTime,
+        actor: Actor,
+    ) -> Result<bool, StoreError> {
+        let name = name.clone();
+        self.writer
+            .write(true, move |conn, _| {
+                let before = totp::audit_doc(conn, &name)?;
+                let enabled = totp::enable(conn, &name, step, &recovery, now)?;
+                if enabled {
+                    totp::record(conn, &actor, "enable_totp", &name, before)?;
+                }
+                Ok(enabled)
+            })
+            .await
+    }
+
+    async fn accept_admin_totp_step(
+        &self,
+        name: &AdminName,
+        step: u64,
+    ) -> Result<bool, StoreError> {
+        let name = name.clone();
+        self.writer
+            .write(true, move |conn, _| totp::accept_step(conn, &name, step))
+            .await
+    }
+
+    async fn use_admin_recovery_code(
+        &self,
+        name: &AdminName,
+        code: RecoveryCodeHash,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let name = name.clone();
+        self.writer
+            .write(true, move |conn, _| {
+                totp::use_recovery_code(conn, &name, &code, now)
+            })
+            .await
+    }
+
+    async fn disable_admin_totp(
+        &self,
+        name: &AdminName,
+        why: TotpOff,
+        actor: Actor,
+    ) -> Result<bool, StoreError> {
+        let name = name.clone();
+        self.writer
+            .write(true, move |conn, _| {
+                let before = totp::audit_doc(conn, &name)?;
+                let was_on = totp::find(conn, &name)?.is_some_and(|t| t.enabled);
+                let removed = totp::remove(conn, &name)?;
+                if was_on {
+                    totp::record(conn, &actor, why.action(), &name, before)?;
+                }
+                Ok(removed)
+            })
+            .await
+    }
+
+    async fn create_admin_pending_sign_in(
+        &self,
+        id: SessionHash,
+        name: &AdminName,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let name = name.clone();
+        self.writer
+            .write(true, move |conn, _| {
+                totp::create_pending(conn, &id, &name, now)
+            })
+            .await
+    }
+
+    async fn admin_pending_sign_in(
+        &self,
+        id: SessionHash,
+        now: SystemTime,
+    ) -> Result<Option<PendingSignIn>, StoreError> {
+        self.readers
+            .read_point(move |conn| totp::find_pending(conn, &id, now))
+            .await
+    }
+
+    async fn fail_admin_pending_sign_in(&self, id: SessionHash) -> Result<u32, StoreError> {
+        self.writer
+            .write(false, move |conn, _| totp::fail_pending(conn, &id))
+            .await
+    }
+
+    async fn end_admin_pending_sign_in(&self, id: SessionHash) -> Result<bool, StoreError> {
+        self.writer
+            .write(true, move |conn, _| totp::end_pending(conn, &id))
             .await
     }
 }

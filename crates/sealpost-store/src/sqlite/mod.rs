@@ -9,6 +9,7 @@
 
 mod admin;
 mod audit;
+mod branding;
 mod console;
 mod dashboard;
 mod envelopes;
@@ -18,6 +19,7 @@ mod queue_admin;
 mod readers;
 mod secure;
 mod sessions;
+mod totp;
 mod writer;
 
 use std::{
@@ -65,6 +67,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v12.sql"),
     include_str!("schema_v13.sql"),
     include_str!("schema_v14.sql"),
+    include_str!("schema_v15.sql"),
+    include_str!("schema_v16.sql"),
 ];
 
 /// Contents larger than this are sealed and opened on a blocking thread.

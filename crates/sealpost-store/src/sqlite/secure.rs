@@ -481,6 +481,15 @@ pub(super) fn rewrap_batch(
     batch.next = (rows.len() == limit)
         .then(|| rows.last().and_then(|(id, _, _)| QueueId::parse(id)))
         .flatten();
+    if batch.next.is_none() {
+        // The last batch also re-wraps the administrators' TOTP secrets,
+        // sealed in the same format (a handful of rows).
+        let (done, failures) = super::totp::rewrap_all(conn, vault)?;
+        batch.checked += done;
+        for (name, why) in failures {
+            tracing::warn!(administrator = %name, error = %why, "a TOTP secret did not re-wrap; reset it with `sealpost admin reset-totp`");
+        }
+    }
     Ok(batch)
 }
 
@@ -542,6 +551,18 @@ pub(super) fn check_keyring(conn: &Connection, vault: &Vault) -> Result<(), Stor
                  SEALPOST_MASTER_KEY)",
                 usage.messages, usage.version
             )));
+        }
+    }
+    for (version, secrets) in super::totp::key_versions(conn)? {
+        if keyring.get(version).is_none() {
+            // Not refused: only these administrators' second step fails,
+            // and a super admin (or `sealpost admin reset-totp`) resets it.
+            tracing::warn!(
+                version,
+                secrets,
+                "administrators' TOTP secrets are sealed with a master key version the keyring \
+                 does not hold; they cannot pass two-step sign-in until it is reset"
+            );
         }
     }
     // Only a keyring that passed every check is recorded (a wrong key file

@@ -1221,8 +1221,10 @@ async fn read_config_reads_without_creating_or_migrating() {
 }
 
 mod audit;
+mod branding;
 mod console;
 mod dashboard;
 mod envelopes;
 mod portal;
 mod queue_admin;
+mod totp;

@@ -11,11 +11,13 @@
 //! [`internal_domains`], [`directory`], [`groups`], [`definitions`],
 //! [`policies`], [`policy_test`], [`api_keys`], [`config`] (the whole
 //! configuration as one document), [`messages`] (tracking, recall,
-//! expiry) and [`queue`] (depth, retry now, bounce, delete). Errors are in [`error`], the extractors that shape them in
+//! expiry), [`queue`] (depth, retry now, bounce, delete) and [`branding`]
+//! (the portal's). Errors are in [`error`], the extractors that shape them in
 //! [`extract`].
 
 mod api_keys;
 mod audit;
+mod branding;
 mod config;
 mod definitions;
 mod directory;
@@ -58,6 +60,8 @@ pub struct ApiState {
     pub retention: std::time::Duration,
     /// The relay queue's controls (depth, retry now, bounce, delete).
     pub queue: sealpost_queue::QueueControl,
+    /// The portal's branding, shared with the console.
+    pub branding: Arc<crate::branding::BrandingService>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -71,7 +75,7 @@ impl std::fmt::Debug for ApiState {
     info(
         title = "sealpost administration API",
         version = "1",
-        description = "Secure Messaging policies, definitions, groups, directory and internal domains, message tracking (recall, expiry) and the relay queue (retry now, bounce, delete)."
+        description = "Secure Messaging policies, definitions, groups, directory and internal domains, message tracking (recall, expiry), the relay queue (retry now, bounce, delete) and the portal's branding."
     ),
     servers((url = "/api/v1")),
     modifiers(&BearerAuth),
@@ -135,6 +139,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         audit::routes,
         messages::routes,
         queue::routes,
+        branding::routes,
     ] {
         json = routes(json);
     }

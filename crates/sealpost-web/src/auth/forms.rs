@@ -73,6 +73,21 @@ impl Guard {
         }
     }
 
+    /// The pre-session cookie's id, if the request has a well-formed one.
+    pub fn form_id(&self, headers: &HeaderMap) -> Option<SessionId> {
+        self.cookie.form().read(cookie_headers(headers))
+    }
+
+    /// A new pre-session id and the `Set-Cookie` that hands it over, for
+    /// state bound to this browser before sign-in ends (the console's
+    /// second step): never an id the request carried, which another page
+    /// could have planted.
+    pub fn new_form_id(&self) -> (SessionId, Option<HeaderValue>) {
+        let id = SessionId::generate();
+        let set = HeaderValue::from_str(&self.cookie.form().set(&id)).ok();
+        (id, set)
+    }
+
     /// The check of a form posted before sign-in.
     ///
     /// # Errors

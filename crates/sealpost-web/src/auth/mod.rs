@@ -16,6 +16,7 @@ pub mod password;
 pub mod secret;
 pub mod session;
 pub mod sign_in;
+pub mod totp;
 
 pub use api_key::{Caller, NewApiKey, generate_api_key};
 pub use secret::Secret;

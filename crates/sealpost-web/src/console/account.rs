@@ -4,8 +4,10 @@
 //! portal's, [`crate::auth::sign_in`]), starts a session with a new id
 //! whatever the request carried (an id planted before sign-in is never
 //! kept) and sends an administrator with a one-time password to the
-//! password form. Every form is refused without its CSRF token and our
-//! origin; password posts count against the client's rate limit.
+//! password form. With two-step sign-in on, a right password leads to the
+//! second step ([`super::second_step`]) instead of a session. Every form
+//! is refused without its CSRF token and our origin; password posts count
+//! against the client's rate limit.
 
 use std::time::SystemTime;
 
@@ -35,7 +37,7 @@ use crate::{
 const SIGN_IN_FAILED: &str = "That name and password do not match an administrator, or there were \
      too many attempts. Check them, or wait a few minutes and try again.";
 
-fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
+pub(super) fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
     if let Some(cookie) = cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
@@ -63,8 +65,40 @@ impl ConsoleState {
         Some(response)
     }
 
+    /// The refusal of a form posted before sign-in (its CSRF token or
+    /// origin is wrong, or the client is over the rate limit), if any.
+    pub(super) fn refuse_guess_before_sign_in(
+        &self,
+        headers: &HeaderMap,
+        csrf: &str,
+        client: &Client,
+    ) -> Option<Response> {
+        if self.inner.guard.check_form(headers, Some(csrf)).is_err() {
+            return Some(self.refused());
+        }
+        self.over_limit(client)
+    }
+
+    /// The refusal of a form in a session that checks a password or code
+    /// (its CSRF token or origin is wrong, or the client is over the rate
+    /// limit), if any.
+    pub(super) fn refuse_guess(
+        &self,
+        signed_in: &SignedIn,
+        headers: &HeaderMap,
+        csrf: &str,
+        client: &Client,
+    ) -> Option<Response> {
+        self.refuse_form(signed_in, headers, csrf)
+            .or_else(|| self.over_limit(client))
+    }
+
     /// Whether `password` signs in as `name`; a failure is counted.
-    async fn check_password(&self, name: Option<&AdminName>, password: Password) -> bool {
+    pub(super) async fn check_password(
+        &self,
+        name: Option<&AdminName>,
+        password: Password,
+    ) -> bool {
         let now = SystemTime::now();
         let stored = match name {
             Some(name) => self.store().administrator(name).await.unwrap_or_else(|e| {
@@ -87,20 +121,32 @@ impl ConsoleState {
             .increment(1);
         if outcome == Outcome::Failed
             && let Some(a) = &stored
-            && let Err(e) = self.store().record_failed_admin_sign_in(&a.name, now).await
         {
-            tracing::error!(error = %e, "counting a failed console sign-in failed");
+            self.count_failure(&a.name).await;
         }
         outcome == Outcome::Ok
     }
 
+    /// Counts a failed sign-in (a wrong password or second-step code)
+    /// toward `name`'s lockout.
+    pub(super) async fn count_failure(&self, name: &AdminName) {
+        if let Err(e) = self
+            .store()
+            .record_failed_admin_sign_in(name, SystemTime::now())
+            .await
+        {
+            tracing::error!(error = %e, "counting a failed console sign-in failed");
+        }
+    }
+
     /// Starts a session for `name` (a new id; the request's old one ended)
-    /// and redirects to the console.
-    async fn start_session(
+    /// and redirects to `to`.
+    pub(super) async fn start_session(
         &self,
         name: AdminName,
         headers: &HeaderMap,
         client: &Client,
+        to: &str,
     ) -> Response {
         let guard = &self.inner.guard;
         if let Some(old) = guard.session_id(headers) {
@@ -125,7 +171,7 @@ impl ConsoleState {
             return self.failed(&e);
         }
         with_cookie(
-            Redirect::to("/console").into_response(),
+            Redirect::to(to).into_response(),
             guard.set_session(&parts.id),
         )
     }
@@ -185,16 +231,8 @@ pub(super) async fn sign_in(
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Response {
-    if state
-        .inner
-        .guard
-        .check_form(&headers, Some(&form.csrf))
-        .is_err()
-    {
-        return state.refused();
-    }
-    if let Some(limited) = state.over_limit(&client) {
-        return limited;
+    if let Some(refused) = state.refuse_guess_before_sign_in(&headers, &form.csrf, &client) {
+        return refused;
     }
     let name = AdminName::parse(&form.name).ok();
     if state
@@ -202,7 +240,7 @@ pub(super) async fn sign_in(
         .await
         && let Some(name) = name
     {
-        return state.start_session(name, &headers, &client).await;
+        return state.after_password(name, &headers, &client).await;
     }
     let shown: String = form.name.trim().chars().take(64).collect();
     state.sign_in_form(&headers, &shown, Some(SIGN_IN_FAILED))
@@ -273,16 +311,8 @@ pub(super) async fn change_password(
     headers: HeaderMap,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    if state
-        .inner
-        .guard
-        .check_session_form(&headers, &signed_in.id, Some(&form.csrf))
-        .is_err()
-    {
-        return state.refused();
-    }
-    if let Some(limited) = state.over_limit(&client) {
-        return limited;
+    if let Some(refused) = state.refuse_guess(&signed_in, &headers, &form.csrf, &client) {
+        return refused;
     }
     let refuse =
         |text: &str| state.password_form(&signed_in, Some(text), StatusCode::UNPROCESSABLE_ENTITY);

@@ -1,6 +1,7 @@
 //! Administrators and API keys, managed by super admins (issue 16, items
 //! 1 and 2): create an administrator (a one-time password, shown once),
-//! give one a new one-time password, change a role, remove one; create and
+//! give one a new one-time password (two-step sign-in stays), reset one's
+//! two-step sign-in, change a role, remove one; create and
 //! revoke API keys (the key shown once). The route table lets only super
 //! admins reach these ([`super::routes`]); every form checks its CSRF
 //! token; the store refuses what would leave no super admin.
@@ -11,7 +12,10 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
 };
-use sealpost_store::{Role, StoreError, console::AdminName};
+use sealpost_store::{
+    Role, StoreError,
+    console::{AdminName, TotpOff},
+};
 use serde::{Deserialize, Serialize};
 
 use super::{ConsoleState, SignedIn, home};
@@ -290,11 +294,22 @@ pub(super) async fn reset(
             signed_in.actor(),
         )
         .await;
+    // Two-step sign-in stays as it is: the factors are reset apart
+    // (`super::totp::reset`).
+    let keeps_totp = match state.store().administrator(&name).await {
+        Ok(found) => found.is_some_and(|a| a.totp),
+        Err(e) => return state.failed(&e),
+    };
+    let totp_note = if keeps_totp {
+        " Their two-step sign-in stays on: they still need their app's code (or a recovery code); reset it too if the device is lost."
+    } else {
+        ""
+    };
     match reset {
         Ok(true) => state.secret_page(
             &signed_in,
             &format!("A new one-time password for {name}"),
-            &format!("{name}'s sessions have ended. Give them this one-time password by a safe way; they choose their own at the next sign-in."),
+            &format!("{name}'s sessions have ended. Give them this one-time password by a safe way; they choose their own at the next sign-in.{totp_note}"),
             one_time.expose(),
             "/console/administrators",
         ),
@@ -444,6 +459,34 @@ pub(super) async fn revoke_api_key(
                 )
                 .await
         }
+        Err(e) => state.failed(&e),
+    }
+}
+
+/// `POST /console/administrators/{name}/totp-reset`: turns another
+/// administrator's two-step sign-in off, for a lost device (audited as
+/// `reset_totp`); they sign in with the password alone until they turn
+/// it on again.
+pub(super) async fn reset_totp(
+    State(state): State<ConsoleState>,
+    signed_in: SignedIn,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Some(refused) = state.refuse_form(&signed_in, &headers, &form.csrf) {
+        return refused;
+    }
+    let name = match named(&state, &signed_in, &name).await {
+        Ok(name) => name,
+        Err(page) => return page,
+    };
+    let reset = state
+        .store()
+        .disable_admin_totp(&name, TotpOff::Reset, signed_in.actor())
+        .await;
+    match reset {
+        Ok(_) => Redirect::to("/console/administrators").into_response(),
         Err(e) => state.failed(&e),
     }
 }

@@ -33,6 +33,8 @@ pub(super) struct AdminView {
     role: &'static str,
     last_sign_in: Option<String>,
     password: &'static str,
+    /// Two-step sign-in is on.
+    totp: bool,
 }
 
 pub(super) fn admin_view(a: &Administrator) -> AdminView {
@@ -45,6 +47,7 @@ pub(super) fn admin_view(a: &Administrator) -> AdminView {
         } else {
             "set"
         },
+        totp: a.totp,
     }
 }
 

@@ -17,6 +17,9 @@
 //! - [`chart`]: the dashboard's small charts, as inline SVG.
 //! - [`nav`]: the navigation, from the route table.
 //! - [`tracking`]: message tracking: search, a message, recall and expiry.
+//! - [`second_step`]: the code after the password, with two-step sign-in on.
+//! - [`totp`]: turning two-step sign-in on and off, and its reset.
+//! - [`home`]: the overview.
 //! - [`administrators`]: administrators and API keys (super admins).
 //! - [`audit`]: the audit log.
 //! - [`policies`]: Administration | Gateway | Policies.
@@ -25,10 +28,12 @@
 //! - [`policy_test`]: which policy applies to a message, and why.
 //! - [`domains`]: internal domains.
 //! - [`queue`]: the relay queue (depth, retry now, bounce, delete).
+//! - [`branding`]: the portal's branding.
 
 mod account;
 mod administrators;
 mod audit;
+mod branding;
 mod chart;
 mod domains;
 mod home;
@@ -40,9 +45,11 @@ mod policy_test;
 #[cfg(test)]
 mod policy_tests;
 mod queue;
+mod second_step;
 mod session;
 #[cfg(test)]
 mod tests;
+mod totp;
 mod tracking;
 
 pub use session::SignedIn;
@@ -69,6 +76,7 @@ use crate::{
         origin::{BadOrigin, PublicOrigin},
         session::SessionCookie,
     },
+    branding::BrandingService,
     portal::{client, headers},
 };
 
@@ -125,6 +133,8 @@ struct Inner {
     /// The policy configuration's one writer and live snapshot, shared
     /// with the API: every change is checked, audited and applied alike.
     policy: Arc<PolicyService>,
+    /// The portal's branding, shared with the API (and this node's portal).
+    branding: Arc<BrandingService>,
     /// The console's session cookie and form checks.
     guard: Guard,
     /// Password posts (sign-in, password change) per client IP.
@@ -179,6 +189,17 @@ const TEMPLATES: &[(&str, &str)] = &[
         "tracking_message.html",
         include_str!("templates/tracking_message.html"),
     ),
+    ("account.html", include_str!("templates/account.html")),
+    ("totp_enrol.html", include_str!("templates/totp_enrol.html")),
+    (
+        "recovery_codes.html",
+        include_str!("templates/recovery_codes.html"),
+    ),
+    (
+        "sign_in_code.html",
+        include_str!("templates/sign_in_code.html"),
+    ),
+    ("branding.html", include_str!("templates/branding.html")),
 ];
 
 const CONSOLE_CSS: &str = include_str!("static/console.css");
@@ -198,6 +219,7 @@ impl ConsoleState {
         admin: Arc<dyn AdminStore>,
         secure: Arc<dyn SecureStore>,
         policy: Arc<PolicyService>,
+        branding: Arc<BrandingService>,
     ) -> Result<Self, BadOrigin> {
         let origin = PublicOrigin::parse(&settings.url)?;
         let cookie = SessionCookie::for_origin(&origin).console();
@@ -220,6 +242,7 @@ impl ConsoleState {
                 admin,
                 secure,
                 policy,
+                branding,
                 guard,
                 // Ten password posts at once, then one every 6 seconds.
                 rate_limit: IpRateLimit::new(
@@ -254,6 +277,10 @@ impl ConsoleState {
 
     fn policy(&self) -> &PolicyService {
         &self.inner.policy
+    }
+
+    fn branding(&self) -> &BrandingService {
+        &self.inner.branding
     }
 
     fn settings(&self) -> &ConsoleSettings {
@@ -401,7 +428,22 @@ pub(super) fn routes() -> Vec<Route> {
             Public,
             get(account::sign_in_page).post(account::sign_in),
         ),
+        route(
+            "/console/sign-in/code",
+            BOTH,
+            Public,
+            get(second_step::code_page).post(second_step::check_code),
+        ),
         route("/console/sign-out", POST, Any, post(account::sign_out)),
+        route("/console/account", GET, Any, get(totp::account)),
+        route(
+            "/console/account/totp",
+            BOTH,
+            Any,
+            get(totp::enrol).post(totp::confirm),
+        ),
+        route("/console/account/totp/start", POST, Any, post(totp::start)),
+        route("/console/account/totp/off", POST, Any, post(totp::turn_off)),
         route(
             "/console/password",
             BOTH,
@@ -425,6 +467,12 @@ pub(super) fn routes() -> Vec<Route> {
             POST,
             Roles(SUPER_ADMINS),
             post(administrators::reset),
+        ),
+        route(
+            "/console/administrators/{name}/totp-reset",
+            POST,
+            Roles(SUPER_ADMINS),
+            post(administrators::reset_totp),
         ),
         route(
             "/console/administrators/{name}/remove",
@@ -534,6 +582,14 @@ pub(super) fn routes() -> Vec<Route> {
             Roles(QUEUE_OPERATORS),
             post(queue::act),
         ),
+        route("/console/branding", GET, Any, get(branding::page)),
+        route(
+            "/console/branding",
+            POST,
+            Roles(POLICY_EDITORS),
+            post(branding::save),
+        ),
+        route("/console/branding/logo", GET, Any, get(branding::logo)),
         route("/console/static/console.css", GET, Public, get(console_css)),
         route("/console/{*rest}", GET, Public, get(not_found)),
     ]

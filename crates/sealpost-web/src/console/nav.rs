@@ -12,12 +12,13 @@ use sealpost_store::Role;
 use super::{Access, Route};
 
 /// The sections, in the order of the bar: (path, label).
-const SECTIONS: [(&str, &str); 8] = [
+const SECTIONS: &[(&str, &str)] = &[
     ("/console", "Dashboard"),
     ("/console/policies", "Policies"),
     ("/console/tracking", "Tracking"),
     ("/console/queue", "Queue"),
     ("/console/domains", "Internal domains"),
+    ("/console/branding", "Portal branding"),
     ("/console/audit", "Audit log"),
     ("/console/administrators", "Administrators"),
     ("/console/api-keys", "API keys"),

@@ -61,6 +61,14 @@ pub(super) async fn world() -> World {
         store.clone(),
         store.clone(),
         policy,
+        Arc::new(crate::branding::BrandingService::new(
+            store.clone(),
+            Arc::new(crate::branding::LiveBranding::new(
+                crate::branding::Branding::default(),
+                store.clone(),
+                std::time::Duration::ZERO,
+            )),
+        )),
     )
     .unwrap()
     .with_queue(sealpost_queue::QueueControl::new(
@@ -809,5 +817,7 @@ async fn a_policy_admin_manages_internal_domains() {
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 }
 
+mod branding;
 mod queue;
+mod totp;
 mod tracking;

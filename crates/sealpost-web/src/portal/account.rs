@@ -184,7 +184,7 @@ impl PortalState {
             }
         }
         inputs.push(self.settings().hostname.clone());
-        inputs.push(self.settings().branding.product_name.clone());
+        inputs.push(self.branding().branding.product_name.clone());
         inputs
     }
 
@@ -223,7 +223,7 @@ impl PortalState {
             &to,
             link,
             &when(SystemTime::now() + ttl),
-            &settings.branding.product_name,
+            &self.branding().branding.product_name,
             &settings.hostname,
         );
         if let Err(e) = self.inner.deps.outbox.send(mail).await {

@@ -40,6 +40,8 @@ use crate::auth::{
     origin::{BadOrigin, PublicOrigin},
     session::{SessionCookie, Timeouts},
 };
+pub use crate::branding::Branding;
+use crate::branding::LiveBranding;
 pub use client::{Client, Reach};
 pub use mail::{Outbox, QueueOutbox, SystemMail};
 pub use message::{DefinitionLookup, LiveDefinitions, MessageContent, StoreContent};
@@ -47,36 +49,14 @@ pub use reply::{OriginalMessage, Originals, Replies, StoreOriginals};
 pub use session::RecipientSession;
 use words::{MailWords, Words};
 
-/// How the portal looks and who runs it (`[portal]` branding keys).
-#[derive(Debug, Clone)]
-pub struct Branding {
-    pub product_name: String,
-    /// The logo's bytes and content type, read once at start.
-    pub logo: Option<(Vec<u8>, &'static str)>,
-    /// `#rrggbb`, checked by the configuration.
-    pub accent_color: String,
-    pub disclaimer: Option<String>,
-    pub support_contact: Option<String>,
-}
-
-impl Default for Branding {
-    fn default() -> Self {
-        Branding {
-            product_name: "Secure messages".into(),
-            logo: None,
-            accent_color: "#1d4ed8".into(),
-            disclaimer: None,
-            support_contact: None,
-        }
-    }
-}
-
 /// What the portal is configured with.
 #[derive(Debug, Clone)]
 pub struct PortalSettings {
     /// Where recipients reach the portal (`portal.url`), no trailing slash.
     pub url: String,
     pub reach: Reach,
+    /// The configuration file's branding: what the portal shows unless
+    /// administrators stored other values ([`PortalDeps::branding`]).
     pub branding: Branding,
     /// The gateway's host name: system mails come from its postmaster and
     /// it counts against a new password (the organisation's name).
@@ -129,6 +109,10 @@ pub struct PortalDeps {
     pub definitions: Arc<dyn DefinitionLookup>,
     /// The intake and the originals, for replies and forwards.
     pub replies: Replies,
+    /// The live branding, shared with the console on this node (it reads
+    /// the stored branding, never writes it); `None`: the settings'
+    /// branding, fixed.
+    pub branding: Option<Arc<LiveBranding>>,
 }
 
 impl std::fmt::Debug for PortalDeps {
@@ -153,9 +137,10 @@ struct Inner {
     guard: Guard,
     mail_words: MailWords,
     pages: Environment<'static>,
-    /// `:root { --accent: … }`, built once from the branding.
-    theme_css: String,
-    /// Changes whenever the assets may have: cache-busts `/static/*`.
+    /// The branding to render with, following the store.
+    branding: Arc<LiveBranding>,
+    /// A hash of the built-in assets; with the branding's tag it
+    /// cache-busts `/static/*`.
     asset_version: String,
     words: Words,
 }
@@ -217,19 +202,11 @@ impl PortalState {
                 .add_template(name, source)
                 .unwrap_or_else(|e| panic!("built-in template {name}: {e}"));
         }
-        let theme_css = format!(
-            ":root {{ --accent: {}; }}\n",
-            settings.branding.accent_color
-        );
-        let asset_version = asset_version(&[
-            PORTAL_CSS.as_bytes(),
-            theme_css.as_bytes(),
-            settings
-                .branding
-                .logo
-                .as_ref()
-                .map_or(&[][..], |(bytes, _)| bytes.as_slice()),
-        ]);
+        let asset_version = asset_version(&[PORTAL_CSS.as_bytes()]);
+        let branding = deps
+            .branding
+            .clone()
+            .unwrap_or_else(|| Arc::new(LiveBranding::fixed(settings.branding.clone())));
         Ok(PortalState {
             inner: Arc::new(Inner {
                 settings,
@@ -237,7 +214,7 @@ impl PortalState {
                 guard: Guard::new(origin, cookie),
                 mail_words: MailWords::ENGLISH,
                 pages,
-                theme_css,
+                branding,
                 asset_version,
                 words: Words::ENGLISH,
             }),
@@ -252,6 +229,11 @@ impl PortalState {
         &self.inner.settings
     }
 
+    /// The branding to render with now.
+    fn branding(&self) -> Arc<crate::branding::Resolved> {
+        self.inner.branding.current()
+    }
+
     fn words(&self) -> &Words {
         &self.inner.words
     }
@@ -260,7 +242,8 @@ impl PortalState {
     /// `asset_version`) and the page's own.
     fn page(&self, name: &str, status: StatusCode, values: impl Serialize) -> Response {
         let inner = &self.inner;
-        let brand = &inner.settings.branding;
+        let resolved = self.branding();
+        let brand = &resolved.branding;
         let ctx = minijinja::context! {
             t => inner.words,
             brand => minijinja::context! {
@@ -269,7 +252,7 @@ impl PortalState {
                 disclaimer => brand.disclaimer,
                 support_contact => brand.support_contact,
             },
-            asset_version => inner.asset_version,
+            asset_version => format!("{}{}", inner.asset_version, resolved.tag),
             ..minijinja::Value::from_serialize(values)
         };
         match inner.pages.get_template(name).and_then(|t| t.render(ctx)) {
@@ -361,10 +344,25 @@ pub fn router(state: PortalState) -> Router {
         .route("/static/theme.css", get(theme_css))
         .route("/static/logo", get(logo))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            follow_branding,
+        ))
         .with_state(state)
         .layer(middleware::from_fn(headers::secure_headers))
         .layer(middleware::from_fn_with_state(reach, client::identify))
         .layer(middleware::from_fn(record_latency))
+}
+
+/// Brings the branding up to the store's before the request is served
+/// (a version check at most once a second; see [`LiveBranding`]).
+async fn follow_branding(
+    State(state): State<PortalState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    state.inner.branding.refresh().await;
+    next.run(request).await
 }
 
 /// `sealpost_portal_request_duration_seconds{route,status}`: the route's
@@ -406,14 +404,32 @@ async fn portal_css() -> Response {
 }
 
 async fn theme_css(State(state): State<PortalState>) -> Response {
-    asset("text/css; charset=utf-8", state.inner.theme_css.clone())
+    asset(
+        "text/css; charset=utf-8",
+        state.branding().theme_css.clone(),
+    )
 }
 
+/// The logo. An SVG is served sandboxed: were one with script to get
+/// past the upload's check and be opened directly, it runs nothing.
 async fn logo(State(state): State<PortalState>) -> Response {
-    match &state.inner.settings.branding.logo {
-        Some((bytes, content_type)) => asset(content_type, bytes.clone()),
+    let resolved = state.branding();
+    match &resolved.branding.logo {
+        Some((bytes, content_type)) => logo_response(bytes.clone(), content_type),
         None => not_found(State(state)).await,
     }
+}
+
+/// A logo as an asset, SVG under `Content-Security-Policy: sandbox`.
+pub(crate) fn logo_response(bytes: Vec<u8>, content_type: &'static str) -> Response {
+    let mut response = asset(content_type, bytes);
+    if content_type == "image/svg+xml" {
+        response.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("sandbox; default-src 'none'; style-src 'unsafe-inline'"),
+        );
+    }
+    response
 }
 
 #[cfg(test)]

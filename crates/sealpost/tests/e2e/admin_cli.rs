@@ -120,3 +120,61 @@ fn administrators_are_made_reset_listed_and_removed_from_the_cli() {
             .is_none()
     );
 }
+
+/// A password reset leaves two-step sign-in on and says so; it is reset
+/// on its own, `admin reset-totp`, and audited as the CLI's.
+#[test]
+fn a_password_reset_keeps_two_step_sign_in_and_reset_totp_clears_it() {
+    use sealpost_store::{audit::Actor, console::TotpSecret};
+    let gw = TestGateway::start("");
+    let console: &dyn ConsoleStore = gw.console.as_ref();
+    let (code, _, stderr) = admin_cli(&gw, &["admin", "create", "dana", "--role", "read_only"]);
+    assert_eq!(code, 0, "{stderr}");
+    let dana = name("dana");
+    let now = std::time::SystemTime::now();
+    gw.block_on(console.start_admin_totp(&dana, TotpSecret::new(vec![7; 20]), now))
+        .unwrap();
+    assert!(
+        gw.block_on(console.enable_admin_totp(&dana, 1, vec![], now, Actor::system("test")))
+            .unwrap()
+    );
+
+    let (code, _, stderr) = admin_cli(&gw, &["admin", "reset-password", "dana"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("Two-step sign-in stays on for dana"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("sealpost admin reset-totp dana"),
+        "{stderr}"
+    );
+    assert!(
+        gw.block_on(console.administrator(&dana))
+            .unwrap()
+            .unwrap()
+            .totp
+    );
+    let (_, stdout, _) = admin_cli(&gw, &["admin", "list"]);
+    let line = stdout.lines().find(|l| l.starts_with("dana ")).unwrap();
+    assert!(line.ends_with("on"), "{stdout}");
+
+    let (code, _, stderr) = admin_cli(&gw, &["admin", "reset-totp", "dana"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("Two-step sign-in is off for dana"),
+        "{stderr}"
+    );
+    assert!(
+        !gw.block_on(console.administrator(&dana))
+            .unwrap()
+            .unwrap()
+            .totp
+    );
+    let (code, _, stderr) = admin_cli(&gw, &["admin", "reset-totp", "dana"]);
+    assert_eq!(code, 0);
+    assert!(stderr.contains("nothing changed"), "{stderr}");
+    let (code, _, stderr) = admin_cli(&gw, &["admin", "reset-totp", "nobody"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no administrator named nobody"), "{stderr}");
+}

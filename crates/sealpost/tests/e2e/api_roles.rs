@@ -63,6 +63,8 @@ const RULES: &[(&str, &str, &[&str])] = &[
     ("post", "/queue/delete", MESSAGES),
     ("get", "/config", ALL),
     ("put", "/config", POLICY),
+    ("get", "/branding", ALL),
+    ("put", "/branding", POLICY),
 ];
 
 #[test]

@@ -15,6 +15,7 @@ mod admin_cli;
 mod admin_http;
 mod api_roles;
 mod audit;
+mod branding;
 mod browser_smoke;
 mod cli;
 mod config_check;

@@ -70,6 +70,38 @@ pub(super) async fn world(settings: PortalSettings, per_minute: u32) -> World {
         .await
         .unwrap(),
     );
+    let (state, policy, mails) = portal_parts(store.clone(), settings, per_minute, None).await;
+    World {
+        state,
+        store,
+        policy,
+        mails,
+        _dir: dir,
+    }
+}
+
+/// A portal on `store` (another node's, in the console's tests), with
+/// `branding`.
+pub(crate) async fn portal_on(
+    store: Arc<SqliteStore>,
+    settings: PortalSettings,
+    branding: Option<Arc<crate::branding::LiveBranding>>,
+) -> PortalState {
+    portal_parts(store, settings, 1000, branding).await.0
+}
+
+type Parts = (
+    PortalState,
+    Arc<arc_swap::ArcSwap<sealpost_policy::PolicySet>>,
+    Arc<Captured>,
+);
+
+async fn portal_parts(
+    store: Arc<SqliteStore>,
+    settings: PortalSettings,
+    per_minute: u32,
+    branding: Option<Arc<crate::branding::LiveBranding>>,
+) -> Parts {
     let mails = Arc::new(Captured::default());
     let n = NonZeroU32::new(per_minute).unwrap();
     let policy = Arc::new(arc_swap::ArcSwap::from_pointee(
@@ -110,16 +142,11 @@ pub(super) async fn world(settings: PortalSettings, per_minute: u32) -> World {
                 },
             }),
             replies,
+            branding,
         },
     )
     .unwrap();
-    World {
-        state,
-        store,
-        policy,
-        mails,
-        _dir: dir,
-    }
+    (state, policy, mails)
 }
 
 /// A policy whose only definition (id 1, the default) is `draft`.
@@ -313,6 +340,45 @@ impl Agent {
         if let Some(origin) = origin {
             request = request.header(header::ORIGIN, origin);
         }
+        self.send(request, Body::from(body)).await
+    }
+
+    /// Posts a `multipart/form-data` form from our origin: `fields`, then
+    /// `files` as (field, file name, content type, bytes).
+    pub(crate) async fn post_multipart(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        files: &[(&str, &str, &str, &[u8])],
+    ) -> Page {
+        const BOUNDARY: &str = "----sealpost-test-boundary";
+        let mut body = Vec::new();
+        for (k, v) in fields {
+            body.extend_from_slice(
+                format!(
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        for (field, file_name, content_type, bytes) in files {
+            body.extend_from_slice(
+                format!(
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; \
+                     filename=\"{file_name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        let request = Request::post(path)
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .header(header::ORIGIN, self.origin.clone());
         self.send(request, Body::from(body)).await
     }
 

@@ -63,8 +63,6 @@ async fn bob_with_original(w: &World) -> (Agent, QueueId) {
     (bob, id)
 }
 
-const BOUNDARY: &str = "----sealpost-test-boundary";
-
 /// Posts a multipart form: text fields and `(name, bytes)` attachments.
 async fn post_multipart(
     agent: &mut Agent,
@@ -72,32 +70,11 @@ async fn post_multipart(
     fields: &[(&str, &str)],
     files: &[(&str, &[u8])],
 ) -> Page {
-    let mut body = Vec::new();
-    for (k, v) in fields {
-        body.extend_from_slice(
-            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    for (name, bytes) in files {
-        body.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"attachments\"; \
-                 filename=\"{name}\"\r\nContent-Type: application/pdf\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    let request = Request::post(path)
-        .header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .header(header::ORIGIN, agent.origin.clone());
-    agent.send(request, Body::from(body)).await
+    let files: Vec<(&str, &str, &str, &[u8])> = files
+        .iter()
+        .map(|(name, bytes)| ("attachments", *name, "application/pdf", *bytes))
+        .collect();
+    agent.post_multipart(path, fields, &files).await
 }
 
 async fn sent_rows(w: &World, account: &str) -> Vec<sealpost_store::portal::MailboxRow> {
