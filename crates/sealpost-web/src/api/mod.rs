@@ -17,7 +17,7 @@
 mod api_keys;
 mod audit;
 mod config;
-mod definitions;
+pub(crate) mod definitions;
 mod directory;
 mod error;
 mod extract;

@@ -97,7 +97,12 @@ fn the_nine_steps_make_a_policy_that_secures_the_next_message() {
         &gw,
         "alice@corp.example",
         &["partner@counsel.example"],
-        &["--header", "Subject: Earlier", "--body", "Relayed before the policy."],
+        &[
+            "--header",
+            "Subject: Earlier",
+            "--body",
+            "Relayed before the policy.",
+        ],
     );
     assert_eq!(external.wait_for(1).len(), 1);
 
