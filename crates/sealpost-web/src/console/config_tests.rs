@@ -440,7 +440,7 @@ async fn groups_nest_refuse_a_loop_and_import_members_with_a_report() {
     assert!(imported.body.contains("<strong>2</strong> members added, 1 already in the group, <strong>2</strong> of 5 rows refused"), "{}", imported.body);
     let lines: Vec<&str> = imported
         .body
-        .split("<tr><td>")
+        .split("<td data-label=\"Line\">")
         .skip(1)
         .map(|r| &r[..r.find('<').unwrap()])
         .collect();
@@ -689,7 +689,7 @@ async fn a_directory_import_runs_in_the_background_and_reports_each_bad_line() {
     );
     let table = &page.body[page.body.find("id=\"refused-rows\"").unwrap()..];
     let lines: Vec<usize> = table
-        .split("<tr><td>")
+        .split("<td data-label=\"Line\">")
         .skip(1)
         .map(|r| r[..r.find('<').unwrap()].parse().unwrap())
         .collect();

@@ -333,7 +333,7 @@ impl ConsoleState {
         {
             Ok(_) => Redirect::to(&format!(
                 "/console/directory?saved={}",
-                encoded(&user.address.to_string())
+                encoded(user.address.as_ref())
             ))
             .into_response(),
             Err(StoreError::Rejected(e)) => refuse(&e),
