@@ -167,7 +167,7 @@ fn definitions_groups_and_the_directory_are_managed_in_the_browser() {
     browser.click("#import-done a");
     at(&browser, "/console/directory");
     browser.fill("#q", "sales");
-    browser.click("#search");
+    browser.click_and_reload("#search");
     browser.wait_for_text("#users-count", "found");
     let count = browser.text("#users-count");
     assert!(count.contains("of 132 found"), "{count}");
