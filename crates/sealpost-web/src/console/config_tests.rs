@@ -294,6 +294,20 @@ async fn definitions_are_made_previewed_defaulted_and_deleted_with_audit() {
     assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.body);
     assert_eq!(stored(&w).await.definitions.len(), 1);
 
+    // A read-only administrator reads the form, cannot change it.
+    let (mut rita, rita_csrf) = signed_in(&w, "rita", Role::ReadOnly).await;
+    let page = rita.get(&format!("/console/definitions/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Your role may look at definitions"));
+    assert!(!page.body.contains("id=\"preview\""));
+    let refused = post(
+        &mut rita,
+        &format!("/console/definitions/{id}/default"),
+        &rita_csrf,
+        &[],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
     let entries = audit(&w, "definition").await;
     let actions: Vec<&str> = entries
         .iter()
@@ -619,6 +633,8 @@ async fn directory_users_are_added_edited_listed_and_deleted() {
         desc.body.contains("alice@corp.example"),
         "last in descending order"
     );
+    let odd = rita.get("/console/directory?page=many&sort=nonsense").await;
+    assert!(odd.body.contains("1–50 of 121"), "{}", odd.body);
     let found = rita.get("/console/directory?q=sales").await;
     assert!(found.body.contains("1–1 of 1 found"), "{}", found.body);
     assert_eq!(

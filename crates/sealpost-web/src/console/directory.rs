@@ -34,7 +34,8 @@ pub(super) struct ListQuery {
     sort: String,
     /// `asc` (default) or `desc`.
     dir: String,
-    page: Option<usize>,
+    /// From 1; anything else is the first page.
+    page: String,
     saved: Option<String>,
     deleted: Option<String>,
 }
@@ -108,7 +109,12 @@ pub(super) async fn list(
         found.reverse();
     }
     let pages = found.len().div_ceil(PAGE_SIZE).max(1);
-    let page = query.page.unwrap_or(1).clamp(1, pages);
+    let page = query
+        .page
+        .trim()
+        .parse::<usize>()
+        .unwrap_or(1)
+        .clamp(1, pages);
     let rows: Vec<UserRow> = found
         .iter()
         .skip((page - 1) * PAGE_SIZE)
