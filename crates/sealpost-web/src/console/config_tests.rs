@@ -398,6 +398,11 @@ async fn groups_nest_refuse_a_loop_and_import_members_with_a_report() {
         firms
     );
 
+    let page = pete.get(&format!("/console/groups/{firms}")).await;
+    assert!(
+        page.body
+            .contains("contains this group: ticking it would make a loop")
+    );
     // Law firms containing Partners would be a loop: refused with the
     // API's message next to the groups, nothing saved.
     let partners_text = partners_id.0.to_string();

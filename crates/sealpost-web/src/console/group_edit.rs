@@ -50,6 +50,34 @@ struct Candidate {
     name: String,
     description: String,
     checked: bool,
+    /// It contains this group (directly or through others): ticking it
+    /// would make a loop, which saving refuses.
+    contains_this: bool,
+}
+
+/// Whether group `outer` contains `inner`, directly or through others.
+fn contains(doc: &PolicyDocument, outer: GroupId, inner: GroupId) -> bool {
+    let mut seen = vec![outer];
+    let mut i = 0;
+    // Bounded: each group is looked at once.
+    while i < seen.len() {
+        let at = seen[i];
+        i += 1;
+        for m in doc
+            .groups
+            .iter()
+            .filter(|g| g.id == at)
+            .flat_map(|g| &g.group.groups)
+        {
+            if *m == inner {
+                return true;
+            }
+            if !seen.contains(m) {
+                seen.push(*m);
+            }
+        }
+    }
+    false
 }
 
 /// What the page shows besides the fields.
@@ -89,6 +117,7 @@ impl ConsoleState {
                 name: g.group.name.clone(),
                 description: g.group.description.clone(),
                 checked: form.has_member_group(g.id.0),
+                contains_this: own.is_some_and(|own| contains(doc, g.id, own)),
             })
             .collect();
         self.page(
