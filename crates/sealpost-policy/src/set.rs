@@ -146,6 +146,11 @@ impl PolicySet {
         self.definitions.values().find(|d| d.is_default)
     }
 
+    /// Every directory user, in no particular order.
+    pub fn users(&self) -> impl Iterator<Item = &DirectoryUser> {
+        self.directory.values()
+    }
+
     /// The directory entry of an address, if any.
     pub fn user(&self, address: &EmailAddress) -> Option<&DirectoryUser> {
         self.directory.get(&address.match_key())

@@ -34,6 +34,8 @@ pub enum ConfigChange {
     CreateDefinition(DefinitionDraft),
     UpdateDefinition(DefinitionId, DefinitionDraft),
     RemoveDefinition(DefinitionId),
+    /// Makes this definition the default (the one before stops being it).
+    MakeDefaultDefinition(DefinitionId),
     CreatePolicy(PolicyDraft),
     UpdatePolicy(PolicyId, PolicyDraft),
     RemovePolicy(PolicyId),

@@ -259,7 +259,8 @@ pub fn config_change(
         }
         ConfigChange::CreateDefinition(_)
         | ConfigChange::UpdateDefinition(..)
-        | ConfigChange::RemoveDefinition(_) => {
+        | ConfigChange::RemoveDefinition(_)
+        | ConfigChange::MakeDefaultDefinition(_) => {
             let id = change.object_id().or(created).unwrap_or_default();
             entry(
                 kind.action(),
@@ -324,6 +325,7 @@ impl ConfigChange {
             | ConfigChange::CreatePolicy(_) => Verb::Create,
             ConfigChange::UpdateGroup(..)
             | ConfigChange::UpdateDefinition(..)
+            | ConfigChange::MakeDefaultDefinition(_)
             | ConfigChange::UpdatePolicy(..)
             | ConfigChange::PutUser(_) => Verb::Update,
             ConfigChange::RemoveInternalDomain(_)
@@ -339,9 +341,9 @@ impl ConfigChange {
     fn object_id(&self) -> Option<i64> {
         match self {
             ConfigChange::UpdateGroup(id, _) | ConfigChange::RemoveGroup(id) => Some(id.0),
-            ConfigChange::UpdateDefinition(id, _) | ConfigChange::RemoveDefinition(id) => {
-                Some(id.0)
-            }
+            ConfigChange::UpdateDefinition(id, _)
+            | ConfigChange::RemoveDefinition(id)
+            | ConfigChange::MakeDefaultDefinition(id) => Some(id.0),
             ConfigChange::UpdatePolicy(id, _) | ConfigChange::RemovePolicy(id) => Some(id.0),
             _ => None,
         }

@@ -231,6 +231,12 @@ impl PolicyService {
         self.inner.snapshot.load_full()
     }
 
+    /// The vault's retention in days: the longest expiry a definition may
+    /// have.
+    pub fn max_expiry_days(&self) -> u32 {
+        self.inner.rules.max_expiry_days
+    }
+
     /// The configuration file's internal domains.
     pub fn file_domains(&self) -> &[DomainPattern] {
         &self.inner.rules.internal_domains

@@ -185,6 +185,26 @@ pub(super) fn apply_change(
                 Some(false) => remove(conn, "definitions", "definition", id.0),
             }
         }
+        ConfigChange::MakeDefaultDefinition(id) => {
+            let exists: Option<i64> = conn
+                .query_row("SELECT id FROM definitions WHERE id = ?1", [id.0], |row| {
+                    row.get(0)
+                })
+                .optional()?;
+            if exists.is_none() {
+                return Err(missing("definition", id.0));
+            }
+            // Two statements: there is never a moment with two defaults.
+            conn.execute(
+                "UPDATE definitions SET is_default = 0, updated_at = ?1 WHERE is_default = 1 AND id <> ?2",
+                params![t, id.0],
+            )?;
+            conn.execute(
+                "UPDATE definitions SET is_default = 1, updated_at = ?1 WHERE id = ?2",
+                params![t, id.0],
+            )?;
+            Ok(None)
+        }
         ConfigChange::CreatePolicy(draft) => {
             conn.execute(
                 "INSERT INTO policies (doc, created_at, updated_at) VALUES (?1, ?2, ?2)",

@@ -1228,3 +1228,60 @@ mod envelopes;
 mod portal;
 mod queue_admin;
 mod totp;
+
+/// One default at every moment: making another the default clears the
+/// one before in the same commit; an unknown id changes nothing.
+#[tokio::test]
+async fn another_definition_is_made_the_default() {
+    use crate::{AdminStore, ConfigChange, StoreError};
+    use sealpost_policy::{DefinitionDraft, DefinitionId};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let old = store.load_config().await.unwrap().definitions[0].id;
+    let mut draft = DefinitionDraft::default_definition();
+    draft.name = "Legal hold".into();
+    let new = store
+        .change_config(
+            ConfigChange::CreateDefinition(draft),
+            check(),
+            Actor::system("test"),
+        )
+        .await
+        .unwrap()
+        .id
+        .map(DefinitionId)
+        .unwrap();
+    let changed = store
+        .change_config(
+            ConfigChange::MakeDefaultDefinition(new),
+            check(),
+            Actor::system("test"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.set.default_definition().map(|d| d.id), Some(new));
+    let doc = store.load_config().await.unwrap();
+    let defaults: Vec<_> = doc.definitions.iter().filter(|d| d.is_default).collect();
+    assert_eq!(defaults.len(), 1);
+    assert_eq!(defaults[0].id, new);
+    assert!(matches!(
+        store
+            .change_config(
+                ConfigChange::MakeDefaultDefinition(DefinitionId(99)),
+                check(),
+                Actor::system("test"),
+            )
+            .await,
+        Err(StoreError::NoSuch(_))
+    ));
+    // The old default may now go.
+    store
+        .change_config(
+            ConfigChange::RemoveDefinition(old),
+            check(),
+            Actor::system("test"),
+        )
+        .await
+        .unwrap();
+}

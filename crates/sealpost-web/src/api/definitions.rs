@@ -27,6 +27,7 @@ pub(super) fn routes(router: OpenApiRouter<ApiState>) -> OpenApiRouter<ApiState>
             delete_definition
         ))
         .routes(routes!(preview_definition))
+        .routes(routes!(make_default_definition))
 }
 
 impl Replacement for DefinitionDraft {
@@ -231,7 +232,28 @@ async fn preview_definition(
             html: tried.html.or(saved.html),
         });
     }
-    let template = sealpost_secure::plan::template_of(Some(&definition));
+    let Rendered {
+        subject,
+        text,
+        html,
+    } = render_preview(&definition).map_err(|e| template_error(&e))?;
+    Ok(Json(PreviewView {
+        subject,
+        text,
+        html,
+    }))
+}
+
+/// The notification `definition` sends, rendered with sample values: what
+/// the preview endpoint answers and the console's template editor shows.
+///
+/// # Errors
+/// The template's first problem (a part that does not parse or render, a
+/// missing portal link), naming the part and line.
+pub(crate) fn render_preview(
+    definition: &sealpost_policy::Definition,
+) -> Result<Rendered, notification::TemplateError> {
+    let template = sealpost_secure::plan::template_of(Some(definition));
     let mut vars = NotificationVars::sample();
     vars.definition = definition.name().to_owned();
     if definition.settings.hide_subject {
@@ -241,18 +263,37 @@ async fn preview_definition(
     if definition.settings.expiry_days.is_none() {
         vars = vars.with_expiry(None);
     }
-    let Rendered {
-        subject,
-        text,
-        html,
-    } = template
+    template
         .check()
         .and_then(|()| notification::render(&template, &vars))
-        .map_err(|e| template_error(&e))?;
-    Ok(Json(PreviewView {
-        subject,
-        text,
-        html,
+}
+
+/// Makes a Secure Messaging definition the default: the one applied when
+/// no other is named (the one before stays, no longer the default).
+#[utoipa::path(post, path = "/definitions/{id}/default", tag = "definitions", params(("id" = i64, Path)),
+    responses((status = 200, body = DefinitionEntry), (status = 404, body = ApiError)))]
+async fn make_default_definition(
+    PolicyEditor(caller): PolicyEditor,
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<DefinitionEntry>> {
+    state
+        .policy
+        .change(
+            caller.actor(),
+            ConfigChange::MakeDefaultDefinition(DefinitionId(id)),
+        )
+        .await?;
+    let definition = state
+        .policy
+        .snapshot()
+        .definition(DefinitionId(id))
+        .map(|d| d.settings.clone())
+        .ok_or_else(|| ApiError::not_found(format!("definition {id} not found")))?;
+    Ok(Json(DefinitionEntry {
+        id: DefinitionId(id),
+        is_default: true,
+        definition,
     }))
 }
 

@@ -19,7 +19,7 @@ mod api_keys;
 mod audit;
 mod branding;
 mod config;
-mod definitions;
+pub(crate) mod definitions;
 mod directory;
 mod error;
 mod extract;

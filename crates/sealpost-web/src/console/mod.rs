@@ -29,15 +29,34 @@
 //! - [`domains`]: internal domains.
 //! - [`queue`]: the relay queue (depth, retry now, bounce, delete).
 //! - [`branding`]: the portal's branding.
+//! - [`definitions`], [`definition_form`], [`definition_edit`],
+//!   [`notification_preview`]: Secure Messaging definitions and the
+//!   notification template editor with its preview.
+//! - [`groups`], [`group_form`], [`group_edit`], [`group_import`]: profile
+//!   groups and the CSV import of members.
+//! - [`directory`], [`directory_import`]: the directory and its CSV import
+//!   as a background job; [`upload`] reads an uploaded file.
 
 mod account;
 mod administrators;
 mod audit;
 mod branding;
 mod chart;
+#[cfg(test)]
+mod config_tests;
+mod definition_edit;
+mod definition_form;
+mod definitions;
+mod directory;
+mod directory_import;
 mod domains;
+mod group_edit;
+mod group_form;
+mod group_import;
+mod groups;
 mod home;
 mod nav;
+mod notification_preview;
 mod policies;
 mod policy_edit;
 mod policy_form;
@@ -51,6 +70,7 @@ mod session;
 mod tests;
 mod totp;
 mod tracking;
+mod upload;
 
 pub use session::SignedIn;
 
@@ -58,7 +78,7 @@ use std::{num::NonZeroU32, sync::Arc};
 
 use axum::{
     Router,
-    extract::{FromRequestParts, State},
+    extract::{DefaultBodyLimit, FromRequestParts, State},
     http::{HeaderValue, StatusCode, header},
     middleware,
     response::{Html, IntoResponse, Response},
@@ -141,6 +161,10 @@ struct Inner {
     rate_limit: IpRateLimit,
     pages: Environment<'static>,
     asset_version: String,
+    /// Directory imports running or finished on this node.
+    imports: directory_import::Jobs,
+    /// Rendered notification previews waiting for their frame.
+    previews: notification_preview::Frames,
 }
 
 impl std::fmt::Debug for ConsoleState {
@@ -200,6 +224,29 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("templates/sign_in_code.html"),
     ),
     ("branding.html", include_str!("templates/branding.html")),
+    (
+        "confirm_delete.html",
+        include_str!("templates/confirm_delete.html"),
+    ),
+    (
+        "definitions.html",
+        include_str!("templates/definitions.html"),
+    ),
+    (
+        "definition_form.html",
+        include_str!("templates/definition_form.html"),
+    ),
+    ("groups.html", include_str!("templates/groups.html")),
+    ("group_form.html", include_str!("templates/group_form.html")),
+    ("directory.html", include_str!("templates/directory.html")),
+    (
+        "directory_user.html",
+        include_str!("templates/directory_user.html"),
+    ),
+    (
+        "directory_import.html",
+        include_str!("templates/directory_import.html"),
+    ),
 ];
 
 const CONSOLE_CSS: &str = include_str!("static/console.css");
@@ -251,6 +298,8 @@ impl ConsoleState {
                 ),
                 pages,
                 asset_version,
+                imports: directory_import::Jobs::default(),
+                previews: notification_preview::Frames::default(),
             }),
             queue: None,
         })
@@ -332,6 +381,11 @@ impl ConsoleState {
             },
         )
     }
+}
+
+/// `text` as one component of a URL (a path segment or a query value).
+pub(super) fn encoded(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 async fn console_css() -> Response {
@@ -590,6 +644,106 @@ pub(super) fn routes() -> Vec<Route> {
             post(branding::save),
         ),
         route("/console/branding/logo", GET, Any, get(branding::logo)),
+        route("/console/definitions", GET, Any, get(definitions::list)),
+        route(
+            "/console/definitions/new",
+            BOTH,
+            Roles(POLICY_EDITORS),
+            get(definition_edit::new_form).post(definition_edit::new_post),
+        ),
+        route(
+            "/console/definitions/{id}",
+            GET,
+            Any,
+            get(definition_edit::edit_form),
+        ),
+        route(
+            "/console/definitions/{id}",
+            POST,
+            Roles(POLICY_EDITORS),
+            post(definition_edit::edit_post),
+        ),
+        route(
+            "/console/definitions/{id}/default",
+            POST,
+            Roles(POLICY_EDITORS),
+            post(definitions::make_default),
+        ),
+        route(
+            "/console/definitions/{id}/delete",
+            BOTH,
+            Roles(POLICY_EDITORS),
+            get(definitions::delete_page).post(definitions::delete),
+        ),
+        route(
+            "/console/definitions/preview/{key}",
+            GET,
+            Any,
+            get(notification_preview::frame),
+        ),
+        route("/console/groups", GET, Any, get(groups::list)),
+        route(
+            "/console/groups/new",
+            BOTH,
+            Roles(POLICY_EDITORS),
+            get(group_edit::new_form).post(group_edit::new_post),
+        ),
+        route("/console/groups/{id}", GET, Any, get(group_edit::edit_form)),
+        route(
+            "/console/groups/{id}",
+            POST,
+            Roles(POLICY_EDITORS),
+            post(group_edit::edit_post),
+        ),
+        route(
+            "/console/groups/{id}/delete",
+            BOTH,
+            Roles(POLICY_EDITORS),
+            get(groups::delete_page).post(groups::delete),
+        ),
+        route(
+            "/console/groups/{id}/import",
+            POST,
+            Roles(POLICY_EDITORS),
+            post(group_import::import).layer(DefaultBodyLimit::max(upload::MAX_UPLOAD)),
+        ),
+        route("/console/directory", GET, Any, get(directory::list)),
+        route(
+            "/console/directory/new",
+            BOTH,
+            Roles(POLICY_EDITORS),
+            get(directory::new_form).post(directory::new_post),
+        ),
+        route(
+            "/console/directory/users/{address}",
+            GET,
+            Any,
+            get(directory::edit_form),
+        ),
+        route(
+            "/console/directory/users/{address}",
+            POST,
+            Roles(POLICY_EDITORS),
+            post(directory::edit_post),
+        ),
+        route(
+            "/console/directory/users/{address}/delete",
+            BOTH,
+            Roles(POLICY_EDITORS),
+            get(directory::delete_page).post(directory::delete),
+        ),
+        route(
+            "/console/directory/import",
+            POST,
+            Roles(POLICY_EDITORS),
+            post(directory_import::start).layer(DefaultBodyLimit::max(upload::MAX_UPLOAD)),
+        ),
+        route(
+            "/console/directory/import/{job}",
+            GET,
+            Any,
+            get(directory_import::progress),
+        ),
         route("/console/static/console.css", GET, Public, get(console_css)),
         route("/console/{*rest}", GET, Public, get(not_found)),
     ]

@@ -15,6 +15,9 @@ use super::{Access, Route};
 const SECTIONS: &[(&str, &str)] = &[
     ("/console", "Dashboard"),
     ("/console/policies", "Policies"),
+    ("/console/definitions", "Definitions"),
+    ("/console/groups", "Profile groups"),
+    ("/console/directory", "Directory"),
     ("/console/tracking", "Tracking"),
     ("/console/queue", "Queue"),
     ("/console/domains", "Internal domains"),
@@ -75,6 +78,8 @@ pub(super) fn section_of(template: &str) -> &str {
         "home" => "dashboard",
         // The policy list, form, lookups and policy test.
         _ if stem.starts_with("polic") || stem == "lookup" => "policies",
+        _ if stem.starts_with("definition") || stem.starts_with("notification") => "definitions",
+        _ if stem.starts_with("group") => "groups",
         "api_keys" => "api-keys",
         "secret" => "administrators",
         _ => stem.split('_').next().unwrap_or(stem),

@@ -219,7 +219,7 @@ const PICKER_TARGETS: [&str; 5] = [
 ];
 
 impl ConsoleState {
-    async fn config(&self) -> Result<PolicyDocument, Response> {
+    pub(super) async fn config(&self) -> Result<PolicyDocument, Response> {
         self.admin_store()
             .load_config()
             .await

@@ -668,6 +668,9 @@ async fn every_route_refuses_the_roles_its_rule_does_not_name() {
     let concrete = |path: &str| {
         path.replace("{name}", "as-read-only")
             .replace("{id}", "nothing")
+            .replace("{key}", "nothing")
+            .replace("{job}", "nothing")
+            .replace("{address}", "nobody@corp.example")
             .replace("{*rest}", "anything")
     };
     let mut denials = 0;

@@ -37,6 +37,7 @@ const RULES: &[(&str, &str, &[&str])] = &[
     ("patch", "/definitions/{id}", POLICY),
     ("delete", "/definitions/{id}", POLICY),
     ("post", "/definitions/{id}/preview", ALL),
+    ("post", "/definitions/{id}/default", POLICY),
     ("get", "/policies", ALL),
     ("post", "/policies", POLICY),
     ("post", "/policies/preview", POLICY),

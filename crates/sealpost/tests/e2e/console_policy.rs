@@ -25,7 +25,7 @@ use crate::{browser::Browser, helpers::*, policy_api::call, secure};
 
 /// Screenshots at 1280 px wide and `height` tall, and at 390 px wide and
 /// half as tall again (a long form whole).
-fn snap_sized(browser: &mut Browser, name: &str, height: u32) {
+pub(crate) fn snap_sized(browser: &mut Browser, name: &str, height: u32) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     for (width, tall) in [(1280, height), (390, height * 3 / 2)] {

@@ -20,6 +20,7 @@ mod browser_smoke;
 mod cli;
 mod config_check;
 mod console;
+mod console_config;
 mod console_policy;
 mod data_dir;
 mod delivery;

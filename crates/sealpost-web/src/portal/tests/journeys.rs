@@ -387,6 +387,34 @@ impl Agent {
         self.post_from(Some(&origin), path, fields).await
     }
 
+    /// Posts `fields` and one file (`file` field: name, content) as
+    /// `multipart/form-data`, from our origin.
+    pub(crate) async fn post_file(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: (&str, &str),
+    ) -> Page {
+        const BOUNDARY: &str = "sealpost-test-boundary-7d1c";
+        let mut body = String::new();
+        for (name, value) in fields {
+            body.push_str(&format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            ));
+        }
+        body.push_str(&format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\nContent-Type: text/csv\r\n\r\n{}\r\n--{BOUNDARY}--\r\n",
+            file.0, file.1
+        ));
+        let request = Request::post(path)
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .header(header::ORIGIN, self.origin.clone());
+        self.send(request, Body::from(body)).await
+    }
+
     /// GETs `form_path`, then posts `fields` with the form's token.
     pub(crate) async fn submit(
         &mut self,
