@@ -102,6 +102,14 @@ pub fn decide(set: &PolicySet, input: &DecisionInput<'_>) -> Decision {
     ctx.decision(winner)
 }
 
+/// Whether `policy` selects this recipient: the direction is internal →
+/// external and every condition of the policy holds. A recipient that
+/// neither version of an edited policy selects keeps its route whatever
+/// the edit, which is what lets an impact preview skip deciding it.
+pub fn selects(set: &PolicySet, policy: &Policy, input: &DecisionInput<'_>) -> bool {
+    Context::new(set, input).is_some_and(|ctx| ctx.mismatch(policy).is_none())
+}
+
 /// Why a policy did not match, the first reason found in the order the
 /// issue lists them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -27,7 +27,7 @@ pub mod text;
 pub use address::{AddressError, Domain, EmailAddress};
 pub use decide::{
     Decision, DecisionInput, Direction, Explanation, Mismatch, PolicyId, Route, Verdict, decide,
-    decide_by_scan, explain,
+    decide_by_scan, explain, selects,
 };
 pub use definitions::{
     DEFAULT_DEFINITION_NAME, Definition, DefinitionDraft, DefinitionId, TemplateDraft,

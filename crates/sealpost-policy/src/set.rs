@@ -47,6 +47,8 @@ pub struct PolicySet {
     pub(crate) directory: HashMap<String, DirectoryUser>,
     pub(crate) membership: Membership,
     pub(crate) groups: BTreeSet<GroupId>,
+    /// Each group's name, for lists that show policies by their groups.
+    pub(crate) group_names: BTreeMap<GroupId, String>,
     pub(crate) definitions: BTreeMap<DefinitionId, Definition>,
     /// Ordered by id.
     pub(crate) policies: Vec<Policy>,
@@ -80,6 +82,11 @@ impl PolicySet {
         let definitions: BTreeMap<DefinitionId, Definition> =
             config.definitions.into_iter().map(|d| (d.id, d)).collect();
         let groups: BTreeSet<GroupId> = config.groups.iter().map(|g| g.id).collect();
+        let group_names: BTreeMap<GroupId, String> = config
+            .groups
+            .iter()
+            .map(|g| (g.id, g.name.clone()))
+            .collect();
         let mut policies = config.policies;
         policies.sort_by_key(|p| p.id);
         for p in &policies {
@@ -92,6 +99,7 @@ impl PolicySet {
             directory,
             membership,
             groups,
+            group_names,
             definitions,
             policies,
             index,
@@ -120,6 +128,19 @@ impl PolicySet {
     /// The policies, ordered by id.
     pub fn policies(&self) -> &[Policy] {
         &self.policies
+    }
+
+    /// The policy with this id.
+    pub fn policy(&self, id: crate::PolicyId) -> Option<&Policy> {
+        self.policies
+            .binary_search_by_key(&id, |p| p.id)
+            .ok()
+            .map(|i| &self.policies[i])
+    }
+
+    /// A profile group's name.
+    pub fn group_name(&self, id: GroupId) -> Option<&str> {
+        self.group_names.get(&id).map(String::as_str)
     }
 
     pub fn definition(&self, id: DefinitionId) -> Option<&Definition> {

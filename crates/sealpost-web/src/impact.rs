@@ -117,8 +117,8 @@ fn with_draft(
     mut doc: PolicyDocument,
     draft: PolicyDraft,
     replaces: Option<PolicyId>,
-) -> Result<PolicyDocument, PreviewError> {
-    match replaces {
+) -> Result<(PolicyDocument, PolicyId), PreviewError> {
+    let id = match replaces {
         Some(id) => {
             let entry = doc
                 .policies
@@ -126,16 +126,15 @@ fn with_draft(
                 .find(|p| p.id == id)
                 .ok_or(PreviewError::NoSuchPolicy(id.0))?;
             entry.policy = draft;
+            id
         }
         None => {
-            let id = doc.policies.iter().map(|p| p.id.0).max().unwrap_or(0) + 1;
-            doc.policies.push(PolicyEntry {
-                id: PolicyId(id),
-                policy: draft,
-            });
+            let id = PolicyId(doc.policies.iter().map(|p| p.id.0).max().unwrap_or(0) + 1);
+            doc.policies.push(PolicyEntry { id, policy: draft });
+            id
         }
-    }
-    Ok(doc)
+    };
+    Ok((doc, id))
 }
 
 fn route_name(r: &Route) -> &'static str {
@@ -149,6 +148,11 @@ fn route_name(r: &Route) -> &'static str {
 struct Replay {
     current: Arc<PolicySet>,
     draft: Arc<PolicySet>,
+    /// The draft's id in `draft`, and the policy it replaces in `current`:
+    /// a recipient neither selects keeps its route, so only the others
+    /// are decided twice.
+    draft_id: PolicyId,
+    replaced: Option<PolicyId>,
     sample_size: usize,
     messages: u64,
     recipients: u64,
@@ -162,10 +166,18 @@ struct Replay {
 }
 
 impl Replay {
-    fn new(current: Arc<PolicySet>, draft: Arc<PolicySet>, sample_size: usize) -> Self {
+    fn new(
+        current: Arc<PolicySet>,
+        draft: Arc<PolicySet>,
+        draft_id: PolicyId,
+        replaced: Option<PolicyId>,
+        sample_size: usize,
+    ) -> Self {
         Replay {
             current,
             draft,
+            draft_id,
+            replaced,
             sample_size,
             messages: 0,
             recipients: 0,
@@ -198,6 +210,17 @@ impl Replay {
                 client_ip: e.client_ip,
                 now: e.received_at,
             };
+            let drafted = self
+                .draft
+                .policy(self.draft_id)
+                .is_some_and(|p| sealpost_policy::selects(&self.draft, p, &input));
+            let replaced = self
+                .replaced
+                .and_then(|id| self.current.policy(id))
+                .is_some_and(|p| sealpost_policy::selects(&self.current, p, &input));
+            if !drafted && !replaced {
+                continue;
+            }
             let before = sealpost_policy::decide(&self.current, &input).route;
             let after = sealpost_policy::decide(&self.draft, &input).route;
             if before == after {
@@ -285,7 +308,7 @@ pub async fn preview(
         .map_err(PreviewError::Invalid)?;
     let doc = store.load_config().await?;
     let current = policy.compile(&doc).map_err(PreviewError::Invalid)?;
-    let drafted = with_draft(doc, request.draft, request.replaces)?;
+    let (drafted, draft_id) = with_draft(doc, request.draft, request.replaces)?;
     let draft = policy.compile(&drafted).map_err(|e| {
         // The document is valid without the draft: what fails is the
         // draft's reference (`policies[id=N].to.group_id` → `to.group_id`).
@@ -298,34 +321,42 @@ pub async fn preview(
     let days = request.days.clamp(1, MAX_DAYS);
     let now = SystemTime::now();
     let since = now - Duration::from_secs(u64::from(days) * 86_400);
-    let mut replay = Replay::new(Arc::new(current), Arc::new(draft), request.sample);
-    let mut after = None;
+    let mut replay = Replay::new(
+        Arc::new(current),
+        Arc::new(draft),
+        draft_id,
+        request.replaces,
+        request.sample,
+    );
+    let query = |after| EnvelopeQuery {
+        since,
+        until: now,
+        after,
+        limit: PAGE,
+    };
+    let mut page = store.envelopes(query(None)).await?;
     // Bounded: every page moves the cursor forward through a finite table;
-    // the cap is a million pages of PAGE messages.
+    // the cap is a million pages of PAGE messages. Deciding (CPU work, off
+    // the async workers) overlaps with reading the next page.
     for _ in 0..1_000_000 {
-        let page = store
-            .envelopes(EnvelopeQuery {
-                since,
-                until: now,
-                after,
-                limit: PAGE,
-            })
-            .await?;
-        // Deciding is CPU work: off the async workers, a page at a time.
-        replay = tokio::task::spawn_blocking(move || {
+        let next = page.next;
+        let decide = tokio::task::spawn_blocking(move || {
             for e in &page.envelopes {
                 replay.add(e);
             }
-            (replay, page.next)
-        })
-        .await
-        .map(|(r, next)| {
-            after = next;
-            r
-        })
-        .map_err(|e| StoreError::Unavailable(format!("impact preview: {e}")))?;
-        if after.is_none() {
-            break;
+            replay
+        });
+        let fetch = async {
+            match next {
+                Some(after) => store.envelopes(query(Some(after))).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (decided, fetched) = tokio::join!(decide, fetch);
+        replay = decided.map_err(|e| StoreError::Unavailable(format!("impact preview: {e}")))?;
+        match fetched? {
+            Some(p) => page = p,
+            None => break,
         }
     }
     Ok(replay.finish(days, since))
@@ -379,8 +410,8 @@ mod tests {
             serde_json::json!({"action": "apply_definition", "definition_id": 1,
             "from": {"kind": "internal"}, "to": {"kind": "domain", "value": "other.example"}}),
         );
-        let with_other = set(&with_draft(doc.clone(), d1, None).unwrap());
-        let mut replay = Replay::new(current.clone(), with_other, 1);
+        let (with_other, id) = with_draft(doc.clone(), d1, None).unwrap();
+        let mut replay = Replay::new(current.clone(), set(&with_other), id, None, 1);
         replay.add(&envelope(
             "a@corp.example",
             &["x@other.example", "y@partner.example", "z@corp.example"],
@@ -397,8 +428,8 @@ mod tests {
 
         let ceo = draft(serde_json::json!({"action": "no_action", "override": true,
             "from": {"kind": "address", "value": "ceo@corp.example"}, "to": {"kind": "external"}}));
-        let excluded = set(&with_draft(doc.clone(), ceo, None).unwrap());
-        let mut replay = Replay::new(current.clone(), excluded, 10);
+        let (excluded, id) = with_draft(doc.clone(), ceo, None).unwrap();
+        let mut replay = Replay::new(current.clone(), set(&excluded), id, None, 10);
         replay.add(&envelope(
             "ceo@corp.example",
             &["y@partner.example", "w@partner.example"],
@@ -410,8 +441,8 @@ mod tests {
         // Editing policy 1 to disabled sends partner.example back to relay.
         let mut off = doc.policies[0].policy.clone();
         off.enabled = false;
-        let edited = set(&with_draft(doc.clone(), off, Some(PolicyId(1))).unwrap());
-        let mut replay = Replay::new(current, edited, 10);
+        let (edited, id) = with_draft(doc.clone(), off, Some(PolicyId(1))).unwrap();
+        let mut replay = Replay::new(current, set(&edited), id, Some(PolicyId(1)), 10);
         replay.add(&envelope("a@corp.example", &["y@partner.example"]));
         assert_eq!(replay.finish(7, SystemTime::now()).to_relay, 1);
         assert!(matches!(
@@ -567,7 +598,7 @@ mod replay_tests {
         // What deciding each envelope gives, independently.
         let current = service.compile(&doc_before).unwrap();
         let drafted = service
-            .compile(&with_draft(doc_before.clone(), draft, None).unwrap())
+            .compile(&with_draft(doc_before.clone(), draft, None).unwrap().0)
             .unwrap();
         let (mut messages, mut recipients, mut changed, mut changed_msgs, mut to_secure) =
             (0, 0, 0, 0, 0);

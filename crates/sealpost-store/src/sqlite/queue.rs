@@ -732,7 +732,7 @@ fn count_hits(conn: &Connection, m: &NewMessage) -> Result<(), StoreError> {
     let day = to_millis(m.received_at).div_euclid(86_400_000);
     let mut upsert = conn.prepare_cached(
         "INSERT INTO policy_hits (policy_id, day, recipients) VALUES (?1, ?2, ?3)
-         ON CONFLICT (policy_id, day) DO UPDATE SET recipients = recipients + excluded.recipients",
+         ON CONFLICT (day, policy_id) DO UPDATE SET recipients = recipients + excluded.recipients",
     )?;
     for (policy, n) in by_policy {
         upsert.execute(params![policy, day, n])?;

@@ -9,7 +9,7 @@ CREATE TABLE policy_hits (
     policy_id   INTEGER NOT NULL,
     day         INTEGER NOT NULL,            -- days since the Unix epoch (UTC)
     recipients  INTEGER NOT NULL,
-    PRIMARY KEY (policy_id, day)
+    PRIMARY KEY (day, policy_id)           -- a window of days is one range
 ) STRICT, WITHOUT ROWID;
 
 INSERT INTO policy_hits (policy_id, day, recipients)

@@ -4,16 +4,14 @@
 //! filtered by status. Every role may look; changing comes with the policy
 //! form.
 
-use std::time::SystemTime;
+use std::{sync::Arc, time::SystemTime};
 
 use axum::{
     extract::{Query, State},
     http::StatusCode,
     response::Response,
 };
-use sealpost_policy::{
-    Action, AddressBasis, Party, Policy, PolicyDocument, PolicyStatus, PolicyType,
-};
+use sealpost_policy::{Action, AddressBasis, Party, Policy, PolicySet, PolicyStatus};
 use serde::{Deserialize, Serialize};
 
 use super::{ConsoleState, SignedIn, home};
@@ -48,22 +46,15 @@ fn status_text(s: PolicyStatus) -> &'static str {
 }
 
 /// A side of a policy in words, with a profile group by its name.
-fn side(doc: &PolicyDocument, party: &Party, basis: Option<AddressBasis>) -> String {
-    party.describe_with(basis, |id| {
-        doc.groups
-            .iter()
-            .find(|g| g.id == id)
-            .map(|g| g.group.name.clone())
-    })
+fn side(set: &PolicySet, party: &Party, basis: Option<AddressBasis>) -> String {
+    party.describe_with(basis, |id| set.group_name(id).map(str::to_owned))
 }
 
-fn row(doc: &PolicyDocument, p: &Policy, now: SystemTime, hits: u64) -> PolicyRow {
+fn row(set: &PolicySet, p: &Policy, now: SystemTime, hits: u64) -> PolicyRow {
     let definition = match p.action {
-        Action::ApplyDefinition(id) => doc
-            .definitions
-            .iter()
-            .find(|d| d.id == id)
-            .map_or_else(|| format!("#{}", id.0), |d| d.definition.name.clone()),
+        Action::ApplyDefinition(id) => set
+            .definition(id)
+            .map_or_else(|| format!("#{}", id.0), |d| d.name().to_owned()),
         Action::NoAction => "take no action".to_owned(),
     };
     let date = |t: SystemTime| sealpost_store::rfc3339(t)[..10].to_owned();
@@ -76,8 +67,8 @@ fn row(doc: &PolicyDocument, p: &Policy, now: SystemTime, hits: u64) -> PolicyRo
     PolicyRow {
         id: p.id.0,
         narrative: p.narrative.clone(),
-        from: side(doc, &p.from, Some(p.from_basis)),
-        to: side(doc, &p.to, None),
+        from: side(set, &p.from, Some(p.from_basis)),
+        to: side(set, &p.to, None),
         definition,
         status: status_text(p.status(now)),
         range,
@@ -87,29 +78,18 @@ fn row(doc: &PolicyDocument, p: &Policy, now: SystemTime, hits: u64) -> PolicyRo
 }
 
 impl ConsoleState {
-    /// The stored Secure Messaging policies, validated, with the document
-    /// their names come from.
-    async fn secure_policies(&self) -> Result<(PolicyDocument, Vec<Policy>), Response> {
-        let doc = self
-            .admin_store()
-            .load_config()
-            .await
-            .map_err(|e| self.failed(&e))?;
-        let policies = doc
-            .policies
-            .iter()
-            .filter(|e| e.policy.policy_type == PolicyType::SecureMessaging)
-            .filter_map(|e| Policy::from_draft(e.id, &e.policy).ok())
-            .collect();
-        Ok((doc, policies))
+    /// The Secure Messaging policies as the gateway applies them now: the
+    /// live snapshot, checked and parsed when it was made (every change
+    /// through the console or the API swaps it before answering), so a
+    /// list of 10,000 policies costs no database read or parsing.
+    fn secure_policies(&self) -> Arc<PolicySet> {
+        self.policy().snapshot()
     }
 }
 
 pub(super) async fn types(State(state): State<ConsoleState>, signed_in: SignedIn) -> Response {
-    let (_, policies) = match state.secure_policies().await {
-        Ok(found) => found,
-        Err(page) => return page,
-    };
+    let set = state.secure_policies();
+    let policies = set.policies();
     let now = SystemTime::now();
     state.page(
         "policy_types.html",
@@ -220,10 +200,8 @@ pub(super) async fn list(
     signed_in: SignedIn,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    let (doc, policies) = match state.secure_policies().await {
-        Ok(found) => found,
-        Err(page) => return page,
-    };
+    let set = state.secure_policies();
+    let policies = set.policies();
     let now = SystemTime::now();
     let hits = match state
         .admin_store()
@@ -239,7 +217,7 @@ pub(super) async fn list(
     let needle = query.q.trim().to_lowercase();
     let mut rows: Vec<PolicyRow> = policies
         .iter()
-        .map(|p| row(&doc, p, now, hits.get(&p.id).copied().unwrap_or(0)))
+        .map(|p| row(&set, p, now, hits.get(&p.id).copied().unwrap_or(0)))
         .filter(|r| wanted.is_none_or(|w| r.status == w))
         .filter(|r| {
             needle.is_empty()

@@ -28,6 +28,8 @@ pub(super) const OWN: &str = "granite-lantern-orbit-meadow";
 pub(super) struct World {
     pub(super) router: Router,
     pub(super) store: Arc<SqliteStore>,
+    /// The live policies; a test that writes the store directly loads them.
+    pub(super) policy: Arc<crate::PolicyService>,
     _dir: tempfile::TempDir,
 }
 
@@ -60,7 +62,7 @@ pub(super) async fn world() -> World {
         store.clone(),
         store.clone(),
         store.clone(),
-        policy,
+        policy.clone(),
         Arc::new(crate::branding::BrandingService::new(
             store.clone(),
             Arc::new(crate::branding::LiveBranding::new(
@@ -80,6 +82,7 @@ pub(super) async fn world() -> World {
     World {
         router: router(state),
         store,
+        policy,
         _dir: dir,
     }
 }
@@ -607,6 +610,7 @@ async fn the_policy_list_shows_each_policy_with_names_and_status() {
         .unwrap();
         change(ConfigChange::CreatePolicy(draft)).await;
     }
+    w.policy.load().await.unwrap();
     let mut pete = agent(&w);
     assert_eq!(
         sign_in(&mut pete, "pete", OWN).await.status,

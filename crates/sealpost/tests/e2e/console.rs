@@ -428,5 +428,5 @@ fn an_administrator_turns_on_two_step_sign_in_and_needs_a_code_after_the_passwor
         &code_at(&key, SystemTime::now() + Duration::from_secs(30)),
     );
     browser.click("button.primary");
-    browser.wait_for_text("h1", "Overview");
+    browser.wait_for_text("h1", "Dashboard");
 }
