@@ -19,15 +19,16 @@ pub struct Envelope {
     pub recipients: Vec<String>,
 }
 
-/// Where the next page starts: after this message in order of receipt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the next page starts: after this message in order of receipt
+/// (time, then id).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvelopeCursor {
     pub(crate) received_ms: i64,
-    pub(crate) row: i64,
+    pub(crate) id: String,
 }
 
 /// Envelopes received in `[since, until]`, from `after` on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EnvelopeQuery {
     pub since: SystemTime,
     pub until: SystemTime,

@@ -12,7 +12,7 @@ mod audit;
 mod branding;
 mod console;
 mod dashboard;
-mod envelopes;
+pub(super) mod envelopes;
 mod portal;
 mod queue;
 mod queue_admin;
