@@ -164,7 +164,8 @@ impl Listing {
             total,
             page,
             pages,
-            previous => (page > 1).then(|| self.url(&[("page", (page - 1).to_string())])),
+            // The first page's link names no page.
+            previous => (page > 1).then(|| self.url(&[("page", if page == 2 { String::new() } else { (page - 1).to_string() })])),
             next => (page < pages).then(|| self.url(&[("page", (page + 1).to_string())])),
             columns,
             q => self.q.as_str(),
@@ -196,8 +197,18 @@ mod tests {
         assert_eq!(l.page_number(0), 1);
         assert_eq!(l.page_number(50), 1);
         assert_eq!(l.page_number(51), 2);
-        assert_eq!(query("", "", "", "0").listing("/x", &COLUMNS, vec![]).page_number(120), 1);
-        assert_eq!(query("", "", "", "two").listing("/x", &COLUMNS, vec![]).page_number(120), 1);
+        assert_eq!(
+            query("", "", "", "0")
+                .listing("/x", &COLUMNS, vec![])
+                .page_number(120),
+            1
+        );
+        assert_eq!(
+            query("", "", "", "two")
+                .listing("/x", &COLUMNS, vec![])
+                .page_number(120),
+            1
+        );
         let (shown, ctx) = l.page((0..120).collect::<Vec<i32>>());
         assert_eq!(shown, (100..120).collect::<Vec<_>>());
         assert_eq!(ctx.get_attr("first").unwrap().to_string(), "101");
@@ -216,7 +227,10 @@ mod tests {
             &COLUMNS,
             vec![("status", "active".into()), ("kind", String::new())],
         );
-        assert_eq!(l.url(&[]), "/x?status=active&q=a%20b%26c&sort=name&dir=desc");
+        assert_eq!(
+            l.url(&[]),
+            "/x?status=active&q=a%20b%26c&sort=name&dir=desc"
+        );
         assert_eq!(
             l.url(&[("page", "3".into())]),
             "/x?status=active&q=a%20b%26c&sort=name&dir=desc&page=3"
@@ -229,7 +243,8 @@ mod tests {
     #[test]
     fn ties_stay_in_id_order_whichever_the_direction() {
         let mut rows = vec![(3, "b"), (1, "b"), (2, "a"), (4, "A")];
-        let by = |_: &str, a: &(i64, &str), b: &(i64, &str)| a.1.to_lowercase().cmp(&b.1.to_lowercase());
+        let by =
+            |_: &str, a: &(i64, &str), b: &(i64, &str)| a.1.to_lowercase().cmp(&b.1.to_lowercase());
         let l = query("", "name", "desc", "").listing("/x", &COLUMNS, vec![]);
         l.sort_rows(&mut rows, |r| r.0, by);
         assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 3, 2, 4]);

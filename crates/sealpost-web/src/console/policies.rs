@@ -179,8 +179,7 @@ pub(super) async fn list(
         .collect();
     listing.sort_rows(&mut rows, |r| r.id, compare);
     let (shown, pager) = listing.page(rows);
-    let status_href =
-        |s: &str| listing.url(&[("status", s.to_owned()), ("page", String::new())]);
+    let status_href = |s: &str| listing.url(&[("status", s.to_owned()), ("page", String::new())]);
     state.page(
         "policies.html",
         StatusCode::OK,
