@@ -1,12 +1,15 @@
 //! Administration | Secure Messaging definitions: the list (what each one
-//! lets a recipient do, its expiry, how many policies apply it), making
-//! one the default, and deleting one.
+//! lets a recipient do, its expiry, how many policies apply it; searched,
+//! sorted and paged on the server through [`super::listing`]), making one
+//! the default, and deleting one.
 //!
 //! Every change goes through the same [`PolicyService`](crate::PolicyService)
 //! as `/api/v1/definitions`, so the store's rules refuse what they refuse
 //! there (the default is never deleted, nor a definition a policy
 //! applies) and each change is audited. The form is in
 //! [`super::definition_edit`].
+
+use std::cmp::Ordering;
 
 use axum::{
     Form,
@@ -18,7 +21,7 @@ use sealpost_policy::{DefinitionEntry, DefinitionId, PolicyDocument};
 use sealpost_store::{ConfigChange, StoreError};
 use serde::{Deserialize, Serialize};
 
-use super::{ConsoleState, SignedIn, home};
+use super::{ConsoleState, SignedIn, home, listing::ListQuery};
 
 #[derive(Debug, Serialize)]
 struct DefinitionRow {
@@ -27,6 +30,9 @@ struct DefinitionRow {
     description: String,
     is_default: bool,
     expiry: String,
+    /// Days readable; none never expires.
+    #[serde(skip)]
+    expiry_days: Option<u32>,
     reply: bool,
     reply_all: bool,
     forward: bool,
@@ -73,6 +79,7 @@ fn row(doc: &PolicyDocument, d: &DefinitionEntry) -> DefinitionRow {
         description: s.description.clone(),
         is_default: d.is_default,
         expiry: expiry_text(s.expiry_days),
+        expiry_days: s.expiry_days,
         reply: s.allow_reply,
         reply_all: s.allow_reply_all,
         forward: s.allow_forward,
@@ -80,6 +87,41 @@ fn row(doc: &PolicyDocument, d: &DefinitionEntry) -> DefinitionRow {
         manual_use: s.manual_use,
         custom_template: s.notification_template.is_some(),
         used_by: used_by(doc, d.id).len(),
+    }
+}
+
+/// The list's sortable columns, `(key, header)`.
+const SORTS: [(&str, &str); 5] = [
+    ("name", "Name"),
+    ("expiry", "Expiry"),
+    ("may", "Recipient may"),
+    ("used_by", "Used by"),
+    ("id", "Id"),
+];
+
+impl DefinitionRow {
+    /// How many of reply, reply all, forward and print it allows.
+    fn allows(&self) -> usize {
+        [self.reply, self.reply_all, self.forward, self.print]
+            .into_iter()
+            .filter(|on| *on)
+            .count()
+    }
+}
+
+/// Compares two rows by column `by`, ascending: names in any case, the
+/// expiry shortest first (never last), what the recipient may do the
+/// fewest permissions first, used by the fewest policies first.
+fn compare(by: &str, a: &DefinitionRow, b: &DefinitionRow) -> Ordering {
+    match by {
+        "name" => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
+        "expiry" => {
+            let days = |r: &DefinitionRow| r.expiry_days.map_or(u64::MAX, u64::from);
+            days(a).cmp(&days(b))
+        }
+        "may" => a.allows().cmp(&b.allows()),
+        "used_by" => a.used_by.cmp(&b.used_by),
+        _ => a.id.cmp(&b.id),
     }
 }
 
@@ -139,11 +181,13 @@ impl ConsoleState {
     }
 }
 
-/// The list of definitions.
+/// The list of definitions: searched by name and description, sorted by
+/// a column, a page at a time.
 pub(super) async fn list(
     State(state): State<ConsoleState>,
     signed_in: SignedIn,
     Query(done): Query<Done>,
+    Query(query): Query<ListQuery>,
 ) -> Response {
     let doc = match state.config().await {
         Ok(doc) => doc,
@@ -167,7 +211,15 @@ pub(super) async fn list(
         done.deleted
             .map(|name| format!("Definition “{name}” is deleted."))
     };
-    let rows: Vec<DefinitionRow> = doc.definitions.iter().map(|d| row(&doc, d)).collect();
+    let listing = query.listing("/console/definitions", &SORTS, Vec::new());
+    let mut rows: Vec<DefinitionRow> = doc
+        .definitions
+        .iter()
+        .filter(|d| listing.matches(&[&d.definition.name, &d.definition.description]))
+        .map(|d| row(&doc, d))
+        .collect();
+    listing.sort_rows(&mut rows, |r| r.id, compare);
+    let (shown, pager) = listing.page(rows);
     state.page(
         "definitions.html",
         StatusCode::OK,
@@ -175,8 +227,9 @@ pub(super) async fn list(
             admin => home::admin_view(&signed_in.admin),
             csrf => signed_in.csrf.as_str(),
             may_edit => signed_in.admin.role.may_edit_policy(),
-            definitions => rows,
+            definitions => shown,
             notice,
+            ..pager
         },
     )
 }

@@ -1,11 +1,14 @@
 //! Administration | Profile groups: the list (members, nested groups,
-//! which policies name each group) and deleting a group.
+//! which policies name each group; searched, sorted and paged on the
+//! server through [`super::listing`]) and deleting a group.
 //!
 //! Changes go through the same [`PolicyService`](crate::PolicyService) as
 //! `/api/v1/groups`, so the store refuses what it refuses there (a group a
 //! policy or another group still names) and each change is audited. The
 //! form is in [`super::group_edit`], the CSV import in
 //! [`super::group_import`].
+
+use std::cmp::Ordering;
 
 use axum::{
     Form,
@@ -17,7 +20,7 @@ use sealpost_policy::{GroupId, PartyDraft, PartyKind, PolicyDocument};
 use sealpost_store::{ConfigChange, StoreError};
 use serde::{Deserialize, Serialize};
 
-use super::{ConsoleState, SignedIn, definitions::PlainForm, encoded, home};
+use super::{ConsoleState, SignedIn, definitions::PlainForm, encoded, home, listing::ListQuery};
 
 #[derive(Debug, Serialize)]
 struct GroupRow {
@@ -52,6 +55,31 @@ pub(super) fn named_by(doc: &PolicyDocument, id: GroupId) -> Vec<String> {
     out
 }
 
+/// The list's sortable columns, `(key, header)`.
+const SORTS: [(&str, &str); 6] = [
+    ("name", "Name"),
+    ("addresses", "Addresses"),
+    ("domains", "Domains"),
+    ("groups", "Contains groups"),
+    ("used_by", "Policies"),
+    ("id", "Id"),
+];
+
+/// Compares two rows by column `by`, ascending: names in any case, the
+/// contained groups by their names as listed (none first), counts
+/// smallest first.
+fn compare(by: &str, a: &GroupRow, b: &GroupRow) -> Ordering {
+    let text = |a: &str, b: &str| a.to_lowercase().cmp(&b.to_lowercase());
+    match by {
+        "name" => text(&a.name, &b.name),
+        "addresses" => a.addresses.cmp(&b.addresses),
+        "domains" => a.domains.cmp(&b.domains),
+        "groups" => text(&a.groups.join(", "), &b.groups.join(", ")),
+        "used_by" => a.used_by.cmp(&b.used_by),
+        _ => a.id.cmp(&b.id),
+    }
+}
+
 pub(super) fn group_name(doc: &PolicyDocument, id: GroupId) -> String {
     doc.groups
         .iter()
@@ -84,11 +112,13 @@ impl ConsoleState {
     }
 }
 
-/// The list of groups.
+/// The list of groups: searched by name and description, sorted by a
+/// column, a page at a time.
 pub(super) async fn list(
     State(state): State<ConsoleState>,
     signed_in: SignedIn,
     Query(done): Query<Done>,
+    Query(query): Query<ListQuery>,
 ) -> Response {
     let doc = match state.config().await {
         Ok(doc) => doc,
@@ -102,9 +132,11 @@ pub(super) async fn list(
         (None, Some(name)) => Some(format!("Profile group “{name}” is deleted.")),
         (None, None) => None,
     };
-    let rows: Vec<GroupRow> = doc
+    let listing = query.listing("/console/groups", &SORTS, Vec::new());
+    let mut rows: Vec<GroupRow> = doc
         .groups
         .iter()
+        .filter(|g| listing.matches(&[&g.group.name, &g.group.description]))
         .map(|g| GroupRow {
             id: g.id.0,
             name: g.group.name.clone(),
@@ -124,6 +156,8 @@ pub(super) async fn list(
                 .count(),
         })
         .collect();
+    listing.sort_rows(&mut rows, |r| r.id, compare);
+    let (shown, pager) = listing.page(rows);
     state.page(
         "groups.html",
         StatusCode::OK,
@@ -131,8 +165,9 @@ pub(super) async fn list(
             admin => home::admin_view(&signed_in.admin),
             csrf => signed_in.csrf.as_str(),
             may_edit => signed_in.admin.role.may_edit_policy(),
-            groups => rows,
+            groups => shown,
             notice,
+            ..pager
         },
     )
 }

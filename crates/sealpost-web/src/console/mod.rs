@@ -36,6 +36,8 @@
 //!   groups and the CSV import of members.
 //! - [`directory`], [`directory_import`]: the directory and its CSV import
 //!   as a background job; [`upload`] reads an uploaded file.
+//! - [`listing`]: what the policy, definition and group lists share:
+//!   search, sort by column, and pages of 50, all on the server.
 
 mod account;
 mod administrators;
@@ -55,6 +57,7 @@ mod group_form;
 mod group_import;
 mod groups;
 mod home;
+mod listing;
 mod nav;
 mod notification_preview;
 mod policies;
@@ -193,6 +196,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("templates/policy_types.html"),
     ),
     ("policies.html", include_str!("templates/policies.html")),
+    ("pager.html", include_str!("templates/pager.html")),
     ("domains.html", include_str!("templates/domains.html")),
     (
         "policy_form.html",

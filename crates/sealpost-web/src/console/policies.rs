@@ -4,7 +4,7 @@
 //! filtered by status. Every role may look; changing comes with the policy
 //! form.
 
-use std::{sync::Arc, time::SystemTime};
+use std::{cmp::Ordering, sync::Arc, time::SystemTime};
 
 use axum::{
     extract::{Query, State},
@@ -14,7 +14,7 @@ use axum::{
 use sealpost_policy::{Action, AddressBasis, Party, Policy, PolicySet, PolicyStatus};
 use serde::{Deserialize, Serialize};
 
-use super::{ConsoleState, SignedIn, home};
+use super::{ConsoleState, SignedIn, home, listing::ListQuery};
 
 #[derive(Debug, Serialize)]
 struct PolicyRow {
@@ -33,8 +33,6 @@ struct PolicyRow {
 
 /// The window of the list's hit counts.
 const HITS_DAYS: u64 = 30;
-/// Policies per page of the list.
-const PAGE_SIZE: usize = 50;
 
 fn status_text(s: PolicyStatus) -> &'static str {
     match s {
@@ -103,27 +101,16 @@ pub(super) async fn types(State(state): State<ConsoleState>, signed_in: SignedIn
     )
 }
 
-#[derive(Debug, Default, Deserialize, Serialize)]
-pub(super) struct ListQuery {
+/// The list's own filter and notices; the search, sort and page are a
+/// [`ListQuery`].
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct PolicyFilter {
     #[serde(default)]
     status: String,
-    /// Words in the narrative, from, to or definition.
-    #[serde(default)]
-    q: String,
-    /// `id`, `narrative`, `from`, `to`, `definition`, `status`, `override`
-    /// or `hits`.
-    #[serde(default)]
-    sort: String,
-    /// `asc` or `desc`.
-    #[serde(default)]
-    dir: String,
-    /// 1-based.
-    #[serde(default)]
-    page: Option<usize>,
     /// A policy just saved or deleted, for the notice.
-    #[serde(default, skip_serializing)]
+    #[serde(default)]
     saved: Option<i64>,
-    #[serde(default, skip_serializing)]
+    #[serde(default)]
     deleted: Option<i64>,
 }
 
@@ -144,60 +131,25 @@ const SORTS: [(&str, &str); 8] = [
     ("id", "Id"),
 ];
 
-/// Sorts by `by`, ties in id order whichever the direction.
-fn sort_rows(rows: &mut [PolicyRow], by: &str, descending: bool) {
-    use std::cmp::Ordering;
+/// Compares two rows by column `by`, ascending.
+fn compare(by: &str, a: &PolicyRow, b: &PolicyRow) -> Ordering {
     let text = |a: &str, b: &str| a.to_lowercase().cmp(&b.to_lowercase());
-    let primary = |a: &PolicyRow, b: &PolicyRow| -> Ordering {
-        match by {
-            "narrative" => text(&a.narrative, &b.narrative),
-            "from" => text(&a.from, &b.from),
-            "to" => text(&a.to, &b.to),
-            "definition" => text(&a.definition, &b.definition),
-            "status" => a.status.cmp(b.status),
-            "override" => a.override_.cmp(&b.override_),
-            "hits" => a.hits.cmp(&b.hits),
-            _ => a.id.cmp(&b.id),
-        }
-    };
-    rows.sort_by(|a, b| {
-        let o = primary(a, b);
-        if descending { o.reverse() } else { o }.then(a.id.cmp(&b.id))
-    });
-}
-
-/// A list URL with `query`'s filters and `changes` applied.
-fn list_url(query: &ListQuery, changes: &[(&str, String)]) -> String {
-    let mut pairs: Vec<(&str, String)> = vec![
-        ("status", query.status.clone()),
-        ("q", query.q.clone()),
-        ("sort", query.sort.clone()),
-        ("dir", query.dir.clone()),
-    ];
-    for (k, v) in changes {
-        pairs.retain(|(name, _)| name != k);
-        pairs.push((k, v.clone()));
-    }
-    let encoded: Vec<String> = pairs
-        .into_iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| {
-            format!(
-                "{k}={}",
-                percent_encoding::utf8_percent_encode(&v, percent_encoding::NON_ALPHANUMERIC)
-            )
-        })
-        .collect();
-    if encoded.is_empty() {
-        "/console/policies/secure-messaging".to_owned()
-    } else {
-        format!("/console/policies/secure-messaging?{}", encoded.join("&"))
+    match by {
+        "narrative" => text(&a.narrative, &b.narrative),
+        "from" => text(&a.from, &b.from),
+        "to" => text(&a.to, &b.to),
+        "definition" => text(&a.definition, &b.definition),
+        "status" => a.status.cmp(b.status),
+        "override" => a.override_.cmp(&b.override_),
+        "hits" => a.hits.cmp(&b.hits),
+        _ => a.id.cmp(&b.id),
     }
 }
 
 pub(super) async fn list(
     State(state): State<ConsoleState>,
     signed_in: SignedIn,
+    Query(filter): Query<PolicyFilter>,
     Query(query): Query<ListQuery>,
 ) -> Response {
     let set = state.secure_policies();
@@ -213,68 +165,30 @@ pub(super) async fn list(
     };
     let wanted = ["active", "future", "expired", "disabled"]
         .into_iter()
-        .find(|s| *s == query.status);
-    let needle = query.q.trim().to_lowercase();
+        .find(|s| *s == filter.status);
+    let listing = query.listing(
+        "/console/policies/secure-messaging",
+        &SORTS,
+        vec![("status", wanted.unwrap_or("").to_owned())],
+    );
     let mut rows: Vec<PolicyRow> = policies
         .iter()
         .map(|p| row(&set, p, now, hits.get(&p.id).copied().unwrap_or(0)))
         .filter(|r| wanted.is_none_or(|w| r.status == w))
-        .filter(|r| {
-            needle.is_empty()
-                || [&r.narrative, &r.from, &r.to, &r.definition]
-                    .iter()
-                    .any(|t| t.to_lowercase().contains(&needle))
-        })
+        .filter(|r| listing.matches(&[&r.narrative, &r.from, &r.to, &r.definition]))
         .collect();
-    let sort = SORTS
-        .iter()
-        .find(|(k, _)| *k == query.sort)
-        .map_or("id", |(k, _)| k);
-    let descending = query.dir == "desc";
-    sort_rows(&mut rows, sort, descending);
-    let total = rows.len();
-    let pages = total.div_ceil(PAGE_SIZE).max(1);
-    let page = query.page.unwrap_or(1).clamp(1, pages);
-    let shown: Vec<PolicyRow> = rows
-        .into_iter()
-        .skip((page - 1) * PAGE_SIZE)
-        .take(PAGE_SIZE)
-        .collect();
-    let columns: Vec<minijinja::Value> = SORTS
-        .iter()
-        .filter(|(k, _)| *k != "id")
-        .map(|(k, label)| {
-            let current = *k == sort;
-            let next_dir = if current && !descending { "desc" } else { "asc" };
-            minijinja::context! {
-                label,
-                href => list_url(&query, &[("sort", (*k).to_owned()), ("dir", next_dir.to_owned()), ("page", String::new())]),
-                sorted => if current { if descending { "descending" } else { "ascending" } } else { "none" },
-            }
-        })
-        .collect();
-    let status_href =
-        |s: &str| list_url(&query, &[("status", s.to_owned()), ("page", String::new())]);
+    listing.sort_rows(&mut rows, |r| r.id, compare);
+    let (shown, pager) = listing.page(rows);
+    let status_href = |s: &str| listing.url(&[("status", s.to_owned()), ("page", String::new())]);
     state.page(
         "policies.html",
         StatusCode::OK,
         minijinja::context! {
             admin => home::admin_view(&signed_in.admin),
             csrf => signed_in.csrf.as_str(),
-            first => (page - 1) * PAGE_SIZE + usize::from(total > 0),
-            last => ((page - 1) * PAGE_SIZE + shown.len()),
             policies => shown,
-            total,
-            page,
-            pages,
-            previous => (page > 1).then(|| list_url(&query, &[("page", (page - 1).to_string())])),
-            next => (page < pages).then(|| list_url(&query, &[("page", (page + 1).to_string())])),
-            columns,
-            q => query.q.as_str(),
-            sort,
-            dir => if descending { "desc" } else { "asc" },
             may_edit => signed_in.admin.role.may_edit_policy(),
-            notice => match (query.saved, query.deleted) {
+            notice => match (filter.saved, filter.deleted) {
                 (Some(id), _) => Some(format!("Policy #{id} is saved. It applies from the next message.")),
                 (None, Some(id)) => Some(format!("Policy #{id} is deleted.")),
                 (None, None) => None,
@@ -287,6 +201,7 @@ pub(super) async fn list(
                 StatusChoice { value: "expired", label: "Expired" },
                 StatusChoice { value: "disabled", label: "Disabled" },
             ].into_iter().map(|c| minijinja::context! { label => c.label, value => c.value, href => status_href(c.value) }).collect::<Vec<_>>(),
+            ..pager
         },
     )
 }

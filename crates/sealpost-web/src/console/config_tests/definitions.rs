@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use sealpost_store::{AdminStore, ConfigChange, Role, audit::Actor};
 
-use super::{audit, post, signed_in, stored};
+use super::{audit, in_order, link, post, signed_in, stored};
 use crate::console::tests::{World, world};
 
 fn definition_fields<'a>(name: &'a str, text: &'a str) -> Vec<(&'a str, &'a str)> {
@@ -289,4 +289,99 @@ async fn definitions_are_made_previewed_defaulted_and_deleted_with_audit() {
         made_default.change.after.as_ref().unwrap()["is_default"],
         true
     );
+}
+
+/// Issue 16 item 7: the list pages (50), sorts by each column both ways
+/// (ties in id order) and searches name and description on the server;
+/// the audit log still pages its entries newest first.
+#[tokio::test]
+async fn the_definition_list_pages_sorts_and_searches_on_the_server() {
+    let w = world().await;
+    let (mut pete, _) = signed_in(&w, "pete", Role::PolicyAdmin).await;
+    for i in 0..55_u32 {
+        // Expiry in pairs, 200 days down to 173: ties to keep in id order.
+        let draft = serde_json::from_value(serde_json::json!({
+            "name": format!("Def {i:02}"),
+            "description": if i == 7 { "For the lawyers" } else { "Outside counsel" },
+            "expiry_days": 200 - i / 2,
+            "allow_forward": i == 9,
+        }))
+        .unwrap();
+        w.store
+            .change_config(
+                ConfigChange::CreateDefinition(draft),
+                Box::new(|doc| doc.compile(&[], 3650)),
+                Actor::system("test"),
+            )
+            .await
+            .unwrap();
+    }
+    // With the default: 56.
+    let first = pete.get("/console/definitions").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(first.body.contains("1–50 of 56"), "{}", first.body);
+    assert!(first.body.contains("page 1 of 2"));
+    assert!(in_order(&first, &["Default", "Def 00", "Def 48"]));
+    assert!(!first.body.contains(">Def 49</a>"));
+    assert!(first.body.contains("aria-sort=\"none\""));
+    let second = pete.get(&link(&first, "next").expect("a next page")).await;
+    assert!(second.body.contains("51–56 of 56"), "{}", second.body);
+    assert!(in_order(&second, &["Def 49", "Def 54"]));
+    assert!(!second.body.contains(">Def 48</a>") && link(&second, "next").is_none());
+    assert_eq!(
+        link(&second, "prev").as_deref(),
+        Some("/console/definitions")
+    );
+
+    // By name, both ways; then by expiry, both ways, ties in id order.
+    let by_name = pete.get("/console/definitions?sort=name&dir=desc").await;
+    assert!(by_name.body.contains("aria-sort=\"descending\""));
+    assert!(in_order(
+        &by_name,
+        &["Default", "Def 54", "Def 53", "Def 06"]
+    ));
+    let by_name = pete.get("/console/definitions?sort=name").await;
+    assert!(by_name.body.contains("aria-sort=\"ascending\""));
+    assert!(in_order(&by_name, &["Def 00", "Def 01", "Def 49"]));
+    let by_expiry = pete.get("/console/definitions?sort=expiry").await;
+    assert!(by_expiry.body.contains("Expiry ▲"), "{}", by_expiry.body);
+    assert!(in_order(
+        &by_expiry,
+        &["Default", "Def 54", "Def 52", "Def 53", "Def 50", "Def 51"]
+    ));
+    let by_expiry = pete.get("/console/definitions?sort=expiry&dir=desc").await;
+    assert!(by_expiry.body.contains("Expiry ▼"));
+    assert!(in_order(
+        &by_expiry,
+        &["Def 00", "Def 01", "Def 02", "Def 03"]
+    ));
+    // The next page keeps the sort.
+    let rest = pete.get(&link(&by_expiry, "next").unwrap()).await;
+    assert!(in_order(&rest, &["Def 50", "Def 51", "Def 54", "Default"]));
+    let by_may = pete.get("/console/definitions?sort=may&dir=desc").await;
+    assert!(in_order(&by_may, &["Def 09", "Default", "Def 00"]));
+
+    // Searched by description, in any case; by name.
+    let found = pete.get("/console/definitions?q=LAWYERS").await;
+    assert!(found.body.contains("1–1 of 1") && found.body.contains(">Def 07</a>"));
+    let found = pete.get("/console/definitions?q=def+3").await;
+    assert!(found.body.contains("1–10 of 10"), "{}", found.body);
+    let none = pete.get("/console/definitions?q=nothing+like+it").await;
+    assert!(none.body.contains("No definitions matching"));
+
+    // Past the last page, the last; a page that is no number, the first.
+    let beyond = pete.get("/console/definitions?page=99").await;
+    assert!(beyond.body.contains("page 2 of 2") && beyond.body.contains("51–56 of 56"));
+    let odd = pete.get("/console/definitions?page=two").await;
+    assert!(odd.body.contains("page 1 of 2"));
+
+    // The audit log pages its 55 entries newest first.
+    let (mut ann, _) = signed_in(&w, "ann", Role::SuperAdmin).await;
+    let log = ann.get("/console/audit?object_kind=definition").await;
+    assert_eq!(log.body.matches("<tr>").count(), 1 + 50, "a header and 50");
+    let older = ann.get(&link(&log, "next").expect("older entries")).await;
+    assert_eq!(older.status, StatusCode::OK);
+    assert_eq!(older.body.matches("<tr>").count(), 1 + 5);
+    assert!(link(&older, "next").is_none());
+    assert!(older.body.contains("Def 00") && !older.body.contains("Def 54"));
 }

@@ -2,9 +2,9 @@
 //! members.
 
 use axum::http::StatusCode;
-use sealpost_store::Role;
+use sealpost_store::{AdminStore, ConfigChange, Role, audit::Actor};
 
-use super::{audit, post, signed_in, stored};
+use super::{audit, in_order, link, post, signed_in, stored};
 use crate::console::tests::world;
 
 #[tokio::test]
@@ -192,4 +192,91 @@ async fn groups_nest_refuse_a_loop_and_import_members_with_a_report() {
         .map(|e| e.change.action.as_str())
         .collect();
     assert_eq!(actions, ["create", "create", "update", "delete", "delete"]);
+}
+
+/// Issue 16 item 7: the list pages (50), sorts by each column both ways
+/// (ties in id order) and searches name and description on the server.
+#[tokio::test]
+async fn the_group_list_pages_sorts_and_searches_on_the_server() {
+    let w = world().await;
+    let (mut pete, _) = signed_in(&w, "pete", Role::ReadOnly).await;
+    let mut first_id = 0;
+    for i in 0..55_usize {
+        // 0, 1 or 2 addresses; Group 10 contains Group 00.
+        let draft = sealpost_policy::GroupDraft {
+            name: format!("Group {i:02}"),
+            description: if i == 7 { "Lawyers abroad" } else { "Partners" }.into(),
+            addresses: (0..i % 3).map(|j| format!("a{j}@g{i}.example")).collect(),
+            domains: vec![format!("g{i}.example")],
+            groups: if i == 10 {
+                vec![sealpost_policy::GroupId(first_id)]
+            } else {
+                vec![]
+            },
+        };
+        let id = w
+            .store
+            .change_config(
+                ConfigChange::CreateGroup(draft),
+                Box::new(|doc| doc.compile(&[], 3650)),
+                Actor::system("test"),
+            )
+            .await
+            .unwrap()
+            .id
+            .unwrap();
+        if i == 0 {
+            first_id = id;
+        }
+    }
+    let first = pete.get("/console/groups").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(first.body.contains("1–50 of 55"), "{}", first.body);
+    assert!(in_order(&first, &["Group 00", "Group 01", "Group 49"]));
+    assert!(!first.body.contains(">Group 50</a>"));
+    let second = pete.get(&link(&first, "next").expect("a next page")).await;
+    assert!(second.body.contains("51–55 of 55"), "{}", second.body);
+    assert!(in_order(&second, &["Group 50", "Group 54"]));
+    assert!(!second.body.contains(">Group 49</a>"));
+
+    // By name both ways; by addresses both ways, ties in id order.
+    let by_name = pete.get("/console/groups?sort=name&dir=desc").await;
+    assert!(by_name.body.contains("aria-sort=\"descending\"") && by_name.body.contains("Name ▼"));
+    assert!(in_order(&by_name, &["Group 54", "Group 53", "Group 05"]));
+    assert!(!by_name.body.contains(">Group 04</a>"));
+    let by_addresses = pete.get("/console/groups?sort=addresses&dir=desc").await;
+    assert!(by_addresses.body.contains("Addresses ▼"));
+    assert!(in_order(
+        &by_addresses,
+        &["Group 02", "Group 05", "Group 08", "Group 00"]
+    ));
+    let by_addresses = pete.get("/console/groups?sort=addresses").await;
+    assert!(by_addresses.body.contains("aria-sort=\"ascending\""));
+    assert!(in_order(
+        &by_addresses,
+        &["Group 00", "Group 03", "Group 06", "Group 01"]
+    ));
+    // The next page keeps the sort: the last of those with two.
+    let rest = pete.get(&link(&by_addresses, "next").unwrap()).await;
+    assert!(in_order(
+        &rest,
+        &["Group 41", "Group 44", "Group 47", "Group 50", "Group 53"]
+    ));
+    let by_contains = pete.get("/console/groups?sort=groups&dir=desc").await;
+    assert!(in_order(
+        &by_contains,
+        &["Group 10", "Group 00", "Group 01"]
+    ));
+
+    // Searched by description, in any case; by name.
+    let found = pete.get("/console/groups?q=lawyers").await;
+    assert!(found.body.contains("1–1 of 1") && found.body.contains(">Group 07</a>"));
+    let found = pete.get("/console/groups?q=GROUP+1").await;
+    assert!(found.body.contains("1–10 of 10"), "{}", found.body);
+    let none = pete.get("/console/groups?q=nothing+like+it").await;
+    assert!(none.body.contains("No profile groups matching"));
+
+    // Past the last page, the last.
+    let beyond = pete.get("/console/groups?page=7").await;
+    assert!(beyond.body.contains("page 2 of 2") && beyond.body.contains("51–55 of 55"));
 }

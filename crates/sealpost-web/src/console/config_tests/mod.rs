@@ -49,3 +49,33 @@ pub(super) async fn post(a: &mut Agent, path: &str, csrf: &str, fields: &[(&str,
     all.extend_from_slice(fields);
     a.post(path, &all).await
 }
+
+/// The page's body from its table's rows on, so a row's place can be
+/// compared.
+pub(super) fn rows(page: &Page) -> &str {
+    let at = page.body.find("<tbody>").expect("a table");
+    &page.body[at..]
+}
+
+/// Whether `names` (the text of each row's link) come in this order.
+pub(super) fn in_order(page: &Page, names: &[&str]) -> bool {
+    let body = rows(page);
+    let places: Vec<Option<usize>> = names
+        .iter()
+        .map(|n| body.find(&format!(">{n}</a>")))
+        .collect();
+    places.iter().all(Option::is_some) && places.windows(2).all(|w| w[0] < w[1])
+}
+
+/// The link with `rel`, as the browser follows it.
+pub(super) fn link(page: &Page, rel: &str) -> Option<String> {
+    let end = page.body.find(&format!("\" rel=\"{rel}\""))?;
+    let start = page.body[..end].rfind("href=\"")? + "href=\"".len();
+    Some(
+        page.body[start..end]
+            .replace("&#x2f;", "/")
+            .replace("&#x27;", "'")
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&"),
+    )
+}
