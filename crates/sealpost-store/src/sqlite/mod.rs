@@ -456,6 +456,10 @@ fn connect(db_path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "secure_delete", "FAST")?;
     if read_only {
         conn.pragma_update(None, "query_only", true)?;
+        // Readers map the file instead of copying each page into their
+        // cache: a tracking search that matches almost nothing walks the
+        // whole index of a week's mail (80 MB at a million messages).
+        conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
     }
     Ok(conn)
 }

@@ -621,7 +621,10 @@ async fn the_list_pages_sorts_searches_and_counts_hits_on_the_server() {
         tbody.find("Rule 09").unwrap() < tbody.find("Rule 00").unwrap(),
         "the policy with hits first"
     );
-    assert!(tbody.contains("<td>3</td>"), "its three recipients");
+    assert!(
+        tbody.contains("<td data-label=\"Hits (30 days)\">3</td>"),
+        "its three recipients"
+    );
 
     let found = pete
         .get("/console/policies/secure-messaging?q=LAWYERS")
