@@ -136,7 +136,7 @@ async fn a_page_of_envelopes_seeks_instead_of_scanning() {
     let store = open(&dir).await;
     let plan = store
         .readers
-        .read(|conn| crate::sqlite::envelopes::plan(conn))
+        .read(crate::sqlite::envelopes::plan)
         .await
         .unwrap();
     assert!(
