@@ -23,6 +23,7 @@ pub mod portal;
 pub mod private;
 pub mod queue_admin;
 pub mod secure;
+pub mod smtp_accounts;
 mod spool;
 pub mod sqlite;
 

@@ -19,6 +19,7 @@ mod queue_admin;
 mod readers;
 mod secure;
 mod sessions;
+mod smtp_accounts;
 mod totp;
 mod writer;
 
@@ -69,6 +70,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v14.sql"),
     include_str!("schema_v15.sql"),
     include_str!("schema_v16.sql"),
+    include_str!("schema_v17.sql"),
 ];
 
 /// Contents larger than this are sealed and opened on a blocking thread.

@@ -1227,6 +1227,7 @@ mod dashboard;
 mod envelopes;
 mod portal;
 mod queue_admin;
+mod smtp_accounts;
 mod totp;
 
 /// One default at every moment: making another the default clears the
