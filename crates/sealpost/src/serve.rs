@@ -494,6 +494,7 @@ impl Application {
                 retention: config.vault.retention,
                 queue: queue_control.clone(),
                 branding,
+                smtp_accounts: sqlite.clone(),
             },
             expiry_interval: config.vault.expiry_interval,
             shutdown: CancellationToken::new(),

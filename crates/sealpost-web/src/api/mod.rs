@@ -29,6 +29,7 @@ mod messages;
 mod policies;
 pub(crate) mod policy_test;
 pub(crate) mod queue;
+mod smtp_accounts;
 
 use axum::{Json, http::StatusCode};
 use sealpost_policy::PolicyDocument;
@@ -62,6 +63,8 @@ pub struct ApiState {
     pub queue: sealpost_queue::QueueControl,
     /// The portal's branding, shared with the console.
     pub branding: Arc<crate::branding::BrandingService>,
+    /// The accounts applications submit mail with.
+    pub smtp_accounts: Arc<dyn sealpost_store::smtp_accounts::SmtpAccountStore>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -140,6 +143,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         messages::routes,
         queue::routes,
         branding::routes,
+        smtp_accounts::routes,
     ] {
         json = routes(json);
     }

@@ -48,6 +48,12 @@ const RULES: &[(&str, &str, &[&str])] = &[
     ("post", "/policy-test", ALL),
     ("get", "/api-keys", SUPER),
     ("delete", "/api-keys/{id}", SUPER),
+    ("get", "/smtp-accounts", SUPER),
+    ("post", "/smtp-accounts", SUPER),
+    ("get", "/smtp-accounts/{name}", SUPER),
+    ("patch", "/smtp-accounts/{name}", SUPER),
+    ("delete", "/smtp-accounts/{name}", SUPER),
+    ("post", "/smtp-accounts/{name}/password", SUPER),
     ("get", "/audit", AUDITORS),
     ("get", "/messages", ALL),
     ("get", "/messages/{id}", ALL),
@@ -121,7 +127,8 @@ fn every_api_route_has_a_role_rule_and_refuses_the_roles_it_excludes() {
         let concrete = path
             .replace("{domain}", "corp.example")
             .replace("{address}", "a@corp.example")
-            .replace("{id}", "1");
+            .replace("{id}", "1")
+            .replace("{name}", "crm");
         for (role, key) in &keys {
             if allowed.contains(role) {
                 continue;

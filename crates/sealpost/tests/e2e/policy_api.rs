@@ -712,3 +712,92 @@ fn the_impact_preview_counts_real_traffic_and_saves_nothing() {
     let (_, list) = call(&gw, "GET", "/policies", &json!(null));
     assert_eq!(list.as_array().unwrap().len(), 0, "nothing saved");
 }
+
+/// Issue 17 item 1: SMTP accounts through the API — a password made by
+/// sealpost and shown once (only its argon2id hash is kept), senders and
+/// rate checked by field, changes audited without the hash.
+#[test]
+fn smtp_accounts_are_managed_through_the_api() {
+    let gw = TestGateway::start("");
+    let (code, made) = call(
+        &gw,
+        "POST",
+        "/smtp-accounts",
+        &json!({"name": "CRM", "senders": ["crm@corp.example", "*.corp.example"], "rate_per_hour": 500}),
+    );
+    assert_eq!(code, 201, "{made}");
+    assert_eq!(made["name"], "crm");
+    let password = made["password"].as_str().unwrap().to_owned();
+    assert!(password.len() >= 20, "{password}");
+    let (code, again) = call(
+        &gw,
+        "POST",
+        "/smtp-accounts",
+        &json!({"name": "crm", "senders": ["x@corp.example"]}),
+    );
+    assert_eq!(
+        (code, again["code"].as_str()),
+        (409, Some("name_taken")),
+        "{again}"
+    );
+    for (body, field) in [
+        (
+            json!({"name": "bad name", "senders": ["a@corp.example"]}),
+            "name",
+        ),
+        (json!({"name": "app", "senders": []}), "senders"),
+        (
+            json!({"name": "app", "senders": ["ok.example", "not a domain"]}),
+            "senders[1]",
+        ),
+        (
+            json!({"name": "app", "senders": ["a@corp.example"], "rate_per_hour": 0}),
+            "rate_per_hour",
+        ),
+    ] {
+        let (code, e) = call(&gw, "POST", "/smtp-accounts", &body);
+        assert_eq!(
+            (code, e["field"].as_str()),
+            (422, Some(field)),
+            "{body}: {e}"
+        );
+    }
+    let (code, list) = call(&gw, "GET", "/smtp-accounts", &json!(null));
+    assert_eq!(code, 200);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(list[0].get("password").is_none() && !list.to_string().contains("argon2"));
+
+    let (code, changed) = call(
+        &gw,
+        "PATCH",
+        "/smtp-accounts/crm",
+        &json!({"rate_per_hour": 20}),
+    );
+    assert_eq!(
+        (code, changed["rate_per_hour"].as_u64()),
+        (200, Some(20)),
+        "{changed}"
+    );
+    assert_eq!(
+        changed["senders"].as_array().unwrap().len(),
+        2,
+        "senders kept"
+    );
+    let (code, reset) = call(&gw, "POST", "/smtp-accounts/crm/password", &json!({}));
+    assert_eq!(code, 200, "{reset}");
+    assert_ne!(reset["password"].as_str().unwrap(), password);
+    let (code, _) = call(&gw, "DELETE", "/smtp-accounts/crm", &json!(null));
+    assert_eq!(code, 204);
+    let (code, _) = call(&gw, "GET", "/smtp-accounts/crm", &json!(null));
+    assert_eq!(code, 404);
+
+    let (_, audit) = call(&gw, "GET", "/audit?object_kind=smtp_account", &json!(null));
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["delete", "reset_password", "update", "create"]);
+    assert!(!audit.to_string().contains("argon2"), "{audit}");
+}
