@@ -5,6 +5,7 @@
 //! in the console would.
 
 pub mod queue;
+pub mod smtp_accounts;
 mod table;
 
 use std::{io::Write, path::Path};

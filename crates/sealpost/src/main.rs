@@ -34,6 +34,14 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// SMTP accounts that applications submit mail with, through the
+    /// running gateway's API (super_admin).
+    SmtpAccount {
+        #[command(subcommand)]
+        command: SmtpAccountCommand,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Secure Messaging policies, through the running gateway's API.
     Policy {
         #[command(subcommand)]
@@ -256,6 +264,27 @@ struct ApiArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum SmtpAccountCommand {
+    /// Make an account; its password is printed once on stdout.
+    Add {
+        name: String,
+        /// An address or domain (`*.domain` for subdomains too) it may send
+        /// as; repeat for more.
+        #[arg(long, required = true)]
+        sender: Vec<String>,
+        /// Messages an hour (default 1000).
+        #[arg(long)]
+        rate: Option<u32>,
+    },
+    /// List the accounts.
+    List,
+    /// Remove an account.
+    Remove { name: String },
+    /// Give an account a new password, printed once on stdout.
+    Passwd { name: String },
+}
+
+#[derive(Debug, Subcommand)]
 enum PolicyCommand {
     /// List policies.
     List {
@@ -445,6 +474,14 @@ fn main() -> ExitCode {
                     ))
                 }
             })
+        }),
+        Command::SmtpAccount { command, api } => admin(&api, |client| match command {
+            SmtpAccountCommand::Add { name, sender, rate } => {
+                admin_cli::smtp_accounts::add(client, &name, &sender, rate)
+            }
+            SmtpAccountCommand::List => admin_cli::smtp_accounts::list(client),
+            SmtpAccountCommand::Remove { name } => admin_cli::smtp_accounts::remove(client, &name),
+            SmtpAccountCommand::Passwd { name } => admin_cli::smtp_accounts::passwd(client, &name),
         }),
         Command::Policy { command, api } => admin(&api, |client| match command {
             PolicyCommand::List { status, kind } => {

@@ -801,3 +801,67 @@ fn smtp_accounts_are_managed_through_the_api() {
     assert_eq!(actions, ["delete", "reset_password", "update", "create"]);
     assert!(!audit.to_string().contains("argon2"), "{audit}");
 }
+
+/// `sealpost smtp-account add|list|passwd|remove` through the running
+/// gateway: the password alone on stdout, shown once; a bad name or
+/// sender is refused with what to fix.
+#[test]
+fn smtp_accounts_are_managed_with_the_cli() {
+    let gw = TestGateway::start("");
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sealpost"))
+            .args(args)
+            .arg("--config")
+            .arg(gw.data_dir().join("sealpost.toml"))
+            .env("SEALPOST_API_KEY", gw.api_key.as_deref().unwrap())
+            .env("SEALPOST_API_ADDR", gw.admin.to_string())
+            .env_remove("SEALPOST_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let out = cli(&[
+        "smtp-account",
+        "add",
+        "crm",
+        "--sender",
+        "crm@corp.example",
+        "--rate",
+        "50",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let password = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        password.len() >= 20 && !password.contains(' '),
+        "{password:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only this once"));
+
+    let listed = cli(&["smtp-account", "list"]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        text.contains("crm@corp.example") && text.contains("50"),
+        "{text}"
+    );
+    assert!(!text.contains(&password));
+
+    let again = cli(&["smtp-account", "passwd", "crm"]);
+    assert!(again.status.success(), "{again:?}");
+    assert_ne!(String::from_utf8_lossy(&again.stdout).trim(), password);
+
+    let bad = cli(&["smtp-account", "add", "app", "--sender", "not a domain"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("senders[0]"),
+        "{bad:?}"
+    );
+    let bad_name = cli(&["smtp-account", "remove", "a/b"]);
+    assert_eq!(bad_name.status.code(), Some(2), "{bad_name:?}");
+
+    assert!(cli(&["smtp-account", "remove", "crm"]).status.success());
+    let gone = cli(&["smtp-account", "remove", "crm"]);
+    assert!(!gone.status.success());
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("no SMTP account"),
+        "{gone:?}"
+    );
+}
