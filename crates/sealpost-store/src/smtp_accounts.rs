@@ -113,6 +113,23 @@ pub struct SmtpAccount {
     pub last_used_at: Option<SystemTime>,
 }
 
+impl SmtpAccount {
+    /// Whether the account may use `address` in `MAIL FROM` or the header
+    /// From: it is one of its addresses (compared as the policy engine
+    /// compares them), or in one of its domains. Others get `553 5.7.1`.
+    pub fn may_send_as(&self, address: &EmailAddress) -> bool {
+        let key = address.match_key();
+        let domain = address.domain_str().to_ascii_lowercase();
+        self.senders.iter().any(|rule| {
+            if rule.contains('@') {
+                EmailAddress::parse(rule).is_ok_and(|a| a.match_key() == key)
+            } else {
+                DomainPattern::parse(rule).is_ok_and(|d| d.matches(&domain))
+            }
+        })
+    }
+}
+
 /// A new account.
 #[derive(Debug, Clone)]
 pub struct NewSmtpAccount {
@@ -206,5 +223,22 @@ mod tests {
         assert_eq!(parse_senders(&[]).unwrap_err().field, "senders");
         let e = parse_senders(&["ok.example".into(), "not a domain".into()]).unwrap_err();
         assert_eq!((e.field.as_str(), e.code), ("senders[1]", "invalid_sender"));
+    }
+
+    #[test]
+    fn an_account_sends_as_its_addresses_and_domains_only() {
+        let account = SmtpAccount {
+            name: SmtpAccountName::parse("crm").unwrap(),
+            senders: parse_senders(&["CRM@corp.example".into(), "*.shop.example".into()]).unwrap(),
+            rate_per_hour: 10,
+            created_at: SystemTime::UNIX_EPOCH,
+            password_changed_at: SystemTime::UNIX_EPOCH,
+            last_used_at: None,
+        };
+        let may = |a: &str| account.may_send_as(&EmailAddress::parse(a).unwrap());
+        assert!(may("crm@corp.example") && may("crm@CORP.example"));
+        assert!(!may("ceo@corp.example"), "another address of the domain");
+        assert!(may("orders@shop.example") && may("eu@mail.shop.example"));
+        assert!(!may("x@shop.example.evil"));
     }
 }
