@@ -3,9 +3,9 @@
 //! portal mail), so that receivers can tell it really came from the
 //! domain in its From and DMARC aligns.
 //!
-//! A message is signed with the key of the domain of its header From
-//! (exact match: a key for `corp.example` does not sign for
-//! `eu.corp.example`); with no such key it is left as it is. Header and
+//! A message is signed with the key of the domain of its header From, or
+//! of the nearest parent domain that has one (relaxed DMARC alignment);
+//! with no such key it is left as it is. Header and
 //! body are canonicalised relaxed/relaxed, which survives the re-folding
 //! and whitespace changes of relays on the way.
 //!
@@ -263,32 +263,60 @@ impl Signer {
         self.keys.is_empty()
     }
 
-    /// The key for `domain`, if it is a signing domain.
+    /// The key of `domain` or of its nearest parent that has one: mail
+    /// from `MAILER-DAEMON@mx.corp.example` is signed `d=corp.example`,
+    /// which DMARC's relaxed alignment (the default) accepts.
     fn key_for(&self, domain: &str) -> Option<&DomainKey> {
-        self.keys
-            .iter()
-            .find(|k| k.domain.eq_ignore_ascii_case(domain))
+        let mut candidate = domain;
+        loop {
+            if let Some(key) = self
+                .keys
+                .iter()
+                .find(|k| k.domain.eq_ignore_ascii_case(candidate))
+            {
+                return Some(key);
+            }
+            candidate = candidate.split_once('.')?.1;
+        }
     }
 
-    /// `message` with a `DKIM-Signature` field in front, when the domain
-    /// of its (first) header From has a key; otherwise `message` as it is.
+    /// The `DKIM-Signature` field (CRLF-terminated) to put in front of
+    /// `message`, when the domain of its (first) header From, or the
+    /// nearest parent of it, has a key; `None` when none has.
     ///
     /// # Errors
     /// The message has a signing domain but could not be signed (no
     /// header at all, a key library failure). Callers send it unsigned
     /// rather than lose it, and log the error.
-    pub fn sign(&self, message: Vec<u8>) -> Result<Vec<u8>, DkimError> {
-        let Some(key) = from_domain(&message).and_then(|d| self.key_for(&d)) else {
-            return Ok(message);
+    pub fn signature(&self, message: &[u8]) -> Result<Option<String>, DkimError> {
+        let Some(key) = from_domain(message).and_then(|d| self.key_for(&d)) else {
+            return Ok(None);
         };
         let signature = key
             .signer
-            .sign(&message)
+            .sign(message)
             .map_err(|e| DkimError::Sign(e.to_string()))?;
-        let mut signed = signature.to_header().into_bytes();
-        signed.extend_from_slice(&message);
-        Ok(signed)
+        Ok(Some(signature.to_header()))
     }
+
+    /// `message` signed (see [`Signer::signature`]), or as it is when it
+    /// has no signing domain.
+    ///
+    /// # Errors
+    /// As [`Signer::signature`].
+    pub fn sign(&self, message: Vec<u8>) -> Result<Vec<u8>, DkimError> {
+        Ok(match self.signature(&message)? {
+            Some(header) => prepend(header, &message),
+            None => message,
+        })
+    }
+}
+
+/// `header` followed by `message`.
+pub fn prepend(header: String, message: &[u8]) -> Vec<u8> {
+    let mut signed = header.into_bytes();
+    signed.extend_from_slice(message);
+    signed
 }
 
 /// The domain of the first address of the header From, lower-case.

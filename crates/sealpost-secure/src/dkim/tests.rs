@@ -129,9 +129,22 @@ fn mail_from_another_domain_is_left_unsigned() {
     let (signer, _) = signer_for(Algorithm::Ed25519Sha256);
     let mail = notification("notify@other.example");
     assert_eq!(signer.sign(mail.clone()).unwrap(), mail);
-    // Exact domains only: a subdomain has keys of its own or none.
-    let mail = notification("notify@eu.corp.example");
+    // A parent's key is not a child's: corp.example's key does not sign
+    // for example.
+    let mail = notification("notify@example");
     assert_eq!(signer.sign(mail.clone()).unwrap(), mail);
+}
+
+#[test]
+fn a_subdomain_is_signed_with_its_parents_key() {
+    let (signer, record) = signer_for(Algorithm::Ed25519Sha256);
+    let zone = Zone::default();
+    zone.publish(&record);
+    let signed = signer
+        .sign(notification("MAILER-DAEMON@mx.corp.example"))
+        .unwrap();
+    assert!(String::from_utf8_lossy(&signed).contains("d=corp.example;"));
+    assert_eq!(verify(&zone, &signed), vec![DkimResult::Pass]);
 }
 
 #[test]

@@ -1,7 +1,22 @@
-//! DKIM (issue 17, item 2): `sealpost dkim keygen` and the `[[dkim.key]]`
-//! configuration it feeds.
+//! DKIM (issue 17, item 2): `sealpost dkim keygen`, the `[[dkim.key]]`
+//! configuration it feeds, and the signature on what the gateway writes,
+//! verified with mail-auth against the record keygen printed.
 
-use std::{os::unix::fs::PermissionsExt, process::Command};
+use std::{
+    borrow::Borrow, collections::HashMap, hash::Hash, os::unix::fs::PermissionsExt,
+    process::Command, sync::Mutex,
+};
+
+use mail_auth::{
+    AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters, ResolverCache, Txt,
+    common::{parse::TxtRecordParser, verify::DomainKey as DnsKey},
+};
+use serde_json::json;
+
+use crate::{
+    helpers::Sink,
+    secure::{gateway, secure_policy, send},
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sealpost");
 
@@ -119,4 +134,146 @@ fn config_check_names_a_missing_key_file_and_a_bad_algorithm() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("dkim.key[0].key_file: cannot read"), "{err}");
     assert!(err.contains("dkim.key[1].algorithm: \"rsa-sha1\""), "{err}");
+}
+
+/// A TXT "resolver" holding only the records a test publishes, so
+/// verification asks no DNS server.
+#[derive(Default)]
+struct Zone(Mutex<HashMap<Box<str>, Txt>>);
+
+impl ResolverCache<Box<str>, Txt> for Zone {
+    fn get<Q>(&self, name: &Q) -> Option<Txt>
+    where
+        Box<str>: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.0.lock().unwrap().get(name).cloned()
+    }
+    fn remove<Q>(&self, name: &Q) -> Option<Txt>
+    where
+        Box<str>: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.0.lock().unwrap().remove(name)
+    }
+    fn insert(&self, key: Box<str>, value: Txt, _valid_until: std::time::Instant) {
+        self.0.lock().unwrap().insert(key, value);
+    }
+}
+
+impl Zone {
+    /// Publishes a record as `sealpost dkim keygen` printed it.
+    fn publish(record: &str) -> Zone {
+        let zone = Zone::default();
+        let (name, rest) = record.trim().split_once(" IN TXT ").unwrap();
+        let value: String = rest.split('"').skip(1).step_by(2).collect();
+        let key = Txt::from(DnsKey::parse(value.as_bytes()).unwrap());
+        let name = name.trim_end_matches('.');
+        for n in [name.to_owned(), format!("{name}.")] {
+            zone.0.lock().unwrap().insert(n.into(), key.clone());
+        }
+        zone
+    }
+
+    /// The DKIM results of `message`.
+    fn verify(&self, message: &[u8]) -> Vec<DkimResult> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let authenticator = MessageAuthenticator::new_cloudflare().unwrap();
+            let parsed = AuthenticatedMessage::parse(message).unwrap();
+            authenticator
+                .verify_dkim(Parameters::new(&parsed).with_txt_cache(self))
+                .await
+                .iter()
+                .map(|o| o.result().clone())
+                .collect()
+        })
+    }
+}
+
+#[test]
+fn a_secure_notification_leaves_signed_for_the_senders_domain() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("corp.pem");
+    let out = keygen(&[
+        "--domain",
+        "corp.example",
+        "--selector",
+        "notify",
+        "--algorithm",
+        "ed25519-sha256",
+        "--out",
+        key.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let zone = Zone::publish(&String::from_utf8(out.stdout).unwrap());
+
+    let internal = Sink::start(&[]);
+    let external = Sink::start(&[]);
+    let gw = gateway(
+        &internal,
+        &external,
+        &format!(
+            "[[dkim.key]]\ndomain = \"corp.example\"\nselector = \"notify\"\nkey_file = {:?}\nalgorithm = \"ed25519-sha256\"\n",
+            key.to_str().unwrap()
+        ),
+    );
+    secure_policy(&gw, "partner.example", json!({"name": "Portal"}));
+    send(&gw, "alice@corp.example", &["bob@partner.example"], &[]);
+
+    let got = external.wait_for(1);
+    let notification = &got[0];
+    assert_eq!(notification.rcpt_tos, ["bob@partner.example"]);
+    let text = String::from_utf8_lossy(&notification.content);
+    assert!(text.contains("X-Sealpost-Notification: 1"), "{text}");
+    assert!(text.starts_with("DKIM-Signature: "), "{text}");
+    assert!(text.contains("d=corp.example;"), "{text}");
+    assert_eq!(zone.verify(&notification.content), vec![DkimResult::Pass]);
+}
+
+#[test]
+fn relayed_mail_is_signed_only_with_sign_relayed() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("corp.pem");
+    let out = keygen(&[
+        "--domain",
+        "corp.example",
+        "--selector",
+        "relay",
+        "--algorithm",
+        "ed25519-sha256",
+        "--out",
+        key.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let zone = Zone::publish(&String::from_utf8(out.stdout).unwrap());
+    for sign_relayed in [false, true] {
+        let internal = Sink::start(&[]);
+        let external = Sink::start(&[]);
+        let gw = gateway(
+            &internal,
+            &external,
+            &format!(
+                "[dkim]\nsign_relayed = {sign_relayed}\n[[dkim.key]]\ndomain = \"corp.example\"\nselector = \"relay\"\nkey_file = {:?}\nalgorithm = \"ed25519-sha256\"\n",
+                key.to_str().unwrap()
+            ),
+        );
+        send(&gw, "alice@corp.example", &["carol@relay.example"], &[]);
+        let got = external.wait_for(1);
+        let signed = String::from_utf8_lossy(&got[0].content).contains("DKIM-Signature:");
+        assert_eq!(signed, sign_relayed);
+        if sign_relayed {
+            assert_eq!(zone.verify(&got[0].content), vec![DkimResult::Pass]);
+        }
+    }
 }
