@@ -277,3 +277,44 @@ fn relayed_mail_is_signed_only_with_sign_relayed() {
         }
     }
 }
+
+#[test]
+fn a_dsn_from_the_gateways_host_is_signed_for_its_parent_domain() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("corp.pem");
+    let out = keygen(&[
+        "--domain",
+        "corp.example",
+        "--selector",
+        "dsn",
+        "--out",
+        key.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let zone = Zone::publish(&String::from_utf8(out.stdout).unwrap());
+    let internal = Sink::start(&[]);
+    let external = Sink::start(&["--permfail-rcpt", "^carol@"]);
+    let gw = gateway(
+        &internal,
+        &external,
+        &format!(
+            "[server]\nhostname = \"mx.corp.example\"\n[[dkim.key]]\ndomain = \"corp.example\"\nselector = \"dsn\"\nkey_file = {:?}\n",
+            key.to_str().unwrap()
+        ),
+    );
+    send(&gw, "alice@corp.example", &["carol@relay.example"], &[]);
+    let got = internal.wait_for(1);
+    let dsn = &got[0];
+    assert_eq!(dsn.rcpt_tos, ["alice@corp.example"]);
+    let text = String::from_utf8_lossy(&dsn.content);
+    assert!(text.contains("MAILER-DAEMON@mx.corp.example"), "{text}");
+    assert!(
+        text.contains("a=rsa-sha256") && text.contains("d=corp.example;"),
+        "{text}"
+    );
+    assert_eq!(zone.verify(&dsn.content), vec![DkimResult::Pass]);
+}
