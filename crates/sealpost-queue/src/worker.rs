@@ -28,6 +28,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use sealpost_policy::{PolicySet, text::one_line};
+use sealpost_secure::dkim::{self, Signer};
 use sealpost_smtp::{
     dsn::{DsnAction, DsnRecipient},
     outbound::{Delivery, DeliveryOutcome, HostPort, NextHop, OutgoingMessage, OutgoingRecipient},
@@ -71,6 +72,12 @@ pub struct QueueConfig {
     /// (and over the same connection) instead of one lease, one delivery
     /// and one outcome commit each.
     pub linger: Duration,
+    /// Signs what leaves with the key of its From's domain: every message
+    /// sealpost writes, and relayed mail when `dkim_sign_relayed`.
+    pub dkim: Arc<Signer>,
+    /// `dkim.sign_relayed`: relayed mail from a signing domain is signed
+    /// too (default false).
+    pub dkim_sign_relayed: bool,
 }
 
 impl Default for QueueConfig {
@@ -86,6 +93,8 @@ impl Default for QueueConfig {
             max_batches_in_flight: 8,
             max_connections_per_hop: 4,
             linger: Duration::from_millis(5),
+            dkim: Arc::default(),
+            dkim_sign_relayed: false,
         }
     }
 }
@@ -329,9 +338,9 @@ impl Worker {
         let mut contents = Vec::with_capacity(batch.len());
         for message in &mut batch {
             contents.push(match message.content.take() {
-                Some(c) => Some(Arc::new(c)),
+                Some(c) => Some(Arc::new(self.sign(message, c))),
                 None => match self.inner.store.load_body(&message.id).await {
-                    Ok(c) => Some(Arc::new(c)),
+                    Ok(c) => Some(Arc::new(self.sign(message, c))),
                     Err(e) => {
                         tracing::error!(queue_id = %message.id, error = %e, "cannot read message content");
                         None
@@ -372,6 +381,35 @@ impl Worker {
         let results = futures_util::future::join_all(deliveries).await;
         results.into_iter().collect::<Result<Vec<()>, _>>()?;
         Ok(())
+    }
+
+    /// `content` DKIM-signed when it should be (see [`QueueConfig::dkim`]).
+    ///
+    /// Signing happens here, once per delivery attempt of a message, and
+    /// not where each kind of mail is built: this is the one place every
+    /// message sealpost writes passes (notifications, receipts, notices,
+    /// DSNs, portal mail and replies), and the last before the wire, so a
+    /// conversion of the content (8-bit to 7-bit for a next hop without
+    /// 8BITMIME) can come before the signature instead of breaking it.
+    fn sign(&self, message: &LeasedMessage, content: Vec<u8>) -> Vec<u8> {
+        let config = &self.inner.config;
+        // Portal replies are mail (kind Mail) that sealpost composed; they
+        // are the only mail handed in over HTTP(S).
+        let ours = message.kind != MessageKind::Mail
+            || matches!(message.client.protocol.as_str(), "HTTP" | "HTTPS");
+        if config.dkim.is_empty() || !(ours || config.dkim_sign_relayed) {
+            return content;
+        }
+        match config.dkim.signature(&content) {
+            Ok(Some(header)) => dkim::prepend(header, &content),
+            Ok(None) => content,
+            Err(e) => {
+                // Unsigned rather than not at all: the receiver may still
+                // take it, and the log says why it was not signed.
+                tracing::error!(queue_id = %message.id, error = %e, "DKIM signing failed; sending unsigned");
+                content
+            }
+        }
     }
 
     /// Delivers one chunk of a batch over one connection (at a time) and

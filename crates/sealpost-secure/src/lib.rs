@@ -11,9 +11,13 @@
 //! [`reply`] composes a portal recipient's reply, reply all or forward as
 //! the mail the intake then accepts (secure for every external address).
 //!
+//! [`dkim`] signs the mail sealpost writes itself with the key of its
+//! From's domain.
+//!
 //! No I/O: bytes and values in, bytes and records out. Storage, sealing
 //! and queueing belong to the callers.
 
+pub mod dkim;
 mod mime;
 pub mod notification;
 pub mod plan;

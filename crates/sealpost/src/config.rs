@@ -20,7 +20,10 @@ use std::{
 
 use serde::Deserialize;
 
+mod dkim;
 mod portal;
+pub(crate) use dkim::valid_selector;
+pub use dkim::{DkimConfig, DkimKeyConfig, DkimKeySection, DkimSection};
 pub use portal::{Branding, PortalConfig, PortalSection};
 
 use sealpost_policy::{DomainPattern, InternalDomains, IpRange, IpRanges};
@@ -29,6 +32,7 @@ use sealpost_smtp::outbound::HostPort;
 /// The configuration sections an environment variable may name.
 const SECTIONS: &[&str] = &[
     "server", "database", "smtp", "domains", "relay", "admin", "log", "vault", "secure", "portal",
+    "dkim",
 ];
 
 /// Keys whose value is a list, so a comma-separated variable is split.
@@ -56,6 +60,7 @@ pub struct ConfigFile {
     pub vault: VaultSection,
     pub secure: SecureSection,
     pub portal: PortalSection,
+    pub dkim: DkimSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -181,6 +186,8 @@ pub struct Config {
     pub secure: SecureConfig,
     /// `[portal]`: the recipients' web portal.
     pub portal: PortalConfig,
+    /// `[dkim]`: the signing domains and their keys.
+    pub dkim: DkimConfig,
 }
 
 /// `[vault]`: encryption at rest and how long secure content is kept.
@@ -650,6 +657,7 @@ impl Config {
             ));
         }
         let portal = portal::build(file.portal, &hostname, &mut errors);
+        let dkim = dkim::build(file.dkim, &mut errors);
 
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
@@ -665,6 +673,7 @@ impl Config {
                 subject_tag_definition: file.secure.subject_tag_definition,
             },
             portal,
+            dkim,
             hostname,
             data_dir,
             worker_threads,

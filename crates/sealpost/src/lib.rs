@@ -6,6 +6,7 @@ pub mod admin_cli;
 pub mod administrators;
 pub mod api_client;
 pub mod config;
+pub mod dkim;
 pub mod keys;
 pub mod serve;
 pub mod stored_check;

@@ -105,6 +105,32 @@ enum Command {
         #[arg(long, short, env = "SEALPOST_CONFIG", global = true)]
         config: Option<PathBuf>,
     },
+    /// DKIM signing keys.
+    Dkim {
+        #[command(subcommand)]
+        command: DkimCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DkimCommand {
+    /// Write a new private key (0600, never over an existing file) and
+    /// print the DNS TXT record that publishes it; then add a
+    /// `[[dkim.key]]` entry naming the file.
+    Keygen {
+        /// The signing domain: mail whose header From is in it is signed.
+        #[arg(long)]
+        domain: String,
+        /// The selector: the key is published at `S._domainkey.DOMAIN`.
+        #[arg(long)]
+        selector: String,
+        /// rsa-sha256 (2048 bits; every verifier) or ed25519-sha256.
+        #[arg(long, default_value = "rsa-sha256")]
+        algorithm: String,
+        /// The key file; default `DOMAIN.SELECTOR.dkim.pem` here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Which waiting recipients (`queue list` and the bulk actions).
@@ -408,6 +434,28 @@ fn main() -> ExitCode {
             command: ConfigCommand::Check { config },
         } => check(config),
         Command::Serve { config } => serve(config),
+        Command::Dkim {
+            command:
+                DkimCommand::Keygen {
+                    domain,
+                    selector,
+                    algorithm,
+                    out,
+                },
+        } => {
+            let out = out.unwrap_or_else(|| format!("{domain}.{selector}.dkim.pem").into());
+            match sealpost::dkim::keygen(&domain, &selector, &algorithm, &out) {
+                Ok(record) => {
+                    eprintln!("sealpost: wrote the private key to {}", out.display());
+                    println!("{record}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sealpost: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Keys { command, config } => {
             let config = match load(config.as_deref()) {
                 Ok(c) => c,

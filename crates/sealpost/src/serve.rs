@@ -395,6 +395,8 @@ impl Application {
             next_hop: config.relay.next_hop.clone(),
             internal_next_hop: config.relay.internal_next_hop.clone(),
             max_connections_per_hop: config.relay.max_connections_per_hop,
+            dkim: config.dkim.signer.clone(),
+            dkim_sign_relayed: config.dkim.sign_relayed,
             ..QueueConfig::default()
         };
         let worker = Worker::new(

@@ -24,6 +24,7 @@ mod console_config;
 mod console_policy;
 mod data_dir;
 mod delivery;
+mod dkim;
 mod fail_closed;
 mod limits;
 mod messages_cli;
