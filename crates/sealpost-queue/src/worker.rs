@@ -30,7 +30,9 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use sealpost_policy::{PolicySet, text::one_line};
 use sealpost_smtp::{
     dsn::{DsnAction, DsnRecipient},
-    outbound::{Delivery, DeliveryOutcome, HostPort, NextHop, OutgoingMessage, OutgoingRecipient},
+    outbound::{
+        ConfiguredHops, Delivery, DeliveryOutcome, NextHop, OutgoingMessage, OutgoingRecipient,
+    },
 };
 use sealpost_store::{
     Leased, LeasedMessage, LeasedRecipient, MessageKind, NewMessage, OutcomeKind, QueueId,
@@ -52,10 +54,10 @@ pub struct QueueConfig {
     pub retry: RetrySchedule,
     /// How long a DSN we generate may stay queued.
     pub queue_lifetime: Duration,
-    /// `relay.next_hop`: smart host for external domains (else MX).
-    pub next_hop: Option<HostPort>,
-    /// `relay.internal_next_hop`: where internal domains' mail goes (else MX).
-    pub internal_next_hop: Option<HostPort>,
+    /// `relay.next_hop` and `relay.internal_next_hop`: where external and
+    /// internal domains' mail goes (else their MX), as
+    /// [`NextHop::choose`] applies them.
+    pub hops: ConfiguredHops,
     /// How long a lease lasts. It must outlast the slowest batch (connect
     /// and data timeouts of its connections in sequence), or a second
     /// worker could deliver the same recipients while the first still is.
@@ -79,8 +81,7 @@ impl Default for QueueConfig {
             hostname: "localhost".into(),
             retry: RetrySchedule::default(),
             queue_lifetime: Duration::from_secs(5 * 86400),
-            next_hop: None,
-            internal_next_hop: None,
+            hops: ConfiguredHops::default(),
             lease_duration: Duration::from_secs(30 * 60),
             batch_size: 200,
             max_batches_in_flight: 8,
@@ -347,10 +348,12 @@ impl Worker {
             }
             let mut per_hop: HashMap<NextHop, Vec<&LeasedRecipient>> = HashMap::new();
             for r in &message.recipients {
-                per_hop
-                    .entry(report::next_hop(&self.inner.config, &policy, &r.address))
-                    .or_default()
-                    .push(r);
+                let hop = NextHop::choose(
+                    r.address.domain_str(),
+                    policy.is_internal(&r.address),
+                    &self.inner.config.hops,
+                );
+                per_hop.entry(hop).or_default().push(r);
             }
             for (hop, rcpts) in per_hop {
                 by_hop.entry(hop).or_default().push((i, rcpts));
