@@ -27,7 +27,10 @@
 //!    null MX, an MX list that loops back to us) and a message the next
 //!    hop cannot take (SMTPUTF8 not offered) are failed (permanent);
 //!    everything else (4xx, connection, TLS or DNS trouble) is deferred
-//!    (temporary).
+//!    (temporary). The worker classifies what never reaches the SMTP
+//!    crate: a message whose content cannot be read (spool file missing,
+//!    or the vault cannot open it) is deferred, and failed and reported
+//!    at its fifth attempt (issue 17, item 5).
 //! 2. **Lifetime**: a deferral is retried on the schedule until the
 //!    message's queue lifetime ends, then failed and reported:
 //!    [`RetrySchedule::after_deferral`] returns [`Verdict::Expire`].

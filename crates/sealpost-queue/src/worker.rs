@@ -98,6 +98,13 @@ impl Default for QueueConfig {
 /// `max_connections_per_hop` connections.
 const MIN_PER_CONNECTION: usize = 8;
 
+/// Attempts a recipient gets while its message's content cannot be read
+/// (spool file missing, or the vault cannot open it) before it is failed
+/// and reported. A passing cause (the disk or the key store briefly
+/// unavailable) gets the retry schedule's first waits to heal; a message
+/// whose content is gone is not retried for ever.
+const UNREADABLE_ATTEMPTS: u32 = 5;
+
 /// Errors of one queue pass (delivery problems are outcomes, not errors).
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -325,8 +332,9 @@ impl Worker {
         }
         let policy = self.inner.policy.load_full();
         // Each message's content, once: inline content came with the lease;
-        // spooled content is read from its file. A message whose content is
-        // gone (purged by another node) is left for its lease to expire.
+        // spooled content is read from its file. A message whose content
+        // cannot be read is still grouped: its recipients are deferred,
+        // then failed (see `unreadable`).
         let mut contents = Vec::with_capacity(batch.len());
         for message in &mut batch {
             contents.push(match message.content.take() {
@@ -343,9 +351,6 @@ impl Worker {
         // Group (message, recipients) by next hop.
         let mut by_hop: HashMap<NextHop, Vec<(usize, Vec<&LeasedRecipient>)>> = HashMap::new();
         for (i, message) in batch.iter().enumerate() {
-            if contents[i].is_none() {
-                continue;
-            }
             let mut per_hop: HashMap<NextHop, Vec<&LeasedRecipient>> = HashMap::new();
             for r in &message.recipients {
                 let hop = NextHop::choose(
@@ -388,17 +393,22 @@ impl Worker {
     ) -> Result<(), QueueError> {
         let outgoing: Vec<OutgoingMessage> = chunk
             .iter()
-            .map(|(i, rcpts)| {
-                outgoing(
-                    &batch[*i],
-                    rcpts,
-                    contents[*i]
-                        .clone()
-                        .expect("only messages with content are grouped"),
-                )
+            .filter_map(|(i, rcpts)| Some(outgoing(&batch[*i], rcpts, contents[*i].clone()?)))
+            .collect();
+        let mut delivered = if outgoing.is_empty() {
+            Vec::new()
+        } else {
+            self.inner.delivery.deliver(hop, &outgoing).await
+        }
+        .into_iter();
+        // Back in chunk order: the messages without content were not sent.
+        let outcomes: Vec<Vec<DeliveryOutcome>> = chunk
+            .iter()
+            .map(|(i, rcpts)| match contents[*i] {
+                Some(_) => delivered.next().unwrap_or_default(),
+                None => rcpts.iter().map(|r| unreadable(&batch[*i], r)).collect(),
             })
             .collect();
-        let outcomes = self.inner.delivery.deliver(hop, &outgoing).await;
         let now = SystemTime::now();
         let mut records = Vec::new();
         let mut reports: HashMap<usize, Vec<DsnRecipient>> = HashMap::new();
@@ -540,6 +550,30 @@ impl Worker {
     }
 }
 
+/// The outcome of a recipient whose message's content could not be read:
+/// deferred (so the retry schedule and the queue lifetime apply) until its
+/// `UNREADABLE_ATTEMPTS`-th attempt, then failed, which reports to the
+/// sender like any permanent failure.
+fn unreadable(message: &LeasedMessage, r: &LeasedRecipient) -> DeliveryOutcome {
+    if r.attempts + 1 >= UNREADABLE_ATTEMPTS {
+        tracing::error!(
+            queue_id = %message.id,
+            to = %one_line(r.address.as_str(), 200),
+            attempts = r.attempts + 1,
+            "message content cannot be read; giving up on the recipient and reporting to the sender"
+        );
+        DeliveryOutcome::Failed {
+            reply: "554 5.3.0 message content cannot be read".into(),
+            remote: None,
+        }
+    } else {
+        DeliveryOutcome::Deferred {
+            reply: "451 4.3.0 message content cannot be read".into(),
+            remote: None,
+        }
+    }
+}
+
 fn outgoing(
     message: &LeasedMessage,
     rcpts: &[&LeasedRecipient],
@@ -578,3 +612,6 @@ fn until_due(next_due: Option<SystemTime>) -> Duration {
         None => cap,
     }
 }
+
+#[cfg(test)]
+mod tests;
