@@ -15,7 +15,10 @@ use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
 use sealpost_policy::{EmailAddress, PolicySet};
-use sealpost_smtp::dsn::{DsnAction, DsnRecipient};
+use sealpost_smtp::{
+    dsn::{DsnAction, DsnRecipient},
+    outbound::NextHop,
+};
 use sealpost_store::{
     MessageKind, QueueId, StoreError,
     audit::Actor,
@@ -87,7 +90,7 @@ impl QueueControl {
     }
 
     /// The depth per next hop, from the depth per domain and the relay
-    /// settings as the workers apply them.
+    /// settings as the workers apply them ([`NextHop::choose`]).
     ///
     /// # Errors
     /// The store's.
@@ -97,7 +100,12 @@ impl QueueControl {
         let mut by_hop: BTreeMap<String, Vec<DomainDepth>> = BTreeMap::new();
         for depth in domains {
             let hop = match EmailAddress::parse(&format!("postmaster@{}", depth.domain)) {
-                Ok(address) => report::next_hop(&self.config, &policy, &address).to_string(),
+                Ok(address) => NextHop::choose(
+                    address.domain_str(),
+                    policy.is_internal(&address),
+                    &self.config.hops,
+                )
+                .to_string(),
                 // Stored addresses parsed when accepted; a domain that no
                 // longer does is still shown, under its own name.
                 Err(_) => format!("MX of {}", depth.domain),
@@ -285,7 +293,7 @@ mod tests {
     use std::time::Duration;
 
     use sealpost_policy::{Decision, DomainPattern, InternalDomains, Route};
-    use sealpost_smtp::outbound::HostPort;
+    use sealpost_smtp::outbound::{ConfiguredHops, HostPort};
     use sealpost_store::{
         ClientInfo, NewMessage, NewRecipient, Notify as DsnNotify, RecipientStatus, SqliteStore,
         Store, queue_admin::RecipientKey,
@@ -309,7 +317,10 @@ mod tests {
         let wakeup = Arc::new(Notify::new());
         let config = QueueConfig {
             hostname: "gw.corp.example".into(),
-            internal_next_hop: Some(HostPort::parse("mailhub.corp.example:25").unwrap()),
+            hops: ConfiguredHops {
+                internal: Some(HostPort::parse("mailhub.corp.example:25").unwrap()),
+                smart_host: None,
+            },
             ..QueueConfig::default()
         };
         (

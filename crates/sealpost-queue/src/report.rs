@@ -1,42 +1,20 @@
-//! What the queue sends and where: the delivery status notification a
-//! permanent failure causes, and the next hop of a recipient. Shared by
-//! the delivery [`crate::worker`] and the administrators' [`crate::control`]
-//! (a bounce is reported exactly as a refusal by the next hop is).
+//! What the queue sends: the delivery status notification a permanent
+//! failure causes. Shared by the delivery [`crate::worker`] and the
+//! administrators' [`crate::control`] (a bounce is reported exactly as a
+//! refusal by the next hop is).
 
 use std::{
     net::{IpAddr, Ipv4Addr},
     time::SystemTime,
 };
 
-use sealpost_policy::{Decision, EmailAddress, PolicySet, Route};
-use sealpost_smtp::{
-    dsn::{self, DsnInput, DsnRecipient},
-    outbound::NextHop,
-};
+use sealpost_policy::{Decision, Route};
+use sealpost_smtp::dsn::{self, DsnInput, DsnRecipient};
 use sealpost_store::{
     ClientInfo, LeasedMessage, MessageKind, NewMessage, NewRecipient, Notify as DsnNotify, QueueId,
 };
 
 use crate::worker::QueueConfig;
-
-/// The next hop of one recipient: the configured one for its side
-/// (`relay.internal_next_hop` for internal domains, `relay.next_hop` for
-/// the rest), else the MX of its domain.
-pub(crate) fn next_hop(
-    config: &QueueConfig,
-    policy: &PolicySet,
-    recipient: &EmailAddress,
-) -> NextHop {
-    let configured = if policy.is_internal(recipient) {
-        &config.internal_next_hop
-    } else {
-        &config.next_hop
-    };
-    match configured {
-        Some(hp) => NextHop::Host(hp.clone()),
-        None => NextHop::Mx(recipient.domain_str().to_owned()),
-    }
-}
 
 /// The DSN to `message`'s sender about `recipients` (RFC 3464), as a
 /// message of its own from the null sender, ready to commit.

@@ -31,7 +31,9 @@ use sealpost_policy::{PolicySet, text::one_line};
 use sealpost_secure::dkim::{self, Signer};
 use sealpost_smtp::{
     dsn::{DsnAction, DsnRecipient},
-    outbound::{Delivery, DeliveryOutcome, HostPort, NextHop, OutgoingMessage, OutgoingRecipient},
+    outbound::{
+        ConfiguredHops, Delivery, DeliveryOutcome, NextHop, OutgoingMessage, OutgoingRecipient,
+    },
 };
 use sealpost_store::{
     Leased, LeasedMessage, LeasedRecipient, MessageKind, NewMessage, OutcomeKind, QueueId,
@@ -53,10 +55,10 @@ pub struct QueueConfig {
     pub retry: RetrySchedule,
     /// How long a DSN we generate may stay queued.
     pub queue_lifetime: Duration,
-    /// `relay.next_hop`: smart host for external domains (else MX).
-    pub next_hop: Option<HostPort>,
-    /// `relay.internal_next_hop`: where internal domains' mail goes (else MX).
-    pub internal_next_hop: Option<HostPort>,
+    /// `relay.next_hop` and `relay.internal_next_hop`: where external and
+    /// internal domains' mail goes (else their MX), as
+    /// [`NextHop::choose`] applies them.
+    pub hops: ConfiguredHops,
     /// How long a lease lasts. It must outlast the slowest batch (connect
     /// and data timeouts of its connections in sequence), or a second
     /// worker could deliver the same recipients while the first still is.
@@ -86,8 +88,7 @@ impl Default for QueueConfig {
             hostname: "localhost".into(),
             retry: RetrySchedule::default(),
             queue_lifetime: Duration::from_secs(5 * 86400),
-            next_hop: None,
-            internal_next_hop: None,
+            hops: ConfiguredHops::default(),
             lease_duration: Duration::from_secs(30 * 60),
             batch_size: 200,
             max_batches_in_flight: 8,
@@ -105,6 +106,13 @@ impl Default for QueueConfig {
 /// and one commit per message; a backlog still spreads over
 /// `max_connections_per_hop` connections.
 const MIN_PER_CONNECTION: usize = 8;
+
+/// Attempts a recipient gets while its message's content cannot be read
+/// (spool file missing, or the vault cannot open it) before it is failed
+/// and reported. A passing cause (the disk or the key store briefly
+/// unavailable) gets the retry schedule's first waits to heal; a message
+/// whose content is gone is not retried for ever.
+const UNREADABLE_ATTEMPTS: u32 = 5;
 
 /// Errors of one queue pass (delivery problems are outcomes, not errors).
 #[derive(Debug, thiserror::Error)]
@@ -333,8 +341,9 @@ impl Worker {
         }
         let policy = self.inner.policy.load_full();
         // Each message's content, once: inline content came with the lease;
-        // spooled content is read from its file. A message whose content is
-        // gone (purged by another node) is left for its lease to expire.
+        // spooled content is read from its file. A message whose content
+        // cannot be read is still grouped: its recipients are deferred,
+        // then failed (see `unreadable`).
         let mut contents = Vec::with_capacity(batch.len());
         for message in &mut batch {
             contents.push(match message.content.take() {
@@ -351,15 +360,14 @@ impl Worker {
         // Group (message, recipients) by next hop.
         let mut by_hop: HashMap<NextHop, Vec<(usize, Vec<&LeasedRecipient>)>> = HashMap::new();
         for (i, message) in batch.iter().enumerate() {
-            if contents[i].is_none() {
-                continue;
-            }
             let mut per_hop: HashMap<NextHop, Vec<&LeasedRecipient>> = HashMap::new();
             for r in &message.recipients {
-                per_hop
-                    .entry(report::next_hop(&self.inner.config, &policy, &r.address))
-                    .or_default()
-                    .push(r);
+                let hop = NextHop::choose(
+                    r.address.domain_str(),
+                    policy.is_internal(&r.address),
+                    &self.inner.config.hops,
+                );
+                per_hop.entry(hop).or_default().push(r);
             }
             for (hop, rcpts) in per_hop {
                 by_hop.entry(hop).or_default().push((i, rcpts));
@@ -423,17 +431,22 @@ impl Worker {
     ) -> Result<(), QueueError> {
         let outgoing: Vec<OutgoingMessage> = chunk
             .iter()
-            .map(|(i, rcpts)| {
-                outgoing(
-                    &batch[*i],
-                    rcpts,
-                    contents[*i]
-                        .clone()
-                        .expect("only messages with content are grouped"),
-                )
+            .filter_map(|(i, rcpts)| Some(outgoing(&batch[*i], rcpts, contents[*i].clone()?)))
+            .collect();
+        let mut delivered = if outgoing.is_empty() {
+            Vec::new()
+        } else {
+            self.inner.delivery.deliver(hop, &outgoing).await
+        }
+        .into_iter();
+        // Back in chunk order: the messages without content were not sent.
+        let outcomes: Vec<Vec<DeliveryOutcome>> = chunk
+            .iter()
+            .map(|(i, rcpts)| match contents[*i] {
+                Some(_) => delivered.next().unwrap_or_default(),
+                None => rcpts.iter().map(|r| unreadable(&batch[*i], r)).collect(),
             })
             .collect();
-        let outcomes = self.inner.delivery.deliver(hop, &outgoing).await;
         let now = SystemTime::now();
         let mut records = Vec::new();
         let mut reports: HashMap<usize, Vec<DsnRecipient>> = HashMap::new();
@@ -575,6 +588,30 @@ impl Worker {
     }
 }
 
+/// The outcome of a recipient whose message's content could not be read:
+/// deferred (so the retry schedule and the queue lifetime apply) until its
+/// `UNREADABLE_ATTEMPTS`-th attempt, then failed, which reports to the
+/// sender like any permanent failure.
+fn unreadable(message: &LeasedMessage, r: &LeasedRecipient) -> DeliveryOutcome {
+    if r.attempts + 1 >= UNREADABLE_ATTEMPTS {
+        tracing::error!(
+            queue_id = %message.id,
+            to = %one_line(r.address.as_str(), 200),
+            attempts = r.attempts + 1,
+            "message content cannot be read; giving up on the recipient and reporting to the sender"
+        );
+        DeliveryOutcome::Failed {
+            reply: "554 5.3.0 message content cannot be read".into(),
+            remote: None,
+        }
+    } else {
+        DeliveryOutcome::Deferred {
+            reply: "451 4.3.0 message content cannot be read".into(),
+            remote: None,
+        }
+    }
+}
+
 fn outgoing(
     message: &LeasedMessage,
     rcpts: &[&LeasedRecipient],
@@ -613,3 +650,6 @@ fn until_due(next_due: Option<SystemTime>) -> Duration {
         None => cap,
     }
 }
+
+#[cfg(test)]
+mod tests;

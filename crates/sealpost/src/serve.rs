@@ -28,7 +28,7 @@ use sealpost_queue::{QueueConfig, QueueControl, RetrySchedule, Worker};
 use sealpost_secure::plan::SecureSettings;
 use sealpost_smtp::{
     inbound::{self, Inbound, InboundConfig, busy_poll::BusyPoll},
-    outbound::{Delivery, OutboundConfig},
+    outbound::{ConfiguredHops, Delivery, OutboundConfig},
 };
 use sealpost_store::{AdminStore, Role, SecureStore, SqliteStore, Store};
 use sealpost_vault::Vault;
@@ -392,8 +392,10 @@ impl Application {
             retry: RetrySchedule::new(config.relay.retry_schedule.clone())
                 .context("relay.retry_schedule needs at least one non-zero delay")?,
             queue_lifetime: config.relay.queue_lifetime,
-            next_hop: config.relay.next_hop.clone(),
-            internal_next_hop: config.relay.internal_next_hop.clone(),
+            hops: ConfiguredHops {
+                smart_host: config.relay.next_hop.clone(),
+                internal: config.relay.internal_next_hop.clone(),
+            },
             max_connections_per_hop: config.relay.max_connections_per_hop,
             dkim: config.dkim.signer.clone(),
             dkim_sign_relayed: config.dkim.sign_relayed,

@@ -1,11 +1,13 @@
-//! Next-hop resolution: where to connect for a recipient domain.
+//! Next-hop choice and resolution: where to connect for a recipient domain.
 //!
-//! A configured next hop (`relay.next_hop`, `relay.internal_next_hop`) is
-//! used as given. Otherwise the domain's MX records are tried in order of
-//! preference; a domain with no MX record is its own mail host (RFC 5321
-//! §5.1, implicit MX); a null MX (RFC 7505) means the domain takes no mail.
-//! The DNS resolver is built on first use, so a gateway whose next hops are
-//! all configured never needs one.
+//! [`NextHop::choose`] (pure) picks the next hop: a configured one
+//! (`relay.next_hop` for external domains, `relay.internal_next_hop` for
+//! internal ones, see [`ConfiguredHops`]) is used as given. Otherwise
+//! [`Lookup`] tries the domain's MX records in order of preference; a
+//! domain with no MX record is its own mail host (RFC 5321 §5.1, implicit
+//! MX); a null MX (RFC 7505) means the domain takes no mail. The DNS
+//! resolver is built on first use, so a gateway whose next hops are all
+//! configured never needs one.
 
 use std::{
     fmt,
@@ -83,6 +85,39 @@ pub enum NextHop {
     Host(HostPort),
     /// The MX hosts of the recipient's domain.
     Mx(String),
+}
+
+impl NextHop {
+    /// Where mail to `domain` goes next: the configured hop for its side
+    /// (`hops.internal` when the domain is `internal`, `hops.smart_host`
+    /// otherwise), else the MX hosts of `domain`. A side without a
+    /// configured hop never borrows the other side's: internal mail must
+    /// not leave through the smart host, nor external mail through the
+    /// internal mail hub.
+    ///
+    /// Pure: whether the domain is internal is the caller's (the policy
+    /// set's) answer; the DNS is asked later, by [`Lookup::targets`].
+    pub fn choose(domain: &str, internal: bool, hops: &ConfiguredHops) -> NextHop {
+        let configured = if internal {
+            &hops.internal
+        } else {
+            &hops.smart_host
+        };
+        match configured {
+            Some(hp) => NextHop::Host(hp.clone()),
+            None => NextHop::Mx(domain.to_owned()),
+        }
+    }
+}
+
+/// The next hops the administrator configured; each `None` means "the
+/// recipient domain's MX hosts" for that side.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfiguredHops {
+    /// `relay.next_hop`: the smart host for external domains.
+    pub smart_host: Option<HostPort>,
+    /// `relay.internal_next_hop`: where internal domains' mail goes.
+    pub internal: Option<HostPort>,
 }
 
 impl fmt::Display for NextHop {
@@ -312,6 +347,65 @@ mod tests {
         );
         let other = mx(&[(10, "mx1.example."), (20, "mx2.example.")]);
         assert_eq!(preferred_to(other.clone(), "gw.corp.example"), Some(other));
+    }
+
+    #[test]
+    fn the_next_hop_is_the_configured_one_for_the_domains_side_else_its_mx() {
+        let smart = HostPort::parse("smarthost.example:587").unwrap();
+        let hub = HostPort::parse("mailhub.corp.example").unwrap();
+        let both = ConfiguredHops {
+            smart_host: Some(smart.clone()),
+            internal: Some(hub.clone()),
+        };
+        let only_smart = ConfiguredHops {
+            smart_host: Some(smart.clone()),
+            internal: None,
+        };
+        let only_hub = ConfiguredHops {
+            smart_host: None,
+            internal: Some(hub.clone()),
+        };
+        let none = ConfiguredHops::default();
+        let mx = |d: &str| NextHop::Mx(d.to_owned());
+        let cases = [
+            // (domain, internal, hops, expected)
+            (
+                "partner.example",
+                false,
+                &both,
+                NextHop::Host(smart.clone()),
+            ),
+            ("corp.example", true, &both, NextHop::Host(hub.clone())),
+            (
+                "partner.example",
+                false,
+                &only_smart,
+                NextHop::Host(smart.clone()),
+            ),
+            // No internal hop: internal mail goes to its own MX, never
+            // out through the smart host.
+            ("corp.example", true, &only_smart, mx("corp.example")),
+            // No smart host: external mail goes to its MX, never to the
+            // internal mail hub.
+            ("partner.example", false, &only_hub, mx("partner.example")),
+            ("corp.example", true, &only_hub, NextHop::Host(hub.clone())),
+            ("partner.example", false, &none, mx("partner.example")),
+            ("corp.example", true, &none, mx("corp.example")),
+            // The domain is looked up as given (the MX of an A-label).
+            (
+                "xn--bcher-kva.example",
+                false,
+                &none,
+                mx("xn--bcher-kva.example"),
+            ),
+        ];
+        for (domain, internal, hops, expected) in cases {
+            assert_eq!(
+                NextHop::choose(domain, internal, hops),
+                expected,
+                "{domain} (internal: {internal}) with {hops:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Outbound SMTP: hand messages to the next hop and report, per recipient,
 //! how it went.
 //!
-//! - [`lookup`] turns a next hop (a configured host, or a domain's MX
-//!   records with the RFC 5321 §5.1 fallback to A/AAAA) into addresses.
+//! - [`lookup`] chooses a recipient domain's next hop (a configured host,
+//!   or the domain's MX records with the RFC 5321 §5.1 fallback to A/AAAA)
+//!   and turns it into addresses.
 //! - [`client`] speaks SMTP to one server: EHLO, opportunistic STARTTLS,
 //!   MAIL/RCPT/DATA pipelined when offered, with the end of each message's
 //!   data sent along with the next message's commands.
@@ -19,7 +20,7 @@ pub mod lookup;
 use std::{sync::Arc, time::Duration};
 
 pub use delivery::{Delivery, OutgoingMessage, OutgoingRecipient};
-pub use lookup::{HostPort, NextHop};
+pub use lookup::{ConfiguredHops, HostPort, NextHop};
 
 /// How one recipient's attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
