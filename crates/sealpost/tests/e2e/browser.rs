@@ -340,20 +340,40 @@ impl Browser {
     }
 
     /// Waits up to [`FIND`] until the text of the element at `css` contains
-    /// `needle` (for changes made by a script), and returns that text.
+    /// `needle` (for changes made by a script, or a page still loading),
+    /// and returns that text. An element missing or gone stale while the
+    /// next page replaces this one is waited for, not a failure.
     pub fn wait_for_text(&self, css: &str, needle: &str) -> String {
         let deadline = Instant::now() + FIND;
+        let mut last = String::new();
         loop {
-            let text = self.text(css);
-            if text.contains(needle) {
-                return text;
+            if let Some(text) = self.try_text(css) {
+                if text.contains(needle) {
+                    return text;
+                }
+                last = text;
             }
             assert!(
                 Instant::now() < deadline,
-                "browser: text of {css:?} still {text:?} after {FIND:?}, waiting for {needle:?}"
+                "browser: text of {css:?} still {last:?} after {FIND:?}, waiting for {needle:?}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The text of the element at `css` now, if there is one that answers.
+    fn try_text(&self, css: &str) -> Option<String> {
+        let client = self.client();
+        self.rt
+            .block_on(async {
+                tokio::time::timeout(STEP, async {
+                    let e = client.find(Locator::Css(css)).await.ok()?;
+                    e.text().await.ok()
+                })
+                .await
+            })
+            .ok()
+            .flatten()
     }
 
     /// Chooses the file at `path` in the `<input type=file>` at `css`.
