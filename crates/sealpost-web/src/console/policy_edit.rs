@@ -72,6 +72,14 @@ impl<'a> Shown<'a> {
             impact: None,
         }
     }
+
+    /// The form refused for `e`, shown next to its box.
+    fn refused(self, e: &'a Invalid) -> Self {
+        Shown {
+            error: Some(e),
+            ..self
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -359,15 +367,8 @@ impl ConsoleState {
         form: &PolicyForm,
     ) -> Response {
         let refuse = |e: &Invalid| {
-            self.policy_form_page(
-                signed_in,
-                doc,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Shown {
-                    error: Some(e),
-                    ..Shown::new(target, mode, form)
-                },
-            )
+            let shown = Shown::new(target, mode, form).refused(e);
+            self.policy_form_page(signed_in, doc, StatusCode::UNPROCESSABLE_ENTITY, shown)
         };
         let draft = match form.checked_draft() {
             Ok(d) => d,
@@ -404,15 +405,8 @@ impl ConsoleState {
     ) -> Response {
         use crate::impact::{self, PreviewError, PreviewRequest};
         let refuse = |e: &Invalid| {
-            self.policy_form_page(
-                signed_in,
-                doc,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Shown {
-                    error: Some(e),
-                    ..Shown::new(target, mode, form)
-                },
-            )
+            let shown = Shown::new(target, mode, form).refused(e);
+            self.policy_form_page(signed_in, doc, StatusCode::UNPROCESSABLE_ENTITY, shown)
         };
         let days = match form.preview_days.trim() {
             "" => impact::DEFAULT_DAYS,

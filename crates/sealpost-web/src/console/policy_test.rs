@@ -11,7 +11,7 @@ use axum::{
     http::StatusCode,
     response::Response,
 };
-use sealpost_policy::{Direction, Invalid, PolicyDocument, PolicyId};
+use sealpost_policy::{Direction, Invalid, PolicySet};
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
@@ -83,27 +83,14 @@ fn direction_text(d: Direction) -> &'static str {
     }
 }
 
-fn rows(doc: &PolicyDocument, explanation: &sealpost_policy::Explanation) -> Vec<Row> {
-    let stored: BTreeMap<PolicyId, sealpost_policy::Policy> = doc
-        .policies
-        .iter()
-        .filter_map(|e| {
-            sealpost_policy::Policy::from_draft(e.id, &e.policy)
-                .ok()
-                .map(|p| (e.id, p))
-        })
-        .collect();
-    let group_name = |id| {
-        doc.groups
-            .iter()
-            .find(|g| g.id == id)
-            .map(|g| g.group.name.clone())
-    };
+/// Each verdict with its policy as the snapshot that decided holds it.
+fn rows(set: &PolicySet, explanation: &sealpost_policy::Explanation) -> Vec<Row> {
+    let group_name = |id| set.group_name(id).map(str::to_owned);
     explanation
         .verdicts
         .iter()
         .map(|v| {
-            let p = stored.get(&v.policy);
+            let p = set.policy(v.policy);
             Row {
                 id: v.policy.0,
                 narrative: p.map(|p| p.narrative.clone()).unwrap_or_default(),
@@ -150,17 +137,14 @@ pub(super) async fn page(
         None => (StatusCode::OK, None, None),
         Some(Err(e)) => (StatusCode::UNPROCESSABLE_ENTITY, Some(e), None),
         Some(Ok(message)) => {
-            let doc = match state.admin_store().load_config().await {
-                Ok(doc) => doc,
-                Err(e) => return state.failed(&e),
-            };
-            let explanation = message.explain(&state.policy().snapshot());
-            let definition = explanation.definition.and_then(|d| {
-                doc.definitions
-                    .iter()
-                    .find(|e| e.id == d)
-                    .map(|e| e.definition.name.clone())
-            });
+            // The explanation, the names and the table all come from one
+            // snapshot: the one that decides mail now.
+            let set = state.policy().snapshot();
+            let explanation = message.explain(&set);
+            let definition = explanation
+                .definition
+                .and_then(|d| set.definition(d))
+                .map(|d| d.name().to_owned());
             let result = minijinja::context! {
                 route => explanation.route,
                 direction => direction_text(explanation.direction),
@@ -168,7 +152,7 @@ pub(super) async fn page(
                 winner => explanation.winner.map(|w| w.0),
                 definition,
                 at => sealpost_store::rfc3339(message.at),
-                rows => rows(&doc, &explanation),
+                rows => rows(&set, &explanation),
             };
             (StatusCode::OK, None, Some(result))
         }
