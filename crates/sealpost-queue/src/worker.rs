@@ -408,7 +408,12 @@ impl Worker {
         if config.dkim.is_empty() || !(ours || config.dkim_sign_relayed) {
             return content;
         }
-        match config.dkim.signature(&content) {
+        let signature = if ours {
+            config.dkim.signature_as_gateway(&content, &config.hostname)
+        } else {
+            config.dkim.signature(&content)
+        };
+        match signature {
             Ok(Some(header)) => dkim::prepend(header, &content),
             Ok(None) => content,
             Err(e) => {

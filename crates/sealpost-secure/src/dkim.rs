@@ -299,6 +299,35 @@ impl Signer {
         Ok(Some(signature.to_header()))
     }
 
+    /// The signature for mail sealpost composed itself: as
+    /// [`Signer::signature`], and when the header From has no key (a
+    /// portal reply is From the external recipient who wrote it), signed
+    /// as the gateway: with the key of `hostname`'s domain or its nearest
+    /// parent. The signature is then not aligned with the From, but it
+    /// still tells the receiving server which gateway composed the mail.
+    ///
+    /// # Errors
+    /// As [`Signer::signature`].
+    pub fn signature_as_gateway(
+        &self,
+        message: &[u8],
+        hostname: &str,
+    ) -> Result<Option<String>, DkimError> {
+        // Without a From there is nothing a signature could cover.
+        let Some(from) = from_domain(message) else {
+            return Ok(None);
+        };
+        let gateway = hostname.trim_end_matches('.').to_ascii_lowercase();
+        let Some(key) = self.key_for(&from).or_else(|| self.key_for(&gateway)) else {
+            return Ok(None);
+        };
+        let signature = key
+            .signer
+            .sign(message)
+            .map_err(|e| DkimError::Sign(e.to_string()))?;
+        Ok(Some(signature.to_header()))
+    }
+
     /// `message` signed (see [`Signer::signature`]), or as it is when it
     /// has no signing domain.
     ///

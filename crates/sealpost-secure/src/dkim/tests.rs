@@ -172,3 +172,33 @@ fn long_records_are_split_into_strings_of_at_most_255() {
     assert!(strings.len() >= 2, "{record}");
     assert!(strings.iter().all(|s| s.len() <= 255));
 }
+
+#[test]
+fn mail_the_gateway_composes_for_an_outsider_is_signed_as_the_gateway() {
+    let (signer, record) = signer_for(Algorithm::Ed25519Sha256);
+    let zone = Zone::default();
+    zone.publish(&record);
+    // A portal reply: From the external recipient who wrote it.
+    let reply = notification("bob@partner.example");
+    let header = signer
+        .signature_as_gateway(&reply, "gw.corp.example")
+        .unwrap()
+        .expect("signed with the gateway's key");
+    assert!(header.contains("d=corp.example;"), "{header}");
+    let signed = super::prepend(header, &reply);
+    assert_eq!(verify(&zone, &signed), vec![DkimResult::Pass]);
+    // The From's own key wins where there is one.
+    let ours = notification("notify@corp.example");
+    let header = signer
+        .signature_as_gateway(&ours, "gw.elsewhere.example")
+        .unwrap()
+        .unwrap();
+    assert!(header.contains("d=corp.example;"), "{header}");
+    // A gateway outside every signing domain signs nothing of others'.
+    assert_eq!(
+        signer
+            .signature_as_gateway(&reply, "gw.elsewhere.example")
+            .unwrap(),
+        None
+    );
+}

@@ -334,10 +334,25 @@ fn a_recipient_reads_an_html_message_with_an_inline_image_and_downloads_its_pdf(
 fn a_recipient_replies_with_an_attachment_and_replies_to_all_securely() {
     let internal = Sink::start(&[]);
     let external = Sink::start(&[]);
+    // The reply is From bob, outside: sealpost signs it as the gateway
+    // (its host name's domain), which the internal server can check.
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("corp.pem");
+    let out = crate::dkim::keygen(&[
+        "--domain",
+        "corp.example",
+        "--selector",
+        "gw",
+        "--out",
+        key.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let zone = crate::dkim::Zone::publish(&String::from_utf8(out.stdout).unwrap());
     let gw = TestGateway::start(&format!(
-        "[domains]\ninternal = [\"corp.example\"]\n[relay]\nnext_hop = \"{}\"\ninternal_next_hop = \"{}\"\n",
+        "[server]\nhostname = \"gw.corp.example\"\n[domains]\ninternal = [\"corp.example\"]\n[relay]\nnext_hop = \"{}\"\ninternal_next_hop = \"{}\"\n[[dkim.key]]\ndomain = \"corp.example\"\nselector = \"gw\"\nkey_file = {:?}\n",
         external.addr(),
-        internal.addr()
+        internal.addr(),
+        key.to_str().unwrap()
     ));
     let base = format!("http://localhost:{}", gw.portal.port());
     secure_policy(
@@ -403,6 +418,11 @@ fn a_recipient_replies_with_an_attachment_and_replies_to_all_securely() {
     assert!(text.contains("References: <"), "{text}");
     assert!(text.contains("signed-"), "the attachment: {text}");
     assert!(decoded_text(&reply.content).contains("Signed copy attached."));
+    assert!(text.contains("d=corp.example;"), "{text}");
+    assert_eq!(
+        zone.verify(&reply.content),
+        vec![mail_auth::DkimResult::Pass]
+    );
 
     // Reply all: alice by relay, carol only by a notification.
     browser.goto(&format!("{base}/messages/{id}/0/reply-all"));
