@@ -194,7 +194,7 @@ impl Zone {
 }
 
 #[test]
-fn a_secure_notification_leaves_signed_for_the_senders_domain() {
+fn a_secure_notification_and_the_senders_receipt_leave_signed() {
     let keys = tempfile::tempdir().unwrap();
     let key = keys.path().join("corp.pem");
     let out = keygen(&[
@@ -220,11 +220,15 @@ fn a_secure_notification_leaves_signed_for_the_senders_domain() {
         &internal,
         &external,
         &format!(
-            "[[dkim.key]]\ndomain = \"corp.example\"\nselector = \"notify\"\nkey_file = {:?}\nalgorithm = \"ed25519-sha256\"\n",
+            "[server]\nhostname = \"gw.corp.example\"\n[[dkim.key]]\ndomain = \"corp.example\"\nselector = \"notify\"\nkey_file = {:?}\nalgorithm = \"ed25519-sha256\"\n",
             key.to_str().unwrap()
         ),
     );
-    secure_policy(&gw, "partner.example", json!({"name": "Portal"}));
+    secure_policy(
+        &gw,
+        "partner.example",
+        json!({"name": "Portal", "sender_receipt": true}),
+    );
     send(&gw, "alice@corp.example", &["bob@partner.example"], &[]);
 
     let got = external.wait_for(1);
@@ -235,6 +239,12 @@ fn a_secure_notification_leaves_signed_for_the_senders_domain() {
     assert!(text.starts_with("DKIM-Signature: "), "{text}");
     assert!(text.contains("d=corp.example;"), "{text}");
     assert_eq!(zone.verify(&notification.content), vec![DkimResult::Pass]);
+
+    // The sender's receipt (From postmaster@ the gateway's host), back
+    // inside, is signed with the parent domain's key.
+    let receipt = internal.wait_for(1).remove(0);
+    assert_eq!(receipt.mail_from, "<>", "the receipt");
+    assert_eq!(zone.verify(&receipt.content), vec![DkimResult::Pass]);
 }
 
 #[test]
