@@ -40,4 +40,5 @@ mod secure_cli;
 mod secure_notify;
 mod smuggling;
 mod tls;
+mod tls_policy;
 mod xforward;
