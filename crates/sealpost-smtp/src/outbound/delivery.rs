@@ -97,9 +97,34 @@ impl Delivery {
         hop: &NextHop,
         messages: &[OutgoingMessage],
     ) -> Vec<Vec<DeliveryOutcome>> {
+        let hop_tls = self.tls.for_hop(hop, &self.lookup).await;
+        self.deliver_at(hop, messages, hop_tls).await
+    }
+
+    /// [`Delivery::deliver`] over verified TLS only (the `verify` level
+    /// whatever the policy says, MTA-STS's MX restriction kept), for
+    /// content that must never go over anything less: a hop that cannot
+    /// give it defers every message with `451 4.7.5` and sends nothing.
+    pub async fn deliver_verified(
+        &self,
+        hop: &NextHop,
+        messages: &[OutgoingMessage],
+        why: &str,
+    ) -> Vec<Vec<DeliveryOutcome>> {
+        let mut hop_tls = self.tls.for_hop(hop, &self.lookup).await;
+        hop_tls.level = TlsLevel::Verify;
+        hop_tls.source = why.to_owned();
+        self.deliver_at(hop, messages, hop_tls).await
+    }
+
+    async fn deliver_at(
+        &self,
+        hop: &NextHop,
+        messages: &[OutgoingMessage],
+        hop_tls: super::hop_tls::HopTls,
+    ) -> Vec<Vec<DeliveryOutcome>> {
         let mut results: Vec<Option<Vec<DeliveryOutcome>>> = vec![None; messages.len()];
         let mut next = 0;
-        let hop_tls = self.tls.for_hop(hop, &self.lookup).await;
         let mut cached = self.take_idle(hop, hop_tls.level);
         let mut targets: Option<Vec<Target>> = None;
         let mut target_idx = 0;

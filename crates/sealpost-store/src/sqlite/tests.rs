@@ -111,6 +111,7 @@ async fn accept_lease_defer_deliver_purge() {
                     attempted_at: now,
                     result: OutcomeKind::Delivered,
                     reply: "250 ok".into(),
+                    direct: false,
                 },
                 RecipientOutcome {
                     message: id.clone(),
@@ -119,6 +120,7 @@ async fn accept_lease_defer_deliver_purge() {
                     attempted_at: now,
                     result: OutcomeKind::Deferred { retry_at },
                     reply: "451 later".into(),
+                    direct: false,
                 },
             ],
             vec![],
@@ -149,6 +151,7 @@ async fn accept_lease_defer_deliver_purge() {
                 attempted_at: later,
                 result: OutcomeKind::Failed,
                 reply: "550 no".into(),
+                direct: false,
             }],
             vec![message(b"report".to_vec(), &["alice@corp.example"])],
         )
@@ -429,6 +432,7 @@ async fn spool_files_of_delivered_messages_go_only_after_an_fsynced_commit() {
                 attempted_at: now,
                 result: OutcomeKind::Delivered,
                 reply: "250 ok".into(),
+                direct: false,
             }],
             vec![],
         )
@@ -580,6 +584,7 @@ fn secure_message(expires_in: Duration) -> (NewMessage, QueueId, PortalToken) {
         trigger: SecureTrigger::Policy,
         notification: Some(notification.id.clone()),
         expires_at: m.received_at + expires_in,
+        tls_or_portal: false,
     });
     let notification_id = notification.id.clone();
     m.attached.push(notification);
@@ -594,6 +599,7 @@ fn outcome(id: &QueueId, idx: u32, result: OutcomeKind, notification: bool) -> R
         result,
         reply: "250 ok".into(),
         notification,
+        direct: false,
     }
 }
 
@@ -686,6 +692,7 @@ async fn issue_14_a_failed_notification_is_recorded_on_its_secure_recipient() {
             definition: DefinitionId(1),
             sender: Some(EmailAddress::parse("alice@corp.example").unwrap()),
             subject: Some("secret".into()),
+            tls_or_portal: false,
         }],
         "only a notification has a target"
     );

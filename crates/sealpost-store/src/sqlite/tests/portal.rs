@@ -58,6 +58,7 @@ pub(super) fn secure_to(
         trigger: SecureTrigger::Policy,
         notification: None,
         expires_at: received + DAY * days as u32,
+        tls_or_portal: false,
     });
     (m, token)
 }

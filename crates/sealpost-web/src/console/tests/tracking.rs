@@ -64,6 +64,7 @@ async fn seed(w: &World, subject: &str, ago: Duration) -> QueueId {
         trigger: SecureTrigger::Policy,
         notification: None,
         expires_at: received + Duration::from_secs(7 * 86400),
+        tls_or_portal: false,
     });
     w.store.accept(m).await.unwrap()
 }
