@@ -731,6 +731,42 @@ async fn issue_14_a_failed_notification_is_recorded_on_its_secure_recipient() {
     );
 }
 
+/// Issue 17 (TLS-or-portal): the mark is kept from acceptance, reaches the
+/// worker with the notification's target, and the delivered notification
+/// job records whether the message itself went; a portal-only recipient
+/// records nothing of the kind.
+#[tokio::test]
+async fn a_tls_or_portal_recipient_records_what_was_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    for (marked, direct, want) in [
+        (true, true, Some("message")),
+        (true, false, Some("notification")),
+        (false, true, None),
+    ] {
+        let (mut m, notification, _) = secure_message(Duration::from_secs(3600));
+        m.secure[0].tls_or_portal = marked;
+        let id = store.accept(m).await.unwrap();
+        let targets = store
+            .notification_targets(vec![notification.clone()])
+            .await
+            .unwrap();
+        assert_eq!(targets[0].tls_or_portal, marked);
+        let mut delivered = outcome(&notification, 0, OutcomeKind::Delivered, true);
+        delivered.direct = direct;
+        delivered.reply = "delivered over verified TLS to mx[127.0.0.1:25]: 250 ok".into();
+        store.record(vec![delivered], vec![]).await.unwrap();
+        let secure = store.recipients(&id).await.unwrap()[0]
+            .secure
+            .clone()
+            .unwrap();
+        assert_eq!(secure.tls_or_portal, marked);
+        assert!(secure.notified_at.is_some());
+        assert_eq!(secure.delivered_as.as_deref(), want, "{marked} {direct}");
+        assert_eq!(secure.delivered_reply.is_some(), marked);
+    }
+}
+
 #[tokio::test]
 async fn expiry_ends_secure_access_and_content_goes_when_nobody_needs_it() {
     let dir = tempfile::tempdir().unwrap();
