@@ -161,6 +161,10 @@ pub struct MtaSts {
     /// Port of `mta-sts.<domain>` (443; `relay.mta_sts_port` for tests).
     port: u16,
     cache: Mutex<HashMap<String, Cached>>,
+    /// Domains found without a record, and when that was: most domains
+    /// publish none, and asking DNS again for each delivery would cost a
+    /// lookup per message.
+    absent: Mutex<HashMap<String, Instant>>,
 }
 
 impl MtaSts {
@@ -171,6 +175,7 @@ impl MtaSts {
             tls,
             port,
             cache: Mutex::new(HashMap::new()),
+            absent: Mutex::new(HashMap::new()),
         }
     }
 
@@ -187,11 +192,16 @@ impl MtaSts {
         {
             return Some(c.policy.clone());
         }
+        if cached.is_none() && self.recently_absent(&domain, now) {
+            return None;
+        }
         let id = match lookup.txt(&format!("_mta-sts.{domain}")).await {
             Ok(records) => match parse_record(&records) {
                 Ok(id) => id,
                 Err(why) => {
-                    if !records.is_empty() {
+                    if records.is_empty() {
+                        self.lock_absent().insert(domain.clone(), now);
+                    } else {
                         tracing::info!(%domain, %why, "MTA-STS record unusable");
                     }
                     return cached.map(|c| c.policy);
@@ -231,6 +241,24 @@ impl MtaSts {
                 cached.map(|c| c.policy)
             }
         }
+    }
+
+    fn lock_absent(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.absent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether `domain` had no record within [`RECORD_RECHECK`]; forgets
+    /// older answers (bounding the map by the domains of the last period).
+    fn recently_absent(&self, domain: &str, now: Instant) -> bool {
+        let mut absent = self.lock_absent();
+        if absent.len() > 10_000 {
+            absent.retain(|_, at| now.duration_since(*at) < RECORD_RECHECK);
+        }
+        absent
+            .get(domain)
+            .is_some_and(|at| now.duration_since(*at) < RECORD_RECHECK)
     }
 
     fn cached(&self, domain: &str) -> Option<Cached> {

@@ -202,5 +202,16 @@ mod tests {
             "template_html"
         );
         assert_eq!(slot(""), "form");
+        let form = DefinitionForm {
+            delivery: "by pigeon".into(),
+            ..DefinitionForm::new_definition()
+        };
+        let e = form.draft().unwrap_err();
+        assert_eq!(slot(&e.field), "delivery");
+        // A new definition is portal-only, as the API's default.
+        assert_eq!(
+            DefinitionForm::new_definition().draft().unwrap().delivery,
+            SecureDelivery::Portal
+        );
     }
 }
