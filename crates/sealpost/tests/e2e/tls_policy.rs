@@ -466,3 +466,39 @@ fn mta_sts_enforce_means_verify_and_named_mx_hosts_testing_only_logs() {
     assert_eq!(again[0].status, RecipientStatus::Delivered);
     assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), before);
 }
+
+/// A configured next hop is verified against the name it is configured
+/// by (here an IP address, which the certificate must list as such).
+#[test]
+fn verify_checks_a_configured_next_hop_by_its_configured_name() {
+    let ca = TestCa::new();
+    for (names, delivered) in [(&["127.0.0.1"][..], true), (&["relay.example"][..], false)] {
+        let sink = tls_sink("127.0.0.1:0", &ca.leaf("hop", names));
+        let gw = TestGateway::start(&format!(
+            r#"
+            [relay]
+            next_hop = "{}"
+            retry_schedule = ["1h"]
+            tls_ca_file = "{}"
+            tls_policy = {{ "127.0.0.1" = "verify" }}
+            "#,
+            sink.addr(),
+            ca.ca_file.display()
+        ));
+        let r = send_and_attempt(&gw, &["bob@ext.example"]);
+        if delivered {
+            assert_eq!(r[0].status, RecipientStatus::Delivered, "{r:?}");
+            assert!(sink.messages()[0].tls);
+        } else {
+            assert_eq!(r[0].status, RecipientStatus::Queued, "{r:?}");
+            let reply = r[0].last_reply.as_deref().unwrap();
+            assert!(
+                reply.starts_with(
+                    "451 4.7.5 TLS (verify) required by relay.tls_policy for 127.0.0.1"
+                ) && reply.contains("not valid for name"),
+                "{reply}"
+            );
+            assert!(sink.messages().is_empty());
+        }
+    }
+}
