@@ -389,6 +389,7 @@ impl Application {
             tls_ca_file: config.relay.tls.ca_file.clone(),
             mta_sts: config.relay.tls.mta_sts,
             mta_sts_port: config.relay.tls.mta_sts_port,
+            mta_sts_cache: Some(config.data_dir.join("mta-sts.cache")),
             ..OutboundConfig::default()
         }));
         let queue_config = QueueConfig {

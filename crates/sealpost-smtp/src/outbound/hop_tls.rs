@@ -58,9 +58,13 @@ impl TlsContext {
             policy: config.tls_policy.clone(),
             any: config.opportunistic_tls.then(|| encrypt.clone()),
             encrypt,
-            mta_sts: config
-                .mta_sts
-                .then(|| MtaSts::new(verifying.clone(), config.mta_sts_port)),
+            mta_sts: config.mta_sts.then(|| {
+                let sts = MtaSts::new(verifying.clone(), config.mta_sts_port);
+                match &config.mta_sts_cache {
+                    Some(file) => sts.with_cache_file(file.clone()),
+                    None => sts,
+                }
+            }),
             verifying,
         }
     }

@@ -84,6 +84,8 @@ pub struct OutboundConfig {
     pub mta_sts: bool,
     /// Port of `mta-sts.<domain>` (443; tests point it elsewhere).
     pub mta_sts_port: u16,
+    /// Where MTA-STS policies are kept across restarts; `None`: memory only.
+    pub mta_sts_cache: Option<std::path::PathBuf>,
 }
 
 impl Default for OutboundConfig {
@@ -101,6 +103,7 @@ impl Default for OutboundConfig {
             tls_ca_file: None,
             mta_sts: false,
             mta_sts_port: 443,
+            mta_sts_cache: None,
         }
     }
 }

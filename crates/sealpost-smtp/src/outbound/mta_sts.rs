@@ -8,14 +8,17 @@
 //! memory by domain until their `max_age`, and fetched again when the
 //! record's id changes (RFC 8461 §5.1); a cached policy outlives DNS or
 //! HTTPS trouble, so an attacker who blocks the fetch cannot downgrade.
+//! With a cache file (`<data_dir>/mta-sts.cache`) the policies also outlive
+//! a restart.
 //!
 //! The parsers ([`parse_record`], [`parse_policy`]) are pure; [`MtaSts`]
 //! does the I/O.
 
 use std::{
     collections::HashMap,
+    path::PathBuf,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use rustls::pki_types::ServerName;
@@ -150,6 +153,8 @@ struct Cached {
     policy: StsPolicy,
     /// When the policy expires (fetched + max_age).
     expires: Instant,
+    /// The same, as wall time, for the cache file.
+    expires_at: SystemTime,
     /// When the TXT record was last seen.
     checked: Instant,
 }
@@ -165,6 +170,8 @@ pub struct MtaSts {
     /// publish none, and asking DNS again for each delivery would cost a
     /// lookup per message.
     absent: Mutex<HashMap<String, Instant>>,
+    /// Where the cache is kept across restarts, if anywhere.
+    file: Option<PathBuf>,
 }
 
 impl MtaSts {
@@ -176,7 +183,35 @@ impl MtaSts {
             port,
             cache: Mutex::new(HashMap::new()),
             absent: Mutex::new(HashMap::new()),
+            file: None,
         }
+    }
+
+    /// Keeps the cache in `file` too, starting from the unexpired policies
+    /// it holds. A missing or unreadable file starts an empty cache.
+    pub fn with_cache_file(mut self, file: PathBuf) -> Self {
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            let (now, wall) = (Instant::now(), SystemTime::now());
+            let mut cache = self.lock_cache();
+            for (domain, id, expires_at, policy) in text.lines().filter_map(parse_cache_line) {
+                let Ok(left) = expires_at.duration_since(wall) else {
+                    continue;
+                };
+                cache.insert(
+                    domain,
+                    Cached {
+                        id,
+                        policy,
+                        expires: now + left,
+                        expires_at,
+                        // The record is checked again on first use.
+                        checked: now.checked_sub(RECORD_RECHECK).unwrap_or(now),
+                    },
+                );
+            }
+        }
+        self.file = Some(file);
+        self
     }
 
     /// The policy in force for `domain`, if it has one: the cached one
@@ -230,6 +265,7 @@ impl MtaSts {
                     Cached {
                         id,
                         expires: now + policy.max_age,
+                        expires_at: SystemTime::now() + policy.max_age,
                         checked: now,
                         policy: policy.clone(),
                     },
@@ -269,11 +305,37 @@ impl MtaSts {
             .cloned()
     }
 
-    fn store(&self, domain: &str, entry: Cached) {
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
         self.cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(domain.to_owned(), entry);
+    }
+
+    fn store(&self, domain: &str, entry: Cached) {
+        let fresh = {
+            let mut cache = self.lock_cache();
+            let fresh = cache.get(domain).is_none_or(|c| c.id != entry.id);
+            cache.insert(domain.to_owned(), entry);
+            fresh
+        };
+        if fresh && let Some(file) = &self.file {
+            self.save(file);
+        }
+    }
+
+    /// Writes the cache to `file` (a new file renamed over the old one,
+    /// so a crash leaves one or the other). Failure is logged: the memory
+    /// cache still works.
+    fn save(&self, file: &std::path::Path) {
+        let text: String = self
+            .lock_cache()
+            .iter()
+            .map(|(domain, c)| cache_line(domain, c))
+            .collect();
+        let tmp = file.with_extension("tmp");
+        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, file)) {
+            tracing::warn!(file = %file.display(), error = %e, "cannot save the MTA-STS cache");
+        }
     }
 
     /// GETs the policy file of `domain`, within [`FETCH_TIMEOUT`] and
@@ -317,6 +379,55 @@ impl MtaSts {
         .map_err(|_| format!("{host}: timed out after {FETCH_TIMEOUT:?}"))??;
         parse_response(&response).and_then(parse_policy)
     }
+}
+
+/// One cached policy as a line of the cache file: tab-separated domain,
+/// id, expiry (Unix seconds), mode, max_age and the mx patterns.
+fn cache_line(domain: &str, c: &Cached) -> String {
+    let expires = c
+        .expires_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mode = match c.policy.mode {
+        StsMode::Enforce => "enforce",
+        StsMode::Testing => "testing",
+        StsMode::None => "none",
+    };
+    format!(
+        "v1\t{domain}\t{}\t{expires}\t{mode}\t{}\t{}\n",
+        c.id,
+        c.policy.max_age.as_secs(),
+        c.policy.mx.join(" ")
+    )
+}
+
+/// A line of the cache file; `None` for one that does not parse (it is
+/// skipped: the policy is fetched again).
+fn parse_cache_line(line: &str) -> Option<(String, String, SystemTime, StsPolicy)> {
+    let f: Vec<&str> = line.split('\t').collect();
+    let ["v1", domain, id, expires, mode, max_age, mx] = f.as_slice() else {
+        return None;
+    };
+    let mode = match *mode {
+        "enforce" => StsMode::Enforce,
+        "testing" => StsMode::Testing,
+        "none" => StsMode::None,
+        _ => return None,
+    };
+    Some((
+        (*domain).to_owned(),
+        (*id).to_owned(),
+        SystemTime::UNIX_EPOCH + Duration::from_secs(expires.parse().ok()?),
+        StsPolicy {
+            mode,
+            mx: mx
+                .split(' ')
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            max_age: Duration::from_secs(max_age.parse().ok()?),
+        },
+    ))
 }
 
 /// The body of an HTTP response that must be `200` with a `text/plain`
@@ -423,6 +534,46 @@ mod tests {
         assert!(r(&["v=STSv1;"]).is_err());
         assert!(r(&["v=STSv1; id=has-dash"]).is_err());
         assert!(r(&["v=STSv1; id=123456789012345678901234567890123"]).is_err());
+    }
+
+    #[test]
+    fn the_cache_file_keeps_unexpired_policies_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mta-sts.cache");
+        let tls = crate::outbound::opportunistic_tls_config();
+        let sts = MtaSts::new(tls.clone(), 443).with_cache_file(file.clone());
+        let policy = |max_age| StsPolicy {
+            mode: StsMode::Enforce,
+            mx: vec!["mx.example.com".into(), "*.example.net".into()],
+            max_age,
+        };
+        let entry = |age: Duration| Cached {
+            id: "abc1".into(),
+            policy: policy(age),
+            expires: Instant::now() + age,
+            expires_at: SystemTime::now() + age,
+            checked: Instant::now(),
+        };
+        sts.store("example.com", entry(Duration::from_secs(86400)));
+        sts.store("gone.example", entry(Duration::ZERO));
+        let again = MtaSts::new(tls, 443).with_cache_file(file.clone());
+        let kept = again
+            .cached("example.com")
+            .expect("kept across the restart");
+        assert_eq!(
+            (kept.id.as_str(), &kept.policy),
+            ("abc1", &policy(Duration::from_secs(86400)))
+        );
+        assert!(again.cached("gone.example").is_none(), "expired");
+        // Rubbish lines are skipped.
+        std::fs::write(&file, "v1\tbroken\nnot a line\n").unwrap();
+        let tls = crate::outbound::opportunistic_tls_config();
+        assert!(
+            MtaSts::new(tls, 443)
+                .with_cache_file(file)
+                .cached("broken")
+                .is_none()
+        );
     }
 
     #[test]

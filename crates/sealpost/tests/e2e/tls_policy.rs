@@ -405,7 +405,7 @@ fn mta_sts_enforce_means_verify_and_named_mx_hosts_testing_only_logs() {
         }),
         &[],
     );
-    let gw = TestGateway::start(&format!(
+    let config = format!(
         r#"
         [relay]
         dns_servers = ["127.0.0.1:{}"]
@@ -418,7 +418,8 @@ fn mta_sts_enforce_means_verify_and_named_mx_hosts_testing_only_logs() {
         "#,
         dns.port,
         ca.ca_file.display()
-    ));
+    );
+    let gw = TestGateway::start(&config);
     let rcpts = send_and_attempt(
         &gw,
         &[
@@ -464,6 +465,19 @@ fn mta_sts_enforce_means_verify_and_named_mx_hosts_testing_only_logs() {
     assert_eq!(before, 4, "one fetch per domain with a policy in use");
     let again = send_and_attempt(&gw, &["g@good.example"]);
     assert_eq!(again[0].status, RecipientStatus::Delivered);
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), before);
+    // Nor after a restart: the cache file keeps the policies (the record's
+    // id is unchanged).
+    let gw = TestGateway::start_in(gw.stop(), &config);
+    let after = send_and_attempt(&gw, &["h@good.example", "i@badcert.example"]);
+    assert_eq!(
+        by(&after, "h@good.example").status,
+        RecipientStatus::Delivered
+    );
+    assert_eq!(
+        by(&after, "i@badcert.example").status,
+        RecipientStatus::Queued
+    );
     assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), before);
 }
 
