@@ -106,6 +106,8 @@ impl Worker {
                     dsn_passed,
                 }) => {
                     tracing::info!(%notification, %remote, "TLS-or-portal: delivered the message itself over verified TLS");
+                    metrics::counter!("sealpost_tls_or_portal_total", "delivered_as" => "message")
+                        .increment(1);
                     direct.insert(
                         pos,
                         DeliveryOutcome::Delivered {
@@ -127,6 +129,8 @@ impl Worker {
                         _ => "no outcome".into(),
                     };
                     tracing::info!(%notification, why = %why, "TLS-or-portal: no verified TLS delivery; sending the portal notification");
+                    metrics::counter!("sealpost_tls_or_portal_total", "delivered_as" => "notification")
+                        .increment(1);
                 }
             }
         }
