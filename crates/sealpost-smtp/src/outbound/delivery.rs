@@ -232,8 +232,13 @@ impl Delivery {
         let (mut candidates, expired): (Vec<_>, Vec<_>) = {
             let mut pool = self.idle.lock().expect("idle pool lock");
             let list = pool.get_mut(hop)?;
-            list.drain(..)
-                .partition(|c| c.since.elapsed() < IDLE_LIMIT && c.level == level)
+            let (live, expired): (Vec<_>, Vec<_>) =
+                list.drain(..).partition(|c| c.since.elapsed() < IDLE_LIMIT);
+            // Connections opened at another TLS level stay for batches
+            // at that level.
+            let (same, other): (Vec<_>, Vec<_>) = live.into_iter().partition(|c| c.level == level);
+            *list = other;
+            (same, expired)
         };
         for old in expired {
             tokio::spawn(old.client.quit());
@@ -525,6 +530,49 @@ mod tests {
             .expect("a plaintext session after the stalled handshake");
         assert!(!client.tls);
         drop(server.await.unwrap());
+    }
+
+    /// An idle connection is reused only at the TLS level it was opened
+    /// at: content that needs verified TLS never rides a connection opened
+    /// for `may` (possibly plaintext).
+    #[tokio::test]
+    async fn idle_connections_are_kept_apart_by_tls_level() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            for _ in 0..2 {
+                let mut c = BufReader::new(listener.accept().await.unwrap().0);
+                c.get_mut().write_all(b"220 mx\r\n").await.unwrap();
+                answer(&mut c, b"250 mx\r\n").await;
+                held.push(c);
+            }
+            // Keep both open until the test is done.
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            drop(held);
+        });
+        let delivery = Delivery::new(OutboundConfig::default());
+        let target = Target {
+            name: "mx.example".into(),
+            addr,
+        };
+        let hop = NextHop::Mx("example".into());
+        for level in [TlsLevel::May, TlsLevel::None] {
+            let client = delivery.connect(&target).await.unwrap();
+            delivery.put_idle(&hop, client, 1, level);
+        }
+        assert!(delivery.take_idle(&hop, TlsLevel::Verify).is_none());
+        assert!(delivery.take_idle(&hop, TlsLevel::Encrypt).is_none());
+        assert!(delivery.take_idle(&hop, TlsLevel::May).is_some());
+        assert!(
+            delivery.take_idle(&hop, TlsLevel::May).is_none(),
+            "taken once"
+        );
+        assert!(
+            delivery.take_idle(&hop, TlsLevel::None).is_some(),
+            "the other level's connection was kept"
+        );
+        server.abort();
     }
 
     #[test]
