@@ -18,7 +18,7 @@ records:
    "nullmx.example":   {"MX": [[0, "."]]},
    "implicit.example": {"A": ["127.0.0.1"]}}
 Supported types: A, AAAA, MX ([preference, exchange]; exchange "." is the
-RFC 7505 null MX). A name may map to {} (exists, no records).
+RFC 7505 null MX), TXT (strings; each one record). A name may map to {} (exists, no records).
 
 Answers (all with AA set, RA clear, TTL --ttl, default 60):
   name in zone, type present   NOERROR, records in ANSWER (ANY: all of them)
@@ -55,10 +55,10 @@ import struct
 import sys
 import threading
 
-from dnslib import (A, AAAA, CLASS, DNSHeader, DNSRecord, EDNS0, MX, OPCODE, QTYPE,
+from dnslib import (A, AAAA, TXT, CLASS, DNSHeader, DNSRecord, EDNS0, MX, OPCODE, QTYPE,
                     RCODE, RR, SOA)
 
-SUPPORTED = ("A", "AAAA", "MX")
+SUPPORTED = ("A", "AAAA", "MX", "TXT")
 SOA_MNAME = "ns.sealpost-test."
 SOA_RNAME = "hostmaster.sealpost-test."
 TCP_IDLE_TIMEOUT = 30.0
@@ -134,6 +134,11 @@ def load_zone(path):
                         checked.append(str(ipaddress.IPv6Address(v)))
                     except (ValueError, TypeError):
                         raise ZoneError("%r AAAA: %r is not an IPv6 address" % (name, v))
+                elif t == "TXT":
+                    if not isinstance(v, str) or len(v.encode("utf-8")) > 255:
+                        raise ZoneError("%r TXT: %r must be a string of at most 255 octets"
+                                        % (name, v))
+                    checked.append(v)
                 else:  # MX
                     if (not isinstance(v, list) or len(v) != 2
                             or not isinstance(v[0], int) or isinstance(v[0], bool)
@@ -178,13 +183,15 @@ class Responder:
                   SOA(SOA_MNAME, SOA_RNAME, (1, 3600, 600, 86400, self.ttl)))
 
     def rrs(self, zone, owner, name, rtype):
-        """RRs of type rtype ("A"/"AAAA"/"MX") at name, owner label as given."""
+        """RRs of type rtype ("A"/"AAAA"/"MX"/"TXT") at name, owner label as given."""
         out = []
         for v in zone.records.get(name, {}).get(rtype, []):
             if rtype == "A":
                 rd = A(v)
             elif rtype == "AAAA":
                 rd = AAAA(v)
+            elif rtype == "TXT":
+                rd = TXT(v.encode("utf-8"))
             else:
                 rd = MX(v[1] + "." if v[1] else ".", v[0])
             out.append(RR(owner, getattr(QTYPE, rtype), CLASS.IN, self.ttl, rd))

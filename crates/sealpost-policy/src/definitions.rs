@@ -62,6 +62,33 @@ pub struct DefinitionDraft {
     /// The notification template; `null` for the built-in one.
     #[serde(default)]
     pub notification_template: Option<TemplateDraft>,
+    /// How a secure recipient is reached: always through the portal, or
+    /// with the message itself when its next hop offers TLS that verifies.
+    #[serde(default)]
+    pub delivery: SecureDelivery,
+}
+
+/// How a recipient given secure delivery gets the message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SecureDelivery {
+    /// A notification with a portal link; the content stays in the vault.
+    #[default]
+    Portal,
+    /// The message itself when the recipient's next hop offers TLS that
+    /// verifies (checked at delivery time), else the portal notification.
+    /// Never the content over an unverified or clear connection.
+    TlsOrPortal,
+}
+
+impl SecureDelivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecureDelivery::Portal => "portal",
+            SecureDelivery::TlsOrPortal => "tls_or_portal",
+        }
+    }
 }
 
 /// An administrator's notification template: minijinja sources for the
@@ -118,6 +145,7 @@ impl DefinitionDraft {
             manual_use: true,
             hide_subject: false,
             notification_template: None,
+            delivery: SecureDelivery::Portal,
         }
     }
 }
@@ -225,6 +253,13 @@ mod tests {
         let d: DefinitionDraft = serde_json::from_str(r#"{"name": "Legal"}"#).unwrap();
         assert!(d.allow_reply && !d.allow_forward);
         assert_eq!(d.expiry_days, Some(30));
+        assert_eq!(d.delivery, SecureDelivery::Portal);
+        let d: DefinitionDraft =
+            serde_json::from_str(r#"{"name": "Partners", "delivery": "tls_or_portal"}"#).unwrap();
+        assert_eq!(d.delivery, SecureDelivery::TlsOrPortal);
+        assert!(
+            serde_json::from_str::<DefinitionDraft>(r#"{"name": "x", "delivery": "tls"}"#).is_err()
+        );
         let e = serde_json::from_str::<DefinitionDraft>(r#"{"name": "x", "colour": 1}"#);
         assert!(e.is_err(), "unknown fields are refused");
     }

@@ -30,7 +30,8 @@ pub use decide::{
     decide_by_scan, explain, selects,
 };
 pub use definitions::{
-    DEFAULT_DEFINITION_NAME, Definition, DefinitionDraft, DefinitionId, TemplateDraft,
+    DEFAULT_DEFINITION_NAME, Definition, DefinitionDraft, DefinitionId, SecureDelivery,
+    TemplateDraft,
 };
 pub use directory::{DirectoryUser, UserDraft, attribute_name};
 pub use document::{DefinitionEntry, GroupEntry, PolicyDocument, PolicyEntry};

@@ -49,6 +49,7 @@
 pub mod control;
 mod report;
 pub mod schedule;
+mod tls_or_portal;
 mod unnotified;
 pub mod worker;
 

@@ -171,6 +171,14 @@ impl Worker {
         }
     }
 
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    pub(crate) fn delivery(&self) -> &Delivery {
+        &self.inner.delivery
+    }
+
     /// Where SMTP sessions hand accepted messages straight to this worker
     /// (see `sealpost_store::handoff`). Until [`Worker::run`] runs, handed
     /// over messages wait in the channel.
@@ -434,9 +442,15 @@ impl Worker {
         batch: &[LeasedMessage],
         contents: &[Option<Arc<Vec<u8>>>],
     ) -> Result<(), QueueError> {
+        // TLS-or-portal notifications taken as the message itself over
+        // verified TLS (see `tls_or_portal`); the rest go as they are.
+        let mut direct = self.deliver_directly(hop, chunk, batch).await;
+        let taken: std::collections::HashSet<usize> = direct.keys().copied().collect();
         let outgoing: Vec<OutgoingMessage> = chunk
             .iter()
-            .filter_map(|(i, rcpts)| Some(outgoing(&batch[*i], rcpts, contents[*i].clone()?)))
+            .enumerate()
+            .filter(|(pos, _)| !direct.contains_key(pos))
+            .filter_map(|(_, (i, rcpts))| Some(outgoing(&batch[*i], rcpts, contents[*i].clone()?)))
             .collect();
         let mut delivered = if outgoing.is_empty() {
             Vec::new()
@@ -447,17 +461,22 @@ impl Worker {
         // Back in chunk order: the messages without content were not sent.
         let outcomes: Vec<Vec<DeliveryOutcome>> = chunk
             .iter()
-            .map(|(i, rcpts)| match contents[*i] {
-                Some(_) => delivered.next().unwrap_or_default(),
-                None => rcpts.iter().map(|r| unreadable(&batch[*i], r)).collect(),
-            })
+            .enumerate()
+            .map(
+                |(pos, (i, rcpts))| match (direct.remove(&pos), &contents[*i]) {
+                    (Some(taken), _) => vec![taken],
+                    (None, Some(_)) => delivered.next().unwrap_or_default(),
+                    (None, None) => rcpts.iter().map(|r| unreadable(&batch[*i], r)).collect(),
+                },
+            )
             .collect();
         let now = SystemTime::now();
         let mut records = Vec::new();
         let mut reports: HashMap<usize, Vec<DsnRecipient>> = HashMap::new();
         let mut failed_notifications = Vec::new();
-        for ((i, rcpts), message_outcomes) in chunk.iter().zip(outcomes) {
+        for (pos, ((i, rcpts), message_outcomes)) in chunk.iter().zip(outcomes).enumerate() {
             let message = &batch[*i];
+            let direct = taken.contains(&pos);
             for (r, outcome) in rcpts.iter().zip(message_outcomes) {
                 let (result, reply, remote, report) = self.judge(message, r, outcome, now);
                 // The address is the sender's and the reply the remote
@@ -498,6 +517,7 @@ impl Worker {
                     result,
                     reply,
                     notification: message.kind == MessageKind::Notification,
+                    direct,
                 });
             }
         }

@@ -253,6 +253,11 @@ pub fn prepare(
             trigger: *trigger,
             notification: Some(id),
             expires_at,
+            // Fixed now: a later change of the definition does not change
+            // how this accepted message is delivered.
+            tls_or_portal: definition.is_some_and(|d| {
+                d.settings.delivery == sealpost_policy::SecureDelivery::TlsOrPortal
+            }),
         });
         if forced.is_none()
             && (warning.is_some() || definition.is_some_and(|d| d.settings.sender_receipt))

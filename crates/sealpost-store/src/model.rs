@@ -283,6 +283,9 @@ pub struct NewSecureRecipient {
     pub notification: Option<QueueId>,
     /// The content stays readable until then.
     pub expires_at: SystemTime,
+    /// The definition said `delivery = "tls_or_portal"`: the notification
+    /// job may carry the message itself over verified TLS instead.
+    pub tls_or_portal: bool,
 }
 
 /// One recipient of a message about to be committed, with its routing.
@@ -399,6 +402,9 @@ pub struct RecipientOutcome {
     /// recipient it announces as notified, its permanent failure marks it
     /// as not notified (with `reply`).
     pub notification: bool,
+    /// A TLS-or-portal notification job delivered as the message itself
+    /// over verified TLS (not the notification).
+    pub direct: bool,
 }
 
 /// How an attempt ended for a recipient.
@@ -451,6 +457,13 @@ pub struct SecureRecord {
     pub notify_failed_at: Option<SystemTime>,
     /// The reply (or our diagnostic) the notification failed with.
     pub notify_error: Option<String>,
+    /// Marked TLS-or-portal at acceptance.
+    pub tls_or_portal: bool,
+    /// For a TLS-or-portal recipient reached: `message` (the message
+    /// itself over verified TLS) or `notification`.
+    pub delivered_as: Option<String>,
+    /// The next hop's reply to what was delivered, and where it went.
+    pub delivered_reply: Option<String>,
     pub first_opened_at: Option<SystemTime>,
     pub last_opened_at: Option<SystemTime>,
     pub read: bool,
@@ -485,6 +498,8 @@ pub struct NotificationTarget {
     pub sender: Option<EmailAddress>,
     /// The message's subject, for tracking (the subject tag removed).
     pub subject: Option<String>,
+    /// Marked TLS-or-portal at acceptance.
+    pub tls_or_portal: bool,
 }
 
 /// The stored metadata of one message.

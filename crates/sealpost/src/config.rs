@@ -22,9 +22,11 @@ use serde::Deserialize;
 
 mod dkim;
 mod portal;
+mod relay_tls;
 pub(crate) use dkim::valid_selector;
 pub use dkim::{DkimConfig, DkimKeyConfig, DkimKeySection, DkimSection};
 pub use portal::{Branding, PortalConfig, PortalSection};
+pub use relay_tls::RelayTls;
 
 use sealpost_policy::{DomainPattern, InternalDomains, IpRange, IpRanges};
 use sealpost_smtp::outbound::HostPort;
@@ -125,6 +127,10 @@ pub struct RelaySection {
     pub max_connections_per_hop: Option<u32>,
     pub dns_servers: Option<Vec<String>>,
     pub mx_port: Option<u16>,
+    pub tls_policy: Option<std::collections::BTreeMap<String, String>>,
+    pub tls_ca_file: Option<String>,
+    pub mta_sts: Option<bool>,
+    pub mta_sts_port: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -248,6 +254,9 @@ pub struct RelayConfig {
     pub dns_servers: Vec<SocketAddr>,
     /// The port MX hosts are contacted on (25).
     pub mx_port: u16,
+    /// `relay.tls_policy`, `relay.tls_ca_file`, `relay.mta_sts`,
+    /// `relay.mta_sts_port`.
+    pub tls: RelayTls,
 }
 
 #[derive(Debug, Clone)]
@@ -658,6 +667,14 @@ impl Config {
         }
         let portal = portal::build(file.portal, &hostname, &mut errors);
         let dkim = dkim::build(file.dkim, &mut errors);
+        let relay_tls = relay_tls::parse(
+            r.tls_policy,
+            r.tls_ca_file,
+            r.mta_sts,
+            r.mta_sts_port,
+            r.opportunistic_tls,
+            &mut errors,
+        );
 
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
@@ -696,6 +713,7 @@ impl Config {
                 retry_schedule,
                 queue_lifetime,
                 opportunistic_tls: r.opportunistic_tls.unwrap_or(true),
+                tls: relay_tls,
                 connect_timeout,
                 max_connections_per_hop,
                 dns_servers,

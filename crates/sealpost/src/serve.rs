@@ -385,6 +385,11 @@ impl Application {
             opportunistic_tls: config.relay.opportunistic_tls,
             dns_servers: config.relay.dns_servers.clone(),
             mx_port: config.relay.mx_port,
+            tls_policy: config.relay.tls.policy.clone(),
+            tls_ca_file: config.relay.tls.ca_file.clone(),
+            mta_sts: config.relay.tls.mta_sts,
+            mta_sts_port: config.relay.tls.mta_sts_port,
+            mta_sts_cache: Some(config.data_dir.join("mta-sts.cache")),
             ..OutboundConfig::default()
         }));
         let queue_config = QueueConfig {

@@ -4,8 +4,10 @@
 //! many messages as it can (up to `max_messages_per_connection`); when a
 //! connection fails, the message in flight is deferred (the server may have
 //! taken it, so it is not resent at once) and the rest move on to the next
-//! address. When STARTTLS fails, the same address is tried once in
-//! plaintext, as opportunistic TLS allows.
+//! address. The hop's TLS level (see [`super::hop_tls`]) is decided once
+//! per delivery; at `may`, a failed STARTTLS is retried once in plaintext,
+//! at `encrypt` and `verify` an address that falls short is skipped with
+//! the reason, and nothing goes out in clear.
 
 use std::{
     collections::HashMap,
@@ -18,8 +20,10 @@ use sealpost_store::{ClientInfo, DsnReturn, Notify};
 
 use super::{
     DeliveryOutcome, OutboundConfig,
-    client::{Client, ClientError, RcptReply, RcptSpec, Response, Transaction},
+    client::{Client, RcptReply, RcptSpec, Response, Transaction},
+    hop_tls::TlsContext,
     lookup::{Lookup, LookupError, NextHop, Target},
+    tls_policy::TlsLevel,
 };
 
 /// A message to deliver to some of its recipients.
@@ -57,7 +61,7 @@ const MAX_IDLE_PER_HOP: usize = 8;
 pub struct Delivery {
     config: OutboundConfig,
     lookup: Lookup,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    tls: TlsContext,
     /// Idle connections by next hop, for the next batch to reuse.
     idle: Mutex<HashMap<NextHop, Vec<IdleClient>>>,
 }
@@ -70,13 +74,13 @@ struct IdleClient {
     /// Messages it has carried (it is renewed at
     /// `max_messages_per_connection`).
     sent: usize,
+    /// The TLS level it was opened at: reused only at that level.
+    level: TlsLevel,
 }
 
 impl Delivery {
     pub fn new(config: OutboundConfig) -> Self {
-        let tls = config
-            .opportunistic_tls
-            .then(super::opportunistic_tls_config);
+        let tls = TlsContext::new(&config);
         Delivery {
             lookup: Lookup::new(config.dns_servers.clone(), config.mx_port)
                 .with_own_name(&config.hostname),
@@ -93,12 +97,39 @@ impl Delivery {
         hop: &NextHop,
         messages: &[OutgoingMessage],
     ) -> Vec<Vec<DeliveryOutcome>> {
+        let hop_tls = self.tls.for_hop(hop, &self.lookup).await;
+        self.deliver_at(hop, messages, hop_tls).await
+    }
+
+    /// [`Delivery::deliver`] over verified TLS only (the `verify` level
+    /// whatever the policy says, MTA-STS's MX restriction kept), for
+    /// content that must never go over anything less: a hop that cannot
+    /// give it defers every message with `451 4.7.5` and sends nothing.
+    pub async fn deliver_verified(
+        &self,
+        hop: &NextHop,
+        messages: &[OutgoingMessage],
+        why: &str,
+    ) -> Vec<Vec<DeliveryOutcome>> {
+        let mut hop_tls = self.tls.for_hop(hop, &self.lookup).await;
+        hop_tls.level = TlsLevel::Verify;
+        hop_tls.source = why.to_owned();
+        self.deliver_at(hop, messages, hop_tls).await
+    }
+
+    async fn deliver_at(
+        &self,
+        hop: &NextHop,
+        messages: &[OutgoingMessage],
+        hop_tls: super::hop_tls::HopTls,
+    ) -> Vec<Vec<DeliveryOutcome>> {
         let mut results: Vec<Option<Vec<DeliveryOutcome>>> = vec![None; messages.len()];
         let mut next = 0;
-        let mut cached = self.take_idle(hop);
+        let mut cached = self.take_idle(hop, hop_tls.level);
         let mut targets: Option<Vec<Target>> = None;
         let mut target_idx = 0;
-        let mut last_error = String::from("no attempt made");
+        // The reply recorded when no address takes the rest.
+        let mut last_error = String::from("451 4.4.1 no attempt made");
         while next < messages.len() {
             let reused = cached.is_some();
             let (mut client, mut sent) = match cached.take() {
@@ -106,7 +137,18 @@ impl Delivery {
                 None => {
                     if targets.is_none() {
                         match self.lookup.targets(hop).await {
-                            Ok(t) if !t.is_empty() => targets = Some(t),
+                            Ok(t) if !t.is_empty() => {
+                                let domain = super::TlsPolicy::key(hop);
+                                let allowed = self.tls.allowed(&hop_tls, domain, t);
+                                if allowed.is_empty() {
+                                    last_error = format!(
+                                        "451 4.7.5 none of the MX hosts of {domain} is named by {}",
+                                        hop_tls.source
+                                    );
+                                    break;
+                                }
+                                targets = Some(allowed);
+                            }
                             failure => {
                                 let outcome = lookup_failure(hop, failure.err());
                                 fill(&mut results, messages, |_| outcome.clone());
@@ -117,11 +159,11 @@ impl Delivery {
                     let Some(target) = targets.as_ref().and_then(|t| t.get(target_idx)) else {
                         break;
                     };
-                    match self.connect(target).await {
+                    match self.tls.connect(target, &self.config, &hop_tls).await {
                         Ok(c) => (c, 0),
                         Err(e) => {
                             tracing::info!(target = %target.addr, error = %log_text(&e), "next hop address failed");
-                            last_error = e.to_string();
+                            last_error = e;
                             target_idx += 1;
                             continue;
                         }
@@ -152,7 +194,7 @@ impl Delivery {
                 // it waits for a retry; the rest go on over another
                 // connection.
                 tracing::info!(server = %remote, error = %log_text(&e), "connection failed during delivery");
-                last_error = e.to_string();
+                last_error = format!("451 4.4.1 {e}");
                 if let Some(message) = messages.get(next) {
                     results[next] = Some(
                         message
@@ -172,13 +214,13 @@ impl Delivery {
                     target_idx += 1;
                 }
             } else if sent < self.config.max_messages_per_connection {
-                self.put_idle(hop, client, sent);
+                self.put_idle(hop, client, sent, hop_tls.level);
             } else {
                 client.quit().await;
             }
         }
         fill(&mut results, messages, |_| {
-            deferred(format!("451 4.4.1 {last_error}"), None)
+            deferred(last_error.clone(), None)
         });
         results.into_iter().map(|r| r.unwrap_or_default()).collect()
     }
@@ -186,11 +228,17 @@ impl Delivery {
     /// An idle connection to `hop` left by an earlier batch that the server
     /// has not closed meanwhile. Reusing one saves the TCP and TLS
     /// handshakes and EHLO, which dominate small messages.
-    fn take_idle(&self, hop: &NextHop) -> Option<(Client, usize)> {
+    fn take_idle(&self, hop: &NextHop, level: TlsLevel) -> Option<(Client, usize)> {
         let (mut candidates, expired): (Vec<_>, Vec<_>) = {
             let mut pool = self.idle.lock().expect("idle pool lock");
             let list = pool.get_mut(hop)?;
-            list.drain(..).partition(|c| c.since.elapsed() < IDLE_LIMIT)
+            let (live, expired): (Vec<_>, Vec<_>) =
+                list.drain(..).partition(|c| c.since.elapsed() < IDLE_LIMIT);
+            // Connections opened at another TLS level stay for batches
+            // at that level.
+            let (same, other): (Vec<_>, Vec<_>) = live.into_iter().partition(|c| c.level == level);
+            *list = other;
+            (same, expired)
         };
         for old in expired {
             tokio::spawn(old.client.quit());
@@ -214,7 +262,7 @@ impl Delivery {
     /// Keeps a healthy connection for the next batch to the same hop;
     /// connections past their idle time or over the per-hop limit are
     /// closed politely (QUIT) in the background.
-    fn put_idle(&self, hop: &NextHop, client: Client, sent: usize) {
+    fn put_idle(&self, hop: &NextHop, client: Client, sent: usize, level: TlsLevel) {
         let mut surplus = Vec::new();
         {
             let mut pool = self.idle.lock().expect("idle pool lock");
@@ -228,6 +276,7 @@ impl Delivery {
                     client,
                     since: Instant::now(),
                     sent,
+                    level,
                 });
             } else {
                 surplus.push(client);
@@ -238,14 +287,17 @@ impl Delivery {
         }
     }
 
-    async fn connect(&self, target: &Target) -> Result<Client, ClientError> {
-        match Client::connect(target, &self.config, self.tls.as_ref()).await {
-            Err(ClientError::Tls(server, why)) => {
-                tracing::info!(%server, why = %log_text(&why), "STARTTLS failed; retrying in plaintext");
-                Client::connect(target, &self.config, None).await
-            }
-            other => other,
-        }
+    /// Connects to `target` at the default level (`may` unless
+    /// configured otherwise).
+    #[cfg(test)]
+    async fn connect(&self, target: &Target) -> Result<Client, String> {
+        let hop = super::hop_tls::HopTls {
+            level: TlsLevel::May,
+            source: "test".into(),
+            enforced_mx: None,
+            testing_mx: None,
+        };
+        self.tls.connect(target, &self.config, &hop).await
     }
 }
 
@@ -430,7 +482,7 @@ pub fn xtext(s: &str) -> String {
 
 /// An error for a log line: its text may quote the remote server, so it is
 /// made one clean, bounded line first.
-fn log_text(e: &impl std::fmt::Display) -> String {
+pub(super) fn log_text(e: &impl std::fmt::Display) -> String {
     sealpost_policy::text::one_line(&e.to_string(), 500)
 }
 
@@ -478,6 +530,49 @@ mod tests {
             .expect("a plaintext session after the stalled handshake");
         assert!(!client.tls);
         drop(server.await.unwrap());
+    }
+
+    /// An idle connection is reused only at the TLS level it was opened
+    /// at: content that needs verified TLS never rides a connection opened
+    /// for `may` (possibly plaintext).
+    #[tokio::test]
+    async fn idle_connections_are_kept_apart_by_tls_level() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            for _ in 0..2 {
+                let mut c = BufReader::new(listener.accept().await.unwrap().0);
+                c.get_mut().write_all(b"220 mx\r\n").await.unwrap();
+                answer(&mut c, b"250 mx\r\n").await;
+                held.push(c);
+            }
+            // Keep both open until the test is done.
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            drop(held);
+        });
+        let delivery = Delivery::new(OutboundConfig::default());
+        let target = Target {
+            name: "mx.example".into(),
+            addr,
+        };
+        let hop = NextHop::Mx("example".into());
+        for level in [TlsLevel::May, TlsLevel::None] {
+            let client = delivery.connect(&target).await.unwrap();
+            delivery.put_idle(&hop, client, 1, level);
+        }
+        assert!(delivery.take_idle(&hop, TlsLevel::Verify).is_none());
+        assert!(delivery.take_idle(&hop, TlsLevel::Encrypt).is_none());
+        assert!(delivery.take_idle(&hop, TlsLevel::May).is_some());
+        assert!(
+            delivery.take_idle(&hop, TlsLevel::May).is_none(),
+            "taken once"
+        );
+        assert!(
+            delivery.take_idle(&hop, TlsLevel::None).is_some(),
+            "the other level's connection was kept"
+        );
+        server.abort();
     }
 
     #[test]

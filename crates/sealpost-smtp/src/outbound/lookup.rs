@@ -215,6 +215,37 @@ impl Lookup {
         }
     }
 
+    /// The addresses of `host` on `port` (an IP literal as is).
+    pub async fn addresses(&self, host: &str, port: u16) -> Result<Vec<Target>, LookupError> {
+        self.host_addresses(host, port).await
+    }
+
+    /// The TXT records at `name`, each one string (its parts joined, as
+    /// RFC 7208 §3.3 and RFC 8461 §3.1 read them). No records, or no such
+    /// name: empty.
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, LookupError> {
+        let resolver = self.resolver().await?;
+        match resolver.txt_lookup(name).await {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::TXT(txt) => Some(
+                        txt.txt_data
+                            .iter()
+                            .map(|part| String::from_utf8_lossy(part).into_owned())
+                            .collect::<String>(),
+                    ),
+                    _ => None,
+                })
+                .collect()),
+            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Ok(Vec::new()),
+            Err(e) => Err(LookupError::Temporary(format!(
+                "TXT lookup for {name} failed: {e}"
+            ))),
+        }
+    }
+
     async fn host_addresses(&self, host: &str, port: u16) -> Result<Vec<Target>, LookupError> {
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Ok(vec![Target {

@@ -9,18 +9,26 @@
 //!   data sent along with the next message's commands.
 //! - [`delivery`] delivers a batch of messages for one next hop over as few
 //!   connections as possible, trying the next address when one fails.
+//! - [`tls_policy`] says how much TLS each destination must get
+//!   (`relay.tls_policy`), [`mta_sts`] adds what a recipient domain
+//!   publishes (RFC 8461), and [`verify`] holds the trusted roots.
 //!
 //! The result of an attempt is a [`DeliveryOutcome`] per recipient; the
 //! queue decides what a deferral means for the retry schedule.
 
 pub mod client;
 pub mod delivery;
+mod hop_tls;
 pub mod lookup;
+pub mod mta_sts;
+pub mod tls_policy;
+pub mod verify;
 
 use std::{sync::Arc, time::Duration};
 
 pub use delivery::{Delivery, OutgoingMessage, OutgoingRecipient};
 pub use lookup::{ConfiguredHops, HostPort, NextHop};
+pub use tls_policy::{TlsLevel, TlsPolicy};
 
 /// How one recipient's attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +75,17 @@ pub struct OutboundConfig {
     pub dns_servers: Vec<std::net::SocketAddr>,
     /// Port of MX hosts (25; tests point it elsewhere).
     pub mx_port: u16,
+    /// `relay.tls_policy`: the TLS level per destination. `may` entries
+    /// (and the default) try STARTTLS only when `opportunistic_tls` is on.
+    pub tls_policy: TlsPolicy,
+    /// `relay.tls_ca_file`: roots trusted by `verify` beside the system's.
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// `relay.mta_sts`: honour recipient domains' MTA-STS policies.
+    pub mta_sts: bool,
+    /// Port of `mta-sts.<domain>` (443; tests point it elsewhere).
+    pub mta_sts_port: u16,
+    /// Where MTA-STS policies are kept across restarts; `None`: memory only.
+    pub mta_sts_cache: Option<std::path::PathBuf>,
 }
 
 impl Default for OutboundConfig {
@@ -80,6 +99,11 @@ impl Default for OutboundConfig {
             max_messages_per_connection: 100,
             dns_servers: Vec::new(),
             mx_port: 25,
+            tls_policy: TlsPolicy::default(),
+            tls_ca_file: None,
+            mta_sts: false,
+            mta_sts_port: 443,
+            mta_sts_cache: None,
         }
     }
 }

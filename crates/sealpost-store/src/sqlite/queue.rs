@@ -106,8 +106,8 @@ pub(super) fn insert_message(
     if !m.secure.is_empty() {
         let mut insert_secure = conn.prepare_cached(
             "INSERT INTO secure_recipients (message_id, idx, token_hash, definition_id, trigger,
-                notification_id, expires_at, match_key, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                notification_id, expires_at, match_key, received_at, tls_or_portal)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         for s in &m.secure {
             // The portal finds an address's messages by this key.
@@ -132,6 +132,7 @@ pub(super) fn insert_message(
                 to_millis(s.expires_at),
                 match_key,
                 to_millis(m.received_at),
+                s.tls_or_portal,
             ])?;
         }
     }
@@ -337,9 +338,12 @@ pub(super) fn record_outcomes(
              last_attempt_at = ?5, last_reply = ?6, updated_at = ?5
          WHERE message_id = ?1 AND idx = ?2 AND (status = 'queued' OR ?3 = 'delivered')",
     )?;
-    // A delivered notification is the secure recipient's "notified".
+    // A delivered notification is the secure recipient's "notified"; a
+    // TLS-or-portal one also records which of the two went.
     let mut notified = conn.prepare_cached(
-        "UPDATE secure_recipients SET notified_at = ?2
+        "UPDATE secure_recipients SET notified_at = ?2,
+             delivered_as = CASE WHEN tls_or_portal = 1 THEN ?3 END,
+             delivered_reply = CASE WHEN tls_or_portal = 1 THEN ?4 END
          WHERE notification_id = ?1 AND notified_at IS NULL",
     )?;
     // A notification that failed for good: the recipient was never told,
@@ -369,7 +373,12 @@ pub(super) fn record_outcomes(
         }
         match o.result {
             OutcomeKind::Delivered if o.notification => {
-                notified.execute(params![o.message.as_str(), to_millis(o.attempted_at)])?;
+                notified.execute(params![
+                    o.message.as_str(),
+                    to_millis(o.attempted_at),
+                    if o.direct { "message" } else { "notification" },
+                    o.reply
+                ])?;
             }
             OutcomeKind::Failed if o.notification => {
                 not_notified.execute(params![
@@ -406,7 +415,7 @@ pub(super) fn notification_targets(
 ) -> Result<Vec<NotificationTarget>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT s.notification_id, s.message_id, s.idx, r.address, s.definition_id,
-                m.sender, m.subject
+                m.sender, m.subject, s.tls_or_portal
          FROM secure_recipients s
          JOIN recipients r ON r.message_id = s.message_id AND r.idx = s.idx
          JOIN messages m ON m.id = s.message_id
@@ -435,6 +444,7 @@ pub(super) fn notification_targets(
                     }
                 },
                 subject: row.get("subject")?,
+                tls_or_portal: row.get("tls_or_portal")?,
             });
         }
     }
@@ -611,6 +621,7 @@ pub(super) const RECIPIENT_QUERY: &str = concat!(
     "r.idx, r.address, r.status, r.route, r.policy_id, \
      r.attempts, r.last_reply, r.last_attempt_at, s.definition_id, s.trigger, s.notification_id, \
      s.expires_at, s.notified_at, s.notify_failed_at, s.notify_error, s.first_opened_at, \
+     s.tls_or_portal, s.delivered_as, s.delivered_reply, \
      s.last_opened_at, s.is_read, s.replied_at, s.ended_at, s.registered_at, s.deleted_at, ",
     replies_column!(),
     " FROM recipients r
@@ -661,6 +672,9 @@ pub(super) fn secure_record(row: &Row<'_>) -> Result<Option<SecureRecord>, Store
         notified_at: time("notified_at")?,
         notify_failed_at: time("notify_failed_at")?,
         notify_error: row.get("notify_error")?,
+        tls_or_portal: row.get("tls_or_portal")?,
+        delivered_as: row.get("delivered_as")?,
+        delivered_reply: row.get("delivered_reply")?,
         first_opened_at: time("first_opened_at")?,
         last_opened_at: time("last_opened_at")?,
         read: row.get("is_read")?,

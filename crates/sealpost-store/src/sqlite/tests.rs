@@ -111,6 +111,7 @@ async fn accept_lease_defer_deliver_purge() {
                     attempted_at: now,
                     result: OutcomeKind::Delivered,
                     reply: "250 ok".into(),
+                    direct: false,
                 },
                 RecipientOutcome {
                     message: id.clone(),
@@ -119,6 +120,7 @@ async fn accept_lease_defer_deliver_purge() {
                     attempted_at: now,
                     result: OutcomeKind::Deferred { retry_at },
                     reply: "451 later".into(),
+                    direct: false,
                 },
             ],
             vec![],
@@ -149,6 +151,7 @@ async fn accept_lease_defer_deliver_purge() {
                 attempted_at: later,
                 result: OutcomeKind::Failed,
                 reply: "550 no".into(),
+                direct: false,
             }],
             vec![message(b"report".to_vec(), &["alice@corp.example"])],
         )
@@ -429,6 +432,7 @@ async fn spool_files_of_delivered_messages_go_only_after_an_fsynced_commit() {
                 attempted_at: now,
                 result: OutcomeKind::Delivered,
                 reply: "250 ok".into(),
+                direct: false,
             }],
             vec![],
         )
@@ -580,6 +584,7 @@ fn secure_message(expires_in: Duration) -> (NewMessage, QueueId, PortalToken) {
         trigger: SecureTrigger::Policy,
         notification: Some(notification.id.clone()),
         expires_at: m.received_at + expires_in,
+        tls_or_portal: false,
     });
     let notification_id = notification.id.clone();
     m.attached.push(notification);
@@ -594,6 +599,7 @@ fn outcome(id: &QueueId, idx: u32, result: OutcomeKind, notification: bool) -> R
         result,
         reply: "250 ok".into(),
         notification,
+        direct: false,
     }
 }
 
@@ -686,6 +692,7 @@ async fn issue_14_a_failed_notification_is_recorded_on_its_secure_recipient() {
             definition: DefinitionId(1),
             sender: Some(EmailAddress::parse("alice@corp.example").unwrap()),
             subject: Some("secret".into()),
+            tls_or_portal: false,
         }],
         "only a notification has a target"
     );
@@ -722,6 +729,42 @@ async fn issue_14_a_failed_notification_is_recorded_on_its_secure_recipient() {
         secure.notify_error.as_deref(),
         Some("550 5.1.1 no such user")
     );
+}
+
+/// Issue 17 (TLS-or-portal): the mark is kept from acceptance, reaches the
+/// worker with the notification's target, and the delivered notification
+/// job records whether the message itself went; a portal-only recipient
+/// records nothing of the kind.
+#[tokio::test]
+async fn a_tls_or_portal_recipient_records_what_was_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    for (marked, direct, want) in [
+        (true, true, Some("message")),
+        (true, false, Some("notification")),
+        (false, true, None),
+    ] {
+        let (mut m, notification, _) = secure_message(Duration::from_secs(3600));
+        m.secure[0].tls_or_portal = marked;
+        let id = store.accept(m).await.unwrap();
+        let targets = store
+            .notification_targets(vec![notification.clone()])
+            .await
+            .unwrap();
+        assert_eq!(targets[0].tls_or_portal, marked);
+        let mut delivered = outcome(&notification, 0, OutcomeKind::Delivered, true);
+        delivered.direct = direct;
+        delivered.reply = "delivered over verified TLS to mx[127.0.0.1:25]: 250 ok".into();
+        store.record(vec![delivered], vec![]).await.unwrap();
+        let secure = store.recipients(&id).await.unwrap()[0]
+            .secure
+            .clone()
+            .unwrap();
+        assert_eq!(secure.tls_or_portal, marked);
+        assert!(secure.notified_at.is_some());
+        assert_eq!(secure.delivered_as.as_deref(), want, "{marked} {direct}");
+        assert_eq!(secure.delivered_reply.is_some(), marked);
+    }
 }
 
 #[tokio::test]

@@ -44,6 +44,7 @@ impl Replacement for DefinitionDraft {
         "manual_use",
         "hide_subject",
         "notification_template",
+        "delivery",
     ];
     const NULLABLE: &'static [&'static str] = &["expiry_days", "notification_template"];
     const NAME: &'static str = "definition";

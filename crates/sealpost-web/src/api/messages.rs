@@ -135,6 +135,16 @@ struct SecureView {
     notification_failed_at: Option<String>,
     /// The reply the notification failed with.
     notification_error: Option<String>,
+    /// `portal`, or `tls_or_portal` (fixed at acceptance by the
+    /// definition's `delivery`).
+    delivery: &'static str,
+    /// For `tls_or_portal`, once delivered: `message` (the message itself
+    /// went over verified TLS) or `notification` (the portal notification
+    /// went, TLS not verified).
+    delivered_as: Option<String>,
+    /// For `tls_or_portal`: the next hop's reply to what was delivered,
+    /// e.g. "delivered over verified TLS to mx.example.com[192.0.2.7]:25: 250 ...".
+    delivered_reply: Option<String>,
     first_opened_at: Option<String>,
     last_opened_at: Option<String>,
     read: bool,
@@ -169,6 +179,13 @@ fn recipient_view(r: RecipientRecord) -> RecipientView {
             notified_at: s.notified_at.map(sealpost_store::rfc3339),
             notification_failed_at: s.notify_failed_at.map(sealpost_store::rfc3339),
             notification_error: s.notify_error,
+            delivery: if s.tls_or_portal {
+                "tls_or_portal"
+            } else {
+                "portal"
+            },
+            delivered_as: s.delivered_as,
+            delivered_reply: s.delivered_reply,
             first_opened_at: s.first_opened_at.map(sealpost_store::rfc3339),
             last_opened_at: s.last_opened_at.map(sealpost_store::rfc3339),
             read: s.read,

@@ -8,7 +8,7 @@
 //! refusal's API field path next to a box. A template part left empty is
 //! the built-in one, as `null` is in the API.
 
-use sealpost_policy::{DefinitionDraft, Invalid, TemplateDraft};
+use sealpost_policy::{DefinitionDraft, Invalid, SecureDelivery, TemplateDraft};
 use serde::{Deserialize, Serialize};
 
 /// The form's fields, as text. Checkboxes are present (`Some`) when ticked.
@@ -33,6 +33,8 @@ pub(super) struct DefinitionForm {
     pub(super) sender_receipt: Option<String>,
     pub(super) manual_use: Option<String>,
     pub(super) hide_subject: Option<String>,
+    /// `portal` or `tls_or_portal`.
+    pub(super) delivery: String,
     /// The template's parts; empty is the built-in part.
     pub(super) template_subject: String,
     pub(super) template_text: String,
@@ -66,6 +68,7 @@ pub(super) fn slot(field: &str) -> &'static str {
         "name" => "name",
         "description" => "description",
         "expiry_days" => "expiry",
+        "delivery" => "delivery",
         "notification_template.subject" => "template_subject",
         "notification_template.text" => "template_text",
         "notification_template.html" => "template_html",
@@ -104,6 +107,7 @@ impl DefinitionForm {
             sender_receipt: ticked(d.sender_receipt),
             manual_use: ticked(d.manual_use),
             hide_subject: ticked(d.hide_subject),
+            delivery: d.delivery.as_str().to_owned(),
             template_subject: part_text(template.and_then(|t| t.subject.as_ref())),
             template_text: part_text(template.and_then(|t| t.text.as_ref())),
             template_html: part_text(template.and_then(|t| t.html.as_ref())),
@@ -129,6 +133,17 @@ impl DefinitionForm {
                 )
             })?),
         };
+        let delivery = match self.delivery.as_str() {
+            "tls_or_portal" => SecureDelivery::TlsOrPortal,
+            "portal" | "" => SecureDelivery::Portal,
+            other => {
+                return Err(Invalid::new(
+                    "delivery",
+                    "invalid_delivery",
+                    format!("{other:?} is not a delivery: choose portal or TLS-or-portal"),
+                ));
+            }
+        };
         let template = TemplateDraft {
             subject: part(&self.template_subject),
             text: part(&self.template_text),
@@ -146,6 +161,7 @@ impl DefinitionForm {
             sender_receipt: self.sender_receipt.is_some(),
             manual_use: self.manual_use.is_some(),
             hide_subject: self.hide_subject.is_some(),
+            delivery,
             notification_template: (template != TemplateDraft::default()).then_some(template),
         })
     }
@@ -160,6 +176,7 @@ mod tests {
         let mut d = DefinitionDraft::default_definition();
         d.expiry_days = None;
         d.allow_forward = true;
+        d.delivery = SecureDelivery::TlsOrPortal;
         d.notification_template = Some(TemplateDraft {
             subject: Some("Secure: {{ subject }}".into()),
             text: None,
@@ -185,5 +202,16 @@ mod tests {
             "template_html"
         );
         assert_eq!(slot(""), "form");
+        let form = DefinitionForm {
+            delivery: "by pigeon".into(),
+            ..DefinitionForm::new_definition()
+        };
+        let e = form.draft().unwrap_err();
+        assert_eq!(slot(&e.field), "delivery");
+        // A new definition is portal-only, as the API's default.
+        assert_eq!(
+            DefinitionForm::new_definition().draft().unwrap().delivery,
+            SecureDelivery::Portal
+        );
     }
 }

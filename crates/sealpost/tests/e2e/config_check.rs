@@ -248,3 +248,47 @@ fn issue_14_an_old_template_that_fails_todays_checks_does_not_stop_serve() {
         "{body}"
     );
 }
+
+/// Issue 17: the outbound TLS keys are checked by `config check`, each
+/// problem naming its key; the environment sets the policy table inline.
+#[test]
+fn config_check_names_bad_outbound_tls_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sealpost.toml"),
+        format!(
+            "[server]\ndata_dir = \"{}\"\n[relay]\ntls_ca_file = \"{}\"\n[relay.tls_policy]\n\"bank.example\" = \"strict\"\n",
+            dir.path().display(),
+            dir.path().join("missing-ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let out = config_check(dir.path(), &[]);
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(
+        said.contains("relay.tls_policy.\"bank.example\"")
+            && said.contains("none, may, encrypt or verify"),
+        "{said}"
+    );
+    assert!(
+        said.contains("relay.tls_ca_file") && said.contains("missing-ca.pem"),
+        "{said}"
+    );
+    let ca = crate::tls_policy::TestCa::new();
+    let out = config_check(
+        dir.path(),
+        &[
+            (
+                "SEALPOST_RELAY_TLS_POLICY",
+                "{ \"bank.example\" = \"verify\" }",
+            ),
+            ("SEALPOST_RELAY_TLS_CA_FILE", ca.ca_file.to_str().unwrap()),
+        ],
+    );
+    let said = stderr(&out);
+    assert!(
+        !said.contains("relay.tls_policy") && !said.contains("relay.tls_ca_file"),
+        "the environment's values replace the file's: {said}"
+    );
+}

@@ -295,8 +295,13 @@ impl Sink {
     }
 
     pub fn start_on(port: u16, args: &[&str]) -> Sink {
+        Self::start_at(&format!("127.0.0.1:{port}"), args)
+    }
+
+    /// A sink on `listen` (any loopback address, e.g. `127.0.0.3:2525`, so
+    /// that several sinks share the port MX hosts are contacted on).
+    pub fn start_at(listen: &str, args: &[&str]) -> Sink {
         let dir = tempfile::tempdir().unwrap();
-        let listen = format!("127.0.0.1:{port}");
         let mut all: Vec<&std::ffi::OsStr> = vec![
             "--listen".as_ref(),
             listen.as_ref(),

@@ -40,4 +40,6 @@ mod secure_cli;
 mod secure_notify;
 mod smuggling;
 mod tls;
+mod tls_or_portal;
+mod tls_policy;
 mod xforward;

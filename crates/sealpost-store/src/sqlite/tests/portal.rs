@@ -58,6 +58,7 @@ pub(super) fn secure_to(
         trigger: SecureTrigger::Policy,
         notification: None,
         expires_at: received + DAY * days as u32,
+        tls_or_portal: false,
     });
     (m, token)
 }
@@ -1100,6 +1101,7 @@ async fn a_relayed_reply_stays_in_sent_until_the_original_expires() {
                     attempted_at: t0() + DAY,
                     result: OutcomeKind::Delivered,
                     reply: "250 ok".into(),
+                    direct: false,
                 }],
                 vec![],
             )

@@ -64,6 +64,7 @@ async fn seed(w: &World, subject: &str, ago: Duration) -> QueueId {
         trigger: SecureTrigger::Policy,
         notification: None,
         expires_at: received + Duration::from_secs(7 * 86400),
+        tls_or_portal: false,
     });
     w.store.accept(m).await.unwrap()
 }
@@ -398,4 +399,85 @@ fn the_route_table_gives_tracking_changes_to_message_editors_only() {
             assert_eq!(r.access, Access::SignedIn, "{}", r.path);
         }
     }
+}
+
+/// Issue 17 (TLS-or-portal): the message page says whether the recipient
+/// got the message itself over verified TLS or the portal notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_message_page_says_how_a_tls_or_portal_recipient_was_reached() {
+    let w = world().await;
+    let mut pages = Vec::new();
+    for direct in [true, false] {
+        let received = SystemTime::now();
+        let mut m = NewMessage::plain(
+            QueueId::generate(),
+            received,
+            Some(EmailAddress::parse("alice@corp.example").unwrap()),
+            ClientInfo {
+                ip: [192, 0, 2, 1].into(),
+                name: None,
+                helo: None,
+                protocol: "ESMTP".into(),
+            },
+            b"Subject: x\r\n\r\nbody\r\n".to_vec(),
+            received + Duration::from_secs(86400),
+            MessageKind::Mail,
+            vec![NewRecipient {
+                address: EmailAddress::parse("bob@partner.example").unwrap(),
+                orcpt: None,
+                notify: Notify::default(),
+                decision: Decision {
+                    route: Route::Secure {
+                        definition: DefinitionId(1),
+                    },
+                    policy: Some(PolicyId(7)),
+                },
+            }],
+        );
+        let notification = QueueId::generate();
+        m.secure.push(NewSecureRecipient {
+            idx: 0,
+            token_hash: PortalToken::generate().hash().0,
+            definition: DefinitionId(1),
+            trigger: SecureTrigger::Policy,
+            notification: Some(notification.clone()),
+            expires_at: received + Duration::from_secs(86400),
+            tls_or_portal: true,
+        });
+        let id = w.store.accept(m).await.unwrap();
+        w.store
+            .record(
+                vec![sealpost_store::RecipientOutcome {
+                    message: notification,
+                    idx: 0,
+                    attempted_at: SystemTime::now(),
+                    result: sealpost_store::OutcomeKind::Delivered,
+                    reply:
+                        "delivered over verified TLS to mx.partner.example[192.0.2.7:25]: 250 ok"
+                            .into(),
+                    notification: true,
+                    direct,
+                }],
+                vec![],
+            )
+            .await
+            .unwrap();
+        pages.push(format!("/console/tracking/{id}"));
+    }
+    let (mut a, _) = signed_in(&w, "reader", Role::ReadOnly).await;
+    let page = a.get(&pages[0]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains(
+            "the message itself: delivered over verified TLS to mx.partner.example[192.0.2.7:25]"
+        ),
+        "{}",
+        page.body
+    );
+    let page = a.get(&pages[1]).await;
+    assert!(
+        page.body.contains("portal notification sent"),
+        "{}",
+        page.body
+    );
 }

@@ -123,6 +123,8 @@ struct SecureView {
     notified_at: Option<String>,
     notify_failed_at: Option<String>,
     notify_error: Option<String>,
+    /// TLS-or-portal: what reached the recipient, in words.
+    delivered: Option<String>,
     expires_at: String,
     ended_at: Option<String>,
     registered_at: Option<String>,
@@ -177,6 +179,17 @@ fn recipient(set: &PolicySet, r: &RecipientRecord) -> RecipientView {
             notified_at: when_opt(s.notified_at),
             notify_failed_at: when_opt(s.notify_failed_at),
             notify_error: s.notify_error.clone(),
+            delivered: s.tls_or_portal.then(|| match s.delivered_as.as_deref() {
+                Some("message") => format!(
+                    "the message itself: {}",
+                    s.delivered_reply
+                        .as_deref()
+                        .unwrap_or("delivered over verified TLS")
+                ),
+                Some(_) => "portal notification sent (the next hop offered no TLS that verifies)"
+                    .to_owned(),
+                None => "TLS or portal: not yet delivered".to_owned(),
+            }),
             expires_at: when(s.expires_at),
             ended_at: when_opt(s.ended_at),
             registered_at: when_opt(s.registered_at),

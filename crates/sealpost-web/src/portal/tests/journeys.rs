@@ -225,6 +225,7 @@ pub(super) async fn deliver_raw(
         trigger: SecureTrigger::Policy,
         notification: None,
         expires_at: received + Duration::from_secs(30 * 86400),
+        tls_or_portal: false,
     });
     (store.accept(m).await.unwrap(), token)
 }

@@ -51,6 +51,7 @@ async fn bob_with_original(w: &World) -> (Agent, QueueId) {
             trigger: SecureTrigger::Policy,
             notification: None,
             expires_at: received + Duration::from_secs(30 * 86400),
+            tls_or_portal: false,
         });
     }
     let id = w.store.accept(m).await.unwrap();
