@@ -675,6 +675,14 @@ impl Config {
             r.opportunistic_tls,
             &mut errors,
         );
+        let mx_port = match r.mx_port {
+            Some(0) => {
+                errors.push(err("relay.mx_port", "must be a port from 1 to 65535"));
+                25
+            }
+            Some(p) => p,
+            None => 25,
+        };
 
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
@@ -717,14 +725,7 @@ impl Config {
                 connect_timeout,
                 max_connections_per_hop,
                 dns_servers,
-                mx_port: match r.mx_port {
-                    Some(0) => {
-                        errors.push(err("relay.mx_port", "must be a port from 1 to 65535"));
-                        25
-                    }
-                    Some(p) => p,
-                    None => 25,
-                },
+                mx_port,
             },
             admin_listen,
             admin_url,
@@ -963,6 +964,7 @@ mod tests {
             [relay]
             next_hop = "smarthost:99999"
             retry_schedule = ["1m", "soon"]
+            mx_port = 0
             [admin]
             url = "http://admin.example.com"
             trusted_proxies = ["10.0.0.1", "proxy"]
@@ -977,6 +979,7 @@ mod tests {
             "domains.internal[1]:",
             "relay.next_hop:",
             "relay.retry_schedule[1]:",
+            "relay.mx_port:",
             "admin.url:",
             "admin.trusted_proxies[1]:",
             "admin.tls_key:",
