@@ -59,9 +59,10 @@ pub struct QueueConfig {
     /// internal domains' mail goes (else their MX), as
     /// [`NextHop::choose`] applies them.
     pub hops: ConfiguredHops,
-    /// How long a lease lasts. It must outlast the slowest batch (connect
-    /// and data timeouts of its connections in sequence), or a second
-    /// worker could deliver the same recipients while the first still is.
+    /// How long a lease lasts (`relay.lease_duration`). A delivery renews
+    /// its leases every third of it while it runs (see `heartbeat`), so it
+    /// need not outlast the slowest next hop: it bounds how long the
+    /// recipients of a worker that stopped wait before another takes them.
     pub lease_duration: Duration,
     /// Recipients leased per batch.
     pub batch_size: usize,
@@ -433,12 +434,27 @@ impl Worker {
             .iter()
             .filter_map(|(i, rcpts)| Some(outgoing(&batch[*i], rcpts, contents[*i].clone()?)))
             .collect();
-        let mut delivered = if outgoing.is_empty() {
-            Vec::new()
-        } else {
-            self.inner.delivery.deliver(hop, &outgoing).await
-        }
-        .into_iter();
+        // The leases are renewed while the next hop takes its time, so a
+        // slow delivery is never leased and sent a second time.
+        let keys: Vec<heartbeat::LeaseKey> = chunk
+            .iter()
+            .flat_map(|(i, rcpts)| rcpts.iter().map(|r| (batch[*i].id.clone(), r.idx)))
+            .collect();
+        let (delivered, lost) = heartbeat::while_renewing(
+            self.inner.store.as_ref(),
+            &self.inner.owner,
+            &keys,
+            self.inner.config.lease_duration,
+            async {
+                if outgoing.is_empty() {
+                    Vec::new()
+                } else {
+                    self.inner.delivery.deliver(hop, &outgoing).await
+                }
+            },
+        )
+        .await;
+        let mut delivered = delivered.into_iter();
         // Back in chunk order: the messages without content were not sent.
         let outcomes: Vec<Vec<DeliveryOutcome>> = chunk
             .iter()
@@ -454,6 +470,10 @@ impl Worker {
         for ((i, rcpts), message_outcomes) in chunk.iter().zip(outcomes) {
             let message = &batch[*i];
             for (r, outcome) in rcpts.iter().zip(message_outcomes) {
+                if lost.contains(&(message.id.clone(), r.idx)) {
+                    // Another worker holds it now: its attempt is recorded.
+                    continue;
+                }
                 let (result, reply, remote, report) = self.judge(message, r, outcome, now);
                 // The address is the sender's and the reply the remote
                 // server's: one clean line each, as tracing writes `%` raw.
@@ -650,6 +670,8 @@ fn until_due(next_due: Option<SystemTime>) -> Duration {
         None => cap,
     }
 }
+
+mod heartbeat;
 
 #[cfg(test)]
 mod tests;

@@ -125,6 +125,9 @@ pub struct RelaySection {
     pub max_connections_per_hop: Option<u32>,
     pub dns_servers: Option<Vec<String>>,
     pub mx_port: Option<u16>,
+    // Delivery defects of issue 17 (item 5).
+    pub lease_duration: Option<String>,
+    pub delay_warning: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -248,6 +251,12 @@ pub struct RelayConfig {
     pub dns_servers: Vec<SocketAddr>,
     /// The port MX hosts are contacted on (25).
     pub mx_port: u16,
+    /// How long a worker's lease on the recipients it delivers lasts
+    /// (renewed every third of it while the delivery runs).
+    pub lease_duration: Duration,
+    /// After how long an undelivered recipient's sender is told of the
+    /// delay (one "delayed" DSN); `None`: never (`"off"` or `"0"`).
+    pub delay_warning: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -546,6 +555,13 @@ impl Config {
             Duration::from_secs(30),
             &mut errors,
         );
+        let lease_duration = duration(
+            "relay.lease_duration",
+            r.lease_duration,
+            Duration::from_secs(30 * 60),
+            &mut errors,
+        );
+        let delay_warning = delay_warning(r.delay_warning, &mut errors);
         let max_connections_per_hop = r.max_connections_per_hop.unwrap_or(4).max(1) as usize;
         let dns_servers = parse_list(
             "relay.dns_servers",
@@ -707,6 +723,8 @@ impl Config {
                     Some(p) => p,
                     None => 25,
                 },
+                lease_duration,
+                delay_warning,
             },
             admin_listen,
             admin_url,
@@ -794,6 +812,27 @@ fn duration(
                     format!("{v:?}: {e} (expected e.g. 30s, 5m, 2h, 5d)"),
                 ));
                 default
+            }
+        },
+    }
+}
+
+/// `relay.delay_warning`: a duration (default 4h), or `"off"` / `"0"`
+/// for no delay warnings.
+fn delay_warning(value: Option<String>, errors: &mut Vec<ConfigError>) -> Option<Duration> {
+    let default = Duration::from_secs(4 * 3600);
+    match value.as_deref().map(str::trim) {
+        None => Some(default),
+        Some("off" | "0") => None,
+        Some(v) => match humantime::parse_duration(v) {
+            Ok(d) if d.is_zero() => None,
+            Ok(d) => Some(d),
+            Err(e) => {
+                errors.push(err(
+                    "relay.delay_warning",
+                    format!("{v:?}: {e} (expected e.g. 4h, 30m, or \"off\")"),
+                ));
+                Some(default)
             }
         },
     }

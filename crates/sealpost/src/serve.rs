@@ -399,6 +399,7 @@ impl Application {
             max_connections_per_hop: config.relay.max_connections_per_hop,
             dkim: config.dkim.signer.clone(),
             dkim_sign_relayed: config.dkim.sign_relayed,
+            lease_duration: config.relay.lease_duration,
             ..QueueConfig::default()
         };
         let worker = Worker::new(

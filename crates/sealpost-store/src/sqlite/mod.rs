@@ -592,6 +592,20 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        recipients: Vec<(QueueId, u32)>,
+        lease_until: SystemTime,
+    ) -> Result<Vec<(QueueId, u32)>, StoreError> {
+        let owner = owner.to_owned();
+        self.writer
+            .write(false, move |conn, _| {
+                queue::renew_leases(conn, &owner, &recipients, lease_until)
+            })
+            .await
+    }
+
     async fn load_body(&self, id: &QueueId) -> Result<Vec<u8>, StoreError> {
         let key = id.clone();
         let (sealed, key) = match self

@@ -222,6 +222,35 @@ pub(super) fn lease(
     leased_messages(conn, by_message)
 }
 
+/// Extends `owner`'s leases on `recipients` to `until` and returns those
+/// another owner holds now (see [`crate::Store::renew_leases`]). A queued
+/// recipient whose lease was released (no owner) is taken back: its
+/// delivery is still running here.
+pub(super) fn renew_leases(
+    conn: &Connection,
+    owner: &str,
+    recipients: &[(QueueId, u32)],
+    until: SystemTime,
+) -> Result<Vec<(QueueId, u32)>, StoreError> {
+    let mut renew = conn.prepare_cached(
+        "UPDATE recipients SET lease_owner = ?3, lease_until = ?4
+         WHERE message_id = ?1 AND idx = ?2 AND status = 'queued'
+           AND (lease_owner = ?3 OR lease_owner IS NULL)",
+    )?;
+    let mut queued = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM recipients
+             WHERE message_id = ?1 AND idx = ?2 AND status = 'queued')",
+    )?;
+    let mut lost = Vec::new();
+    for (id, idx) in recipients {
+        let renewed = renew.execute(params![id.as_str(), idx, owner, to_millis(until)])?;
+        if renewed == 0 && queued.query_row(params![id.as_str(), idx], |row| row.get(0))? {
+            lost.push((id.clone(), *idx));
+        }
+    }
+    Ok(lost)
+}
+
 /// The messages of leased recipients (message id → its recipients), with
 /// each message's metadata, inline content and key.
 pub(super) fn leased_messages(
