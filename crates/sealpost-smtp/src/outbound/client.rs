@@ -147,6 +147,9 @@ pub struct Client {
     /// The end of the last message's data, not yet written: it goes out
     /// with the next transaction's commands (see [`Client::send_all`]).
     held: Vec<u8>,
+    /// Transactions of the last [`Client::send_all`] whose data began to go
+    /// out (see [`Client::data_started`]).
+    data_started: usize,
 }
 
 impl std::fmt::Debug for Client {
@@ -180,6 +183,7 @@ impl Client {
             command_timeout: config.command_timeout,
             data_timeout: config.data_timeout,
             held: Vec::new(),
+            data_started: 0,
         };
         let greeting = client.read_reply(client.command_timeout).await?;
         if !greeting.is_success() {
@@ -228,6 +232,7 @@ impl Client {
             command_timeout: self.command_timeout,
             data_timeout: self.data_timeout,
             held: Vec::new(),
+            data_started: 0,
         })
     }
 
@@ -265,6 +270,7 @@ impl Client {
     ) -> (Vec<Sent>, Option<ClientError>) {
         let mut done = Vec::with_capacity(transactions.len());
         let mut owed = None;
+        self.data_started = 0;
         for (k, t) in transactions.iter().enumerate() {
             let more = k + 1 < transactions.len();
             if let Err(e) = self.transaction(t, more, &mut owed, &mut done).await {
@@ -461,6 +467,7 @@ impl Client {
             done.push((results, None));
             return Ok(());
         }
+        self.data_started += 1;
         if more && self.caps.pipelining {
             self.held = self.write_content(t.content, true).await?;
             *owed = Some(results);
@@ -470,6 +477,15 @@ impl Client {
             done.push((results, Some(final_reply)));
         }
         Ok(())
+    }
+
+    /// How many transactions of the last [`Client::send_all`] began to
+    /// send their data. When it stopped with an error after `n` outcomes
+    /// and this is `n` or less, the transaction in flight never sent a byte
+    /// of its message: the server cannot have taken it, and it may be sent
+    /// again at once on another connection.
+    pub fn data_started(&self) -> usize {
+        self.data_started
     }
 
     /// Whether an idle connection still looks usable, without a round
@@ -722,6 +738,7 @@ mod tests {
                 command_timeout: Duration::from_secs(5),
                 data_timeout: Duration::from_secs(5),
                 held: Vec::new(),
+                data_started: 0,
             };
             let expected = stuffed(&content);
             let reader = tokio::spawn(async move {
@@ -755,6 +772,7 @@ mod tests {
             command_timeout: Duration::from_secs(5),
             data_timeout: Duration::from_secs(5),
             held: Vec::new(),
+            data_started: 0,
         }
     }
 

@@ -141,13 +141,22 @@ impl Delivery {
             let (done, error) = client.send_all(&transactions).await;
             let remote = client.server.clone();
             let dsn_passed = client.caps.dsn;
+            let stale = reused && error.is_some() && client.data_started() <= done.len();
             for (replies, final_reply) in done {
                 results[next] = Some(outcomes(replies, final_reply.as_ref(), &remote, dsn_passed));
                 next += 1;
                 sent += 1;
             }
             let healthy = error.is_none();
-            if let Some(e) = error {
+            if let Some(e) = error.as_ref().filter(|_| stale) {
+                // A reused connection the peer had closed meanwhile (its
+                // idle timeout), found out before any of the message in
+                // flight was sent: the server cannot have taken it, so it
+                // goes at once over a fresh connection, not after a retry
+                // interval. At most once per call: only the first
+                // connection is a reused one.
+                tracing::info!(server = %remote, error = %log_text(e), "reused connection was stale; sending again over a fresh one");
+            } else if let Some(e) = error {
                 // The message in flight: the server may have taken it, so
                 // it waits for a retry; the rest go on over another
                 // connection.
