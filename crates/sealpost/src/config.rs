@@ -105,6 +105,7 @@ pub struct SmtpSection {
     pub busy_poll: Option<PollWindow>,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
+    pub shutdown_grace: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -236,6 +237,9 @@ pub struct SmtpConfig {
     /// Certificate and key files; `None` means a self-signed pair is
     /// generated in the data directory on first start.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// How long message data still arriving when the gateway stops may
+    /// take to end before the client gets `421 4.3.2` (`smtp.shutdown_grace`).
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -488,6 +492,18 @@ impl Config {
             &mut errors,
         );
         let busy_poll = busy_poll_window(s.busy_poll, &mut errors);
+        let shutdown_grace = duration(
+            "smtp.shutdown_grace",
+            s.shutdown_grace,
+            Duration::from_secs(10),
+            &mut errors,
+        );
+        if shutdown_grace > MAX_SHUTDOWN_GRACE {
+            errors.push(err(
+                "smtp.shutdown_grace",
+                "must be at most 20s: the gateway stops within 30s whatever happens",
+            ));
+        }
         let tls = match (s.tls_cert, s.tls_key) {
             (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
             (None, None) => None,
@@ -704,6 +720,7 @@ impl Config {
                 idle_timeout,
                 busy_poll,
                 tls,
+                shutdown_grace,
             },
             internal_domains,
             relay: RelayConfig {
@@ -816,6 +833,11 @@ fn duration(
         },
     }
 }
+
+/// Longest `smtp.shutdown_grace`: the whole graceful stop is bounded to
+/// 30 s (`serve::SHUTDOWN_GRACE`), and the sessions' last commits and
+/// replies need some of it.
+const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// `relay.delay_warning`: a duration (default 4h), or `"off"` / `"0"`
 /// for no delay warnings.

@@ -461,6 +461,7 @@ impl Application {
                 max_recipients: config.smtp.max_recipients,
                 idle_timeout: config.smtp.idle_timeout,
                 max_connections: config.smtp.max_connections,
+                shutdown_grace: config.smtp.shutdown_grace,
                 ..InboundConfig::default()
             },
             intake,
