@@ -81,6 +81,9 @@ pub struct QueueConfig {
     /// `dkim.sign_relayed`: relayed mail from a signing domain is signed
     /// too (default false).
     pub dkim_sign_relayed: bool,
+    /// `relay.delay_warning`: after how long a recipient still queued has
+    /// its sender told, once (see `delay`); `None`: never.
+    pub delay_warning: Option<Duration>,
 }
 
 impl Default for QueueConfig {
@@ -97,6 +100,7 @@ impl Default for QueueConfig {
             linger: Duration::from_millis(5),
             dkim: Arc::default(),
             dkim_sign_relayed: false,
+            delay_warning: Some(Duration::from_secs(4 * 3600)),
         }
     }
 }
@@ -513,6 +517,7 @@ impl Worker {
                     result,
                     reply,
                     notification: message.kind == MessageKind::Notification,
+                    delay_warned: report == Some(DsnAction::Delayed),
                 });
             }
         }
@@ -588,7 +593,9 @@ impl Worker {
                 ) {
                     Verdict::RetryAt(at) => {
                         metrics::counter!("sealpost_delivery_deferred_total").increment(1);
-                        (OutcomeKind::Deferred { retry_at: at }, reply, remote, None)
+                        let (retry_at, report) =
+                            delay::warning(self.inner.config.delay_warning, message, r, now, at);
+                        (OutcomeKind::Deferred { retry_at }, reply, remote, report)
                     }
                     Verdict::Expire => {
                         metrics::counter!("sealpost_delivery_bounced_total").increment(1);
@@ -671,6 +678,7 @@ fn until_due(next_due: Option<SystemTime>) -> Duration {
     }
 }
 
+mod delay;
 mod heartbeat;
 
 #[cfg(test)]

@@ -1125,6 +1125,33 @@ mod tests {
     }
 
     #[test]
+    fn delivery_defect_keys_have_defaults_and_bounds() {
+        let c = load(None, Vec::new()).unwrap();
+        assert_eq!(c.relay.delay_warning, Some(Duration::from_secs(4 * 3600)));
+        assert_eq!(c.relay.lease_duration, Duration::from_secs(30 * 60));
+        assert_eq!(c.smtp.shutdown_grace, Duration::from_secs(10));
+        for off in ["off", "0", "0s"] {
+            let f = write(&format!("[relay]\ndelay_warning = \"{off}\"\n"));
+            let c = load(Some(f.path()), Vec::new()).unwrap();
+            assert_eq!(c.relay.delay_warning, None, "{off}");
+        }
+        let env = [("SEALPOST_RELAY_DELAY_WARNING".to_owned(), "30m".to_owned())];
+        let c = load(None, env).unwrap();
+        assert_eq!(c.relay.delay_warning, Some(Duration::from_secs(1800)));
+        let e = errors_of(
+            "[relay]\ndelay_warning = \"soon\"\nlease_duration = \"0s\"\n[smtp]\nshutdown_grace = \"1m\"\n",
+            &[],
+        );
+        for path in [
+            "relay.delay_warning:",
+            "relay.lease_duration:",
+            "smtp.shutdown_grace:",
+        ] {
+            assert!(e.iter().any(|e| e.starts_with(path)), "{path}: {e:?}");
+        }
+    }
+
+    #[test]
     fn sizes() {
         for (text, n) in [
             ("1024", 1024),

@@ -400,6 +400,7 @@ impl Application {
             dkim: config.dkim.signer.clone(),
             dkim_sign_relayed: config.dkim.sign_relayed,
             lease_duration: config.relay.lease_duration,
+            delay_warning: config.relay.delay_warning,
             ..QueueConfig::default()
         };
         let worker = Worker::new(

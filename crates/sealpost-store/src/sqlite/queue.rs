@@ -203,7 +203,7 @@ pub(super) fn lease(
                  SELECT message_id, idx FROM recipients
                  WHERE status = 'queued' AND next_attempt_at <= ?3 AND lease_until <= ?3
                  ORDER BY next_attempt_at LIMIT ?4)
-             RETURNING message_id, idx, address, orcpt, notify, attempts",
+             RETURNING message_id, idx, address, orcpt, notify, attempts, delay_warned_at",
         )?;
         let mut rows = claim.query(params![
             owner,
@@ -277,7 +277,8 @@ pub(super) fn leased_messages(
     Ok(leased)
 }
 
-/// A leased recipient from a row of `idx, address, orcpt, notify, attempts`.
+/// A leased recipient from a row of `idx, address, orcpt, notify, attempts,
+/// delay_warned_at`.
 pub(super) fn leased_recipient(row: &Row<'_>) -> Result<LeasedRecipient, StoreError> {
     let address: String = row.get("address")?;
     Ok(LeasedRecipient {
@@ -287,6 +288,7 @@ pub(super) fn leased_recipient(row: &Row<'_>) -> Result<LeasedRecipient, StoreEr
         orcpt: row.get("orcpt")?,
         notify: Notify::from_bits(row.get("notify")?),
         attempts: row.get("attempts")?,
+        delay_warned: row.get::<_, Option<i64>>("delay_warned_at")?.is_some(),
     })
 }
 
@@ -363,7 +365,9 @@ pub(super) fn record_outcomes(
     let mut update = conn.prepare_cached(
         "UPDATE recipients SET status = ?3, attempts = attempts + 1,
              next_attempt_at = COALESCE(?4, next_attempt_at), lease_owner = NULL, lease_until = 0,
-             last_attempt_at = ?5, last_reply = ?6, updated_at = ?5
+             last_attempt_at = ?5, last_reply = ?6, updated_at = ?5,
+             delay_warned_at = CASE WHEN ?7 THEN COALESCE(delay_warned_at, ?5)
+                                    ELSE delay_warned_at END
          WHERE message_id = ?1 AND idx = ?2 AND (status = 'queued' OR ?3 = 'delivered')",
     )?;
     // A delivered notification is the secure recipient's "notified".
@@ -392,6 +396,7 @@ pub(super) fn record_outcomes(
             next,
             to_millis(o.attempted_at),
             o.reply,
+            o.delay_warned,
         ])?;
         if changed > 0 && o.result == OutcomeKind::Failed && !o.notification {
             super::dashboard::count_bounced(conn, &o.message)?;

@@ -111,6 +111,7 @@ async fn accept_lease_defer_deliver_purge() {
                     attempted_at: now,
                     result: OutcomeKind::Delivered,
                     reply: "250 ok".into(),
+                    delay_warned: false,
                 },
                 RecipientOutcome {
                     message: id.clone(),
@@ -119,6 +120,7 @@ async fn accept_lease_defer_deliver_purge() {
                     attempted_at: now,
                     result: OutcomeKind::Deferred { retry_at },
                     reply: "451 later".into(),
+                    delay_warned: false,
                 },
             ],
             vec![],
@@ -149,6 +151,7 @@ async fn accept_lease_defer_deliver_purge() {
                 attempted_at: later,
                 result: OutcomeKind::Failed,
                 reply: "550 no".into(),
+                delay_warned: false,
             }],
             vec![message(b"report".to_vec(), &["alice@corp.example"])],
         )
@@ -429,6 +432,7 @@ async fn spool_files_of_delivered_messages_go_only_after_an_fsynced_commit() {
                 attempted_at: now,
                 result: OutcomeKind::Delivered,
                 reply: "250 ok".into(),
+                delay_warned: false,
             }],
             vec![],
         )
@@ -594,6 +598,7 @@ fn outcome(id: &QueueId, idx: u32, result: OutcomeKind, notification: bool) -> R
         result,
         reply: "250 ok".into(),
         notification,
+        delay_warned: false,
     }
 }
 

@@ -201,3 +201,65 @@ fn issue_17_data_at_shutdown_gets_421_after_the_grace_and_acknowledged_mail_is_k
     assert!(!all[0].text().contains("SLOW-PART"));
     stop(child);
 }
+
+/// A recipient still undelivered after `relay.delay_warning` has its
+/// sender told once, with a "delayed" DSN, by NOTIFY: none for NEVER or
+/// NOTIFY without DELAY, one for DELAY and for no NOTIFY at all; neither
+/// later attempts nor a restart repeat it.
+/// See: issue 17, item 5.
+#[test]
+fn issue_17_a_delayed_recipient_gets_one_delay_warning_as_notify_asks() {
+    let soft = Sink::start(&["--tempfail-rcpt", "@ext\\.example$"]);
+    let senders = Sink::start(&[]);
+    let config = format!(
+        "[domains]\ninternal = [\"corp.example\"]\n\
+         [relay]\nnext_hop = \"{}\"\ninternal_next_hop = \"{}\"\n\
+         retry_schedule = [\"1s\"]\ndelay_warning = \"2s\"",
+        soft.addr(),
+        senders.addr()
+    );
+    let gw = TestGateway::start(&config);
+    let mut c = Raw::connect(gw.smtp);
+    c.cmd("EHLO client.example", "250");
+    c.cmd("MAIL FROM:<alice@corp.example>", "250");
+    c.cmd("RCPT TO:<plain@ext.example>", "250");
+    c.cmd("RCPT TO:<never@ext.example> NOTIFY=NEVER", "250");
+    c.cmd("RCPT TO:<failure@ext.example> NOTIFY=FAILURE", "250");
+    c.cmd("RCPT TO:<delay@ext.example> NOTIFY=DELAY,FAILURE", "250");
+    c.cmd("DATA", "354");
+    c.send(b"From: alice@corp.example\r\nSubject: slow road\r\n\r\nDELAY-BODY-5521\r\n.\r\n");
+    c.expect("250");
+
+    let got = senders.wait_for(1);
+    let dsn = got[0].text();
+    assert_eq!(got[0].mail_from, "<>", "reports come from the null sender");
+    assert!(dsn.contains("Subject: Delayed Mail"), "{dsn}");
+    let status = &dsn[dsn.find("Content-Type: message/delivery-status").unwrap()..];
+    for named in ["plain@ext.example", "delay@ext.example"] {
+        assert!(
+            status.contains(&format!("Final-Recipient: rfc822; {named}")),
+            "{status}"
+        );
+    }
+    for unnamed in ["never@ext.example", "failure@ext.example"] {
+        assert!(
+            !status.contains(unnamed),
+            "{unnamed} asked for no delay report:\n{status}"
+        );
+    }
+    assert_eq!(status.matches("Action: delayed").count(), 2, "{status}");
+    assert_eq!(status.matches("Status: 4.").count(), 2, "{status}");
+    assert!(
+        !dsn.contains("DELAY-BODY-5521"),
+        "a delay report carries the headers only"
+    );
+
+    // More deferrals, then a restart: still one report.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(senders.messages().len(), 1, "one warning per recipient");
+    let dir = gw.stop();
+    let gw = TestGateway::start_in(dir, &config);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(senders.messages().len(), 1, "not repeated after a restart");
+    drop(gw);
+}

@@ -1100,6 +1100,7 @@ async fn a_relayed_reply_stays_in_sent_until_the_original_expires() {
                     attempted_at: t0() + DAY,
                     result: OutcomeKind::Delivered,
                     reply: "250 ok".into(),
+                    delay_warned: false,
                 }],
                 vec![],
             )

@@ -66,6 +66,7 @@ async fn deferred(w: &World, to: &[&str]) -> QueueId {
                 },
                 reply: "451 4.7.1 <b>greylisted</b>, try later".into(),
                 notification: false,
+                delay_warned: false,
             })
         })
         .collect();
