@@ -25,7 +25,8 @@
 //!    [`DeliveryOutcome`](sealpost_smtp::outbound::DeliveryOutcome):
 //!    2xx is delivered; 5xx, a domain that takes no mail (no such domain,
 //!    null MX, an MX list that loops back to us) and a message the next
-//!    hop cannot take (SMTPUTF8 not offered) are failed (permanent);
+//!    hop cannot take (SMTPUTF8 not offered; 8-bit content that cannot be
+//!    made 7-bit for a next hop without 8BITMIME) are failed (permanent);
 //!    everything else (4xx, connection, TLS or DNS trouble) is deferred
 //!    (temporary). The worker classifies what never reaches the SMTP
 //!    crate: a message whose content cannot be read (spool file missing,

@@ -33,6 +33,7 @@ use sealpost_smtp::{
     dsn::{DsnAction, DsnRecipient},
     outbound::{
         ConfiguredHops, Delivery, DeliveryOutcome, NextHop, OutgoingMessage, OutgoingRecipient,
+        eightbit::{self, SevenBit},
     },
 };
 use sealpost_store::{
@@ -351,16 +352,17 @@ impl Worker {
         // then failed (see `unreadable`).
         let mut contents = Vec::with_capacity(batch.len());
         for message in &mut batch {
-            contents.push(match message.content.take() {
-                Some(c) => Some(Arc::new(self.sign(message, c))),
+            let content = match message.content.take() {
+                Some(c) => Some(c),
                 None => match self.inner.store.load_body(&message.id).await {
-                    Ok(c) => Some(Arc::new(self.sign(message, c))),
+                    Ok(c) => Some(c),
                     Err(e) => {
                         tracing::error!(queue_id = %message.id, error = %e, "cannot read message content");
                         None
                     }
                 },
-            });
+            };
+            contents.push(content.map(|c| self.prepare(message, c)));
         }
         // Group (message, recipients) by next hop.
         let mut by_hop: HashMap<NextHop, Vec<(usize, Vec<&LeasedRecipient>)>> = HashMap::new();
@@ -396,7 +398,36 @@ impl Worker {
         Ok(())
     }
 
-    /// `content` DKIM-signed when it should be (see [`QueueConfig::dkim`]).
+    /// What goes out for `message`: its content signed, and for 8-bit
+    /// content its 7-bit form, converted and then signed, made only if a
+    /// next hop without 8BITMIME needs it (RFC 6152; a signature made
+    /// before the conversion would not verify after it).
+    fn prepare(&self, message: &LeasedMessage, content: Vec<u8>) -> Content {
+        let ours = ours(message);
+        let eight_bit = message.body_8bit || !content.is_ascii();
+        if !eight_bit {
+            return Content {
+                signed: self.signed(ours, &message.id, Arc::new(content)),
+                seven_bit: None,
+            };
+        }
+        // The unsigned content is shared, not copied: the signed form is
+        // a new buffer anyway (or the same one, unsigned).
+        let unsigned = Arc::new(content);
+        let (worker, id, original) = (self.clone(), message.id.clone(), unsigned.clone());
+        Content {
+            signed: self.signed(ours, &message.id, unsigned),
+            seven_bit: Some(Arc::new(SevenBit::new(move || {
+                let converted = Arc::new(eightbit::to_seven_bit(&original)?);
+                let signed = worker.signed(ours, &id, converted);
+                Ok(Arc::try_unwrap(signed).unwrap_or_else(|shared| (*shared).clone()))
+            }))),
+        }
+    }
+
+    /// `content` DKIM-signed when it should be (see [`QueueConfig::dkim`]):
+    /// when sealpost wrote it itself (`ours`), or relays it with
+    /// `dkim.sign_relayed`.
     ///
     /// Signing happens here, once per delivery attempt of a message, and
     /// not where each kind of mail is built: this is the one place every
@@ -404,22 +435,18 @@ impl Worker {
     /// DSNs, portal mail and replies), and the last before the wire, so a
     /// conversion of the content (8-bit to 7-bit for a next hop without
     /// 8BITMIME) can come before the signature instead of breaking it.
-    fn sign(&self, message: &LeasedMessage, content: Vec<u8>) -> Vec<u8> {
+    fn signed(&self, ours: bool, id: &QueueId, content: Arc<Vec<u8>>) -> Arc<Vec<u8>> {
         let config = &self.inner.config;
-        // Portal replies are mail (kind Mail) that sealpost composed; they
-        // are the only mail handed in over HTTP(S).
-        let ours = message.kind != MessageKind::Mail
-            || matches!(message.client.protocol.as_str(), "HTTP" | "HTTPS");
         if config.dkim.is_empty() || !(ours || config.dkim_sign_relayed) {
             return content;
         }
         match config.dkim.signature(&content) {
-            Ok(Some(header)) => dkim::prepend(header, &content),
+            Ok(Some(header)) => Arc::new(dkim::prepend(header, &content)),
             Ok(None) => content,
             Err(e) => {
                 // Unsigned rather than not at all: the receiver may still
                 // take it, and the log says why it was not signed.
-                tracing::error!(queue_id = %message.id, error = %e, "DKIM signing failed; sending unsigned");
+                tracing::error!(queue_id = %id, error = %e, "DKIM signing failed; sending unsigned");
                 content
             }
         }
@@ -432,11 +459,11 @@ impl Worker {
         hop: &NextHop,
         chunk: &[(usize, Vec<&LeasedRecipient>)],
         batch: &[LeasedMessage],
-        contents: &[Option<Arc<Vec<u8>>>],
+        contents: &[Option<Content>],
     ) -> Result<(), QueueError> {
         let outgoing: Vec<OutgoingMessage> = chunk
             .iter()
-            .filter_map(|(i, rcpts)| Some(outgoing(&batch[*i], rcpts, contents[*i].clone()?)))
+            .filter_map(|(i, rcpts)| Some(outgoing(&batch[*i], rcpts, contents[*i].as_ref()?)))
             .collect();
         // The leases are renewed while the next hop takes its time, so a
         // slow delivery is never leased and sent a second time.
@@ -527,7 +554,9 @@ impl Worker {
                 report::dsn(
                     &self.inner.config,
                     &batch[i],
-                    contents[i].as_deref().map_or(&[][..], Vec::as_slice),
+                    contents[i]
+                        .as_ref()
+                        .map_or(&[][..], |c| c.signed.as_slice()),
                     recipients,
                     now,
                 )
@@ -615,6 +644,22 @@ impl Worker {
     }
 }
 
+/// A message's content as it goes out (see [`Worker::prepare`]).
+struct Content {
+    /// DKIM-signed when it should be.
+    signed: Arc<Vec<u8>>,
+    /// For 8-bit content: its 7-bit form, made when first needed.
+    seven_bit: Option<Arc<SevenBit>>,
+}
+
+/// Whether sealpost wrote `message` itself (everything but relayed mail;
+/// portal replies are mail sealpost composed, the only mail handed in over
+/// HTTP(S)).
+fn ours(message: &LeasedMessage) -> bool {
+    message.kind != MessageKind::Mail
+        || matches!(message.client.protocol.as_str(), "HTTP" | "HTTPS")
+}
+
 /// The outcome of a recipient whose message's content could not be read:
 /// deferred (so the retry schedule and the queue lifetime apply) until its
 /// `UNREADABLE_ATTEMPTS`-th attempt, then failed, which reports to the
@@ -642,7 +687,7 @@ fn unreadable(message: &LeasedMessage, r: &LeasedRecipient) -> DeliveryOutcome {
 fn outgoing(
     message: &LeasedMessage,
     rcpts: &[&LeasedRecipient],
-    content: Arc<Vec<u8>>,
+    content: &Content,
 ) -> OutgoingMessage {
     OutgoingMessage {
         sender: message.sender.clone(),
@@ -654,7 +699,8 @@ fn outgoing(
                 notify: r.notify,
             })
             .collect(),
-        content,
+        content: content.signed.clone(),
+        seven_bit: content.seven_bit.clone(),
         body_8bit: message.body_8bit,
         smtputf8: message.smtputf8,
         env_id: message.env_id.clone(),

@@ -117,6 +117,10 @@ pub struct Transaction<'a> {
     /// `XFORWARD ...` command lines describing the original client, sent
     /// before MAIL only if the server offers XFORWARD.
     pub xforward: Vec<String>,
+    /// A reply that fails every recipient without talking, decided by the
+    /// caller for this server (8-bit content it cannot make 7-bit, see
+    /// `eightbit`).
+    pub refusal: Option<String>,
 }
 
 /// What one transaction came to: a reply per recipient, in order, and the
@@ -306,7 +310,9 @@ impl Client {
     ) -> Result<(), ClientError> {
         // Preconditions the server announced in EHLO: checked before
         // talking, each failing every recipient alike.
-        let refusal = if t.smtputf8 && !self.caps.smtputf8 {
+        let refusal = if let Some(why) = &t.refusal {
+            Some(why.clone())
+        } else if t.smtputf8 && !self.caps.smtputf8 {
             Some(format!(
                 "553 5.6.7 {} does not support SMTPUTF8, which this message needs",
                 self.server
@@ -791,6 +797,7 @@ mod tests {
             smtputf8: false,
             dsn_params: None,
             xforward: Vec::new(),
+            refusal: None,
         }
     }
 

@@ -19,6 +19,7 @@ use sealpost_store::{ClientInfo, DsnReturn, Notify};
 use super::{
     DeliveryOutcome, OutboundConfig,
     client::{Client, ClientError, RcptReply, RcptSpec, Response, Transaction},
+    eightbit::{self, SevenBit},
     lookup::{Lookup, LookupError, NextHop, Target},
 };
 
@@ -35,6 +36,9 @@ pub struct OutgoingMessage {
     /// The client that handed us the message, forwarded with XFORWARD to
     /// next hops that offer it; `None` for reports we generated.
     pub client: Option<ClientInfo>,
+    /// Its 7-bit form (converted before signing), for a next hop without
+    /// 8BITMIME; `None`: converted here, unsigned, if one needs it.
+    pub seven_bit: Option<Arc<SevenBit>>,
 }
 
 /// One recipient of an [`OutgoingMessage`].
@@ -136,8 +140,15 @@ impl Delivery {
                 .saturating_sub(sent)
                 .max(1);
             let end = messages.len().min(next + room);
-            let transactions: Vec<Transaction<'_>> =
-                messages[next..end].iter().map(transaction).collect();
+            let forms: Vec<Form> = messages[next..end]
+                .iter()
+                .map(|m| Form::for_server(m, &client))
+                .collect();
+            let transactions: Vec<Transaction<'_>> = messages[next..end]
+                .iter()
+                .zip(&forms)
+                .map(|(m, form)| transaction(m, form))
+                .collect();
             let (done, error) = client.send_all(&transactions).await;
             let remote = client.server.clone();
             let dsn_passed = client.caps.dsn;
@@ -258,8 +269,36 @@ impl Delivery {
     }
 }
 
-/// The SMTP transaction that hands `m` to the next hop.
-fn transaction(m: &OutgoingMessage) -> Transaction<'_> {
+/// The content a message goes to one server with.
+enum Form {
+    /// As it is: the server takes 8-bit data, or the message is 7-bit.
+    AsIs,
+    /// Its 7-bit form, for a server without 8BITMIME (RFC 6152 §3).
+    SevenBit(Arc<Vec<u8>>),
+    /// It cannot be made 7-bit for a server that needs it: the reply that
+    /// fails its recipients (it is never sent 8-bit).
+    Refused(String),
+}
+
+impl Form {
+    fn for_server(m: &OutgoingMessage, client: &Client) -> Form {
+        // The scan only for a server that needs it.
+        if client.caps.eight_bit_mime || (!m.body_8bit && m.content.is_ascii()) {
+            return Form::AsIs;
+        }
+        let made = match &m.seven_bit {
+            Some(form) => form.get(),
+            None => eightbit::to_seven_bit(&m.content).map(Arc::new),
+        };
+        match made {
+            Ok(content) => Form::SevenBit(content),
+            Err(e) => Form::Refused(e.reply(&client.server)),
+        }
+    }
+}
+
+/// The SMTP transaction that hands `m` to the next hop, in `form`.
+fn transaction<'a>(m: &'a OutgoingMessage, form: &'a Form) -> Transaction<'a> {
     let mut dsn = Vec::new();
     if let Some(ret) = m.ret {
         dsn.push(match ret {
@@ -280,13 +319,20 @@ fn transaction(m: &OutgoingMessage) -> Transaction<'_> {
                 dsn_params: rcpt_dsn_params(r),
             })
             .collect(),
-        content: &m.content,
-        body_8bit: m.body_8bit,
+        content: match form {
+            Form::SevenBit(content) => content,
+            Form::AsIs | Form::Refused(_) => &m.content,
+        },
+        body_8bit: m.body_8bit && matches!(form, Form::AsIs),
         smtputf8: m.smtputf8
             || m.recipients.iter().any(|r| r.address.is_utf8())
             || m.sender.as_ref().is_some_and(EmailAddress::is_utf8),
         dsn_params: (!dsn.is_empty()).then(|| dsn.join(" ")),
         xforward: m.client.as_ref().map(xforward_lines).unwrap_or_default(),
+        refusal: match form {
+            Form::Refused(why) => Some(why.clone()),
+            Form::AsIs | Form::SevenBit(_) => None,
+        },
     }
 }
 

@@ -8,13 +8,17 @@
 //!   MAIL/RCPT/DATA pipelined when offered, with the end of each message's
 //!   data sent along with the next message's commands.
 //! - [`delivery`] delivers a batch of messages for one next hop over as few
-//!   connections as possible, trying the next address when one fails.
+//!   connections as possible, trying the next address when one fails, and
+//!   at once over a fresh connection when a reused one turns out stale.
+//! - [`eightbit`] makes 8-bit content 7-bit for a next hop without
+//!   8BITMIME (RFC 6152), or says why it cannot be.
 //!
 //! The result of an attempt is a [`DeliveryOutcome`] per recipient; the
 //! queue decides what a deferral means for the retry schedule.
 
 pub mod client;
 pub mod delivery;
+pub mod eightbit;
 pub mod lookup;
 
 use std::{sync::Arc, time::Duration};

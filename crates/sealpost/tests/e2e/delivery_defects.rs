@@ -263,3 +263,122 @@ fn issue_17_a_delayed_recipient_gets_one_delay_warning_as_notify_asks() {
     assert_eq!(senders.messages().len(), 1, "not repeated after a restart");
     drop(gw);
 }
+
+/// 8-bit mail to a next hop that does not offer 8BITMIME goes as 7-bit
+/// (quoted-printable text, base64 attachment) that decodes back to the
+/// original, converted before the DKIM signature, which verifies; a
+/// message that cannot be made 7-bit (8-bit in a header, no SMTPUTF8) is
+/// bounced with a DSN, never sent 8-bit.
+/// See: issue 17, item 5.
+#[test]
+fn issue_17_8bit_mail_to_a_next_hop_without_8bitmime_is_converted_or_bounced() {
+    use mail_parser::{MessageParser, MimeHeaders};
+
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("corp.pem");
+    let out = crate::dkim::keygen(&[
+        "--domain",
+        "corp.example",
+        "--selector",
+        "s8",
+        "--algorithm",
+        "ed25519-sha256",
+        "--out",
+        key.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let zone = crate::dkim::Zone::publish(&String::from_utf8(out.stdout).unwrap());
+
+    let seven_bit_only = Sink::start(&["--no-8bitmime"]);
+    let senders = Sink::start(&[]);
+    let gw = TestGateway::start(&format!(
+        "[domains]\ninternal = [\"corp.example\"]\n\
+         [relay]\nnext_hop = \"{}\"\ninternal_next_hop = \"{}\"\n\
+         [dkim]\nsign_relayed = true\n\
+         [[dkim.key]]\ndomain = \"corp.example\"\nselector = \"s8\"\nkey_file = {:?}\nalgorithm = \"ed25519-sha256\"\n",
+        seven_bit_only.addr(),
+        senders.addr(),
+        key.to_str().unwrap()
+    ));
+
+    let text = "Grüße aus Köln, naïve café — 100 € = viel.\r\n";
+    // 8-bit octets in lines (no BINARYMIME: CR and LF only as line ends).
+    let attachment: Vec<u8> = (128u8..=255)
+        .chain(1u8..=9)
+        .collect::<Vec<u8>>()
+        .chunks(50)
+        .collect::<Vec<_>>()
+        .join(&b"\r\n"[..]);
+    let mut message = format!(
+        "From: alice@corp.example\r\nTo: bob@ext.example\r\nSubject: eight bits\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"sep\"\r\n\r\n\
+         --sep\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+         {text}--sep\r\nContent-Type: application/octet-stream\r\n\
+         Content-Disposition: attachment; filename=\"raw.bin\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+    )
+    .into_bytes();
+    message.extend_from_slice(&attachment);
+    message.extend_from_slice(b"\r\n--sep--\r\n");
+
+    let mut c = Raw::connect(gw.smtp);
+    c.cmd("EHLO client.example", "250");
+    let reply = c.transaction(
+        "<alice@corp.example> BODY=8BITMIME",
+        &["<bob@ext.example>"],
+        &message,
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+
+    let got = seven_bit_only.wait_for(1);
+    let received = &got[0];
+    assert!(
+        received.content.is_ascii(),
+        "sent 8-bit:\n{}",
+        received.text()
+    );
+    assert!(
+        !received.mail_options.iter().any(|o| o.contains("8BITMIME")),
+        "{:?}",
+        received.mail_options
+    );
+    let parsed = MessageParser::default().parse(&received.content).unwrap();
+    // The CRLF before a delimiter belongs to the delimiter (RFC 2046).
+    assert_eq!(parsed.body_text(0).unwrap(), text.trim_end_matches("\r\n"));
+    assert_eq!(parsed.attachment(0).unwrap().contents(), &attachment[..]);
+    assert_eq!(
+        parsed.attachment(0).unwrap().content_transfer_encoding(),
+        Some("base64")
+    );
+    assert!(received.text().starts_with("DKIM-Signature: "));
+    assert_eq!(
+        zone.verify(&received.content),
+        vec![mail_auth::DkimResult::Pass],
+        "signed after the conversion"
+    );
+
+    // 8-bit in a header without SMTPUTF8: bounced, never sent.
+    c.cmd("RSET", "250");
+    let reply = c.transaction(
+        "<alice@corp.example> BODY=8BITMIME",
+        &["<carol@ext.example>"],
+        "From: alice@corp.example\r\nSubject: Grüße\r\n\r\nhallo\r\n".as_bytes(),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let id = queue_id(&reply);
+    let failed = gw.recipients_when(&id, "a bounce", |r| r.status == RecipientStatus::Failed);
+    let why = failed[0].last_reply.clone().unwrap_or_default();
+    assert!(why.starts_with("554 5.6.3"), "{why}");
+    let dsn = senders.wait_for(1)[0].text();
+    assert!(dsn.contains("Status: 5.6.3"), "{dsn}");
+    assert!(dsn.contains("carol@ext.example"), "{dsn}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        seven_bit_only.messages().len(),
+        1,
+        "the unconvertible one was not sent"
+    );
+}

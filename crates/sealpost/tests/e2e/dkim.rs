@@ -20,7 +20,7 @@ use crate::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_sealpost");
 
-fn keygen(args: &[&str]) -> std::process::Output {
+pub(crate) fn keygen(args: &[&str]) -> std::process::Output {
     Command::new(BIN)
         .args(["dkim", "keygen"])
         .args(args)
@@ -139,7 +139,7 @@ fn config_check_names_a_missing_key_file_and_a_bad_algorithm() {
 /// A TXT "resolver" holding only the records a test publishes, so
 /// verification asks no DNS server.
 #[derive(Default)]
-struct Zone(Mutex<HashMap<Box<str>, Txt>>);
+pub(crate) struct Zone(Mutex<HashMap<Box<str>, Txt>>);
 
 impl ResolverCache<Box<str>, Txt> for Zone {
     fn get<Q>(&self, name: &Q) -> Option<Txt>
@@ -163,7 +163,7 @@ impl ResolverCache<Box<str>, Txt> for Zone {
 
 impl Zone {
     /// Publishes a record as `sealpost dkim keygen` printed it.
-    fn publish(record: &str) -> Zone {
+    pub(crate) fn publish(record: &str) -> Zone {
         let zone = Zone::default();
         let (name, rest) = record.trim().split_once(" IN TXT ").unwrap();
         let value: String = rest.split('"').skip(1).step_by(2).collect();
@@ -176,7 +176,7 @@ impl Zone {
     }
 
     /// The DKIM results of `message`.
-    fn verify(&self, message: &[u8]) -> Vec<DkimResult> {
+    pub(crate) fn verify(&self, message: &[u8]) -> Vec<DkimResult> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
