@@ -6,7 +6,7 @@ Usage:
           [--permfail-rcpt REGEX] [--tempfail-first N]
           [--tls-cert CERT --tls-key KEY] [--hostname NAME] [--max-size BYTES]
           [--no-smtputf8] [--no-8bitmime] [--data-delay SECONDS]
-          [--drop-reused] [--quiet]
+          [--drop-reused | --drop-reused-421] [--quiet]
 
 Once listening it prints exactly one line "READY <port>" to stdout (flushed);
 nothing else is ever written to stdout. Diagnostics go to stderr.
@@ -32,6 +32,8 @@ Failure injection:
   --drop-reused          a connection that already carried a message is closed,
                          without a reply, when its next MAIL arrives (a peer
                          whose idle timeout fires just as the client reuses it)
+  --drop-reused-421      the same, but answering that MAIL "421 4.4.2" first (as
+                         Postfix's smtpd does when its timer fires)
 
 Requires Debian's python3-aiosmtpd (1.4.x). SIGTERM/SIGINT stop it cleanly
 (exit status 0).
@@ -157,7 +159,8 @@ class SinkHandler:
         self.data_count = 0
         self.quiet = args.quiet
         self.data_delay = args.data_delay
-        self.drop_reused = args.drop_reused
+        self.drop_reused = args.drop_reused or args.drop_reused_421
+        self.drop_reused_421 = args.drop_reused_421
         self.no_8bitmime = args.no_8bitmime
 
     def note(self, fmt, *a):
@@ -185,6 +188,9 @@ class SinkHandler:
         if self.drop_reused and getattr(session, "carried", 0) > 0:
             self.note("%s MAIL on a reused connection -> closed (drop-reused)",
                       format_peer(session.peer))
+            if self.drop_reused_421:
+                asyncio.get_running_loop().call_later(0.05, server.transport.close)
+                return "421 4.4.2 sink.sealpost.test Error: timeout exceeded"
             server.transport.close()
             return "421 4.4.2 closing"  # never reaches the client
         envelope.mail_from = address
@@ -318,6 +324,8 @@ def main():
                    help="wait this long before answering the data")
     p.add_argument("--drop-reused", action="store_true",
                    help="close a reused connection when its next MAIL arrives")
+    p.add_argument("--drop-reused-421", action="store_true",
+                   help="answer 421 to a reused connection's MAIL, then close it")
     p.add_argument("--quiet", action="store_true", help="no per-message stderr logging")
     args = p.parse_args()
     if bool(args.tls_cert) != bool(args.tls_key):

@@ -149,9 +149,12 @@ impl Delivery {
                 .zip(&forms)
                 .map(|(m, form)| transaction(m, form))
                 .collect();
-            let (done, error) = client.send_all(&transactions).await;
+            let (mut done, mut error) = client.send_all(&transactions).await;
             let remote = client.server.clone();
             let dsn_passed = client.caps.dsn;
+            if reused {
+                closing_421(&mut done, &mut error, client.data_started(), &remote);
+            }
             let stale = reused && error.is_some() && client.data_started() <= done.len();
             for (replies, final_reply) in done {
                 results[next] = Some(outcomes(replies, final_reply.as_ref(), &remote, dsn_passed));
@@ -266,6 +269,38 @@ impl Delivery {
             }
             other => other,
         }
+    }
+}
+
+/// On a reused connection, a `421` (the server is closing the connection,
+/// as Postfix does when its idle timer fires) answering a transaction
+/// before its data is the same as a connection found closed: that
+/// transaction and those after it lose their outcomes and `error` is set,
+/// so they go again over a fresh connection. Only when none of them began
+/// to send data: a message the server may have taken is never resent.
+fn closing_421(
+    done: &mut Vec<super::client::Sent>,
+    error: &mut Option<ClientError>,
+    data_started: usize,
+    server: &str,
+) {
+    let closing = done.iter().position(|(replies, final_reply)| {
+        final_reply.is_none()
+            && !replies.is_empty()
+            && replies
+                .iter()
+                .all(|r| matches!(r, RcptReply::Rejected(resp) if resp.code == 421))
+    });
+    if let Some(p) = closing.filter(|&p| data_started <= p) {
+        let reply = match &done[p].0[0] {
+            RcptReply::Rejected(resp) => resp.one_line(),
+            _ => String::new(),
+        };
+        done.truncate(p);
+        error.get_or_insert(ClientError::Io(
+            server.to_owned(),
+            format!("closing: {reply}"),
+        ));
     }
 }
 
@@ -533,6 +568,31 @@ mod tests {
             .expect("a plaintext session after the stalled handshake");
         assert!(!client.tls);
         drop(server.await.unwrap());
+    }
+
+    #[test]
+    fn a_421_before_the_data_on_a_reused_connection_is_a_stale_one() {
+        let resp = |code: u16| Response {
+            code,
+            lines: vec!["x".into()],
+        };
+        let sent = || {
+            vec![
+                (vec![RcptReply::Accepted(resp(250))], Some(resp(250))),
+                (vec![RcptReply::Rejected(resp(421))], None),
+            ]
+        };
+        // The first message's data went out; the second's never did.
+        let (mut done, mut error) = (sent(), None);
+        closing_421(&mut done, &mut error, 1, "mx");
+        assert_eq!(done.len(), 1);
+        assert!(error.is_some());
+        // A later message's data went out after the 421 (no server does
+        // that): nothing is taken back, the 421 stands.
+        let (mut done, mut error) = (sent(), None);
+        closing_421(&mut done, &mut error, 2, "mx");
+        assert_eq!(done.len(), 2);
+        assert!(error.is_none());
     }
 
     #[test]
