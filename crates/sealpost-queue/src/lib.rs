@@ -42,7 +42,11 @@
 //! 4. **Lease expiry**: a recipient whose worker crashed (or whose outcome
 //!    could not be recorded) keeps its lease until `lease_duration` runs
 //!    out; then [`Store::lease_due`](sealpost_store::Store::lease_due)
-//!    hands it to a worker again (at-least-once delivery).
+//!    hands it to a worker again (at-least-once delivery). A delivery that
+//!    is still running renews its leases every third of `lease_duration`
+//!    ([`Store::renew_leases`](sealpost_store::Store::renew_leases)), so a
+//!    slow next hop never lets them run out; an outcome whose lease was
+//!    lost all the same is not recorded over the new holder's claim.
 //!
 //! All queue state lives in the store, so a restart (or another node)
 //! continues exactly where this one stopped.
