@@ -5,7 +5,8 @@ Usage:
   sink.py --listen 127.0.0.1:0 --dir DIR [--tempfail-rcpt REGEX]
           [--permfail-rcpt REGEX] [--tempfail-first N]
           [--tls-cert CERT --tls-key KEY] [--hostname NAME] [--max-size BYTES]
-          [--no-smtputf8] [--quiet]
+          [--no-smtputf8] [--no-8bitmime] [--data-delay SECONDS]
+          [--drop-reused | --drop-reused-421] [--quiet]
 
 Once listening it prints exactly one line "READY <port>" to stdout (flushed);
 nothing else is ever written to stdout. Diagnostics go to stderr.
@@ -26,6 +27,13 @@ Failure injection:
   --permfail-rcpt REGEX  -> 550 5.1.1 No such user here   (checked first)
   --tempfail-first N     the first N DATA transactions of the sink's lifetime
                          get 451 4.3.0 at end of DATA (message not written)
+  --data-delay SECONDS   wait this long after the data before storing and
+                         answering (a slow next hop)
+  --drop-reused          a connection that already carried a message is closed,
+                         without a reply, when its next MAIL arrives (a peer
+                         whose idle timeout fires just as the client reuses it)
+  --drop-reused-421      the same, but answering that MAIL "421 4.4.2" first (as
+                         Postfix's smtpd does when its timer fires)
 
 Requires Debian's python3-aiosmtpd (1.4.x). SIGTERM/SIGINT stop it cleanly
 (exit status 0).
@@ -150,6 +158,10 @@ class SinkHandler:
         self.tempfail_left = args.tempfail_first
         self.data_count = 0
         self.quiet = args.quiet
+        self.data_delay = args.data_delay
+        self.drop_reused = args.drop_reused or args.drop_reused_421
+        self.drop_reused_421 = args.drop_reused_421
+        self.no_8bitmime = args.no_8bitmime
 
     def note(self, fmt, *a):
         if not self.quiet:
@@ -164,11 +176,26 @@ class SinkHandler:
             # (aiosmtpd would offer it after STARTTLS).
             if line.startswith("250-AUTH"):
                 continue
+            if self.no_8bitmime and line[4:].upper() == "8BITMIME":
+                continue
             if line == "250 HELP":
                 # aiosmtpd handles pipelined commands but does not say so.
                 out.append("250-PIPELINING")
             out.append(line)
         return out
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.drop_reused and getattr(session, "carried", 0) > 0:
+            self.note("%s MAIL on a reused connection -> closed (drop-reused)",
+                      format_peer(session.peer))
+            if self.drop_reused_421:
+                asyncio.get_running_loop().call_later(0.05, server.transport.close)
+                return "421 4.4.2 sink.sealpost.test Error: timeout exceeded"
+            server.transport.close()
+            return "421 4.4.2 closing"  # never reaches the client
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.permfail_rcpt and self.permfail_rcpt.search(address):
@@ -188,6 +215,9 @@ class SinkHandler:
             self.note("%s DATA #%d -> 451 (tempfail-first, %d left)",
                       format_peer(session.peer), self.data_count, self.tempfail_left)
             return "451 4.3.0 Temporary failure, try again"
+        if self.data_delay > 0:
+            await asyncio.sleep(self.data_delay)
+        session.carried = getattr(session, "carried", 0) + 1
         raw = envelope.original_content
         if raw is None:
             raw = envelope.content
@@ -288,6 +318,14 @@ def main():
                    metavar="BYTES", help="SIZE limit (0 = unlimited, not advertised)")
     p.add_argument("--no-smtputf8", action="store_true",
                    help="do not advertise SMTPUTF8 (a next hop without RFC 6531)")
+    p.add_argument("--no-8bitmime", action="store_true",
+                   help="do not advertise 8BITMIME (a next hop without RFC 6152)")
+    p.add_argument("--data-delay", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long before answering the data")
+    p.add_argument("--drop-reused", action="store_true",
+                   help="close a reused connection when its next MAIL arrives")
+    p.add_argument("--drop-reused-421", action="store_true",
+                   help="answer 421 to a reused connection's MAIL, then close it")
     p.add_argument("--quiet", action="store_true", help="no per-message stderr logging")
     args = p.parse_args()
     if bool(args.tls_cert) != bool(args.tls_key):

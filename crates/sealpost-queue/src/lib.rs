@@ -25,7 +25,8 @@
 //!    [`DeliveryOutcome`](sealpost_smtp::outbound::DeliveryOutcome):
 //!    2xx is delivered; 5xx, a domain that takes no mail (no such domain,
 //!    null MX, an MX list that loops back to us) and a message the next
-//!    hop cannot take (SMTPUTF8 not offered) are failed (permanent);
+//!    hop cannot take (SMTPUTF8 not offered; 8-bit content that cannot be
+//!    made 7-bit for a next hop without 8BITMIME) are failed (permanent);
 //!    everything else (4xx, connection, TLS or DNS trouble) is deferred
 //!    (temporary). The worker classifies what never reaches the SMTP
 //!    crate: a message whose content cannot be read (spool file missing,
@@ -41,7 +42,11 @@
 //! 4. **Lease expiry**: a recipient whose worker crashed (or whose outcome
 //!    could not be recorded) keeps its lease until `lease_duration` runs
 //!    out; then [`Store::lease_due`](sealpost_store::Store::lease_due)
-//!    hands it to a worker again (at-least-once delivery).
+//!    hands it to a worker again (at-least-once delivery). A delivery that
+//!    is still running renews its leases every third of `lease_duration`
+//!    ([`Store::renew_leases`](sealpost_store::Store::renew_leases)), so a
+//!    slow next hop never lets them run out; an outcome whose lease was
+//!    lost all the same is not recorded over the new holder's claim.
 //!
 //! All queue state lives in the store, so a restart (or another node)
 //! continues exactly where this one stopped.

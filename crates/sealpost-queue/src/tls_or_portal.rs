@@ -14,7 +14,7 @@
 //! notification. The original never goes over an unverified or clear
 //! connection.
 
-use std::{collections::HashMap, sync::Arc};
+use std::collections::HashMap;
 
 use sealpost_policy::text::one_line;
 use sealpost_smtp::outbound::{DeliveryOutcome, NextHop, OutgoingMessage, OutgoingRecipient};
@@ -75,6 +75,11 @@ impl Worker {
                 }
             };
             jobs.push(pos);
+            // Relayed mail, for signing: signed with `dkim.sign_relayed`
+            // when its From has a key; 7-bit made (before signing) for a
+            // next hop without 8BITMIME.
+            let body_8bit = !content.is_ascii();
+            let prepared = self.prepare_content(false, &target.message, body_8bit, content);
             originals.push(OutgoingMessage {
                 sender: target.sender.clone(),
                 recipients: vec![OutgoingRecipient {
@@ -82,8 +87,9 @@ impl Worker {
                     orcpt: None,
                     notify: Notify::default(),
                 }],
-                body_8bit: !content.is_ascii(),
-                content: Arc::new(content),
+                body_8bit,
+                content: prepared.signed,
+                seven_bit: prepared.seven_bit,
                 smtputf8: false,
                 env_id: None,
                 ret: None,

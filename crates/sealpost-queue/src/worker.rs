@@ -33,6 +33,7 @@ use sealpost_smtp::{
     dsn::{DsnAction, DsnRecipient},
     outbound::{
         ConfiguredHops, Delivery, DeliveryOutcome, NextHop, OutgoingMessage, OutgoingRecipient,
+        eightbit::{self, SevenBit},
     },
 };
 use sealpost_store::{
@@ -59,9 +60,10 @@ pub struct QueueConfig {
     /// internal domains' mail goes (else their MX), as
     /// [`NextHop::choose`] applies them.
     pub hops: ConfiguredHops,
-    /// How long a lease lasts. It must outlast the slowest batch (connect
-    /// and data timeouts of its connections in sequence), or a second
-    /// worker could deliver the same recipients while the first still is.
+    /// How long a lease lasts (`relay.lease_duration`). A delivery renews
+    /// its leases every third of it while it runs (see `heartbeat`), so it
+    /// need not outlast the slowest next hop: it bounds how long the
+    /// recipients of a worker that stopped wait before another takes them.
     pub lease_duration: Duration,
     /// Recipients leased per batch.
     pub batch_size: usize,
@@ -80,6 +82,9 @@ pub struct QueueConfig {
     /// `dkim.sign_relayed`: relayed mail from a signing domain is signed
     /// too (default false).
     pub dkim_sign_relayed: bool,
+    /// `relay.delay_warning`: after how long a recipient still queued has
+    /// its sender told, once (see `delay`); `None`: never.
+    pub delay_warning: Option<Duration>,
 }
 
 impl Default for QueueConfig {
@@ -96,6 +101,7 @@ impl Default for QueueConfig {
             linger: Duration::from_millis(5),
             dkim: Arc::default(),
             dkim_sign_relayed: false,
+            delay_warning: Some(Duration::from_secs(4 * 3600)),
         }
     }
 }
@@ -354,16 +360,17 @@ impl Worker {
         // then failed (see `unreadable`).
         let mut contents = Vec::with_capacity(batch.len());
         for message in &mut batch {
-            contents.push(match message.content.take() {
-                Some(c) => Some(Arc::new(self.sign(message, c))),
+            let content = match message.content.take() {
+                Some(c) => Some(c),
                 None => match self.inner.store.load_body(&message.id).await {
-                    Ok(c) => Some(Arc::new(self.sign(message, c))),
+                    Ok(c) => Some(c),
                     Err(e) => {
                         tracing::error!(queue_id = %message.id, error = %e, "cannot read message content");
                         None
                     }
                 },
-            });
+            };
+            contents.push(content.map(|c| self.prepare(message, c)));
         }
         // Group (message, recipients) by next hop.
         let mut by_hop: HashMap<NextHop, Vec<(usize, Vec<&LeasedRecipient>)>> = HashMap::new();
@@ -399,7 +406,48 @@ impl Worker {
         Ok(())
     }
 
-    /// `content` DKIM-signed when it should be (see [`QueueConfig::dkim`]).
+    /// What goes out for `message`: its content signed, and for 8-bit
+    /// content its 7-bit form, converted and then signed, made only if a
+    /// next hop without 8BITMIME needs it (RFC 6152; a signature made
+    /// before the conversion would not verify after it).
+    fn prepare(&self, message: &LeasedMessage, content: Vec<u8>) -> Content {
+        self.prepare_content(ours(message), &message.id, message.body_8bit, content)
+    }
+
+    /// [`Worker::prepare`] for content that is not a leased message's own
+    /// (a TLS-or-portal original): `ours` as [`ours`] says, `body_8bit` as
+    /// its envelope said.
+    pub(crate) fn prepare_content(
+        &self,
+        ours: bool,
+        id: &QueueId,
+        body_8bit: bool,
+        content: Vec<u8>,
+    ) -> Content {
+        let eight_bit = body_8bit || !content.is_ascii();
+        if !eight_bit {
+            return Content {
+                signed: self.signed(ours, id, Arc::new(content)),
+                seven_bit: None,
+            };
+        }
+        // The unsigned content is shared, not copied: the signed form is
+        // a new buffer anyway (or the same one, unsigned).
+        let unsigned = Arc::new(content);
+        let (worker, id, original) = (self.clone(), id.clone(), unsigned.clone());
+        Content {
+            signed: self.signed(ours, &id, unsigned),
+            seven_bit: Some(Arc::new(SevenBit::new(move || {
+                let converted = Arc::new(eightbit::to_seven_bit(&original)?);
+                let signed = worker.signed(ours, &id, converted);
+                Ok(Arc::try_unwrap(signed).unwrap_or_else(|shared| (*shared).clone()))
+            }))),
+        }
+    }
+
+    /// `content` DKIM-signed when it should be (see [`QueueConfig::dkim`]):
+    /// when sealpost wrote it itself (`ours`), or relays it with
+    /// `dkim.sign_relayed`.
     ///
     /// Signing happens here, once per delivery attempt of a message, and
     /// not where each kind of mail is built: this is the one place every
@@ -407,12 +455,8 @@ impl Worker {
     /// DSNs, portal mail and replies), and the last before the wire, so a
     /// conversion of the content (8-bit to 7-bit for a next hop without
     /// 8BITMIME) can come before the signature instead of breaking it.
-    fn sign(&self, message: &LeasedMessage, content: Vec<u8>) -> Vec<u8> {
+    fn signed(&self, ours: bool, id: &QueueId, content: Arc<Vec<u8>>) -> Arc<Vec<u8>> {
         let config = &self.inner.config;
-        // Portal replies are mail (kind Mail) that sealpost composed; they
-        // are the only mail handed in over HTTP(S).
-        let ours = message.kind != MessageKind::Mail
-            || matches!(message.client.protocol.as_str(), "HTTP" | "HTTPS");
         if config.dkim.is_empty() || !(ours || config.dkim_sign_relayed) {
             return content;
         }
@@ -422,12 +466,12 @@ impl Worker {
             config.dkim.signature(&content)
         };
         match signature {
-            Ok(Some(header)) => dkim::prepend(header, &content),
+            Ok(Some(header)) => Arc::new(dkim::prepend(header, &content)),
             Ok(None) => content,
             Err(e) => {
                 // Unsigned rather than not at all: the receiver may still
                 // take it, and the log says why it was not signed.
-                tracing::error!(queue_id = %message.id, error = %e, "DKIM signing failed; sending unsigned");
+                tracing::error!(queue_id = %id, error = %e, "DKIM signing failed; sending unsigned");
                 content
             }
         }
@@ -440,24 +484,43 @@ impl Worker {
         hop: &NextHop,
         chunk: &[(usize, Vec<&LeasedRecipient>)],
         batch: &[LeasedMessage],
-        contents: &[Option<Arc<Vec<u8>>>],
+        contents: &[Option<Content>],
     ) -> Result<(), QueueError> {
-        // TLS-or-portal notifications taken as the message itself over
-        // verified TLS (see `tls_or_portal`); the rest go as they are.
-        let mut direct = self.deliver_directly(hop, chunk, batch).await;
-        let taken: std::collections::HashSet<usize> = direct.keys().copied().collect();
-        let outgoing: Vec<OutgoingMessage> = chunk
+        // The leases are renewed while the next hop takes its time, so a
+        // slow delivery is never leased and sent a second time.
+        let keys: Vec<heartbeat::LeaseKey> = chunk
             .iter()
-            .enumerate()
-            .filter(|(pos, _)| !direct.contains_key(pos))
-            .filter_map(|(_, (i, rcpts))| Some(outgoing(&batch[*i], rcpts, contents[*i].clone()?)))
+            .flat_map(|(i, rcpts)| rcpts.iter().map(|r| (batch[*i].id.clone(), r.idx)))
             .collect();
-        let mut delivered = if outgoing.is_empty() {
-            Vec::new()
-        } else {
-            self.inner.delivery.deliver(hop, &outgoing).await
-        }
-        .into_iter();
+        let ((mut direct, delivered), lost) = heartbeat::while_renewing(
+            self.inner.store.as_ref(),
+            &self.inner.owner,
+            &keys,
+            self.inner.config.lease_duration,
+            async {
+                // TLS-or-portal notifications taken as the message itself
+                // over verified TLS (see `tls_or_portal`); the rest go as
+                // they are.
+                let direct = self.deliver_directly(hop, chunk, batch).await;
+                let outgoing: Vec<OutgoingMessage> = chunk
+                    .iter()
+                    .enumerate()
+                    .filter(|(pos, _)| !direct.contains_key(pos))
+                    .filter_map(|(_, (i, rcpts))| {
+                        Some(outgoing(&batch[*i], rcpts, contents[*i].as_ref()?))
+                    })
+                    .collect();
+                let delivered = if outgoing.is_empty() {
+                    Vec::new()
+                } else {
+                    self.inner.delivery.deliver(hop, &outgoing).await
+                };
+                (direct, delivered)
+            },
+        )
+        .await;
+        let taken: std::collections::HashSet<usize> = direct.keys().copied().collect();
+        let mut delivered = delivered.into_iter();
         // Back in chunk order: the messages without content were not sent.
         let outcomes: Vec<Vec<DeliveryOutcome>> = chunk
             .iter()
@@ -478,6 +541,10 @@ impl Worker {
             let message = &batch[*i];
             let direct = taken.contains(&pos);
             for (r, outcome) in rcpts.iter().zip(message_outcomes) {
+                if lost.contains(&(message.id.clone(), r.idx)) {
+                    // Another worker holds it now: its attempt is recorded.
+                    continue;
+                }
                 let (result, reply, remote, report) = self.judge(message, r, outcome, now);
                 // The address is the sender's and the reply the remote
                 // server's: one clean line each, as tracing writes `%` raw.
@@ -518,6 +585,7 @@ impl Worker {
                     reply,
                     notification: message.kind == MessageKind::Notification,
                     direct,
+                    delay_warned: report == Some(DsnAction::Delayed),
                 });
             }
         }
@@ -527,7 +595,9 @@ impl Worker {
                 report::dsn(
                     &self.inner.config,
                     &batch[i],
-                    contents[i].as_deref().map_or(&[][..], Vec::as_slice),
+                    contents[i]
+                        .as_ref()
+                        .map_or(&[][..], |c| c.signed.as_slice()),
                     recipients,
                     now,
                 )
@@ -593,7 +663,9 @@ impl Worker {
                 ) {
                     Verdict::RetryAt(at) => {
                         metrics::counter!("sealpost_delivery_deferred_total").increment(1);
-                        (OutcomeKind::Deferred { retry_at: at }, reply, remote, None)
+                        let (retry_at, report) =
+                            delay::warning(self.inner.config.delay_warning, message, r, now, at);
+                        (OutcomeKind::Deferred { retry_at }, reply, remote, report)
                     }
                     Verdict::Expire => {
                         metrics::counter!("sealpost_delivery_bounced_total").increment(1);
@@ -611,6 +683,22 @@ impl Worker {
             }
         }
     }
+}
+
+/// A message's content as it goes out (see [`Worker::prepare`]).
+pub(crate) struct Content {
+    /// DKIM-signed when it should be.
+    pub(crate) signed: Arc<Vec<u8>>,
+    /// For 8-bit content: its 7-bit form, made when first needed.
+    pub(crate) seven_bit: Option<Arc<SevenBit>>,
+}
+
+/// Whether sealpost wrote `message` itself (everything but relayed mail;
+/// portal replies are mail sealpost composed, the only mail handed in over
+/// HTTP(S)).
+fn ours(message: &LeasedMessage) -> bool {
+    message.kind != MessageKind::Mail
+        || matches!(message.client.protocol.as_str(), "HTTP" | "HTTPS")
 }
 
 /// The outcome of a recipient whose message's content could not be read:
@@ -640,7 +728,7 @@ fn unreadable(message: &LeasedMessage, r: &LeasedRecipient) -> DeliveryOutcome {
 fn outgoing(
     message: &LeasedMessage,
     rcpts: &[&LeasedRecipient],
-    content: Arc<Vec<u8>>,
+    content: &Content,
 ) -> OutgoingMessage {
     OutgoingMessage {
         sender: message.sender.clone(),
@@ -652,7 +740,8 @@ fn outgoing(
                 notify: r.notify,
             })
             .collect(),
-        content,
+        content: content.signed.clone(),
+        seven_bit: content.seven_bit.clone(),
         body_8bit: message.body_8bit,
         smtputf8: message.smtputf8,
         env_id: message.env_id.clone(),
@@ -675,6 +764,9 @@ fn until_due(next_due: Option<SystemTime>) -> Duration {
         None => cap,
     }
 }
+
+mod delay;
+mod heartbeat;
 
 #[cfg(test)]
 mod tests;

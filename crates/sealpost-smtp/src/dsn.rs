@@ -120,6 +120,12 @@ pub fn build(input: &DsnInput<'_>) -> Vec<u8> {
         .any(|r| r.action == DsnAction::Relayed)
     {
         out.push_str("Your message was relayed to a server that does not send delivery\r\nnotifications, so this is the last report you will get about it.\r\n\r\n");
+    } else if input
+        .recipients
+        .iter()
+        .any(|r| r.action == DsnAction::Delayed)
+    {
+        out.push_str("Your message has not yet been delivered to one or more recipients.\r\nThe mail system keeps trying; you do not need to send it again.\r\nYou will hear again only if it finally fails.\r\n\r\n");
     } else {
         out.push_str("This is a report about your message; the details are below.\r\n\r\n");
     }

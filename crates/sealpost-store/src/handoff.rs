@@ -116,6 +116,7 @@ impl Handoff {
                 orcpt: r.orcpt.clone(),
                 notify: r.notify,
                 attempts: 0,
+                delay_warned: false,
             })
             .collect();
         if recipients.is_empty() {

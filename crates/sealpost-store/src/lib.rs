@@ -111,6 +111,28 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Leased, StoreError>;
 
+    /// Extends `owner`'s leases on `recipients` (message id and recipient
+    /// index) to `lease_until`, for a delivery that is still running, and
+    /// returns the recipients it no longer holds: still queued but claimed
+    /// by another owner since the lease ran out. The caller must not record
+    /// an outcome for those (the new holder's attempt decides). A recipient
+    /// that is no longer queued is not "lost": recording handles it.
+    ///
+    /// The default keeps nothing: for stores whose leases never expire.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: if dropped, the renewal may or may not have committed,
+    /// and the lease runs until whichever end it has.
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        recipients: Vec<(QueueId, u32)>,
+        lease_until: SystemTime,
+    ) -> Result<Vec<(QueueId, u32)>, StoreError> {
+        let _ = (owner, recipients, lease_until);
+        Ok(Vec::new())
+    }
+
     /// Reads a message's stored content (headers and body).
     async fn load_body(&self, id: &QueueId) -> Result<Vec<u8>, StoreError>;
 

@@ -111,6 +111,12 @@ impl Notify {
     pub fn on_success(self) -> bool {
         self.0 & Self::SUCCESS != 0
     }
+    /// Whether the sender wants a report when this recipient is delayed.
+    /// With no NOTIFY parameter the MTA may send one (RFC 3461 §4.1), and
+    /// we do, as Postfix does with its `delay_warning_time`.
+    pub fn on_delay(self) -> bool {
+        self.0 == 0 || self.0 & Self::DELAY != 0
+    }
 }
 
 /// Whether the message is ordinary mail or one we generated (a report
@@ -387,6 +393,9 @@ pub struct LeasedRecipient {
     pub notify: Notify,
     /// Attempts made before this one.
     pub attempts: u32,
+    /// Its sender was already sent a delay warning about it
+    /// (`relay.delay_warning`).
+    pub delay_warned: bool,
 }
 
 /// The result of one delivery attempt for one recipient.
@@ -405,6 +414,9 @@ pub struct RecipientOutcome {
     /// A TLS-or-portal notification job delivered as the message itself
     /// over verified TLS (not the notification).
     pub direct: bool,
+    /// A delay warning about this recipient is queued with this outcome:
+    /// it is marked as warned in the same commit, so it gets only one.
+    pub delay_warned: bool,
 }
 
 /// How an attempt ended for a recipient.

@@ -107,6 +107,7 @@ pub struct SmtpSection {
     pub busy_poll: Option<PollWindow>,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
+    pub shutdown_grace: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,6 +132,9 @@ pub struct RelaySection {
     pub tls_ca_file: Option<String>,
     pub mta_sts: Option<bool>,
     pub mta_sts_port: Option<u16>,
+    // Delivery defects of issue 17 (item 5).
+    pub lease_duration: Option<String>,
+    pub delay_warning: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -239,6 +243,9 @@ pub struct SmtpConfig {
     /// Certificate and key files; `None` means a self-signed pair is
     /// generated in the data directory on first start.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// How long message data still arriving when the gateway stops may
+    /// take to end before the client gets `421 4.3.2` (`smtp.shutdown_grace`).
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -257,6 +264,12 @@ pub struct RelayConfig {
     /// `relay.tls_policy`, `relay.tls_ca_file`, `relay.mta_sts`,
     /// `relay.mta_sts_port`.
     pub tls: RelayTls,
+    /// How long a worker's lease on the recipients it delivers lasts
+    /// (renewed every third of it while the delivery runs).
+    pub lease_duration: Duration,
+    /// After how long an undelivered recipient's sender is told of the
+    /// delay (one "delayed" DSN); `None`: never (`"off"` or `"0"`).
+    pub delay_warning: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -488,6 +501,18 @@ impl Config {
             &mut errors,
         );
         let busy_poll = busy_poll_window(s.busy_poll, &mut errors);
+        let shutdown_grace = duration(
+            "smtp.shutdown_grace",
+            s.shutdown_grace,
+            Duration::from_secs(10),
+            &mut errors,
+        );
+        if shutdown_grace > MAX_SHUTDOWN_GRACE {
+            errors.push(err(
+                "smtp.shutdown_grace",
+                "must be at most 20s: the gateway stops within 30s whatever happens",
+            ));
+        }
         let tls = match (s.tls_cert, s.tls_key) {
             (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
             (None, None) => None,
@@ -555,6 +580,13 @@ impl Config {
             Duration::from_secs(30),
             &mut errors,
         );
+        let lease_duration = duration(
+            "relay.lease_duration",
+            r.lease_duration,
+            Duration::from_secs(30 * 60),
+            &mut errors,
+        );
+        let delay_warning = delay_warning(r.delay_warning, &mut errors);
         let max_connections_per_hop = r.max_connections_per_hop.unwrap_or(4).max(1) as usize;
         let dns_servers = parse_list(
             "relay.dns_servers",
@@ -713,6 +745,7 @@ impl Config {
                 idle_timeout,
                 busy_poll,
                 tls,
+                shutdown_grace,
             },
             internal_domains,
             relay: RelayConfig {
@@ -726,6 +759,8 @@ impl Config {
                 max_connections_per_hop,
                 dns_servers,
                 mx_port,
+                lease_duration,
+                delay_warning,
             },
             admin_listen,
             admin_url,
@@ -813,6 +848,32 @@ fn duration(
                     format!("{v:?}: {e} (expected e.g. 30s, 5m, 2h, 5d)"),
                 ));
                 default
+            }
+        },
+    }
+}
+
+/// Longest `smtp.shutdown_grace`: the whole graceful stop is bounded to
+/// 30 s (`serve::SHUTDOWN_GRACE`), and the sessions' last commits and
+/// replies need some of it.
+const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// `relay.delay_warning`: a duration (default 4h), or `"off"` / `"0"`
+/// for no delay warnings.
+fn delay_warning(value: Option<String>, errors: &mut Vec<ConfigError>) -> Option<Duration> {
+    let default = Duration::from_secs(4 * 3600);
+    match value.as_deref().map(str::trim) {
+        None => Some(default),
+        Some("off" | "0") => None,
+        Some(v) => match humantime::parse_duration(v) {
+            Ok(d) if d.is_zero() => None,
+            Ok(d) => Some(d),
+            Err(e) => {
+                errors.push(err(
+                    "relay.delay_warning",
+                    format!("{v:?}: {e} (expected e.g. 4h, 30m, or \"off\")"),
+                ));
+                Some(default)
             }
         },
     }
@@ -1082,6 +1143,33 @@ mod tests {
         assert_eq!(c.relay.queue_lifetime, Duration::from_secs(2 * 86400));
         let e = errors_of("", &[("SEALPOST_SMTP_MAX_RECIPIENT", "5")]);
         assert!(e[0].contains("max_recipient"), "{e:?}");
+    }
+
+    #[test]
+    fn delivery_defect_keys_have_defaults_and_bounds() {
+        let c = load(None, Vec::new()).unwrap();
+        assert_eq!(c.relay.delay_warning, Some(Duration::from_secs(4 * 3600)));
+        assert_eq!(c.relay.lease_duration, Duration::from_secs(30 * 60));
+        assert_eq!(c.smtp.shutdown_grace, Duration::from_secs(10));
+        for off in ["off", "0", "0s"] {
+            let f = write(&format!("[relay]\ndelay_warning = \"{off}\"\n"));
+            let c = load(Some(f.path()), Vec::new()).unwrap();
+            assert_eq!(c.relay.delay_warning, None, "{off}");
+        }
+        let env = [("SEALPOST_RELAY_DELAY_WARNING".to_owned(), "30m".to_owned())];
+        let c = load(None, env).unwrap();
+        assert_eq!(c.relay.delay_warning, Some(Duration::from_secs(1800)));
+        let e = errors_of(
+            "[relay]\ndelay_warning = \"soon\"\nlease_duration = \"0s\"\n[smtp]\nshutdown_grace = \"1m\"\n",
+            &[],
+        );
+        for path in [
+            "relay.delay_warning:",
+            "relay.lease_duration:",
+            "smtp.shutdown_grace:",
+        ] {
+            assert!(e.iter().any(|e| e.starts_with(path)), "{path}: {e:?}");
+        }
     }
 
     #[test]

@@ -404,6 +404,8 @@ impl Application {
             max_connections_per_hop: config.relay.max_connections_per_hop,
             dkim: config.dkim.signer.clone(),
             dkim_sign_relayed: config.dkim.sign_relayed,
+            lease_duration: config.relay.lease_duration,
+            delay_warning: config.relay.delay_warning,
             ..QueueConfig::default()
         };
         let worker = Worker::new(
@@ -465,6 +467,7 @@ impl Application {
                 max_recipients: config.smtp.max_recipients,
                 idle_timeout: config.smtp.idle_timeout,
                 max_connections: config.smtp.max_connections,
+                shutdown_grace: config.smtp.shutdown_grace,
                 ..InboundConfig::default()
             },
             intake,

@@ -125,3 +125,128 @@ async fn issue_17_unreadable_content_fails_after_bounded_attempts_with_a_report(
     assert!(text.contains("bob@partner.example"), "{text}");
     assert!(text.contains("cannot be read"), "{text}");
 }
+
+/// A next hop that takes `delay` to answer the end of each message's data,
+/// and says on `data` when a message's data has arrived.
+async fn slow_next_hop(
+    delay: Duration,
+    data: tokio::sync::mpsc::UnboundedSender<()>,
+) -> std::net::SocketAddr {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let data = data.clone();
+            tokio::spawn(async move {
+                let mut io = BufReader::new(stream);
+                io.get_mut().write_all(b"220 slow\r\n").await?;
+                let mut in_data = false;
+                for _ in 0..10_000 {
+                    let mut line = String::new();
+                    if io.read_line(&mut line).await? == 0 {
+                        break;
+                    }
+                    let reply: &[u8] = if in_data {
+                        if line != ".\r\n" {
+                            continue;
+                        }
+                        in_data = false;
+                        let _ = data.send(());
+                        tokio::time::sleep(delay).await;
+                        b"250 2.0.0 taken\r\n"
+                    } else {
+                        match line.get(..4).map(str::to_ascii_uppercase).as_deref() {
+                            Some("EHLO") => b"250 slow\r\n",
+                            Some("DATA") => {
+                                in_data = true;
+                                b"354 go on\r\n"
+                            }
+                            Some("QUIT") => b"221 bye\r\n",
+                            _ => b"250 ok\r\n",
+                        }
+                    };
+                    io.get_mut().write_all(reply).await?;
+                }
+                Ok::<_, std::io::Error>(())
+            });
+        }
+    });
+    addr
+}
+
+/// While a slow delivery runs, its lease is taken by another worker (as
+/// after a lease that ran out): the first worker's renewal finds it lost,
+/// and its outcome is not recorded over the new holder's claim (which
+/// decides the recipient).
+/// See: issue 17, item 5.
+#[tokio::test]
+async fn issue_17_an_outcome_whose_lease_was_lost_is_not_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(
+            &dir.path().join("db.sqlite"),
+            &dir.path().join("spool"),
+            Arc::new(sealpost_vault::Vault::ephemeral()),
+        )
+        .await
+        .unwrap(),
+    );
+    let (data_tx, mut data_rx) = tokio::sync::mpsc::unbounded_channel();
+    let hop = slow_next_hop(Duration::from_millis(1500), data_tx).await;
+    let hop = HostPort::parse(&hop.to_string()).unwrap();
+    let worker = Worker::new(
+        store.clone(),
+        Arc::new(Delivery::new(OutboundConfig {
+            connect_timeout: Duration::from_secs(2),
+            opportunistic_tls: false,
+            ..OutboundConfig::default()
+        })),
+        Arc::new(ArcSwap::from_pointee(PolicySet::default())),
+        QueueConfig {
+            hostname: "gw.corp.example".into(),
+            hops: ConfiguredHops {
+                smart_host: Some(hop.clone()),
+                internal: Some(hop),
+            },
+            lease_duration: Duration::from_millis(300),
+            ..QueueConfig::default()
+        },
+        Arc::new(Notify::new()),
+    );
+    let id = store
+        .accept(mail(
+            "bob@partner.example",
+            b"Subject: slow\r\n\r\nbody\r\n".to_vec(),
+        ))
+        .await
+        .unwrap();
+    let running = tokio::spawn({
+        let worker = worker.clone();
+        async move { worker.run_once().await }
+    });
+    tokio::time::timeout(Duration::from_secs(10), data_rx.recv())
+        .await
+        .expect("the message's data reaches the next hop");
+    // Another worker takes the recipient, as if the lease had run out.
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    let taken = store
+        .lease_due("thief", later, later + Duration::from_secs(3600), 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.recipients(), 1);
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), running)
+            .await
+            .expect("the delivery ends")
+            .unwrap()
+            .unwrap(),
+        1
+    );
+    let r = &store.recipients(&id).await.unwrap()[0];
+    assert_eq!(r.status, RecipientStatus::Queued, "{r:?}");
+    assert_eq!(
+        r.attempts, 0,
+        "nothing recorded over the thief's claim: {r:?}"
+    );
+}

@@ -58,6 +58,13 @@ impl Session {
                 stream.queue(&reply::IDLE_TIMEOUT);
                 return Ok(Flow::Close);
             }
+            DataEnd::Shutdown => {
+                // Not taken: the client keeps the message and retries.
+                metrics::counter!("sealpost_smtp_rejected_total", "reason" => "shutting_down")
+                    .increment(1);
+                stream.queue(&reply::SHUTTING_DOWN);
+                return Ok(Flow::Close);
+            }
         };
         match data.problem {
             Some(DataProblem::BareCrLf) => {

@@ -283,6 +283,7 @@ fn inbound(store: Arc<MemoryStore>) -> Inbound {
             max_connections: 1,
             max_errors: 20,
             max_received_headers: MAX_RECEIVED_HEADERS,
+            shutdown_grace: Duration::from_millis(50),
         },
         intake: Arc::new(Intake {
             settings: IntakeSettings {
@@ -679,6 +680,7 @@ async fn check_read_data(input: &[u8], pipe: usize, model: &ModelData) {
             return;
         }
         DataEnd::Timeout => panic!("read_data timed out although its input was closed"),
+        DataEnd::Shutdown => panic!("read_data saw a shutdown although none was asked for"),
     };
     let Some(model_end) = model.end else {
         panic!("read_data completed but the input has no <CRLF>.<CRLF> ({pipe}-octet reads)");

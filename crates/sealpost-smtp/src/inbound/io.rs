@@ -72,6 +72,9 @@ pub enum DataEnd {
     Complete(Data),
     Eof,
     Timeout,
+    /// The server is stopping and the data did not end within the
+    /// shutdown grace.
+    Shutdown,
 }
 
 /// A connection's buffers around a byte stream (plain TCP or TLS).
@@ -83,6 +86,9 @@ pub struct SmtpStream<S> {
     idle_timeout: Duration,
     /// Told after each reply that the session now waits for its client.
     busy_poll: Option<Arc<BusyPoll>>,
+    /// The server's stop, and how long message data still arriving then
+    /// may take to end (see [`SmtpStream::read_data`]).
+    shutdown: Option<(CancellationToken, Duration)>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
@@ -96,7 +102,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
             output: Vec::with_capacity(256),
             idle_timeout,
             busy_poll: None,
+            shutdown: None,
         }
+    }
+
+    /// Ends message data still arriving `grace` after `shutdown` (see
+    /// [`DataEnd::Shutdown`]).
+    pub fn with_shutdown(mut self, shutdown: CancellationToken, grace: Duration) -> Self {
+        self.shutdown = Some((shutdown, grace));
+        self
     }
 
     /// Reports each written reply to `poll` (see [`BusyPoll::after_reply`]).
@@ -200,6 +214,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
                     Fill::Data => {}
                     Fill::Eof => return Ok(CommandLine::Eof),
                     Fill::Timeout => return Ok(CommandLine::Timeout),
+                    Fill::Shutdown => return Ok(CommandLine::Shutdown),
                 },
             }
         }
@@ -250,6 +265,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
         let mut in_headers = true;
         // The current line passed the length cap and was partly dropped.
         let mut long_line = false;
+        // When the data must end because the server is stopping.
+        let mut stop_at = None;
         loop {
             while let Some(i) = memchr::memchr(b'\n', &self.input) {
                 let line = self.input.split_to(i + 1);
@@ -312,11 +329,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpStream<S> {
                 self.input.clear();
                 self.input.put_u8(last);
             }
-            match self.fill().await? {
+            match self.fill_data(&mut stop_at).await? {
                 Fill::Data => {}
                 Fill::Eof => return Ok(DataEnd::Eof),
                 Fill::Timeout => return Ok(DataEnd::Timeout),
+                Fill::Shutdown => return Ok(DataEnd::Shutdown),
             }
+        }
+    }
+
+    /// [`SmtpStream::fill`] for message data: when the server stops, the
+    /// data has until `grace` later to end (`stop_at`, fixed the first
+    /// time the stop is seen), and then reading it ends with
+    /// [`Fill::Shutdown`]. Data that ends in time is taken as usual.
+    ///
+    /// # Cancel safety
+    /// Cancel safe, like `fill`: the replies are flushed before the race,
+    /// and `read_buf` either appended bytes or did not.
+    async fn fill_data(&mut self, stop_at: &mut Option<tokio::time::Instant>) -> io::Result<Fill> {
+        let Some((shutdown, grace)) = self.shutdown.clone() else {
+            return self.fill().await;
+        };
+        self.flush().await?;
+        let stopped = async {
+            shutdown.cancelled().await;
+            let deadline = *stop_at.get_or_insert_with(|| tokio::time::Instant::now() + grace);
+            tokio::time::sleep_until(deadline).await;
+        };
+        tokio::select! {
+            biased;
+            _ = stopped => Ok(Fill::Shutdown),
+            fill = self.fill() => fill,
         }
     }
 }
@@ -325,6 +368,8 @@ enum Fill {
     Data,
     Eof,
     Timeout,
+    /// The server stopped and the shutdown grace ran out.
+    Shutdown,
 }
 
 #[cfg(test)]

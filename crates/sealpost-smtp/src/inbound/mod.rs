@@ -47,6 +47,10 @@ pub struct InboundConfig {
     pub max_errors: usize,
     /// More `Received:` headers than this is taken for a loop.
     pub max_received_headers: usize,
+    /// How long message data still arriving when the server stops may
+    /// take to end; then the client gets `421 4.3.2` and the message is
+    /// not taken (`smtp.shutdown_grace`).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for InboundConfig {
@@ -61,6 +65,7 @@ impl Default for InboundConfig {
             max_connections: 20_000,
             max_errors: 20,
             max_received_headers: 50,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }

@@ -369,7 +369,9 @@ where
             errors: 0,
         };
         let _open = inbound.busy_poll.session();
-        let mut stream = SmtpStream::new(tcp, idle).with_busy_poll(inbound.busy_poll.clone());
+        let mut stream = SmtpStream::new(tcp, idle)
+            .with_busy_poll(inbound.busy_poll.clone())
+            .with_shutdown(shutdown.clone(), inbound.config.shutdown_grace);
         stream.queue(&reply::greeting(&inbound.config.hostname));
         match session.drive(&mut stream, &shutdown).await {
             Ok(Flow::StartTls) => {
@@ -392,8 +394,9 @@ where
                 session.helo = None;
                 session.esmtp = false;
                 session.reset_transaction();
-                let mut stream =
-                    SmtpStream::new(tls, idle).with_busy_poll(inbound.busy_poll.clone());
+                let mut stream = SmtpStream::new(tls, idle)
+                    .with_busy_poll(inbound.busy_poll.clone())
+                    .with_shutdown(shutdown.clone(), inbound.config.shutdown_grace);
                 if let Err(e) = session.drive(&mut stream, &shutdown).await {
                     tracing::debug!(error = %e, "connection error");
                 }

@@ -117,6 +117,10 @@ pub struct Transaction<'a> {
     /// `XFORWARD ...` command lines describing the original client, sent
     /// before MAIL only if the server offers XFORWARD.
     pub xforward: Vec<String>,
+    /// A reply that fails every recipient without talking, decided by the
+    /// caller for this server (8-bit content it cannot make 7-bit, see
+    /// `eightbit`).
+    pub refusal: Option<String>,
 }
 
 /// What one transaction came to: a reply per recipient, in order, and the
@@ -147,6 +151,9 @@ pub struct Client {
     /// The end of the last message's data, not yet written: it goes out
     /// with the next transaction's commands (see [`Client::send_all`]).
     held: Vec<u8>,
+    /// Transactions of the last [`Client::send_all`] whose data began to go
+    /// out (see [`Client::data_started`]).
+    data_started: usize,
 }
 
 impl std::fmt::Debug for Client {
@@ -180,6 +187,7 @@ impl Client {
             command_timeout: config.command_timeout,
             data_timeout: config.data_timeout,
             held: Vec::new(),
+            data_started: 0,
         };
         let greeting = client.read_reply(client.command_timeout).await?;
         if !greeting.is_success() {
@@ -228,6 +236,7 @@ impl Client {
             command_timeout: self.command_timeout,
             data_timeout: self.data_timeout,
             held: Vec::new(),
+            data_started: 0,
         })
     }
 
@@ -265,6 +274,7 @@ impl Client {
     ) -> (Vec<Sent>, Option<ClientError>) {
         let mut done = Vec::with_capacity(transactions.len());
         let mut owed = None;
+        self.data_started = 0;
         for (k, t) in transactions.iter().enumerate() {
             let more = k + 1 < transactions.len();
             if let Err(e) = self.transaction(t, more, &mut owed, &mut done).await {
@@ -300,7 +310,9 @@ impl Client {
     ) -> Result<(), ClientError> {
         // Preconditions the server announced in EHLO: checked before
         // talking, each failing every recipient alike.
-        let refusal = if t.smtputf8 && !self.caps.smtputf8 {
+        let refusal = if let Some(why) = &t.refusal {
+            Some(why.clone())
+        } else if t.smtputf8 && !self.caps.smtputf8 {
             Some(format!(
                 "553 5.6.7 {} does not support SMTPUTF8, which this message needs",
                 self.server
@@ -461,6 +473,7 @@ impl Client {
             done.push((results, None));
             return Ok(());
         }
+        self.data_started += 1;
         if more && self.caps.pipelining {
             self.held = self.write_content(t.content, true).await?;
             *owed = Some(results);
@@ -470,6 +483,15 @@ impl Client {
             done.push((results, Some(final_reply)));
         }
         Ok(())
+    }
+
+    /// How many transactions of the last [`Client::send_all`] began to
+    /// send their data. When it stopped with an error after `n` outcomes
+    /// and this is `n` or less, the transaction in flight never sent a byte
+    /// of its message: the server cannot have taken it, and it may be sent
+    /// again at once on another connection.
+    pub fn data_started(&self) -> usize {
+        self.data_started
     }
 
     /// Whether an idle connection still looks usable, without a round
@@ -722,6 +744,7 @@ mod tests {
                 command_timeout: Duration::from_secs(5),
                 data_timeout: Duration::from_secs(5),
                 held: Vec::new(),
+                data_started: 0,
             };
             let expected = stuffed(&content);
             let reader = tokio::spawn(async move {
@@ -755,6 +778,7 @@ mod tests {
             command_timeout: Duration::from_secs(5),
             data_timeout: Duration::from_secs(5),
             held: Vec::new(),
+            data_started: 0,
         }
     }
 
@@ -773,6 +797,7 @@ mod tests {
             smtputf8: false,
             dsn_params: None,
             xforward: Vec::new(),
+            refusal: None,
         }
     }
 

@@ -20,7 +20,8 @@ use sealpost_store::{ClientInfo, DsnReturn, Notify};
 
 use super::{
     DeliveryOutcome, OutboundConfig,
-    client::{Client, RcptReply, RcptSpec, Response, Transaction},
+    client::{Client, ClientError, RcptReply, RcptSpec, Response, Transaction},
+    eightbit::{self, SevenBit},
     hop_tls::TlsContext,
     lookup::{Lookup, LookupError, NextHop, Target},
     tls_policy::TlsLevel,
@@ -39,6 +40,9 @@ pub struct OutgoingMessage {
     /// The client that handed us the message, forwarded with XFORWARD to
     /// next hops that offer it; `None` for reports we generated.
     pub client: Option<ClientInfo>,
+    /// Its 7-bit form (converted before signing), for a next hop without
+    /// 8BITMIME; `None`: converted here, unsigned, if one needs it.
+    pub seven_bit: Option<Arc<SevenBit>>,
 }
 
 /// One recipient of an [`OutgoingMessage`].
@@ -178,18 +182,37 @@ impl Delivery {
                 .saturating_sub(sent)
                 .max(1);
             let end = messages.len().min(next + room);
-            let transactions: Vec<Transaction<'_>> =
-                messages[next..end].iter().map(transaction).collect();
-            let (done, error) = client.send_all(&transactions).await;
+            let forms: Vec<Form> = messages[next..end]
+                .iter()
+                .map(|m| Form::for_server(m, &client))
+                .collect();
+            let transactions: Vec<Transaction<'_>> = messages[next..end]
+                .iter()
+                .zip(&forms)
+                .map(|(m, form)| transaction(m, form))
+                .collect();
+            let (mut done, mut error) = client.send_all(&transactions).await;
             let remote = client.server.clone();
             let dsn_passed = client.caps.dsn;
+            if reused {
+                closing_421(&mut done, &mut error, client.data_started(), &remote);
+            }
+            let stale = reused && error.is_some() && client.data_started() <= done.len();
             for (replies, final_reply) in done {
                 results[next] = Some(outcomes(replies, final_reply.as_ref(), &remote, dsn_passed));
                 next += 1;
                 sent += 1;
             }
             let healthy = error.is_none();
-            if let Some(e) = error {
+            if let Some(e) = error.as_ref().filter(|_| stale) {
+                // A reused connection the peer had closed meanwhile (its
+                // idle timeout), found out before any of the message in
+                // flight was sent: the server cannot have taken it, so it
+                // goes at once over a fresh connection, not after a retry
+                // interval. At most once per call: only the first
+                // connection is a reused one.
+                tracing::info!(server = %remote, error = %log_text(e), "reused connection was stale; sending again over a fresh one");
+            } else if let Some(e) = error {
                 // The message in flight: the server may have taken it, so
                 // it waits for a retry; the rest go on over another
                 // connection.
@@ -301,8 +324,68 @@ impl Delivery {
     }
 }
 
-/// The SMTP transaction that hands `m` to the next hop.
-fn transaction(m: &OutgoingMessage) -> Transaction<'_> {
+/// On a reused connection, a `421` (the server is closing the connection,
+/// as Postfix does when its idle timer fires) answering a transaction
+/// before its data is the same as a connection found closed: that
+/// transaction and those after it lose their outcomes and `error` is set,
+/// so they go again over a fresh connection. Only when none of them began
+/// to send data: a message the server may have taken is never resent.
+fn closing_421(
+    done: &mut Vec<super::client::Sent>,
+    error: &mut Option<ClientError>,
+    data_started: usize,
+    server: &str,
+) {
+    let closing = done.iter().position(|(replies, final_reply)| {
+        final_reply.is_none()
+            && !replies.is_empty()
+            && replies
+                .iter()
+                .all(|r| matches!(r, RcptReply::Rejected(resp) if resp.code == 421))
+    });
+    if let Some(p) = closing.filter(|&p| data_started <= p) {
+        let reply = match &done[p].0[0] {
+            RcptReply::Rejected(resp) => resp.one_line(),
+            _ => String::new(),
+        };
+        done.truncate(p);
+        error.get_or_insert(ClientError::Io(
+            server.to_owned(),
+            format!("closing: {reply}"),
+        ));
+    }
+}
+
+/// The content a message goes to one server with.
+enum Form {
+    /// As it is: the server takes 8-bit data, or the message is 7-bit.
+    AsIs,
+    /// Its 7-bit form, for a server without 8BITMIME (RFC 6152 §3).
+    SevenBit(Arc<Vec<u8>>),
+    /// It cannot be made 7-bit for a server that needs it: the reply that
+    /// fails its recipients (it is never sent 8-bit).
+    Refused(String),
+}
+
+impl Form {
+    fn for_server(m: &OutgoingMessage, client: &Client) -> Form {
+        // The scan only for a server that needs it.
+        if client.caps.eight_bit_mime || (!m.body_8bit && m.content.is_ascii()) {
+            return Form::AsIs;
+        }
+        let made = match &m.seven_bit {
+            Some(form) => form.get(),
+            None => eightbit::to_seven_bit(&m.content).map(Arc::new),
+        };
+        match made {
+            Ok(content) => Form::SevenBit(content),
+            Err(e) => Form::Refused(e.reply(&client.server)),
+        }
+    }
+}
+
+/// The SMTP transaction that hands `m` to the next hop, in `form`.
+fn transaction<'a>(m: &'a OutgoingMessage, form: &'a Form) -> Transaction<'a> {
     let mut dsn = Vec::new();
     if let Some(ret) = m.ret {
         dsn.push(match ret {
@@ -323,13 +406,20 @@ fn transaction(m: &OutgoingMessage) -> Transaction<'_> {
                 dsn_params: rcpt_dsn_params(r),
             })
             .collect(),
-        content: &m.content,
-        body_8bit: m.body_8bit,
+        content: match form {
+            Form::SevenBit(content) => content,
+            Form::AsIs | Form::Refused(_) => &m.content,
+        },
+        body_8bit: m.body_8bit && matches!(form, Form::AsIs),
         smtputf8: m.smtputf8
             || m.recipients.iter().any(|r| r.address.is_utf8())
             || m.sender.as_ref().is_some_and(EmailAddress::is_utf8),
         dsn_params: (!dsn.is_empty()).then(|| dsn.join(" ")),
         xforward: m.client.as_ref().map(xforward_lines).unwrap_or_default(),
+        refusal: match form {
+            Form::Refused(why) => Some(why.clone()),
+            Form::AsIs | Form::SevenBit(_) => None,
+        },
     }
 }
 
@@ -573,6 +663,31 @@ mod tests {
             "the other level's connection was kept"
         );
         server.abort();
+    }
+
+    #[test]
+    fn a_421_before_the_data_on_a_reused_connection_is_a_stale_one() {
+        let resp = |code: u16| Response {
+            code,
+            lines: vec!["x".into()],
+        };
+        let sent = || {
+            vec![
+                (vec![RcptReply::Accepted(resp(250))], Some(resp(250))),
+                (vec![RcptReply::Rejected(resp(421))], None),
+            ]
+        };
+        // The first message's data went out; the second's never did.
+        let (mut done, mut error) = (sent(), None);
+        closing_421(&mut done, &mut error, 1, "mx");
+        assert_eq!(done.len(), 1);
+        assert!(error.is_some());
+        // A later message's data went out after the 421 (no server does
+        // that): nothing is taken back, the 421 stands.
+        let (mut done, mut error) = (sent(), None);
+        closing_421(&mut done, &mut error, 2, "mx");
+        assert_eq!(done.len(), 2);
+        assert!(error.is_none());
     }
 
     #[test]

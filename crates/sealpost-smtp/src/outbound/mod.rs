@@ -8,7 +8,10 @@
 //!   MAIL/RCPT/DATA pipelined when offered, with the end of each message's
 //!   data sent along with the next message's commands.
 //! - [`delivery`] delivers a batch of messages for one next hop over as few
-//!   connections as possible, trying the next address when one fails.
+//!   connections as possible, trying the next address when one fails, and
+//!   at once over a fresh connection when a reused one turns out stale.
+//! - [`eightbit`] makes 8-bit content 7-bit for a next hop without
+//!   8BITMIME (RFC 6152), or says why it cannot be.
 //! - [`tls_policy`] says how much TLS each destination must get
 //!   (`relay.tls_policy`), [`mta_sts`] adds what a recipient domain
 //!   publishes (RFC 8461), and [`verify`] holds the trusted roots.
@@ -18,6 +21,7 @@
 
 pub mod client;
 pub mod delivery;
+pub mod eightbit;
 mod hop_tls;
 pub mod lookup;
 pub mod mta_sts;

@@ -72,6 +72,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v16.sql"),
     include_str!("schema_v17.sql"),
     include_str!("schema_v18.sql"),
+    include_str!("schema_v19.sql"),
 ];
 
 /// Contents larger than this are sealed and opened on a blocking thread.
@@ -591,6 +592,20 @@ impl Store for SqliteStore {
             messages: self.open_leased(leased).await,
             next_due,
         })
+    }
+
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        recipients: Vec<(QueueId, u32)>,
+        lease_until: SystemTime,
+    ) -> Result<Vec<(QueueId, u32)>, StoreError> {
+        let owner = owner.to_owned();
+        self.writer
+            .write(false, move |conn, _| {
+                queue::renew_leases(conn, &owner, &recipients, lease_until)
+            })
+            .await
     }
 
     async fn load_body(&self, id: &QueueId) -> Result<Vec<u8>, StoreError> {

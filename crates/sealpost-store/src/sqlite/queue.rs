@@ -204,7 +204,7 @@ pub(super) fn lease(
                  SELECT message_id, idx FROM recipients
                  WHERE status = 'queued' AND next_attempt_at <= ?3 AND lease_until <= ?3
                  ORDER BY next_attempt_at LIMIT ?4)
-             RETURNING message_id, idx, address, orcpt, notify, attempts",
+             RETURNING message_id, idx, address, orcpt, notify, attempts, delay_warned_at",
         )?;
         let mut rows = claim.query(params![
             owner,
@@ -221,6 +221,35 @@ pub(super) fn lease(
         }
     }
     leased_messages(conn, by_message)
+}
+
+/// Extends `owner`'s leases on `recipients` to `until` and returns those
+/// another owner holds now (see [`crate::Store::renew_leases`]). A queued
+/// recipient whose lease was released (no owner) is taken back: its
+/// delivery is still running here.
+pub(super) fn renew_leases(
+    conn: &Connection,
+    owner: &str,
+    recipients: &[(QueueId, u32)],
+    until: SystemTime,
+) -> Result<Vec<(QueueId, u32)>, StoreError> {
+    let mut renew = conn.prepare_cached(
+        "UPDATE recipients SET lease_owner = ?3, lease_until = ?4
+         WHERE message_id = ?1 AND idx = ?2 AND status = 'queued'
+           AND (lease_owner = ?3 OR lease_owner IS NULL)",
+    )?;
+    let mut queued = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM recipients
+             WHERE message_id = ?1 AND idx = ?2 AND status = 'queued')",
+    )?;
+    let mut lost = Vec::new();
+    for (id, idx) in recipients {
+        let renewed = renew.execute(params![id.as_str(), idx, owner, to_millis(until)])?;
+        if renewed == 0 && queued.query_row(params![id.as_str(), idx], |row| row.get(0))? {
+            lost.push((id.clone(), *idx));
+        }
+    }
+    Ok(lost)
 }
 
 /// The messages of leased recipients (message id → its recipients), with
@@ -249,7 +278,8 @@ pub(super) fn leased_messages(
     Ok(leased)
 }
 
-/// A leased recipient from a row of `idx, address, orcpt, notify, attempts`.
+/// A leased recipient from a row of `idx, address, orcpt, notify, attempts,
+/// delay_warned_at`.
 pub(super) fn leased_recipient(row: &Row<'_>) -> Result<LeasedRecipient, StoreError> {
     let address: String = row.get("address")?;
     Ok(LeasedRecipient {
@@ -259,6 +289,7 @@ pub(super) fn leased_recipient(row: &Row<'_>) -> Result<LeasedRecipient, StoreEr
         orcpt: row.get("orcpt")?,
         notify: Notify::from_bits(row.get("notify")?),
         attempts: row.get("attempts")?,
+        delay_warned: row.get::<_, Option<i64>>("delay_warned_at")?.is_some(),
     })
 }
 
@@ -335,7 +366,9 @@ pub(super) fn record_outcomes(
     let mut update = conn.prepare_cached(
         "UPDATE recipients SET status = ?3, attempts = attempts + 1,
              next_attempt_at = COALESCE(?4, next_attempt_at), lease_owner = NULL, lease_until = 0,
-             last_attempt_at = ?5, last_reply = ?6, updated_at = ?5
+             last_attempt_at = ?5, last_reply = ?6, updated_at = ?5,
+             delay_warned_at = CASE WHEN ?7 THEN COALESCE(delay_warned_at, ?5)
+                                    ELSE delay_warned_at END
          WHERE message_id = ?1 AND idx = ?2 AND (status = 'queued' OR ?3 = 'delivered')",
     )?;
     // A delivered notification is the secure recipient's "notified"; a
@@ -367,6 +400,7 @@ pub(super) fn record_outcomes(
             next,
             to_millis(o.attempted_at),
             o.reply,
+            o.delay_warned,
         ])?;
         if changed > 0 && o.result == OutcomeKind::Failed && !o.notification {
             super::dashboard::count_bounced(conn, &o.message)?;

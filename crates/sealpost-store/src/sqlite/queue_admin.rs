@@ -385,7 +385,7 @@ pub(super) fn claim(
     let mut lease = conn.prepare_cached(
         "UPDATE recipients SET lease_owner = ?3, lease_until = ?4
          WHERE message_id = ?1 AND idx = ?2 AND status = 'queued' AND lease_until <= ?5
-         RETURNING idx, address, orcpt, notify, attempts",
+         RETURNING idx, address, orcpt, notify, attempts, delay_warned_at",
     )?;
     let mut by_message: BTreeMap<String, Vec<LeasedRecipient>> = BTreeMap::new();
     for key in free {

@@ -112,6 +112,7 @@ async fn accept_lease_defer_deliver_purge() {
                     result: OutcomeKind::Delivered,
                     reply: "250 ok".into(),
                     direct: false,
+                    delay_warned: false,
                 },
                 RecipientOutcome {
                     message: id.clone(),
@@ -121,6 +122,7 @@ async fn accept_lease_defer_deliver_purge() {
                     result: OutcomeKind::Deferred { retry_at },
                     reply: "451 later".into(),
                     direct: false,
+                    delay_warned: false,
                 },
             ],
             vec![],
@@ -152,6 +154,7 @@ async fn accept_lease_defer_deliver_purge() {
                 result: OutcomeKind::Failed,
                 reply: "550 no".into(),
                 direct: false,
+                delay_warned: false,
             }],
             vec![message(b"report".to_vec(), &["alice@corp.example"])],
         )
@@ -433,6 +436,7 @@ async fn spool_files_of_delivered_messages_go_only_after_an_fsynced_commit() {
                 result: OutcomeKind::Delivered,
                 reply: "250 ok".into(),
                 direct: false,
+                delay_warned: false,
             }],
             vec![],
         )
@@ -600,6 +604,7 @@ fn outcome(id: &QueueId, idx: u32, result: OutcomeKind, notification: bool) -> R
         reply: "250 ok".into(),
         notification,
         direct: false,
+        delay_warned: false,
     }
 }
 
@@ -1328,4 +1333,64 @@ async fn another_definition_is_made_the_default() {
         )
         .await
         .unwrap();
+}
+
+/// A renewed lease keeps other workers away past its first end; a lease
+/// that ran out and was taken by another worker is reported lost.
+/// See: issue 17, item 5 (leases renewed while a delivery runs).
+#[tokio::test]
+async fn issue_17_renewed_leases_outlast_their_first_end_and_lost_ones_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let id = store
+        .accept(message(
+            b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
+            &["a@x.example"],
+        ))
+        .await
+        .unwrap();
+    let t0 = SystemTime::now() + Duration::from_secs(1);
+    let leased = store
+        .lease_due("w1", t0, t0 + Duration::from_secs(10), 10)
+        .await
+        .unwrap();
+    assert_eq!(leased.recipients(), 1);
+    let key = vec![(id.clone(), 0)];
+
+    // Renewed at t0 + 5 s until t0 + 30 s: at t0 + 20 s nobody else gets it.
+    let lost = store
+        .renew_leases("w1", key.clone(), t0 + Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(lost.is_empty(), "{lost:?}");
+    let t20 = t0 + Duration::from_secs(20);
+    assert!(
+        store
+            .lease_due("w2", t20, t20 + Duration::from_secs(10), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a renewed lease is still live"
+    );
+
+    // Not renewed again: at t0 + 40 s w2 takes it, and w1 learns it lost it.
+    let t40 = t0 + Duration::from_secs(40);
+    let taken = store
+        .lease_due("w2", t40, t40 + Duration::from_secs(10), 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.recipients(), 1);
+    let lost = store
+        .renew_leases("w1", key.clone(), t40 + Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(lost, key);
+    // The holder's renewal goes on working.
+    assert!(
+        store
+            .renew_leases("w2", key, t40 + Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -24,6 +24,7 @@ mod console_config;
 mod console_policy;
 mod data_dir;
 mod delivery;
+mod delivery_defects;
 mod dkim;
 mod fail_closed;
 mod limits;

@@ -1102,6 +1102,7 @@ async fn a_relayed_reply_stays_in_sent_until_the_original_expires() {
                     result: OutcomeKind::Delivered,
                     reply: "250 ok".into(),
                     direct: false,
+                    delay_warned: false,
                 }],
                 vec![],
             )

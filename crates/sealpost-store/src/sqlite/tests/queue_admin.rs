@@ -51,6 +51,7 @@ async fn deferred(store: &super::SqliteStore, rcpts: &[&str]) -> QueueId {
                 reply: "451 4.7.1 try later".into(),
                 notification: false,
                 direct: false,
+                delay_warned: false,
             })
         })
         .collect();
@@ -208,6 +209,7 @@ async fn retry_now_makes_recipients_due_and_skips_one_in_delivery() {
                 reply: "250 ok".into(),
                 notification: false,
                 direct: false,
+                delay_warned: false,
             }],
             vec![],
         )

@@ -67,6 +67,7 @@ async fn deferred(w: &World, to: &[&str]) -> QueueId {
                 reply: "451 4.7.1 <b>greylisted</b>, try later".into(),
                 notification: false,
                 direct: false,
+                delay_warned: false,
             })
         })
         .collect();

@@ -457,6 +457,7 @@ async fn the_message_page_says_how_a_tls_or_portal_recipient_was_reached() {
                             .into(),
                     notification: true,
                     direct,
+                    delay_warned: false,
                 }],
                 vec![],
             )
