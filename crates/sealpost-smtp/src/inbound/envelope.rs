@@ -1,7 +1,9 @@
 //! MAIL and RCPT: the envelope, its DSN parameters, and relay control.
 //!
 //! Relay control (SPEC §5.1): a recipient in an internal domain is accepted
-//! from anyone; any other recipient only from `smtp.relay_networks`. The
+//! from anyone; any other recipient only from `smtp.relay_networks` (on
+//! the port-25 listener) or an authenticated client (on a submission
+//! listener, where MAIL needs AUTH first; see [`super::auth`]). The
 //! check uses the connecting socket's address, never an XFORWARD address,
 //! so a forwarded client can never widen what the peer may do.
 
@@ -62,6 +64,9 @@ impl Session {
         };
         if from.size > self.inbound.config.max_message_size {
             return self.reject(stream, &reply::MESSAGE_TOO_BIG, "message_too_big");
+        }
+        if let Some((reply, reason)) = self.submission_sender(sender.as_ref()) {
+            return self.reject(stream, &reply, reason);
         }
         let ret = if from.flags & MAIL_RET_FULL != 0 {
             Some(DsnReturn::Full)
@@ -141,7 +146,7 @@ impl Session {
             .load()
             .internal_domains()
             .is_internal(&address);
-        if !internal && !self.inbound.config.relay_networks.contains(self.peer.ip()) {
+        if !internal && !self.may_relay() {
             // One clean line: the address is the client's (quoted local
             // parts allow tabs and C1 controls).
             let recipient = one_line(address.as_str(), 200);
