@@ -175,9 +175,13 @@ pub const AUTH_NOT_HERE: Reply = Reply::new(
 );
 pub const NEED_EHLO: Reply = Reply::new(503, "5.5.1", "Send EHLO first");
 pub const AUTH_ALREADY: Reply = Reply::new(503, "5.5.1", "Already authenticated");
-pub const AUTH_IN_TRANSACTION: Reply =
-    Reply::new(503, "5.5.1", "AUTH is not allowed during a mail transaction");
-pub const AUTH_SYNTAX: Reply = Reply::new(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
+pub const AUTH_IN_TRANSACTION: Reply = Reply::new(
+    503,
+    "5.5.1",
+    "AUTH is not allowed during a mail transaction",
+);
+pub const AUTH_SYNTAX: Reply =
+    Reply::new(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
 pub const AUTH_UNKNOWN_MECHANISM: Reply = Reply::new(
     504,
     "5.5.4",
@@ -185,8 +189,7 @@ pub const AUTH_UNKNOWN_MECHANISM: Reply = Reply::new(
 );
 /// The client answered `*` (RFC 4954 §4).
 pub const AUTH_CANCELLED: Reply = Reply::new(501, "5.7.0", "Authentication cancelled");
-pub const AUTH_BAD_BASE64: Reply =
-    Reply::new(501, "5.5.2", "Cannot Base64-decode client response");
+pub const AUTH_BAD_BASE64: Reply = Reply::new(501, "5.5.2", "Cannot Base64-decode client response");
 pub const AUTH_MALFORMED: Reply = Reply::new(
     501,
     "5.5.2",
@@ -194,11 +197,8 @@ pub const AUTH_MALFORMED: Reply = Reply::new(
 );
 /// MAIL on a submission listener before AUTH.
 pub const AUTH_REQUIRED: Reply = Reply::new(530, "5.7.0", "Authentication required");
-pub const SENDER_NOT_ALLOWED: Reply = Reply::new(
-    553,
-    "5.7.1",
-    "Sender address not allowed for this account",
-);
+pub const SENDER_NOT_ALLOWED: Reply =
+    Reply::new(553, "5.7.1", "Sender address not allowed for this account");
 pub const NULL_SENDER_SUBMISSION: Reply = Reply::new(
     553,
     "5.7.1",

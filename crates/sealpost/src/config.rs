@@ -22,9 +22,11 @@ use serde::Deserialize;
 
 mod dkim;
 mod portal;
+mod submission;
 pub(crate) use dkim::valid_selector;
 pub use dkim::{DkimConfig, DkimKeyConfig, DkimKeySection, DkimSection};
 pub use portal::{Branding, PortalConfig, PortalSection};
+pub use submission::SubmissionConfig;
 
 use sealpost_policy::{DomainPattern, InternalDomains, IpRange, IpRanges};
 use sealpost_smtp::outbound::HostPort;
@@ -40,6 +42,8 @@ const LIST_KEYS: &[&str] = &[
     "smtp.listen",
     "smtp.relay_networks",
     "smtp.xforward_hosts",
+    "smtp.submission_listen",
+    "smtp.submission_tls_listen",
     "domains.internal",
     "relay.retry_schedule",
     "relay.dns_servers",
@@ -105,6 +109,15 @@ pub struct SmtpSection {
     pub busy_poll: Option<PollWindow>,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
+    // Submission (config/submission.rs).
+    pub submission_listen: Option<Vec<String>>,
+    pub submission_tls_listen: Option<Vec<String>>,
+    pub auth_failure_delay: Option<String>,
+    pub auth_failure_delay_max: Option<String>,
+    pub auth_lockout_failures: Option<u32>,
+    pub auth_lockout_ip_failures: Option<u32>,
+    pub auth_lockout_window: Option<String>,
+    pub auth_lockout_time: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -233,6 +246,8 @@ pub struct SmtpConfig {
     /// Certificate and key files; `None` means a self-signed pair is
     /// generated in the data directory on first start.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The submission listeners and the brakes on AUTH.
+    pub submission: SubmissionConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -479,6 +494,20 @@ impl Config {
             &mut errors,
         );
         let busy_poll = busy_poll_window(s.busy_poll, &mut errors);
+        let submission = submission::build(
+            submission::SubmissionKeys {
+                submission_listen: s.submission_listen,
+                submission_tls_listen: s.submission_tls_listen,
+                auth_failure_delay: s.auth_failure_delay,
+                auth_failure_delay_max: s.auth_failure_delay_max,
+                auth_lockout_failures: s.auth_lockout_failures,
+                auth_lockout_ip_failures: s.auth_lockout_ip_failures,
+                auth_lockout_window: s.auth_lockout_window,
+                auth_lockout_time: s.auth_lockout_time,
+            },
+            &listen,
+            &mut errors,
+        );
         let tls = match (s.tls_cert, s.tls_key) {
             (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
             (None, None) => None,
@@ -688,6 +717,7 @@ impl Config {
                 idle_timeout,
                 busy_poll,
                 tls,
+                submission,
             },
             internal_domains,
             relay: RelayConfig {

@@ -89,13 +89,26 @@ impl SubmissionAuth {
     }
 
     fn guard(&self) -> std::sync::MutexGuard<'_, Guard> {
-        self.guard.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.guard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn give_back(&self, account: &SmtpAccount) {
+        let mut rate = self
+            .rate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        rate.give_back(account.name.as_str(), account.rate_per_hour);
     }
 
     /// Takes one message of the account's hourly allowance.
     fn take_message(&self, account: &SmtpAccount, now: Instant) -> bool {
-        let mut rate = self.rate.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                rate.take(account.name.as_str(), account.rate_per_hour, now)
+        let mut rate = self
+            .rate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        rate.take(account.name.as_str(), account.rate_per_hour, now)
     }
 }
 
@@ -152,9 +165,18 @@ impl Session {
         None
     }
 
-    /// The header From check at the end of DATA, before the commit.
+    /// The header From check at the end of DATA, before the commit. A
+    /// refused message does not count against the account's rate.
     pub(super) fn submission_header_from(&self, content: &[u8]) -> Option<Reply> {
         let account = self.account.as_ref()?;
+        let refusal = self.header_from_refusal(account, content)?;
+        if let Some(submission) = &self.inbound.submission {
+            submission.give_back(account);
+        }
+        Some(refusal)
+    }
+
+    fn header_from_refusal(&self, account: &SmtpAccount, content: &[u8]) -> Option<Reply> {
         let refuse = match header_from::header_from(content) {
             HeaderFrom::Addresses(all) => {
                 let forged = all.iter().find(|a| !account.may_send_as(a))?;
@@ -222,7 +244,9 @@ impl Session {
         };
         let ip = self.peer.ip();
         let name = one_line(&credentials.name, 64);
-        let locked = submission.guard().locked(&credentials.name, ip, Instant::now());
+        let locked = submission
+            .guard()
+            .locked(&credentials.name, ip, Instant::now());
         if let Some(locked) = locked {
             count("locked");
             tracing::warn!(account = %name, ?locked, "AUTH refused: locked after repeated failures");

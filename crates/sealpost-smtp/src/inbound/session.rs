@@ -368,8 +368,12 @@ where
 /// As [`run`], over a stream that is TLS from its first byte (implicit
 /// TLS, `smtp.submission_tls_listen`): the session starts as secured and
 /// offers no STARTTLS.
-pub async fn run_tls<S>(tls: S, peer: SocketAddr, inbound: Arc<Inbound>, shutdown: CancellationToken)
-where
+pub async fn run_tls<S>(
+    tls: S,
+    peer: SocketAddr,
+    inbound: Arc<Inbound>,
+    shutdown: CancellationToken,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     run_with(tls, peer, inbound, shutdown, true).await;

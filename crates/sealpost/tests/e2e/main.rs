@@ -39,5 +39,6 @@ mod secure;
 mod secure_cli;
 mod secure_notify;
 mod smuggling;
+mod submission;
 mod tls;
 mod xforward;

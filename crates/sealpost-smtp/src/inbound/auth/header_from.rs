@@ -80,7 +80,11 @@ pub fn header_from(content: &[u8]) -> HeaderFrom {
                 Ok(a) => addresses.push(a),
                 Err(_) => return HeaderFrom::Invalid(text.chars().take(200).collect()),
             },
-            None => return HeaderFrom::Invalid(addr.name().unwrap_or_default().chars().take(200).collect()),
+            None => {
+                return HeaderFrom::Invalid(
+                    addr.name().unwrap_or_default().chars().take(200).collect(),
+                );
+            }
         }
     }
     if addresses.is_empty() {
@@ -104,7 +108,9 @@ mod tests {
     #[test]
     fn the_one_from_field_gives_all_its_addresses() {
         assert_eq!(
-            addrs("Received: x\r\nFrom: App <app@corp.example>\r\nTo: b@x.example\r\n\r\nFrom: not@header.example\r\n"),
+            addrs(
+                "Received: x\r\nFrom: App <app@corp.example>\r\nTo: b@x.example\r\n\r\nFrom: not@header.example\r\n"
+            ),
             ["app@corp.example"]
         );
         assert_eq!(
@@ -120,7 +126,10 @@ mod tests {
 
     #[test]
     fn missing_several_or_invalid_from_is_told_apart() {
-        assert_eq!(header_from(b"To: b@x.example\r\n\r\nFrom: a@b.example\r\n"), HeaderFrom::Missing);
+        assert_eq!(
+            header_from(b"To: b@x.example\r\n\r\nFrom: a@b.example\r\n"),
+            HeaderFrom::Missing
+        );
         assert_eq!(header_from(b"From:\r\n\r\n"), HeaderFrom::Missing);
         assert_eq!(
             header_from(b"From: a@corp.example\r\nFrom: ceo@corp.example\r\n\r\n"),

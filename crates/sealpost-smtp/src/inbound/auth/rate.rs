@@ -1,7 +1,9 @@
 //! The per-account message rate (`rate_per_hour` of an SMTP account): a
 //! token bucket holding at most an hour's allowance and refilled evenly
 //! through the hour. Each `MAIL FROM` of the account takes one message;
-//! with none left it is answered `450 4.7.1`.
+//! with none left it is answered `450 4.7.1`. A message refused at the end
+//! of DATA (its header From) gives its message back; one the client
+//! abandons (RSET, disconnect) does not.
 //!
 //! Pure: the caller passes `now`. Per node, in memory.
 
@@ -39,13 +41,10 @@ impl MessageRate {
             self.forget_full(now);
         }
         let capacity = f64::from(per_hour.max(1));
-        let bucket = self
-            .buckets
-            .entry(account.to_owned())
-            .or_insert(Bucket {
-                tokens: capacity,
-                updated: now,
-            });
+        let bucket = self.buckets.entry(account.to_owned()).or_insert(Bucket {
+            tokens: capacity,
+            updated: now,
+        });
         let elapsed = now.saturating_duration_since(bucket.updated);
         bucket.tokens =
             (bucket.tokens + capacity * elapsed.as_secs_f64() / HOUR.as_secs_f64()).min(capacity);
@@ -55,6 +54,15 @@ impl MessageRate {
             true
         } else {
             false
+        }
+    }
+
+    /// Gives back a message taken for a transaction that was refused
+    /// before its commit (the header From check), so only messages sealpost
+    /// accepted or the client abandoned count.
+    pub fn give_back(&mut self, account: &str, per_hour: u32) {
+        if let Some(bucket) = self.buckets.get_mut(account) {
+            bucket.tokens = (bucket.tokens + 1.0).min(f64::from(per_hour.max(1)));
         }
     }
 
@@ -78,6 +86,9 @@ mod tests {
         assert!(r.take("app", 3, t));
         assert!(!r.take("app", 3, t), "the fourth in the hour");
         assert!(r.take("other", 3, t), "accounts are counted apart");
+        r.give_back("app", 3);
+        assert!(r.take("app", 3, t), "a refused message given back");
+        assert!(!r.take("app", 3, t));
         // One message comes back every 20 minutes at 3 an hour.
         assert!(!r.take("app", 3, t + Duration::from_secs(19 * 60)));
         assert!(r.take("app", 3, t + Duration::from_secs(20 * 60)));

@@ -106,7 +106,11 @@ pub fn parse_command(args: &[u8]) -> Option<AuthCommand> {
     }
     Some(AuthCommand {
         mechanism: Mechanism::parse(name),
-        mechanism_name: name.chars().filter(char::is_ascii_graphic).take(32).collect(),
+        mechanism_name: name
+            .chars()
+            .filter(char::is_ascii_graphic)
+            .take(32)
+            .collect(),
         initial,
     })
 }
