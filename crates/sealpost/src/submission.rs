@@ -6,12 +6,21 @@
 //! one per CPU at a time: a flood of logins waits its turn instead of
 //! taking the memory of hundreds of parallel hashes. An unknown name is
 //! checked against a fixed hash, so it takes as long as a wrong password.
+//!
+//! Applications often connect and log in for every message. A password
+//! verified in the last [`VERIFIED_FOR`] is not hashed again while the
+//! account's stored hash is the same one (as Dovecot's auth cache does):
+//! the account is still read from the store at every AUTH, so a removed
+//! account or a new password takes effect at once, and only the exact
+//! password that matched, as an HMAC under a key made at start, is kept.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::SystemTime,
+    time::{Duration, Instant, SystemTime},
 };
+
+use ring::hmac;
 
 use sealpost_smtp::inbound::auth::{SmtpAccounts, sasl::Credentials};
 use sealpost_store::{
@@ -21,10 +30,26 @@ use sealpost_store::{
 use sealpost_web::auth::password::{Password, PasswordHash, verify_blocking};
 use tokio::sync::Semaphore;
 
+/// How long a verified password is taken without hashing it again.
+pub const VERIFIED_FOR: Duration = Duration::from_secs(300);
+
+/// Most accounts remembered as recently verified.
+const MAX_VERIFIED: usize = 10_000;
+
+/// A password verified against one stored hash, and when.
+struct Verified {
+    phc: String,
+    digest: hmac::Tag,
+    at: Instant,
+}
+
 /// [`SmtpAccounts`] over the store.
-#[derive(Debug)]
 pub struct StoreAccounts {
     store: Arc<dyn SmtpAccountStore>,
+    /// Recently verified passwords, per account (see the module doc).
+    verified: Mutex<HashMap<SmtpAccountName, Verified>>,
+    /// The key of their HMACs, made at start, never stored.
+    key: hmac::Key,
     /// One argon2 check per CPU at a time.
     hashing: Semaphore,
     /// The minute each account's last use was last written: one write a
@@ -35,10 +60,63 @@ pub struct StoreAccounts {
 impl StoreAccounts {
     pub fn new(store: Arc<dyn SmtpAccountStore>) -> Self {
         let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let key = hmac::Key::generate(hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
+            .expect("the OS random source is available");
         StoreAccounts {
             store,
+            verified: Mutex::new(HashMap::new()),
+            key,
             hashing: Semaphore::new(cpus),
             touched: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreAccounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreAccounts").finish_non_exhaustive()
+    }
+}
+
+impl StoreAccounts {
+    fn digest(&self, password: &str) -> hmac::Tag {
+        hmac::sign(&self.key, password.as_bytes())
+    }
+
+    /// Whether `password` matched this very stored hash lately.
+    fn recently_verified(&self, name: &SmtpAccountName, phc: &str, password: &str) -> bool {
+        let verified = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        verified.get(name).is_some_and(|v| {
+            v.phc == phc
+                && v.at.elapsed() < VERIFIED_FOR
+                && ring::constant_time::verify_slices_are_equal(
+                    v.digest.as_ref(),
+                    self.digest(password).as_ref(),
+                )
+                .is_ok()
+        })
+    }
+
+    fn remember(&self, name: &SmtpAccountName, phc: &str, password: &str) {
+        let mut verified = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if verified.len() >= MAX_VERIFIED {
+            verified.retain(|_, v| v.at.elapsed() < VERIFIED_FOR);
+        }
+        if verified.len() < MAX_VERIFIED {
+            verified.insert(
+                name.clone(),
+                Verified {
+                    phc: phc.to_owned(),
+                    digest: self.digest(password),
+                    at: Instant::now(),
+                },
+            );
         }
     }
 }
@@ -50,6 +128,15 @@ impl SmtpAccounts for StoreAccounts {
             Ok(name) => self.store.smtp_account(&name).await?,
             Err(_) => None,
         };
+        if let Some((account, stored)) = &found
+            && self.recently_verified(
+                &account.name,
+                stored.as_str(),
+                credentials.password.expose(),
+            )
+        {
+            return Ok(found.map(|(a, _)| a));
+        }
         let (account, hash) = match found {
             Some((account, stored)) => {
                 let hash = PasswordHash::parse(stored.as_str()).ok();
@@ -63,9 +150,12 @@ impl SmtpAccounts for StoreAccounts {
         let _turn = self.hashing.acquire().await;
         // A malformed hash checks against the fallback and fails, as an
         // unknown name does.
-        let known_hash = hash.is_some();
-        let matches =
-            verify_blocking(Password::new(credentials.password.expose()), hash).await && known_hash;
+        let phc = hash.as_ref().map(|h| h.as_phc().to_owned());
+        let matches = verify_blocking(Password::new(credentials.password.expose()), hash).await
+            && phc.is_some();
+        if let (true, Some(account), Some(phc)) = (matches, &account, &phc) {
+            self.remember(&account.name, phc, credentials.password.expose());
+        }
         Ok(account.filter(|_| matches))
     }
 
@@ -153,6 +243,33 @@ mod tests {
                 .await
                 .unwrap()
                 .is_none()
+        );
+        // Verified again without hashing; a new password ends that at once.
+        assert!(accounts.recently_verified(&name, hash.as_phc(), "Tangerine-Orbit-42"));
+        assert!(!accounts.recently_verified(&name, hash.as_phc(), "Tangerine-Orbit-43"));
+        let new = sealpost_web::auth::password::hash(&Password::new("Walrus-Mosaic-7")).unwrap();
+        store
+            .set_smtp_password(
+                &name,
+                sealpost_store::portal::PasswordHash::new(new.as_phc().to_owned()),
+                SystemTime::now(),
+                Actor::system("test"),
+            )
+            .await
+            .unwrap();
+        assert!(
+            accounts
+                .verify(try_("crm", "Tangerine-Orbit-42"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            accounts
+                .verify(try_("crm", "Walrus-Mosaic-7"))
+                .await
+                .unwrap()
+                .is_some()
         );
         accounts.used(&name, SystemTime::now()).await;
         let (account, _) = store.smtp_account(&name).await.unwrap().unwrap();
