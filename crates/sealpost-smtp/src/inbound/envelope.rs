@@ -38,7 +38,7 @@ impl Session {
         if self.transaction.is_some() {
             return self.reject(stream, &reply::NESTED_MAIL, "bad_sequence");
         }
-        if !only_offered_mail_parameters(&from) {
+        if !only_offered_mail_parameters(&from, self.is_submission()) {
             return self.reject(stream, &reply::UNSUPPORTED_PARAMETER, "syntax");
         }
         let smtputf8 = from.flags & MAIL_SMTPUTF8 != 0;
@@ -184,8 +184,10 @@ const NOTIFY_FLAGS: u64 =
 /// or 8BITMIME, SMTPUTF8, and DSN's RET and ENVID. `smtp-proto` also parses
 /// REQUIRETLS, BINARYMIME, AUTH, HOLDFOR and others; accepting one of
 /// those and dropping it would break its promise (a REQUIRETLS message
-/// relayed in clear), so RFC 5321 §4.1.1.11's `555` it is.
-fn only_offered_mail_parameters(from: &MailFrom<Cow<'_, str>>) -> bool {
+/// relayed in clear), so RFC 5321 §4.1.1.11's `555` it is. Where AUTH is
+/// offered (a submission listener) the `AUTH=` parameter is taken, as RFC
+/// 4954 §5 requires, and ignored: the session's own AUTH says who sent.
+fn only_offered_mail_parameters(from: &MailFrom<Cow<'_, str>>, auth_offered: bool) -> bool {
     const OFFERED: u64 =
         MAIL_BODY_7BIT | MAIL_BODY_8BITMIME | MAIL_SMTPUTF8 | MAIL_RET_FULL | MAIL_RET_HDRS;
     from.flags & !OFFERED == 0
@@ -193,7 +195,7 @@ fn only_offered_mail_parameters(from: &MailFrom<Cow<'_, str>>) -> bool {
         && from.by == 0
         && from.solicit.is_none()
         && from.mtrk.is_none()
-        && from.auth.is_none()
+        && (auth_offered || from.auth.is_none())
         && from.hold_for == 0
         && from.hold_until == 0
         && from.mt_priority == 0

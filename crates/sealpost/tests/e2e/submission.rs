@@ -264,6 +264,7 @@ print("unknown", s.docmd("AUTH", "CRAM-MD5"))
 print("login1", s.docmd("AUTH", "LOGIN " + b64("app")))
 print("login2", s.docmd(b64("{password}")))
 print("again", s.docmd("AUTH", "PLAIN " + b64("\x00app\x00{password}")))
+print("mailauth", s.docmd("MAIL", "FROM:<app@corp.example> AUTH=<>"))
 "#
         ),
     );
@@ -278,6 +279,8 @@ print("again", s.docmd("AUTH", "PLAIN " + b64("\x00app\x00{password}")))
         ("login1", "(334, b'UGFzc3dvcmQ6')"),
         ("login2", "(235, b'2.7.0"),
         ("again", "(503, b'5.5.1"),
+        // RFC 4954 §5: where AUTH is offered, MAIL takes AUTH=.
+        ("mailauth", "(250, b'2.1.0"),
     ] {
         let line = out
             .lines()
