@@ -160,9 +160,9 @@ phase both
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 AUTH_OK=$(curl -s 127.0.0.1:30181/metrics | awk '/^sealpost_smtp_auth_total\{result="ok"\}/ {print $2}')
 
-rate_rel() { local r=${R[$1.rel]}; [ -n "$r" ] && echo "scale=1; ${r%% *} / ${r##* }" | bc || echo "—"; }
+rate_rel() { local r=${R[$1.rel]}; [ -n "$r" ] && printf '%.1f' "$(echo "scale=3; ${r%% *} / ${r##* }" | bc)" || echo "—"; }
 json() { [ -n "${R[$1.sub]}" ] && echo "${R[$1.sub]}" | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])" || echo "—"; }
-per_msg() { echo "scale=3; ${R[$1.cpu]} * 1000 / ${R[$1.msgs]}" | bc; }
+per_msg() { printf '%.3f' "$(echo "scale=4; ${R[$1.cpu]} * 1000 / ${R[$1.msgs]}" | bc)"; }
 
 report() {
     echo "### submission next to the relay: $RUN_START UTC, commit $COMMIT"
@@ -171,6 +171,8 @@ report() {
     echo "- sealpost binary: copy of \`$SEALPOST_BIN\` (sha256 $BIN_SHA...)"
     echo "- Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r); load average at start $LOAD0, at end $LOAD1 (the machine is shared with other builds)"
     echo "- Submission client: bench/submission_load.py (Python smtplib + ssl, one thread per session): STARTTLS, AUTH PLAIN (argon2id m=19 MiB, t=2, p=1), MAIL/RCPT/DATA, QUIT; relay client: smtp-source into port 25; both into smtp-sink through sealpost's relay queue"
+    echo "- AUTH p50/p90: the client's time for the AUTH exchange. Only an account's first AUTH (and one every 5 minutes) runs argon2id: a password verified lately against the same stored hash is taken again without hashing (docs/configuration.md, Submission), so these phases measure TLS + AUTH + message per connection, not a hash per message. The clients run on the same 2 cores as sealpost and the sink."
+    echo "- CPU per message: sealpost's utime+stime from the start of the phase until the sink had every message of it, divided by the messages of the phase (in \"both\", by the messages of the two loads together: one process serves both)."
     echo
     echo "| phase | relay msg/s (port 25) | submission msg/s (587, AUTH+TLS) | submission connections | AUTH p50 / p90 ms | errors (submission) | sealpost CPU s | CPU ms per message | sink |"
     echo "|---|---:|---:|---:|---|---:|---:|---:|---|"
