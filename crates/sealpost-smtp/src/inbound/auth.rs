@@ -372,3 +372,6 @@ enum Exchanged {
     Failed(SaslError),
     Closed,
 }
+
+#[cfg(test)]
+mod tests;
