@@ -105,6 +105,9 @@ pub struct Submission {
     /// Set for a recipient's reply, reply all or forward from the portal;
     /// `None` for mail.
     pub portal_reply: Option<PortalReply>,
+    /// The SMTP account that submitted it (AUTH); stored for tracking,
+    /// never a policy condition.
+    pub smtp_account: Option<sealpost_store::smtp_accounts::SmtpAccountName>,
 }
 
 /// What makes a submission a portal reply.
@@ -151,6 +154,7 @@ impl Submission {
             env_id: None,
             ret: None,
             portal_reply: Some(reply),
+            smtp_account: None,
         }
     }
 }
@@ -297,6 +301,7 @@ impl Intake {
             attached: Vec::new(),
             claim: None,
             portal_sent: None,
+            smtp_account: submission.smtp_account,
         };
         let forced = submission.portal_reply.as_ref().map(|r| r.definition);
         plan::prepare(&policy, secure, &mut message, facts, forced)?;
@@ -377,6 +382,7 @@ mod tests {
             env_id: None,
             ret: None,
             portal_reply: None,
+            smtp_account: None,
         }
     }
 

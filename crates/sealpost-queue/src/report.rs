@@ -80,5 +80,6 @@ pub(crate) fn dsn(
         attached: Vec::new(),
         claim: None,
         portal_sent: None,
+        smtp_account: None,
     }
 }

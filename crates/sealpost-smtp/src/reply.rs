@@ -150,6 +150,81 @@ pub const NO_POSTMASTER: Reply = Reply::new(
 );
 pub const NEED_RCPT: Reply = Reply::new(503, "5.5.1", "Send RCPT TO first");
 
+// Submission and AUTH (RFC 4954, RFC 3463; `inbound::auth`).
+pub const AUTH_OK: Reply = Reply::new(235, "2.7.0", "Authentication successful");
+/// Wrong name or password (RFC 4954 §6).
+pub const AUTH_FAILED: Reply = Reply::new(535, "5.7.8", "Authentication credentials invalid");
+/// The account name or the client IP is locked after repeated failures:
+/// temporary, and the password is not checked.
+pub const AUTH_LOCKED: Reply = Reply::new(
+    454,
+    "4.7.0",
+    "Temporary authentication failure: too many failed attempts, try again later",
+);
+pub const AUTH_TEMPORARY: Reply = Reply::new(454, "4.7.0", "Temporary authentication failure");
+pub const AUTH_NEEDS_TLS: Reply = Reply::new(
+    538,
+    "5.7.11",
+    "Encryption required for requested authentication mechanism: send STARTTLS first",
+);
+/// AUTH on the port-25 listener.
+pub const AUTH_NOT_HERE: Reply = Reply::new(
+    502,
+    "5.5.1",
+    "AUTH is not available on this port; submit on the submission port",
+);
+pub const NEED_EHLO: Reply = Reply::new(503, "5.5.1", "Send EHLO first");
+pub const AUTH_ALREADY: Reply = Reply::new(503, "5.5.1", "Already authenticated");
+pub const AUTH_IN_TRANSACTION: Reply = Reply::new(
+    503,
+    "5.5.1",
+    "AUTH is not allowed during a mail transaction",
+);
+pub const AUTH_SYNTAX: Reply =
+    Reply::new(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
+pub const AUTH_UNKNOWN_MECHANISM: Reply = Reply::new(
+    504,
+    "5.5.4",
+    "Unrecognized authentication type; use PLAIN or LOGIN",
+);
+/// The client answered `*` (RFC 4954 §4).
+pub const AUTH_CANCELLED: Reply = Reply::new(501, "5.7.0", "Authentication cancelled");
+pub const AUTH_BAD_BASE64: Reply = Reply::new(501, "5.5.2", "Cannot Base64-decode client response");
+pub const AUTH_MALFORMED: Reply = Reply::new(
+    501,
+    "5.5.2",
+    "Malformed authentication response for the mechanism",
+);
+/// MAIL on a submission listener before AUTH.
+pub const AUTH_REQUIRED: Reply = Reply::new(530, "5.7.0", "Authentication required");
+pub const SENDER_NOT_ALLOWED: Reply =
+    Reply::new(553, "5.7.1", "Sender address not allowed for this account");
+pub const NULL_SENDER_SUBMISSION: Reply = Reply::new(
+    553,
+    "5.7.1",
+    "The null sender <> is not allowed for authenticated submission",
+);
+pub const HEADER_FROM_NOT_ALLOWED: Reply = Reply::new(
+    553,
+    "5.7.1",
+    "Header From address not allowed for this account; message refused",
+);
+pub const HEADER_FROM_MISSING: Reply = Reply::new(
+    553,
+    "5.7.1",
+    "Message has no valid From header field; it needs one of the account's senders",
+);
+pub const HEADER_FROM_SEVERAL: Reply = Reply::new(
+    553,
+    "5.7.1",
+    "Message has more than one From header field; refused",
+);
+pub const ACCOUNT_RATE: Reply = Reply::new(
+    450,
+    "4.7.1",
+    "This account has reached its message rate limit; try again later",
+);
+
 /// `250 2.0.0 Ok: queued as <id>` after a committed DATA.
 pub fn queued(id: &str) -> Reply {
     Reply::owned(250, "2.0.0", format!("Ok: queued as {id}"))

@@ -186,6 +186,9 @@ pub struct NewMessage {
     /// For a portal reply: its place in the author's Sent folder, and the
     /// original to mark replied, committed with it.
     pub portal_sent: Option<PortalSent>,
+    /// The SMTP account that submitted it (AUTH on a submission listener),
+    /// shown in tracking; policies do not look at it.
+    pub smtp_account: Option<crate::smtp_accounts::SmtpAccountName>,
 }
 
 /// A portal reply's record, committed with the reply: the row of its
@@ -237,6 +240,7 @@ impl NewMessage {
             attached: Vec::new(),
             claim: None,
             portal_sent: None,
+            smtp_account: None,
         }
     }
 }
@@ -532,6 +536,8 @@ pub struct MessageRecord {
     pub has_content: bool,
     /// The master key version its content is sealed with.
     pub key_version: Option<u32>,
+    /// The SMTP account that submitted it, if one did (AUTH).
+    pub smtp_account: Option<String>,
 }
 
 /// A message with its recipients: what tracking shows.

@@ -23,10 +23,12 @@ use serde::Deserialize;
 mod dkim;
 mod portal;
 mod relay_tls;
+mod submission;
 pub(crate) use dkim::valid_selector;
 pub use dkim::{DkimConfig, DkimKeyConfig, DkimKeySection, DkimSection};
 pub use portal::{Branding, PortalConfig, PortalSection};
 pub use relay_tls::RelayTls;
+pub use submission::SubmissionConfig;
 
 use sealpost_policy::{DomainPattern, InternalDomains, IpRange, IpRanges};
 use sealpost_smtp::outbound::HostPort;
@@ -42,6 +44,8 @@ const LIST_KEYS: &[&str] = &[
     "smtp.listen",
     "smtp.relay_networks",
     "smtp.xforward_hosts",
+    "smtp.submission_listen",
+    "smtp.submission_tls_listen",
     "domains.internal",
     "relay.retry_schedule",
     "relay.dns_servers",
@@ -108,6 +112,15 @@ pub struct SmtpSection {
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
     pub shutdown_grace: Option<String>,
+    // Submission (config/submission.rs).
+    pub submission_listen: Option<Vec<String>>,
+    pub submission_tls_listen: Option<Vec<String>>,
+    pub auth_failure_delay: Option<String>,
+    pub auth_failure_delay_max: Option<String>,
+    pub auth_lockout_failures: Option<u32>,
+    pub auth_lockout_ip_failures: Option<u32>,
+    pub auth_lockout_window: Option<String>,
+    pub auth_lockout_time: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -246,6 +259,8 @@ pub struct SmtpConfig {
     /// How long message data still arriving when the gateway stops may
     /// take to end before the client gets `421 4.3.2` (`smtp.shutdown_grace`).
     pub shutdown_grace: Duration,
+    /// The submission listeners and the brakes on AUTH.
+    pub submission: SubmissionConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -513,6 +528,20 @@ impl Config {
                 "must be at most 20s: the gateway stops within 30s whatever happens",
             ));
         }
+        let submission = submission::build(
+            submission::SubmissionKeys {
+                submission_listen: s.submission_listen,
+                submission_tls_listen: s.submission_tls_listen,
+                auth_failure_delay: s.auth_failure_delay,
+                auth_failure_delay_max: s.auth_failure_delay_max,
+                auth_lockout_failures: s.auth_lockout_failures,
+                auth_lockout_ip_failures: s.auth_lockout_ip_failures,
+                auth_lockout_window: s.auth_lockout_window,
+                auth_lockout_time: s.auth_lockout_time,
+            },
+            &listen,
+            &mut errors,
+        );
         let tls = match (s.tls_cert, s.tls_key) {
             (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
             (None, None) => None,
@@ -746,6 +775,7 @@ impl Config {
                 busy_poll,
                 tls,
                 shutdown_grace,
+                submission,
             },
             internal_domains,
             relay: RelayConfig {

@@ -10,4 +10,5 @@ pub mod dkim;
 pub mod keys;
 pub mod serve;
 pub mod stored_check;
+pub mod submission;
 pub mod tls;

@@ -1076,6 +1076,18 @@ fn apikey_create(path: Option<PathBuf>, role: &str, name: &str) -> ExitCode {
 fn banner(config: &Config, app: &Application) {
     println!("sealpost {} is running", env!("CARGO_PKG_VERSION"));
     println!("  SMTP:      {}", join(&app.smtp_addrs));
+    if !app.submission_addrs.is_empty() {
+        println!(
+            "  submission: {} (STARTTLS, then AUTH PLAIN/LOGIN)",
+            join(&app.submission_addrs)
+        );
+    }
+    if !app.submission_tls_addrs.is_empty() {
+        println!(
+            "  submission: {} (implicit TLS, AUTH PLAIN/LOGIN)",
+            join(&app.submission_tls_addrs)
+        );
+    }
     println!(
         "  admin:     http://{} (GET /health, GET /metrics, REST API at /api/v1)",
         app.admin_addr

@@ -178,6 +178,33 @@ fn portal_deps(
     }
 }
 
+/// Binds the submission listeners (`smtp.submission_listen`, then
+/// `smtp.submission_tls_listen`).
+async fn bind_submission(config: &Config) -> anyhow::Result<(Vec<TcpListener>, Vec<TcpListener>)> {
+    let mut bound = (Vec::new(), Vec::new());
+    for (addrs, key, into) in [
+        (
+            &config.smtp.submission.listen,
+            "smtp.submission_listen",
+            &mut bound.0,
+        ),
+        (
+            &config.smtp.submission.tls_listen,
+            "smtp.submission_tls_listen",
+            &mut bound.1,
+        ),
+    ] {
+        for addr in addrs {
+            into.push(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} ({key})"))?,
+            );
+        }
+    }
+    Ok(bound)
+}
+
 /// Secure recipients ended per expiry commit.
 const EXPIRY_BATCH: usize = 1000;
 
@@ -187,6 +214,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// A built gateway, ready to run.
 pub struct Application {
     pub smtp_addrs: Vec<SocketAddr>,
+    /// The submission listeners (`smtp.submission_listen`: STARTTLS, then
+    /// AUTH) and (`smtp.submission_tls_listen`: implicit TLS), as bound.
+    pub submission_addrs: Vec<SocketAddr>,
+    pub submission_tls_addrs: Vec<SocketAddr>,
     pub admin_addr: SocketAddr,
     pub store: Arc<dyn Store>,
     pub secure: Arc<dyn SecureStore>,
@@ -210,6 +241,11 @@ pub struct Application {
     /// The console's origin (`admin.url`, or the bound port for port 0).
     pub console_url: String,
     smtp_listeners: Vec<TcpListener>,
+    submission_listeners: Vec<TcpListener>,
+    submission_tls_listeners: Vec<TcpListener>,
+    /// The sessions of the submission listeners (AUTH required); `None`
+    /// when none is configured.
+    submission: Option<Arc<Inbound>>,
     admin_listener: TcpListener,
     portal_listener: TcpListener,
     portal: sealpost_web::portal::PortalState,
@@ -285,6 +321,7 @@ impl Application {
                     .with_context(|| format!("cannot listen on {addr} (smtp.listen)"))?,
             );
         }
+        let (submission_listeners, submission_tls_listeners) = bind_submission(&config).await?;
         let admin_listener = TcpListener::bind(config.admin_listen)
             .await
             .with_context(|| format!("cannot listen on {} (admin.listen)", config.admin_listen))?;
@@ -471,12 +508,37 @@ impl Application {
                 ..InboundConfig::default()
             },
             intake,
-            tls: Some(acceptor),
+            tls: Some(acceptor.clone()),
             open_transactions: Default::default(),
             busy_poll: BusyPoll::new(config.smtp.busy_poll),
+            submission: None,
         });
+        // Submission: the same limits, intake, certificate and transaction
+        // count as port 25; AUTH instead of relay_networks, no XFORWARD.
+        let submission = config.smtp.submission.enabled().then(|| {
+            let accounts = Arc::new(crate::submission::StoreAccounts::new(sqlite.clone()));
+            Arc::new(Inbound {
+                config: inbound.config.clone(),
+                intake: inbound.intake.clone(),
+                tls: Some(acceptor),
+                open_transactions: inbound.open_transactions.clone(),
+                busy_poll: inbound.busy_poll.clone(),
+                submission: Some(Arc::new(inbound::auth::SubmissionAuth::new(
+                    accounts,
+                    config.smtp.submission.guard.clone(),
+                ))),
+            })
+        });
+        let local = |l: &Vec<TcpListener>| -> std::io::Result<Vec<SocketAddr>> {
+            l.iter().map(TcpListener::local_addr).collect()
+        };
         Ok(Application {
             smtp_addrs,
+            submission_addrs: local(&submission_listeners)?,
+            submission_tls_addrs: local(&submission_tls_listeners)?,
+            submission_listeners,
+            submission_tls_listeners,
+            submission,
             admin_addr,
             store,
             secure: secure.clone(),
@@ -545,6 +607,24 @@ impl Application {
                         .map_err(Into::into),
                 )
             });
+        }
+        if let Some(submission) = &self.submission {
+            for (listener, implicit_tls) in self
+                .submission_listeners
+                .into_iter()
+                .map(|l| (l, false))
+                .chain(self.submission_tls_listeners.into_iter().map(|l| (l, true)))
+            {
+                let (submission, shutdown) = (submission.clone(), shutdown.clone());
+                tasks.spawn(async move {
+                    let served = if implicit_tls {
+                        inbound::serve_implicit_tls(listener, submission, shutdown).await
+                    } else {
+                        inbound::serve(listener, submission, shutdown).await
+                    };
+                    ("SMTP submission listener", served.map_err(Into::into))
+                });
+            }
         }
         {
             let finished = run_delivery_thread(self.worker.clone(), shutdown.clone())

@@ -85,6 +85,12 @@ impl Session {
             self.reject(stream, &reply::TOO_MANY_HOPS, "mail_loop");
             return Ok(Flow::Continue);
         }
+        // Submission: the header From must be the account's too; refused
+        // here, before anything is stored.
+        if let Some(refusal) = self.submission_header_from(&data.content) {
+            self.reject(stream, &refusal, "sender_not_allowed");
+            return Ok(Flow::Continue);
+        }
 
         let started = Instant::now();
         let submission = Submission {
@@ -114,6 +120,7 @@ impl Session {
             env_id: transaction.env_id,
             ret: transaction.ret,
             content: data.content,
+            smtp_account: self.account_name(),
         };
         // For the log: a quoted local part may hold tabs, runs of spaces
         // and C1 controls, and tracing's fmt output writes `%` fields raw.

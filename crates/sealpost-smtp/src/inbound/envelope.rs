@@ -1,7 +1,9 @@
 //! MAIL and RCPT: the envelope, its DSN parameters, and relay control.
 //!
 //! Relay control (SPEC §5.1): a recipient in an internal domain is accepted
-//! from anyone; any other recipient only from `smtp.relay_networks`. The
+//! from anyone; any other recipient only from `smtp.relay_networks` (on
+//! the port-25 listener) or an authenticated client (on a submission
+//! listener, where MAIL needs AUTH first; see [`super::auth`]). The
 //! check uses the connecting socket's address, never an XFORWARD address,
 //! so a forwarded client can never widen what the peer may do.
 
@@ -36,7 +38,7 @@ impl Session {
         if self.transaction.is_some() {
             return self.reject(stream, &reply::NESTED_MAIL, "bad_sequence");
         }
-        if !only_offered_mail_parameters(&from) {
+        if !only_offered_mail_parameters(&from, self.is_submission()) {
             return self.reject(stream, &reply::UNSUPPORTED_PARAMETER, "syntax");
         }
         let smtputf8 = from.flags & MAIL_SMTPUTF8 != 0;
@@ -62,6 +64,9 @@ impl Session {
         };
         if from.size > self.inbound.config.max_message_size {
             return self.reject(stream, &reply::MESSAGE_TOO_BIG, "message_too_big");
+        }
+        if let Some((reply, reason)) = self.submission_sender(sender.as_ref()) {
+            return self.reject(stream, &reply, reason);
         }
         let ret = if from.flags & MAIL_RET_FULL != 0 {
             Some(DsnReturn::Full)
@@ -141,7 +146,7 @@ impl Session {
             .load()
             .internal_domains()
             .is_internal(&address);
-        if !internal && !self.inbound.config.relay_networks.contains(self.peer.ip()) {
+        if !internal && !self.may_relay() {
             // One clean line: the address is the client's (quoted local
             // parts allow tabs and C1 controls).
             let recipient = one_line(address.as_str(), 200);
@@ -179,8 +184,10 @@ const NOTIFY_FLAGS: u64 =
 /// or 8BITMIME, SMTPUTF8, and DSN's RET and ENVID. `smtp-proto` also parses
 /// REQUIRETLS, BINARYMIME, AUTH, HOLDFOR and others; accepting one of
 /// those and dropping it would break its promise (a REQUIRETLS message
-/// relayed in clear), so RFC 5321 §4.1.1.11's `555` it is.
-fn only_offered_mail_parameters(from: &MailFrom<Cow<'_, str>>) -> bool {
+/// relayed in clear), so RFC 5321 §4.1.1.11's `555` it is. Where AUTH is
+/// offered (a submission listener) the `AUTH=` parameter is taken, as RFC
+/// 4954 §5 requires, and ignored: the session's own AUTH says who sent.
+fn only_offered_mail_parameters(from: &MailFrom<Cow<'_, str>>, auth_offered: bool) -> bool {
     const OFFERED: u64 =
         MAIL_BODY_7BIT | MAIL_BODY_8BITMIME | MAIL_SMTPUTF8 | MAIL_RET_FULL | MAIL_RET_HDRS;
     from.flags & !OFFERED == 0
@@ -188,7 +195,7 @@ fn only_offered_mail_parameters(from: &MailFrom<Cow<'_, str>>) -> bool {
         && from.by == 0
         && from.solicit.is_none()
         && from.mtrk.is_none()
-        && from.auth.is_none()
+        && (auth_offered || from.auth.is_none())
         && from.hold_for == 0
         && from.hold_until == 0
         && from.mt_priority == 0

@@ -301,6 +301,7 @@ fn inbound(store: Arc<MemoryStore>) -> Inbound {
         open_transactions: Default::default(),
         // Off: the input is in memory, there is nothing to wait for.
         busy_poll: BusyPoll::new(Duration::ZERO),
+        submission: None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! message is answered `250` only once the intake
 //! ([`sealpost_intake::Intake::accept`]) has committed it durably.
 
+pub mod auth;
 pub mod busy_poll;
 mod data;
 mod envelope;
@@ -13,7 +14,7 @@ pub mod fuzzing;
 pub mod io;
 mod session;
 
-pub use session::run as run_session;
+pub use session::{run as run_session, run_tls as run_tls_session};
 mod xforward;
 
 use std::{sync::Arc, time::Duration};
@@ -84,6 +85,9 @@ pub struct Inbound {
     /// Polls for a lone client's next command (`smtp.busy_poll`); [`serve`]
     /// runs it.
     pub busy_poll: Arc<busy_poll::BusyPoll>,
+    /// Set on a submission listener: AUTH is offered after TLS and required
+    /// before MAIL, and `relay_networks` grants nothing ([`auth`]).
+    pub submission: Option<Arc<auth::SubmissionAuth>>,
 }
 
 /// Counts the mail transactions open across sessions, so that an
@@ -119,6 +123,7 @@ impl std::fmt::Debug for Inbound {
         f.debug_struct("Inbound")
             .field("config", &self.config)
             .field("tls", &self.tls.is_some())
+            .field("submission", &self.submission.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -133,10 +138,38 @@ pub async fn serve(
     inbound: Arc<Inbound>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    serve_with(listener, inbound, shutdown, false).await
+}
+
+/// As [`serve`], for implicit TLS (`smtp.submission_tls_listen`, port
+/// 465): each connection starts with the TLS handshake, bounded by the
+/// idle timeout, and its session starts as secured.
+///
+/// # Errors
+/// As [`serve`].
+pub async fn serve_implicit_tls(
+    listener: TcpListener,
+    inbound: Arc<Inbound>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    serve_with(listener, inbound, shutdown, true).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    inbound: Arc<Inbound>,
+    shutdown: CancellationToken,
+    implicit_tls: bool,
+) -> std::io::Result<()> {
     let limit = Arc::new(Semaphore::new(inbound.config.max_connections));
     let tracker = TaskTracker::new();
     tracker.spawn(inbound.busy_poll.clone().run(shutdown.clone()));
-    tracing::info!(addr = %listener.local_addr()?, "SMTP listener started");
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        submission = inbound.submission.is_some(),
+        implicit_tls,
+        "SMTP listener started"
+    );
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -163,13 +196,46 @@ pub async fn serve(
         let inbound = inbound.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            session::run(stream, peer, inbound, shutdown).await;
+            if implicit_tls {
+                handshake_then_run(stream, peer, inbound, shutdown).await;
+            } else {
+                session::run(stream, peer, inbound, shutdown).await;
+            }
             drop(permit);
         });
     }
     tracker.close();
     tracker.wait().await;
     Ok(())
+}
+
+/// The TLS handshake of an implicit-TLS connection, then its session.
+async fn handshake_then_run(
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    inbound: Arc<Inbound>,
+    shutdown: CancellationToken,
+) {
+    let Some(acceptor) = inbound.tls.clone() else {
+        tracing::error!("implicit TLS listener without a certificate; connection closed");
+        return;
+    };
+    let idle = inbound.config.idle_timeout;
+    let tls = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        done = tokio::time::timeout(idle, acceptor.accept(stream)) => match done {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                tracing::info!(client = %peer.ip(), error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(client = %peer.ip(), "TLS handshake timed out");
+                return;
+            }
+        },
+    };
+    session::run_tls(tls, peer, inbound, shutdown).await;
 }
 
 async fn refuse(mut stream: tokio::net::TcpStream) {

@@ -91,6 +91,10 @@ pub(super) struct Session {
     pub transaction: Option<Transaction>,
     /// Error replies so far; past `max_errors` the session is closed.
     pub errors: usize,
+    /// The SMTP account the client authenticated as (submission only).
+    pub account: Option<Arc<sealpost_store::smtp_accounts::SmtpAccount>>,
+    /// The server's shutdown, for exchanges inside one command (AUTH).
+    pub shutdown: CancellationToken,
 }
 
 impl Session {
@@ -182,11 +186,15 @@ impl Session {
             .position(|b| b.is_ascii_whitespace())
             .unwrap_or(line.len());
         let verb = &line[..verb_end];
-        let takes_parameters =
-            verb.eq_ignore_ascii_case(b"MAIL") || verb.eq_ignore_ascii_case(b"RCPT");
+        let takes_parameters = verb.eq_ignore_ascii_case(b"MAIL")
+            || verb.eq_ignore_ascii_case(b"RCPT")
+            || verb.eq_ignore_ascii_case(b"AUTH");
         if line.len() > MAX_COMMAND_LINE && !takes_parameters {
             self.reject(stream, &reply::LINE_TOO_LONG, "line_too_long");
             return Ok(Flow::Continue);
+        }
+        if verb.eq_ignore_ascii_case(b"AUTH") {
+            return self.auth(&line[verb_end..], stream).await;
         }
         if verb.eq_ignore_ascii_case(b"XFORWARD") {
             self.xforward_command(&line[verb_end..], stream);
@@ -269,9 +277,10 @@ impl Session {
         if self.inbound.tls.is_some() && !self.tls {
             lines.push("STARTTLS".to_owned());
         }
-        if self.inbound.config.xforward_hosts.contains(self.peer.ip()) {
+        if !self.is_submission() && self.inbound.config.xforward_hosts.contains(self.peer.ip()) {
             lines.push("XFORWARD NAME ADDR PROTO HELO".to_owned());
         }
+        lines.extend(self.auth_keyword());
         stream.queue(&Reply::owned(250, "", lines.join("\n")));
     }
 
@@ -288,18 +297,17 @@ impl Session {
         Flow::StartTls
     }
 
-    /// The protocol name for the Received header (RFC 3848, RFC 6531).
+    /// The protocol name for the Received header (RFC 3848, RFC 6531):
+    /// `S` after TLS, `A` after AUTH.
     pub fn protocol(&self, smtputf8: bool) -> String {
         let base = match (smtputf8, self.esmtp) {
             (true, _) => "UTF8SMTP",
             (false, true) => "ESMTP",
             (false, false) => "SMTP",
         };
-        if self.tls {
-            format!("{base}S")
-        } else {
-            base.to_owned()
-        }
+        let tls = if self.tls { "S" } else { "" };
+        let auth = if self.account.is_some() { "A" } else { "" };
+        format!("{base}{tls}{auth}")
     }
 }
 
@@ -354,6 +362,32 @@ pub async fn run<S>(tcp: S, peer: SocketAddr, inbound: Arc<Inbound>, shutdown: C
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    run_with(tcp, peer, inbound, shutdown, false).await;
+}
+
+/// As [`run`], over a stream that is TLS from its first byte (implicit
+/// TLS, `smtp.submission_tls_listen`): the session starts as secured and
+/// offers no STARTTLS.
+pub async fn run_tls<S>(
+    tls: S,
+    peer: SocketAddr,
+    inbound: Arc<Inbound>,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    run_with(tls, peer, inbound, shutdown, true).await;
+}
+
+async fn run_with<S>(
+    tcp: S,
+    peer: SocketAddr,
+    inbound: Arc<Inbound>,
+    shutdown: CancellationToken,
+    secured: bool,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let id = SESSION_IDS.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("smtp", session = id, client = %peer.ip());
     async move {
@@ -363,10 +397,12 @@ where
             peer,
             helo: None,
             esmtp: false,
-            tls: false,
+            tls: secured,
             xforward: XForward::default(),
             transaction: None,
             errors: 0,
+            account: None,
+            shutdown: shutdown.clone(),
         };
         let _open = inbound.busy_poll.session();
         let mut stream = SmtpStream::new(tcp, idle)
@@ -401,6 +437,9 @@ where
                     tracing::debug!(error = %e, "connection error");
                 }
                 // close_notify is a write too: bounded like every reply.
+                let _ = tokio::time::timeout(idle, stream.into_inner().shutdown()).await;
+            }
+            Ok(_) if secured => {
                 let _ = tokio::time::timeout(idle, stream.into_inner().shutdown()).await;
             }
             Ok(_) => {}

@@ -73,6 +73,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v17.sql"),
     include_str!("schema_v18.sql"),
     include_str!("schema_v19.sql"),
+    include_str!("schema_v20.sql"),
 ];
 
 /// Contents larger than this are sealed and opened on a blocking thread.

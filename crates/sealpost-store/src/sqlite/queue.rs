@@ -42,9 +42,9 @@ pub(super) fn insert_message(
     conn.prepare_cached(
         "INSERT INTO messages (id, received_at, sender, client_ip, client_name, helo, protocol,
             size, body_8bit, smtputf8, env_id, ret, kind, expires_at, content, spooled,
-            key_version, wrapped_key, subject, parent_id)
+            key_version, wrapped_key, subject, parent_id, smtp_account)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-            ?17, ?18, ?19, ?20)",
+            ?17, ?18, ?19, ?20, ?21)",
     )?
     .execute(params![
         m.id.as_str(),
@@ -70,6 +70,7 @@ pub(super) fn insert_message(
         sealed.key.bytes.as_slice(),
         m.subject.as_deref(),
         m.parent.as_ref().map(QueueId::as_str),
+        m.smtp_account.as_ref().map(|a| a.as_str()),
     ])?;
     let mut insert_recipient = conn.prepare_cached(
         "INSERT INTO recipients (message_id, idx, address, orcpt, notify, route, policy_id,
@@ -730,7 +731,7 @@ pub(super) fn secure_record(row: &Row<'_>) -> Result<Option<SecureRecord>, Store
 
 /// The columns [`message_record`] reads.
 pub(super) const MESSAGE_COLUMNS: &str = "id, received_at, sender, client_ip, subject, size, kind, \
-     parent_id, has_content, key_version";
+     parent_id, has_content, key_version, smtp_account";
 
 pub(super) fn message_record(row: &Row<'_>) -> Result<MessageRecord, StoreError> {
     let id: String = row.get("id")?;
@@ -750,6 +751,7 @@ pub(super) fn message_record(row: &Row<'_>) -> Result<MessageRecord, StoreError>
         key_version: row
             .get::<_, Option<i64>>("key_version")?
             .and_then(|v| u32::try_from(v).ok()),
+        smtp_account: row.get("smtp_account")?,
     })
 }
 

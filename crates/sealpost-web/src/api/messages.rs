@@ -76,6 +76,11 @@ struct MessageView {
     parent: Option<String>,
     /// Whether the (sealed) content is still stored.
     has_content: bool,
+    /// The SMTP account the client authenticated as on a submission
+    /// listener; absent for mail relayed from `smtp.relay_networks` and
+    /// for mail sealpost made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    smtp_account: Option<String>,
     recipients: Vec<RecipientView>,
 }
 
@@ -206,6 +211,7 @@ fn message_view(t: TrackedMessage) -> MessageView {
         kind: m.kind.as_str(),
         parent: m.parent.map(|p| p.to_string()),
         has_content: m.has_content,
+        smtp_account: m.smtp_account,
         recipients: t.recipients.into_iter().map(recipient_view).collect(),
     }
 }

@@ -70,6 +70,9 @@ pub fn free_port() -> u16 {
 /// tests can use blocking clients without starving the server.
 pub struct TestGateway {
     pub smtp: SocketAddr,
+    /// Submission listeners (STARTTLS; implicit TLS), when configured.
+    pub submission: Vec<SocketAddr>,
+    pub submission_tls: Vec<SocketAddr>,
     pub admin: SocketAddr,
     /// The recipients' portal listener.
     pub portal: SocketAddr,
@@ -125,6 +128,10 @@ impl TestGateway {
             .as_ref()
             .map(|(name, password)| (name.to_string(), password.expose().to_owned()));
         let portal = app.portal_addr;
+        let (submission, submission_tls) = (
+            app.submission_addrs.clone(),
+            app.submission_tls_addrs.clone(),
+        );
         let (smtp, admin, store, worker) = (
             app.smtp_addrs[0],
             app.admin_addr,
@@ -137,6 +144,8 @@ impl TestGateway {
         let task = rt.spawn(app.run_until_stopped(std::future::pending()));
         TestGateway {
             smtp,
+            submission,
+            submission_tls,
             admin,
             portal,
             store,

@@ -40,6 +40,7 @@ mod secure;
 mod secure_cli;
 mod secure_notify;
 mod smuggling;
+mod submission;
 mod tls;
 mod tls_or_portal;
 mod tls_policy;

@@ -482,3 +482,47 @@ async fn the_message_page_says_how_a_tls_or_portal_recipient_was_reached() {
         page.body
     );
 }
+
+/// A message submitted with AUTH names its SMTP account on its page; one
+/// relayed from relay_networks says nothing about an account.
+#[tokio::test]
+async fn the_message_page_names_the_smtp_account_it_was_submitted_with() {
+    let w = world().await;
+    let relayed = seed(&w, "Relayed", Duration::from_secs(60)).await;
+    let mut m = NewMessage::plain(
+        QueueId::generate(),
+        SystemTime::now(),
+        Some(EmailAddress::parse("crm@corp.example").unwrap()),
+        ClientInfo {
+            ip: [192, 0, 2, 9].into(),
+            name: None,
+            helo: None,
+            protocol: "ESMTPSA".into(),
+        },
+        b"Subject: x\r\n\r\nbody\r\n".to_vec(),
+        SystemTime::now() + Duration::from_secs(86400),
+        MessageKind::Mail,
+        vec![NewRecipient {
+            address: EmailAddress::parse("bob@partner.example").unwrap(),
+            orcpt: None,
+            notify: Notify::default(),
+            decision: Decision {
+                route: Route::Relay,
+                policy: None,
+            },
+        }],
+    );
+    m.smtp_account =
+        Some(sealpost_store::smtp_accounts::SmtpAccountName::parse("crm-app").unwrap());
+    let submitted = w.store.accept(m).await.unwrap();
+    let (mut ro, _) = signed_in(&w, "reader", Role::ReadOnly).await;
+    let page = ro.get(&format!("/console/tracking/{submitted}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("SMTP account") && page.body.contains("<code>crm-app</code>"),
+        "{}",
+        page.body
+    );
+    let page = ro.get(&format!("/console/tracking/{relayed}")).await;
+    assert!(!page.body.contains("SMTP account"), "{}", page.body);
+}

@@ -219,6 +219,8 @@ pub(super) struct MessageView {
     received: String,
     sender: String,
     client_ip: String,
+    /// The SMTP account it was submitted with (AUTH), if any.
+    smtp_account: Option<String>,
     subject: String,
     size: u64,
     kind: &'static str,
@@ -239,6 +241,7 @@ pub(super) fn message(
         received: when(m.received_at),
         sender: sender(&m.sender),
         client_ip: m.client_ip.clone(),
+        smtp_account: m.smtp_account.clone(),
         subject: m.subject.clone().unwrap_or_default(),
         size: m.size,
         kind: m.kind.as_str(),
