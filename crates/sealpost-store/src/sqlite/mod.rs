@@ -971,6 +971,29 @@ impl SecureStore for SqliteStore {
         self.readers.read(secure::highest_key_version).await
     }
 
+    async fn record_key_rotation(
+        &self,
+        actor: Actor,
+        action: &str,
+        version: u32,
+        detail: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let vault = self.vault.clone();
+        let entry = Change::new(
+            action,
+            "master_key",
+            Some(version.to_string()),
+            None,
+            Some(detail),
+        );
+        self.writer
+            .write(true, move |conn, _| {
+                secure::record_key_versions(conn, &vault)?;
+                audit::record(conn, &actor, SystemTime::now(), &entry)
+            })
+            .await
+    }
+
     async fn rewrap_batch(
         &self,
         after: Option<QueueId>,

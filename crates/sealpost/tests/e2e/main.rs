@@ -26,6 +26,7 @@ mod data_dir;
 mod delivery;
 mod dkim;
 mod fail_closed;
+mod key_rotation_online;
 mod limits;
 mod messages_cli;
 mod mx;
