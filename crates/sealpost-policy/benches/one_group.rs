@@ -148,7 +148,7 @@ fn policy(i: usize) -> String {
     };
     let mut extra = String::new();
     if i % 10 >= 8 {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             extra.push_str(&format!(
                 r#", "source_ips": ["10.{}.{}.0/24"]"#,
                 (i / 256) % 256,
