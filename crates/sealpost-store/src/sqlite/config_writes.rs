@@ -16,7 +16,7 @@
 //!    entry, and bumps the generation.
 //!
 //! A directory import is written in batches of [`IMPORT_BATCH`] users, each
-//! its own short transaction, after the whole import was checked: an
+//! its own short transaction with a short pause between them, after the whole import was checked: an
 //! acceptance waits for one batch at most. A failure part-way leaves the
 //! batches before it stored (an import creates or replaces, so running it
 //! again completes it); the audit entry comes with the last batch.
@@ -34,8 +34,13 @@ use crate::{
     config_edit::{self, NextIds},
 };
 
-/// Users written per transaction by an import.
-pub(super) const IMPORT_BATCH: usize = 500;
+/// Users written per transaction by an import: an acceptance that shares
+/// the writer's transaction with a batch waits for its inserts.
+pub(super) const IMPORT_BATCH: usize = 200;
+
+/// Pause between two import batches, so acceptances queued meanwhile get
+/// a commit without a batch in it.
+const IMPORT_BREATHER: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// How often a change is checked again after losing a race with another
 /// writer of the configuration (another process sharing the database).
@@ -217,6 +222,9 @@ impl SqliteStore {
                     Ok(true)
                 })
                 .await?;
+            if written && i < last {
+                tokio::time::sleep(IMPORT_BREATHER).await;
+            }
             if !written {
                 if i == 0 {
                     return Ok(false);

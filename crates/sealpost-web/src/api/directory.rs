@@ -99,7 +99,7 @@ struct Imported {
 /// Imports directory users from CSV (`text/csv`): a header row with
 /// `address`, optionally `display_name`, and any other columns as
 /// attributes. Checked as a whole (one bad row refuses all, nothing is
-/// stored), then written in batches of 500 users, each its own short
+/// stored), then written in batches of 200 users, each its own short
 /// commit, so mail is not held up by a large import.
 #[utoipa::path(post, path = "/directory/users/import", tag = "directory",
     request_body(content = String, content_type = "text/csv"),
