@@ -124,10 +124,13 @@ impl SqliteStore {
             })
             .await?;
         if let Some(document) = loaded {
-            *cache = Some(CachedConfig {
-                generation,
-                document: Arc::new(document),
-            });
+            replace(
+                cache,
+                Some(CachedConfig {
+                    generation,
+                    document: Arc::new(document),
+                }),
+            );
         }
         let current = cache.clone().expect("loaded above when absent");
         Ok((current, next))
@@ -164,10 +167,13 @@ impl SqliteStore {
             match self.commit_prepared(&change, &prepared, &actor).await {
                 Ok(true) => {
                     let generation = prepared.generation + commits(&change) as i64;
-                    *cache = Some(CachedConfig {
-                        generation,
-                        document: Arc::new(prepared.after),
-                    });
+                    replace(
+                        &mut cache,
+                        Some(CachedConfig {
+                            generation,
+                            document: Arc::new(prepared.after),
+                        }),
+                    );
                     return Ok(Changed {
                         id: prepared.id,
                         set: prepared.set,
@@ -237,6 +243,16 @@ impl SqliteStore {
             }
         }
         Ok(true)
+    }
+}
+
+/// Replaces the in-memory configuration; the one it replaces is freed on a
+/// blocking thread (a 100,000-user document takes long enough to free to
+/// stall the runtime thread SMTP sessions share).
+fn replace(cache: &mut Option<CachedConfig>, new: Option<CachedConfig>) {
+    let old = std::mem::replace(cache, new);
+    if old.is_some() {
+        tokio::task::spawn_blocking(move || drop(old));
     }
 }
 
