@@ -20,7 +20,12 @@
 //! measuring, every input (and a wider sweep) is decided both ways and must
 //! agree, so the benchmark cannot time a wrong index.
 //!
+//! Thousands of policies aimed at one group are measured apart
+//! (`decide/one_group/*`, see `one_group.rs`).
+//!
 //! Run: `cargo bench -p sealpost-policy --bench decide`.
+
+mod one_group;
 
 use std::{hint::black_box, net::IpAddr, time::Duration, time::SystemTime};
 
@@ -668,5 +673,5 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, bench, one_group::bench);
 criterion_main!(benches);

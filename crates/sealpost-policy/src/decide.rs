@@ -81,25 +81,39 @@ pub struct DecisionInput<'a> {
 }
 
 /// Decides the route of one recipient.
+///
+/// The policies filed under what the recipient and sender are come in
+/// lists each ordered best first (see the index in `set.rs`), so each list
+/// is read only until its first match, or until its policies rank below
+/// the best match found so far: the winner is the same as
+/// [`decide_by_scan`]'s, and thousands of policies aimed at one group cost
+/// a handful of checks.
 pub fn decide(set: &PolicySet, input: &DecisionInput<'_>) -> Decision {
     let Some(ctx) = Context::new(set, input) else {
         return Decision::RELAY;
     };
-    let mut candidates = Vec::with_capacity(8);
-    set.index.to.collect(&ctx.recipient, &mut candidates);
-    set.index.from.collect(&ctx.envelope, &mut candidates);
+    let mut lists: Vec<&[u32]> = Vec::with_capacity(8);
+    set.index.to.collect(&ctx.recipient, &mut lists);
+    set.index.from.collect(&ctx.envelope, &mut lists);
     if let Some(header) = &ctx.header {
-        set.index.from.collect(header, &mut candidates);
+        set.index.from.collect(header, &mut lists);
     }
-    candidates.extend_from_slice(&set.index.broad);
-    candidates.sort_unstable();
-    candidates.dedup();
-    let winner = candidates
-        .into_iter()
-        .map(|pos| &set.policies[pos as usize])
-        .filter(|p| ctx.mismatch(p).is_none())
-        .max_by_key(|p| rank(p));
-    ctx.decision(winner)
+    lists.push(&set.index.broad);
+    let mut winner: Option<(&Policy, RankKey)> = None;
+    for list in lists {
+        for &pos in list {
+            let p = &set.policies[pos as usize];
+            let key = rank(p);
+            if winner.as_ref().is_some_and(|(_, best)| key <= *best) {
+                break;
+            }
+            if ctx.failure(p).is_none() {
+                winner = Some((p, key));
+                break;
+            }
+        }
+    }
+    ctx.decision(winner.map(|(p, _)| p))
 }
 
 /// Whether `policy` selects this recipient: the direction is internal →
@@ -107,7 +121,7 @@ pub fn decide(set: &PolicySet, input: &DecisionInput<'_>) -> Decision {
 /// neither version of an edited policy selects keeps its route whatever
 /// the edit, which is what lets an impact preview skip deciding it.
 pub fn selects(set: &PolicySet, policy: &Policy, input: &DecisionInput<'_>) -> bool {
-    Context::new(set, input).is_some_and(|ctx| ctx.mismatch(policy).is_none())
+    Context::new(set, input).is_some_and(|ctx| ctx.failure(policy).is_none())
 }
 
 /// Why a policy did not match, the first reason found in the order the
@@ -253,8 +267,12 @@ fn direction(set: &PolicySet, input: &DecisionInput<'_>) -> Direction {
     }
 }
 
-/// The ranking key: larger is better (SPEC §3 steps 3 and 4).
-fn rank(p: &Policy) -> (bool, u8, u8, bool, bool, Reverse<PolicyId>) {
+/// The ranking key of a policy: larger is better.
+pub(crate) type RankKey = (bool, u8, u8, bool, bool, Reverse<PolicyId>);
+
+/// The ranking key: larger is better (SPEC §3 steps 3 and 4). Override
+/// comes first, so the best candidate is also the best after step 3.
+pub(crate) fn rank(p: &Policy) -> RankKey {
     (
         p.override_,
         p.to.specificity(),
@@ -263,6 +281,16 @@ fn rank(p: &Policy) -> (bool, u8, u8, bool, bool, Reverse<PolicyId>) {
         !p.validity.is_eternal(),
         Reverse(p.id),
     )
+}
+
+/// Which condition failed, in the order [`Mismatch`] lists them.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    Disabled,
+    OutsideDates,
+    SourceIp,
+    Sender,
+    Recipient,
 }
 
 /// The addresses of one decision, resolved once.
@@ -309,16 +337,34 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// The first reason `p` does not match, or `None` when it does.
+    /// The first reason `p` does not match, or `None` when it does, with
+    /// the text [`explain`] shows.
     fn mismatch(&self, p: &Policy) -> Option<Mismatch> {
+        Some(match self.failure(p)? {
+            Failure::Disabled => Mismatch::Disabled,
+            Failure::OutsideDates => Mismatch::OutsideDates,
+            Failure::SourceIp => Mismatch::SourceIpNotInRanges,
+            Failure::Sender => Mismatch::Sender {
+                expected: p.from.describe(Some(p.from_basis)),
+            },
+            Failure::Recipient => Mismatch::Recipient {
+                expected: p.to.describe(None),
+            },
+        })
+    }
+
+    /// The first condition of `p` that fails, without building any text:
+    /// what [`decide`] runs for every policy it checks, and what
+    /// [`Context::mismatch`] describes, so the two cannot disagree.
+    fn failure(&self, p: &Policy) -> Option<Failure> {
         if !p.enabled {
-            return Some(Mismatch::Disabled);
+            return Some(Failure::Disabled);
         }
         if !p.validity.contains(self.now) {
-            return Some(Mismatch::OutsideDates);
+            return Some(Failure::OutsideDates);
         }
         if !p.source_ips.is_empty() && !p.source_ips.contains(self.client_ip) {
-            return Some(Mismatch::SourceIpNotInRanges);
+            return Some(Failure::SourceIp);
         }
         let sender_ok = match p.from_basis {
             AddressBasis::Envelope => self.envelope.is(&p.from),
@@ -328,14 +374,10 @@ impl<'a> Context<'a> {
             }
         };
         if !sender_ok {
-            return Some(Mismatch::Sender {
-                expected: p.from.describe(Some(p.from_basis)),
-            });
+            return Some(Failure::Sender);
         }
         if !self.recipient.is(&p.to) {
-            return Some(Mismatch::Recipient {
-                expected: p.to.describe(None),
-            });
+            return Some(Failure::Recipient);
         }
         None
     }
@@ -365,7 +407,7 @@ pub fn decide_by_scan(set: &PolicySet, input: &DecisionInput<'_>) -> Decision {
     let winner = set
         .policies
         .iter()
-        .filter(|p| ctx.mismatch(p).is_none())
+        .filter(|p| ctx.failure(p).is_none())
         .max_by_key(|p| rank(p));
     ctx.decision(winner)
 }

@@ -113,6 +113,25 @@ prop_compose! {
     }
 }
 
+prop_compose! {
+    /// Many policies over few parties: long lists in the index, each read
+    /// best first and left at its first match (issue 17, item 8).
+    fn many_policies()(jsons in prop::collection::vec(policy_json(), 40..160)) -> Vec<Policy> {
+        jsons.iter().enumerate().map(|(i, j)| policy(i as i64 + 1, j)).collect()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// With long lists too, the index, the full scan and explain agree.
+    #[test]
+    fn long_lists_agree_with_the_scan(policies in many_policies(), m in message()) {
+        let set = set(policies);
+        decide_all_ways(&set, &m);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 

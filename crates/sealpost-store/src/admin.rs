@@ -1,12 +1,16 @@
 //! The administration side of storage: the policy configuration and API
 //! keys.
 //!
-//! A configuration change is applied, the whole configuration re-read and
-//! checked by the caller's `check` (which compiles the policy snapshot),
-//! all inside one transaction: a change that would leave the configuration
-//! inconsistent (a policy naming a deleted group, say) is rolled back and
-//! never seen, however many administrators save at once. The caller gets
-//! the new snapshot with the commit, and swaps it in for the next message.
+//! A configuration change is applied to the configuration as last
+//! committed, and the result checked by the caller's `check` (which
+//! compiles the policy snapshot), before anything is written: a change
+//! that would leave the configuration inconsistent (a policy naming a
+//! deleted group, say) is refused and never seen, however many
+//! administrators save at once. The check runs outside the writer
+//! transaction SMTP commits share; the commit writes only the changed
+//! object and its audit entry (see `sqlite/config_writes.rs`). The caller
+//! gets the new snapshot with the commit, and swaps it in for the next
+//! message.
 
 use sealpost_policy::{
     DefinitionDraft, DefinitionId, GroupDraft, GroupId, Invalid, PolicyDocument, PolicyDraft,
@@ -26,7 +30,8 @@ pub enum ConfigChange {
     /// Creates or replaces the user with this address.
     PutUser(UserDraft),
     RemoveUser(String),
-    /// Creates or replaces each user, in one commit.
+    /// Creates or replaces each user: checked as a whole (one bad user
+    /// refuses them all), written in short batches.
     ImportUsers(Vec<UserDraft>),
     CreateGroup(GroupDraft),
     UpdateGroup(GroupId, GroupDraft),
@@ -129,10 +134,11 @@ pub trait AdminStore: Send + Sync + std::fmt::Debug + 'static {
     /// The whole policy configuration.
     async fn load_config(&self) -> Result<PolicyDocument, StoreError>;
 
-    /// Applies `change`, re-reads the configuration and runs `check` on it,
-    /// and commits only if the check passes ([`StoreError::Rejected`]
-    /// otherwise), with its audit entry by `actor`. Durable before it
-    /// returns.
+    /// Applies `change` to the configuration as committed and runs `check`
+    /// on the result (outside the writer transaction), and commits only if
+    /// the check passes ([`StoreError::Rejected`] otherwise), with its
+    /// audit entry by `actor`. Durable before it returns. A directory
+    /// import is committed in batches once checked whole.
     async fn change_config(
         &self,
         change: ConfigChange,

@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod audit;
 pub mod branding;
+pub mod config_edit;
 pub mod console;
 pub mod dashboard;
 pub mod envelopes;

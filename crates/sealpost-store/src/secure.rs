@@ -103,6 +103,22 @@ pub trait SecureStore: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<VerifyBatch, StoreError>;
 
+    /// Records a step of an online key rotation with its audit entry by
+    /// `actor` (`action`: `rotate` when a version was added, `resume`,
+    /// `rewrapped` when done; `detail` goes in the entry), in one commit
+    /// with the check value of every keyring version not yet recorded, so
+    /// a restart with a key file lacking the new version is refused.
+    ///
+    /// # Errors
+    /// A keyring version whose key differs from the one recorded under it.
+    async fn record_key_rotation(
+        &self,
+        actor: Actor,
+        action: &str,
+        version: u32,
+        detail: serde_json::Value,
+    ) -> Result<(), StoreError>;
+
     /// Opens up to `limit` stored contents after `after` in id order and
     /// reports those that do not open.
     async fn verify_batch(

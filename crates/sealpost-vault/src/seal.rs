@@ -25,7 +25,9 @@
 //!
 //! The message key's wrapping is described in `wrap.rs`.
 
-use std::hint::black_box;
+use std::{hint::black_box, sync::Arc};
+
+use arc_swap::ArcSwap;
 
 use chacha20poly1305::{Tag, aead::AeadInPlace};
 
@@ -50,14 +52,19 @@ pub struct WrappedKey {
 /// opening large contents is CPU work: call it off the async runtime.
 #[derive(Debug)]
 pub struct Vault {
-    keyring: Keyring,
+    /// Swapped whole by [`Vault::install`] (online key rotation): every
+    /// thread that seals after the swap uses the new current version, and
+    /// each seal or open reads one keyring, never half of two.
+    keyring: ArcSwap<Keyring>,
 }
 
 impl Vault {
     /// A vault sealing with `keyring`'s current version and opening with any
     /// of its versions.
     pub fn new(keyring: Keyring) -> Vault {
-        Vault { keyring }
+        Vault {
+            keyring: ArcSwap::from_pointee(keyring),
+        }
     }
 
     /// A vault with one random master key, for tests.
@@ -65,9 +72,30 @@ impl Vault {
         Vault::new(Keyring::generate())
     }
 
-    /// The master keys this vault uses.
-    pub fn keyring(&self) -> &Keyring {
-        &self.keyring
+    /// The master keys this vault uses now.
+    pub fn keyring(&self) -> Arc<Keyring> {
+        self.keyring.load_full()
+    }
+
+    /// Makes `keyring` the one this vault seals and opens with, at once for
+    /// every thread (online key rotation: new mail is sealed under its
+    /// current version from the next seal on).
+    ///
+    /// # Errors
+    /// [`VaultError::UnknownKeyVersion`] when `keyring` lacks a version the
+    /// vault has now: a version still wrapping stored keys must stay
+    /// readable until they are re-wrapped.
+    pub fn install(&self, keyring: Keyring) -> Result<(), VaultError> {
+        let now = self.keyring.load();
+        if let Some(lost) = now
+            .versions()
+            .into_iter()
+            .find(|v| keyring.get(*v).is_none())
+        {
+            return Err(VaultError::UnknownKeyVersion(lost));
+        }
+        self.keyring.store(Arc::new(keyring));
+        Ok(())
     }
 
     /// Encrypts `content` under a fresh random message key and wraps that
@@ -114,7 +142,8 @@ impl Vault {
         tail.extend_from_slice(layout.trailer());
         content.extend_from_slice(&tail);
 
-        let wrapped = wrap::wrap_with_nonce(self.keyring.current(), context, &key, wrap_nonce);
+        let wrapped =
+            wrap::wrap_with_nonce(self.keyring.load().current(), context, &key, wrap_nonce);
         (wrapped, content)
     }
 
@@ -159,17 +188,21 @@ impl Vault {
     /// As [`Vault::open`]'s for the key.
     pub fn rewrap(&self, context: &[u8], key: &WrappedKey) -> Result<WrappedKey, VaultError> {
         let message_key = self.unwrap(context, key)?;
-        Ok(wrap::wrap(self.keyring.current(), context, &message_key))
+        Ok(wrap::wrap(
+            self.keyring.load().current(),
+            context,
+            &message_key,
+        ))
     }
 
     /// Whether `key` is already wrapped with the current master key version.
     pub fn is_current(&self, key: &WrappedKey) -> bool {
-        key.version == self.keyring.current().version()
+        key.version == self.keyring.load().current().version()
     }
 
     fn unwrap(&self, context: &[u8], key: &WrappedKey) -> Result<MessageKey, VaultError> {
-        let master = self
-            .keyring
+        let keyring = self.keyring.load();
+        let master = keyring
             .get(key.version)
             .ok_or(VaultError::UnknownKeyVersion(key.version))?;
         wrap::unwrap(master, context, key)

@@ -19,6 +19,7 @@ pub mod branding;
 pub mod console;
 mod csv;
 pub mod impact;
+pub mod key_rotation;
 pub mod listener;
 pub mod policy_service;
 pub mod portal;

@@ -148,7 +148,7 @@ impl PolicyService {
                 "a stored notification template fails the checks; notifications it fails for go out with the built-in template until it is fixed through the API"
             );
         }
-        inner.snapshot.store(Arc::new(set));
+        swap_in(&inner.snapshot, set);
         Ok(())
     }
 
@@ -185,7 +185,7 @@ impl PolicyService {
             let before = inner.snapshot.load_full();
             let check: ConfigCheck = Box::new(move |doc| rules.check(doc, &before));
             let changed = inner.store.change_config(change, check, actor).await?;
-            inner.snapshot.store(Arc::new(changed.set));
+            swap_in(&inner.snapshot, changed.set);
             Ok(changed.id)
         });
         task.await
@@ -216,7 +216,7 @@ impl PolicyService {
             let before = inner.snapshot.load_full();
             let check: ConfigCheck = Box::new(move |doc| rules.check(doc, &before));
             let changed = inner.store.change_config(change, check, actor).await?;
-            inner.snapshot.store(Arc::new(changed.set));
+            swap_in(&inner.snapshot, changed.set);
             Ok((changed.id, value))
         });
         task.await.map_err(|e| {
@@ -241,6 +241,14 @@ impl PolicyService {
     pub fn file_domains(&self) -> &[DomainPattern] {
         &self.inner.rules.internal_domains
     }
+}
+
+/// Makes `set` the live snapshot. The one it replaces is dropped on a
+/// blocking thread: with a large directory, freeing it takes long enough
+/// to stall the SMTP sessions sharing the runtime thread that would.
+fn swap_in(snapshot: &ArcSwap<PolicySet>, set: PolicySet) {
+    let old = snapshot.swap(Arc::new(set));
+    tokio::task::spawn_blocking(move || drop(old));
 }
 
 /// Every definition's notification template must render and carry the

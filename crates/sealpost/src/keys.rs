@@ -6,11 +6,14 @@
 //! files), else from `vault.master_key_file`, created with one fresh key
 //! (mode 0600) on first start. The highest version seals new mail.
 //!
-//! `keys rotate` works on a stopped gateway: it adds a version to the key
-//! file (durably, before anything is re-wrapped), then re-wraps every
-//! message key to it in batches, each batch one commit. Interrupted at any
-//! point, running it again finishes the job: it adds a version only when
-//! every message key is already on the newest one.
+//! `keys rotate` on a stopped gateway adds a version to the key file
+//! (durably, before anything is re-wrapped), then re-wraps every message
+//! key to it in batches, each batch one commit. Interrupted at any point,
+//! running it again finishes the job: it adds a version only when every
+//! message key is already on the newest one. On a running gateway (which
+//! holds the database) it asks the gateway's API to do the same online
+//! (`POST /api/v1/keys/rotate`, see `sealpost_web::key_rotation`) and
+//! shows the progress the gateway reports (`GET /api/v1/keys/rotation`).
 
 use std::{io::IsTerminal, process::ExitCode, sync::Arc, time::Duration};
 
@@ -19,7 +22,7 @@ use anyhow::Context;
 use sealpost_store::{QueueId, SecureStore, SqliteStore, StoreError, VerifyBatch};
 use sealpost_vault::{Keyring, Vault};
 
-use crate::config::Config;
+use crate::{api_client::ApiClient, config::Config};
 
 /// The environment variable that holds master keys instead of the file.
 pub const MASTER_KEY_ENV: &str = "SEALPOST_MASTER_KEY";
@@ -43,6 +46,19 @@ fn env_keyring() -> anyhow::Result<Keyring> {
         .map_err(|_| anyhow::anyhow!("{MASTER_KEY_ENV} is not valid UTF-8"))?;
     Keyring::parse(&text)
         .with_context(|| format!("{MASTER_KEY_ENV} does not hold valid master keys"))
+}
+
+/// Message keys re-wrapped per commit by a rotation in a running gateway:
+/// small, so an SMTP commit never waits long behind one.
+pub const ONLINE_REWRAP_BATCH: usize = 200;
+
+/// The key file a running gateway adds a rotation's version to; `None`
+/// when the keys come from `SEALPOST_MASTER_KEY`.
+pub fn key_file(config: &Config) -> Option<std::path::PathBuf> {
+    match source(config) {
+        KeySource::File(path) => Some(path),
+        KeySource::Env => None,
+    }
 }
 
 /// The gateway's master keys (see the module doc for where from).
@@ -138,6 +154,11 @@ pub fn key_placement_warning(config: &Config) -> Option<String> {
     }
 }
 
+/// Whether `open` failed because a running gateway holds the database.
+fn held_by_gateway(error: &str) -> bool {
+    error.contains("in use by another")
+}
+
 /// Opens the store for a key command, with the database to itself.
 async fn open(config: &Config, keyring: Keyring) -> Result<SqliteStore, String> {
     let db = SqliteStore::path_of_url(&config.database_url);
@@ -170,6 +191,25 @@ async fn open(config: &Config, keyring: Keyring) -> Result<SqliteStore, String> 
         "{}; stop the gateway first: key commands need the database to themselves",
         last.unwrap_or_default()
     ))
+}
+
+/// Opens the store once: a running gateway holding the database is
+/// reported at once (its error names the lock, see [`held_by_gateway`]).
+async fn open_once(config: &Config, keyring: Keyring) -> Result<SqliteStore, String> {
+    let db = SqliteStore::path_of_url(&config.database_url);
+    if !db.exists() {
+        return Err(format!(
+            "{} does not exist (database.url); there is nothing to do",
+            db.display()
+        ));
+    }
+    SqliteStore::open(
+        &db,
+        &config.data_dir.join("spool"),
+        Arc::new(Vault::new(keyring)),
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
@@ -272,11 +312,24 @@ pub fn list(config: &Config) -> ExitCode {
     })
 }
 
-/// `sealpost keys rotate`: see the module doc.
-pub fn rotate(config: &Config, batch: usize) -> ExitCode {
+/// `sealpost keys rotate`: see the module doc. `api` reaches the running
+/// gateway, when there is one.
+pub fn rotate(
+    config: &Config,
+    batch: usize,
+    api: impl FnOnce() -> Result<ApiClient, String>,
+) -> ExitCode {
+    let mut api = Some(api);
     run(config, async |mut keyring| {
-        let store = match open(config, keyring.clone()).await {
+        let store = match open_once(config, keyring.clone()).await {
             Ok(s) => s,
+            Err(e) if held_by_gateway(&e) => {
+                let api = api.take().expect("called once");
+                return match api() {
+                    Ok(client) => rotate_online(&client),
+                    Err(e) => fail(e),
+                };
+            }
             Err(e) => return fail(e),
         };
         let current = keyring.current().version();
@@ -346,6 +399,74 @@ pub fn rotate(config: &Config, batch: usize) -> ExitCode {
     })
 }
 
+/// How often the CLI asks a running gateway for the rotation's progress.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Longest the CLI follows an online rotation (it goes on in the gateway
+/// if the CLI stops following).
+const FOLLOW_MAX: Duration = Duration::from_secs(24 * 3600);
+
+/// `keys rotate` through the running gateway's API: starts (or resumes)
+/// the rotation and follows its progress to the end.
+fn rotate_online(api: &ApiClient) -> ExitCode {
+    let started = match api.request("POST", "/keys/rotate", None) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    match started.status {
+        202 => {}
+        // Already running: follow it.
+        409 if started.json()["code"] == "rotation_running" => {}
+        _ => return fail(started.error_text()),
+    }
+    let version = started.json()["version"].as_u64().unwrap_or(0);
+    eprintln!(
+        "The gateway is running: rotating through its API. New mail is sealed with master key \
+         version {version} from now on; re-wrapping stored message keys in the background."
+    );
+    let mut progress: Option<Progress> = None;
+    let polls = FOLLOW_MAX.as_millis() / POLL.as_millis();
+    for _ in 0..polls {
+        let status = match api.request("GET", "/keys/rotation", None) {
+            Ok(r) if r.status == 200 => r.json(),
+            Ok(r) => return fail(r.error_text()),
+            Err(e) => return fail(e),
+        };
+        let (done, total) = (
+            status["done"].as_u64().unwrap_or(0),
+            status["total"].as_u64().unwrap_or(0),
+        );
+        let bar = progress.get_or_insert_with(|| Progress::new("re-wrapped", total));
+        bar.set_total(total);
+        bar.set(done);
+        match status["state"].as_str() {
+            Some("running") => std::thread::sleep(POLL),
+            Some("complete") => {
+                bar.finish();
+                let failures = status["failures"].as_u64().unwrap_or(0);
+                if failures > 0 {
+                    return fail(format!(
+                        "{failures} message key(s) could not be re-wrapped (named in the gateway's log); they stay on their old version"
+                    ));
+                }
+                eprintln!(
+                    "Rotation complete: {done} message key(s) now wrapped with master key version {}.",
+                    status["version"]
+                );
+                return ExitCode::SUCCESS;
+            }
+            _ => {
+                bar.finish();
+                return fail(format!(
+                    "the rotation stopped: {} (run `sealpost keys rotate` again to resume)",
+                    status["error"].as_str().unwrap_or("see the gateway's log")
+                ));
+            }
+        }
+    }
+    fail("stopped following the rotation; it goes on in the gateway (GET /api/v1/keys/rotation)")
+}
+
 /// `sealpost keys verify`: opens every stored content and reports those
 /// that do not open (tampered, or sealed with a key the keyring lacks).
 pub fn verify(config: &Config, batch: usize) -> ExitCode {
@@ -381,7 +502,7 @@ pub fn verify(config: &Config, batch: usize) -> ExitCode {
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
     verb: &'static str,
-    total: u64,
+    total: std::cell::Cell<u64>,
 }
 
 impl Progress {
@@ -397,13 +518,27 @@ impl Progress {
             bar.set_message(verb);
             bar
         });
-        Progress { bar, verb, total }
+        Progress {
+            bar,
+            verb,
+            total: std::cell::Cell::new(total),
+        }
+    }
+
+    /// The total may grow while an online rotation runs.
+    fn set_total(&self, total: u64) {
+        if total != self.total.get() {
+            self.total.set(total);
+            if let Some(bar) = &self.bar {
+                bar.set_length(total);
+            }
+        }
     }
 
     fn set(&self, done: u64) {
         match &self.bar {
             Some(bar) => bar.set_position(done),
-            None => eprintln!("{} {done}/{}", self.verb, self.total),
+            None => eprintln!("{} {done}/{}", self.verb, self.total.get()),
         }
     }
 

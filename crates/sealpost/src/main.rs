@@ -261,7 +261,10 @@ enum KeysCommand {
     /// Key versions, and how many stored message keys each one wraps.
     List,
     /// Add a master key version and re-wrap every message key with it;
-    /// run again to resume an interrupted rotation.
+    /// run again to resume an interrupted rotation. While the gateway
+    /// runs, through its API (SEALPOST_API_KEY, super_admin): new mail is
+    /// sealed with the new version at once and keys are re-wrapped in the
+    /// background, with progress shown here.
     Rotate {
         /// Message keys re-wrapped per commit.
         #[arg(long, default_value_t = 500)]
@@ -463,7 +466,9 @@ fn main() -> ExitCode {
             };
             match command {
                 KeysCommand::List => sealpost::keys::list(&config),
-                KeysCommand::Rotate { batch } => sealpost::keys::rotate(&config, batch),
+                KeysCommand::Rotate { batch } => {
+                    sealpost::keys::rotate(&config, batch, || gateway_api(&config))
+                }
                 KeysCommand::Verify { batch } => sealpost::keys::verify(&config, batch),
             }
         }
@@ -785,6 +790,44 @@ fn host_of(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_owned())
 }
 
+/// An admin listener that serves TLS is spoken to over TLS, trusting its
+/// own certificate for the host of admin.url.
+fn admin_tls(
+    config: Option<&sealpost::config::Config>,
+) -> Result<Option<sealpost::api_client::ClientTls>, String> {
+    match config.and_then(|c| c.admin_tls.clone().map(|t| (t, c))) {
+        None => Ok(None),
+        Some(((cert, _), c)) => {
+            let host = host_of(&c.admin_url)
+                .filter(|h| h.parse::<std::net::IpAddr>().is_err())
+                .unwrap_or_else(|| "localhost".into());
+            sealpost::api_client::ClientTls::trusting(&cert, &host).map(Some)
+        }
+    }
+}
+
+/// The running gateway's API for `keys rotate`: admin.listen (or
+/// SEALPOST_API_ADDR), with the key in SEALPOST_API_KEY.
+fn gateway_api(config: &sealpost::config::Config) -> Result<ApiClient, String> {
+    let key = std::env::var("SEALPOST_API_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            "the gateway is running (it holds the database): set SEALPOST_API_KEY to a \
+             super_admin API key so the rotation runs through its API, or stop it first"
+                .to_owned()
+        })?;
+    let authority = std::env::var("SEALPOST_API_ADDR")
+        .ok()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| config.admin_listen.to_string());
+    Ok(ApiClient {
+        authority,
+        key,
+        tls: admin_tls(Some(config))?,
+    })
+}
+
 /// Runs an administration command against the gateway's API.
 fn admin(
     args: &ApiArgs,
@@ -800,24 +843,11 @@ fn admin(
         (None, Some(c)) => c.admin_listen.to_string(),
         (None, None) => unreachable!("a configuration or an address"),
     };
-    // An admin listener that serves TLS is spoken to over TLS, trusting
-    // its own certificate for the host of admin.url.
-    let tls = match config
-        .as_ref()
-        .and_then(|c| c.admin_tls.clone().map(|t| (t, c)))
-    {
-        None => None,
-        Some(((cert, _), c)) => {
-            let host = host_of(&c.admin_url)
-                .filter(|h| h.parse::<std::net::IpAddr>().is_err())
-                .unwrap_or_else(|| "localhost".into());
-            match sealpost::api_client::ClientTls::trusting(&cert, &host) {
-                Ok(tls) => Some(tls),
-                Err(e) => {
-                    eprintln!("sealpost: {e}");
-                    return ExitCode::from(2);
-                }
-            }
+    let tls = match admin_tls(config.as_ref()) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("sealpost: {e}");
+            return ExitCode::from(2);
         }
     };
     let Some(key) = args.api_key.clone() else {

@@ -299,14 +299,18 @@ impl Application {
         }
         let vault = Arc::new(Vault::new(keyring));
         let sqlite = Arc::new(
-            SqliteStore::open_url(&config.database_url, &config.data_dir.join("spool"), vault)
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot open database {} (database.url)",
-                        config.database_url
-                    )
-                })?,
+            SqliteStore::open_url(
+                &config.database_url,
+                &config.data_dir.join("spool"),
+                vault.clone(),
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open database {} (database.url)",
+                    config.database_url
+                )
+            })?,
         );
         let store: Arc<dyn Store> = sqlite.clone();
         let secure: Arc<dyn SecureStore> = sqlite.clone();
@@ -569,6 +573,12 @@ impl Application {
                 queue: queue_control.clone(),
                 branding,
                 smtp_accounts: sqlite.clone(),
+                keys: sealpost_web::key_rotation::KeyRotation::new(
+                    sqlite.clone(),
+                    vault,
+                    keys::key_file(&config),
+                    keys::ONLINE_REWRAP_BATCH,
+                ),
             },
             expiry_interval: config.vault.expiry_interval,
             shutdown: CancellationToken::new(),
@@ -625,6 +635,20 @@ impl Application {
                     ("SMTP submission listener", served.map_err(Into::into))
                 });
             }
+        }
+        {
+            // A rotation a stop interrupted (or a version added to
+            // SEALPOST_MASTER_KEY) is finished in the background.
+            let keys = self.api.keys.clone();
+            tokio::spawn(async move {
+                match keys.resume_if_needed().await {
+                    Ok(true) => tracing::info!(
+                        "message keys are on an older master key version: re-wrapping them in the background"
+                    ),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, "cannot resume the key rotation"),
+                }
+            });
         }
         {
             let finished = run_delivery_thread(self.worker.clone(), shutdown.clone())

@@ -11,6 +11,7 @@ use sealpost_policy::{
 use crate::{
     StoreError,
     admin::{ApiKeyInfo, ApiKeyRecord, ConfigChange, Role},
+    config_edit::NextIds,
     model::{from_millis, to_millis},
 };
 
@@ -83,9 +84,13 @@ fn missing(kind: &str, id: impl std::fmt::Display) -> StoreError {
 }
 
 /// Applies one change; returns the id of a created object.
+///
+/// A created object gets the id in `next`, the one the change was checked
+/// with in memory ([`crate::config_edit::apply`]).
 pub(super) fn apply_change(
     conn: &Connection,
     change: &ConfigChange,
+    next: NextIds,
 ) -> Result<Option<i64>, StoreError> {
     let t = now();
     match change {
@@ -148,8 +153,8 @@ pub(super) fn apply_change(
         }
         ConfigChange::CreateGroup(draft) => {
             conn.execute(
-                "INSERT INTO profile_groups (doc, updated_at) VALUES (?1, ?2)",
-                params![to_json(draft)?, t],
+                "INSERT INTO profile_groups (id, doc, updated_at) VALUES (?1, ?2, ?3)",
+                params![next.group, to_json(draft)?, t],
             )?;
             Ok(Some(conn.last_insert_rowid()))
         }
@@ -159,8 +164,8 @@ pub(super) fn apply_change(
         ConfigChange::RemoveGroup(id) => remove(conn, "profile_groups", "group", id.0),
         ConfigChange::CreateDefinition(draft) => {
             conn.execute(
-                "INSERT INTO definitions (is_default, doc, updated_at) VALUES (0, ?1, ?2)",
-                params![to_json(draft)?, t],
+                "INSERT INTO definitions (id, is_default, doc, updated_at) VALUES (?1, 0, ?2, ?3)",
+                params![next.definition, to_json(draft)?, t],
             )?;
             Ok(Some(conn.last_insert_rowid()))
         }
@@ -207,8 +212,8 @@ pub(super) fn apply_change(
         }
         ConfigChange::CreatePolicy(draft) => {
             conn.execute(
-                "INSERT INTO policies (doc, created_at, updated_at) VALUES (?1, ?2, ?2)",
-                params![to_json(draft)?, t],
+                "INSERT INTO policies (id, doc, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+                params![next.policy, to_json(draft)?, t],
             )?;
             Ok(Some(conn.last_insert_rowid()))
         }

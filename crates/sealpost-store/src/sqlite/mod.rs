@@ -10,6 +10,7 @@
 mod admin;
 mod audit;
 mod branding;
+mod config_writes;
 mod console;
 mod dashboard;
 pub(super) mod envelopes;
@@ -74,6 +75,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v18.sql"),
     include_str!("schema_v19.sql"),
     include_str!("schema_v20.sql"),
+    include_str!("schema_v21.sql"),
 ];
 
 /// Contents larger than this are sealed and opened on a blocking thread.
@@ -114,6 +116,10 @@ pub struct SqliteStore {
     /// nothing of a message is stored in plaintext (SPEC §8).
     vault: Arc<Vault>,
     inline_limit: usize,
+    /// The policy configuration as last committed, so a change to one
+    /// object is checked without reading the whole configuration again
+    /// (see `config_writes.rs`).
+    config_cache: config_writes::ConfigCache,
 }
 
 impl SqliteStore {
@@ -208,6 +214,7 @@ impl SqliteStore {
                 spool,
                 vault,
                 inline_limit: DEFAULT_INLINE_LIMIT,
+                config_cache: Default::default(),
             });
         }
 
@@ -256,6 +263,7 @@ impl SqliteStore {
             spool,
             vault,
             inline_limit: DEFAULT_INLINE_LIMIT,
+            config_cache: Default::default(),
         })
     }
 
@@ -706,19 +714,10 @@ impl AdminStore for SqliteStore {
     async fn change_config(
         &self,
         change: ConfigChange,
-        mut check: ConfigCheck,
+        check: ConfigCheck,
         actor: Actor,
     ) -> Result<Changed, StoreError> {
-        self.writer
-            .write(true, move |conn, _| {
-                let before = admin::load_document(conn)?;
-                let id = admin::apply_change(conn, &change)?;
-                let document = admin::load_document(conn)?;
-                let set = check(&document).map_err(StoreError::Rejected)?;
-                let entry = crate::audit::config_change(&change, id, &before, &document);
-                audit::record(conn, &actor, SystemTime::now(), &entry)?;
-                Ok(Changed { id, set })
-            })
+        self.change_config_outside_writer(change, check, actor)
             .await
     }
 
@@ -987,6 +986,29 @@ impl SecureStore for SqliteStore {
 
     async fn highest_key_version(&self) -> Result<u32, StoreError> {
         self.readers.read(secure::highest_key_version).await
+    }
+
+    async fn record_key_rotation(
+        &self,
+        actor: Actor,
+        action: &str,
+        version: u32,
+        detail: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let vault = self.vault.clone();
+        let entry = Change::new(
+            action,
+            "master_key",
+            Some(version.to_string()),
+            None,
+            Some(detail),
+        );
+        self.writer
+            .write(true, move |conn, _| {
+                secure::record_key_versions(conn, &vault)?;
+                audit::record(conn, &actor, SystemTime::now(), &entry)
+            })
+            .await
     }
 
     async fn rewrap_batch(

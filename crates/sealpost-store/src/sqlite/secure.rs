@@ -579,6 +579,45 @@ pub(super) fn check_keyring(conn: &Connection, vault: &Vault) -> Result<(), Stor
     Ok(())
 }
 
+/// Records the check value of every keyring version the database does not
+/// know yet (inside the caller's transaction): an online rotation's new
+/// version, before mail is re-wrapped to it.
+///
+/// # Errors
+/// A version recorded with another key's check value.
+pub(super) fn record_key_versions(conn: &Connection, vault: &Vault) -> Result<(), StoreError> {
+    let keyring = vault.keyring();
+    let now = to_millis(SystemTime::now());
+    for version in keyring.versions() {
+        let check = keyring
+            .check_value(version)
+            .expect("versions() lists only present keys");
+        let known: Option<Vec<u8>> = conn
+            .query_row(
+                "SELECT check_value FROM vault_keys WHERE version = ?1",
+                [version],
+                |row| row.get(0),
+            )
+            .optional()?;
+        match known {
+            Some(known) if known != check => {
+                return Err(StoreError::Unavailable(format!(
+                    "master key version {version} is not the key this database recorded under \
+                     that version"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                conn.execute(
+                    "INSERT INTO vault_keys (version, check_value, added_at) VALUES (?1, ?2, ?3)",
+                    params![version, check.as_slice(), now],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The highest master key version this database has recorded.
 pub(super) fn highest_key_version(conn: &Connection) -> Result<u32, StoreError> {
     let v: Option<i64> = conn.query_row("SELECT MAX(version) FROM vault_keys", [], |r| r.get(0))?;

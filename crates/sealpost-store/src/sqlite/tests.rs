@@ -1270,6 +1270,7 @@ async fn read_config_reads_without_creating_or_migrating() {
 
 mod audit;
 mod branding;
+mod config_writes;
 mod console;
 mod dashboard;
 mod envelopes;

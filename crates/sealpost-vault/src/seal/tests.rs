@@ -216,7 +216,7 @@ fn wrong_master_key_or_version() {
     assert!(err.to_string().contains("version 9"));
 
     // Relabelled as another version the keyring does have.
-    let mut keyring = vault.keyring().clone();
+    let mut keyring = (*vault.keyring()).clone();
     keyring.add_version();
     let both = Vault::new(keyring);
     let relabelled = WrappedKey {
@@ -244,7 +244,7 @@ fn rewrap_moves_keys_to_the_new_version() {
     let plain = content(CHUNK + 3);
     let (key, sealed) = old.seal(CTX, plain.clone());
 
-    let mut keyring = old.keyring().clone();
+    let mut keyring = (*old.keyring()).clone();
     assert_eq!(keyring.add_version(), 2);
     let both = Vault::new(keyring);
     assert!(old.is_current(&key));
@@ -257,7 +257,7 @@ fn rewrap_moves_keys_to_the_new_version() {
 
     assert_eq!(both.open(CTX, &rewrapped, sealed.clone()).unwrap(), plain);
     assert_eq!(both.open(CTX, &key, sealed.clone()).unwrap(), plain);
-    let new_only = Vault::new(only(both.keyring(), 2));
+    let new_only = Vault::new(only(&both.keyring(), 2));
     assert_eq!(
         new_only.open(CTX, &rewrapped, sealed.clone()).unwrap(),
         plain
@@ -323,4 +323,28 @@ proptest! {
         bad[at] ^= 1 << bit;
         prop_assert!(vault.open(CTX, &key, bad).is_err());
     }
+}
+
+#[test]
+fn an_installed_keyring_seals_new_mail_at_once_and_keeps_old_keys_readable() {
+    let vault = Vault::ephemeral();
+    let plain = content(100);
+    let (old_key, old_sealed) = vault.seal(CTX, plain.clone());
+    assert_eq!(old_key.version, 1);
+
+    let mut keyring = (*vault.keyring()).clone();
+    assert_eq!(keyring.add_version(), 2);
+    vault.install(keyring.clone()).unwrap();
+    let (new_key, new_sealed) = vault.seal(CTX, plain.clone());
+    assert_eq!(new_key.version, 2, "sealed under the new version at once");
+    assert_eq!(vault.open(CTX, &old_key, old_sealed).unwrap(), plain);
+    assert_eq!(vault.open(CTX, &new_key, new_sealed).unwrap(), plain);
+    assert!(!vault.is_current(&old_key));
+
+    // A keyring that drops a version in use is refused.
+    assert!(matches!(
+        vault.install(only(&keyring, 2)),
+        Err(VaultError::UnknownKeyVersion(1))
+    ));
+    assert_eq!(vault.keyring().current().version(), 2);
 }

@@ -25,6 +25,7 @@ mod error;
 mod extract;
 mod groups;
 mod internal_domains;
+mod keys;
 mod messages;
 mod policies;
 pub(crate) mod policy_test;
@@ -65,6 +66,8 @@ pub struct ApiState {
     pub branding: Arc<crate::branding::BrandingService>,
     /// The accounts applications submit mail with.
     pub smtp_accounts: Arc<dyn sealpost_store::smtp_accounts::SmtpAccountStore>,
+    /// Online master key rotation (`/keys`).
+    pub keys: Arc<crate::key_rotation::KeyRotation>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -144,6 +147,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         queue::routes,
         branding::routes,
         smtp_accounts::routes,
+        keys::routes,
     ] {
         json = routes(json);
     }

@@ -54,6 +54,8 @@ const RULES: &[(&str, &str, &[&str])] = &[
     ("patch", "/smtp-accounts/{name}", SUPER),
     ("delete", "/smtp-accounts/{name}", SUPER),
     ("post", "/smtp-accounts/{name}/password", SUPER),
+    ("post", "/keys/rotate", SUPER),
+    ("get", "/keys/rotation", SUPER),
     ("get", "/audit", AUDITORS),
     ("get", "/messages", ALL),
     ("get", "/messages/{id}", ALL),

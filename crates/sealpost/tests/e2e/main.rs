@@ -27,6 +27,7 @@ mod delivery;
 mod delivery_defects;
 mod dkim;
 mod fail_closed;
+mod key_rotation_online;
 mod limits;
 mod messages_cli;
 mod mx;

@@ -17,14 +17,14 @@ const BIN: &str = env!("CARGO_BIN_EXE_sealpost");
 
 /// `sealpost serve` as a child process on its own data directory, logging
 /// (at debug level) to a file outside it.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    smtp: SocketAddr,
-    admin: SocketAddr,
-    key: Option<String>,
+    pub(crate) smtp: SocketAddr,
+    pub(crate) admin: SocketAddr,
+    pub(crate) key: Option<String>,
 }
 
-fn write_config(dir: &Path) -> PathBuf {
+pub(crate) fn write_config(dir: &Path) -> PathBuf {
     let (smtp, admin, dead) = (free_port(), free_port(), free_port());
     let file = dir.join("sealpost.toml");
     std::fs::write(
@@ -46,7 +46,7 @@ fn write_config(dir: &Path) -> PathBuf {
 }
 
 impl Served {
-    fn start(config: &Path, logs: &Path) -> Served {
+    pub(crate) fn start(config: &Path, logs: &Path) -> Served {
         let text = std::fs::read_to_string(config).unwrap();
         let port = |key: &str| -> u16 {
             let at = text.find(key).unwrap() + key.len();
@@ -101,7 +101,7 @@ impl Served {
         }
     }
 
-    fn api(&self, method: &str, path: &str, body: &str) -> String {
+    pub(crate) fn api(&self, method: &str, path: &str, body: &str) -> String {
         let out = Command::new(require("curl"))
             .args(["-sf", "-X", method, "-H", "Content-Type: application/json"])
             .args([
@@ -122,7 +122,7 @@ impl Served {
 
     /// Every recipient at partner.example gets secure delivery (default
     /// definition).
-    fn secure_partner_mail(&self) {
+    pub(crate) fn secure_partner_mail(&self) {
         self.api(
             "POST",
             "/policies",
@@ -131,7 +131,7 @@ impl Served {
         );
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -142,7 +142,7 @@ impl Served {
     }
 }
 
-fn sealpost(args: &[&str], config: &Path) -> (bool, String) {
+pub(crate) fn sealpost(args: &[&str], config: &Path) -> (bool, String) {
     let out = Command::new(BIN)
         .args(args)
         .arg("--config")
