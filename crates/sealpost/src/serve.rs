@@ -362,6 +362,7 @@ impl Application {
                 subject_tag_definition: config.secure.subject_tag_definition.clone(),
             },
         ));
+        crate::stored_check::fit_untouched_default(&config, admin.as_ref()).await?;
         crate::stored_check::refuse_conflicts(&config, admin.as_ref()).await?;
         policy_service
             .load()

@@ -58,7 +58,7 @@ pub fn check(config: &Config) -> StoredCheck {
                 db.display(),
                 sealpost_policy::DEFAULT_DEFINITION_NAME
             ),
-            errors: check_document(config, &first_start_document()),
+            errors: check_document(config, &fitted(config, first_start_document())),
             warnings: Vec::new(),
         };
     }
@@ -70,7 +70,7 @@ pub fn check(config: &Config) -> StoredCheck {
                 document.definitions.len(),
                 document.policies.len()
             ),
-            errors: check_document(config, &document),
+            errors: check_document(config, &fitted(config, document.clone())),
             warnings: template_warnings(config, &document),
         },
         Ok(StoredConfig::OtherSchema { found, expected }) if found < expected => StoredCheck {
@@ -132,6 +132,66 @@ pub async fn refuse_conflicts(config: &Config, store: &dyn AdminStore) -> anyhow
         errors.len(),
         lines.join("\n")
     )
+}
+
+/// The change that fits the default definition to `vault.retention` when
+/// nobody has touched it: a gateway whose retention is shorter than the
+/// built-in 30 days would otherwise refuse to start (or, on a new
+/// database, never start) over a definition the operator never wrote.
+/// An edited default definition is the operator's, and is left for them
+/// (the error says how).
+pub fn untouched_default_fit(
+    config: &Config,
+    document: &PolicyDocument,
+) -> Option<(DefinitionId, DefinitionDraft)> {
+    let retention = config.vault.retention_days();
+    let entry = document.definitions.iter().find(|d| d.is_default)?;
+    if entry.definition != DefinitionDraft::default_definition()
+        || entry.definition.expiry_days? <= retention
+    {
+        return None;
+    }
+    let mut fitted = entry.definition.clone();
+    fitted.expiry_days = Some(retention);
+    Some((entry.id, fitted))
+}
+
+/// `document` as `serve` will have it after [`fit_untouched_default`].
+fn fitted(config: &Config, mut document: PolicyDocument) -> PolicyDocument {
+    if let Some((id, draft)) = untouched_default_fit(config, &document)
+        && let Some(entry) = document.definitions.iter_mut().find(|d| d.id == id)
+    {
+        entry.definition = draft;
+    }
+    document
+}
+
+/// Applies [`untouched_default_fit`] to the store, audited as the system
+/// and logged, before `serve` checks the stored configuration.
+///
+/// # Errors
+/// The store's failure, or the fitted configuration failing its check.
+pub async fn fit_untouched_default(config: &Config, store: &dyn AdminStore) -> anyhow::Result<()> {
+    let Some((id, draft)) = untouched_default_fit(config, &store.load_config().await?) else {
+        return Ok(());
+    };
+    let days = draft.expiry_days.unwrap_or_default();
+    let internal: Vec<DomainPattern> = config.internal_domains.iter().cloned().collect();
+    let check: sealpost_store::ConfigCheck =
+        Box::new(move |document: &PolicyDocument| document.compile(&internal, days));
+    store
+        .change_config(
+            sealpost_store::ConfigChange::UpdateDefinition(id, draft),
+            check,
+            sealpost_store::audit::Actor::system("vault.retention"),
+        )
+        .await?;
+    tracing::info!(
+        definition = id.0,
+        expiry_days = days,
+        "the untouched default definition's expiry lowered to vault.retention"
+    );
+    Ok(())
 }
 
 /// The stored configuration of a new database: the default definition
@@ -301,13 +361,24 @@ mod tests {
     }
 
     #[test]
-    fn the_first_start_needs_retention_for_the_default_definition() {
-        let e = shown(&check_document(
-            &config(&[("SEALPOST_VAULT_RETENTION", "10d")]),
-            &first_start_document(),
-        ));
+    fn the_untouched_default_definition_is_fitted_to_a_short_retention() {
+        let short = config(&[("SEALPOST_VAULT_RETENTION", "10d")]);
+        // As the first start creates it: fitted, so nothing to refuse.
+        let (id, draft) = untouched_default_fit(&short, &first_start_document()).unwrap();
+        assert_eq!((id, draft.expiry_days), (DefinitionId(1), Some(10)));
+        assert!(check_document(&short, &fitted(&short, first_start_document())).is_empty());
+        // Long enough already: nothing to do.
+        assert_eq!(
+            untouched_default_fit(&config(&[]), &first_start_document()),
+            None
+        );
+        // Edited by the operator (here: allowed to forward): theirs, so
+        // the conflict is reported, not fixed behind their back.
+        let mut edited = first_start_document();
+        edited.definitions[0].definition.allow_forward = true;
+        assert_eq!(untouched_default_fit(&short, &edited), None);
+        let e = shown(&check_document(&short, &fitted(&short, edited)));
         assert!(e.len() == 1 && e[0].contains("\"Default\" (id 1)"), "{e:?}");
-        assert!(check_document(&config(&[]), &first_start_document()).is_empty());
     }
 
     #[test]

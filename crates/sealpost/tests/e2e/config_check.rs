@@ -292,3 +292,17 @@ fn config_check_names_bad_outbound_tls_keys() {
         "the environment's values replace the file's: {said}"
     );
 }
+
+/// A new gateway with a retention shorter than the built-in 30 days
+/// starts: the default definition nobody has touched is fitted to it (and
+/// the change is audited), instead of refusing to start over it.
+#[test]
+fn a_new_gateway_with_a_short_retention_starts_with_its_default_fitted() {
+    let gw = TestGateway::start("[vault]\nretention = \"7d\"\n");
+    let (code, body) = call(&gw, "GET", "/definitions/1", &json!(null));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["expiry_days"], 7, "{body}");
+    let dir = gw.stop();
+    let out = config_check(dir.path(), &[("SEALPOST_VAULT_RETENTION", "7d")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
