@@ -9,7 +9,7 @@ use std::{
 
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
-use sealpost_vault::{TokenHash, Vault, WrappedKey};
+use sealpost_vault::{Keyring, TokenHash, Vault, WrappedKey};
 
 use super::queue::{
     Destroyed, MESSAGE_COLUMNS, SentCopy, destroy_unneeded_content, message_record, parse_status,
@@ -519,30 +519,12 @@ pub(super) fn content_ids(
 /// wrapped with must be in the keyring. New versions are recorded.
 pub(super) fn check_keyring(conn: &Connection, vault: &Vault) -> Result<(), StoreError> {
     let keyring = vault.keyring();
-    let mut new = Vec::new();
-    for version in keyring.versions() {
-        let check = keyring
-            .check_value(version)
-            .expect("versions() lists only present keys");
-        let known: Option<Vec<u8>> = conn
-            .query_row(
-                "SELECT check_value FROM vault_keys WHERE version = ?1",
-                [version],
-                |row| row.get(0),
-            )
-            .optional()?;
-        match known {
-            Some(known) if known != check => {
-                return Err(StoreError::Unavailable(format!(
-                    "master key version {version} is not the key this database was sealed with: \
-                     vault.master_key_file (or SEALPOST_MASTER_KEY) holds a different key under \
-                     that version; restore the right key file"
-                )));
-            }
-            Some(_) => {}
-            None => new.push((version, check)),
-        }
-    }
+    let new = unknown_key_versions(
+        conn,
+        &keyring,
+        "vault.master_key_file (or SEALPOST_MASTER_KEY) holds a different key under that \
+         version; restore the right key file",
+    )?;
     for usage in key_usage(conn)? {
         if keyring.get(usage.version).is_none() {
             return Err(StoreError::Unavailable(format!(
@@ -588,6 +570,28 @@ pub(super) fn check_keyring(conn: &Connection, vault: &Vault) -> Result<(), Stor
 pub(super) fn record_key_versions(conn: &Connection, vault: &Vault) -> Result<(), StoreError> {
     let keyring = vault.keyring();
     let now = to_millis(SystemTime::now());
+    for (version, check) in unknown_key_versions(
+        conn,
+        &keyring,
+        "the database recorded another key under that version number; a new key needs a new number",
+    )? {
+        conn.execute(
+            "INSERT INTO vault_keys (version, check_value, added_at) VALUES (?1, ?2, ?3)",
+            params![version, check.as_slice(), now],
+        )?;
+    }
+    Ok(())
+}
+
+/// The keyring's versions this database has not recorded yet, with their
+/// check values, after checking that every version it has recorded is
+/// the same key (a mismatch is refused; `fix` says what to do).
+fn unknown_key_versions(
+    conn: &Connection,
+    keyring: &Keyring,
+    fix: &str,
+) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
+    let mut new = Vec::new();
     for version in keyring.versions() {
         let check = keyring
             .check_value(version)
@@ -600,22 +604,17 @@ pub(super) fn record_key_versions(conn: &Connection, vault: &Vault) -> Result<()
             )
             .optional()?;
         match known {
-            Some(known) if known != check => {
+            Some(known) if known != check.as_slice() => {
                 return Err(StoreError::Unavailable(format!(
-                    "master key version {version} is not the key this database recorded under \
-                     that version"
+                    "master key version {version} is not the key this database was sealed \
+                     with: {fix}"
                 )));
             }
             Some(_) => {}
-            None => {
-                conn.execute(
-                    "INSERT INTO vault_keys (version, check_value, added_at) VALUES (?1, ?2, ?3)",
-                    params![version, check.as_slice(), now],
-                )?;
-            }
+            None => new.push((version, check.to_vec())),
         }
     }
-    Ok(())
+    Ok(new)
 }
 
 /// The highest master key version this database has recorded.
