@@ -29,8 +29,42 @@ pub struct NextIds {
     pub policy: i64,
 }
 
-fn missing(kind: &str, id: impl std::fmt::Display) -> StoreError {
+// The refusals a change can meet, written once for both appliers: this
+// one (in memory, where the change is checked) and the SQL one
+// (`sqlite::admin::apply_change`), so the two answer alike.
+
+pub(crate) fn missing(kind: &str, id: impl std::fmt::Display) -> StoreError {
     StoreError::NoSuch(format!("{kind} {id}"))
+}
+
+/// `pattern` as an internal domain; `field` names it in the refusal.
+pub(crate) fn internal_domain(
+    field: impl Into<String>,
+    pattern: &str,
+) -> Result<DomainPattern, StoreError> {
+    DomainPattern::parse(pattern).map_err(|e| {
+        StoreError::Rejected(Invalid::new(
+            field,
+            "invalid_domain",
+            format!("{pattern:?} is not a valid domain or *.domain pattern: {e}"),
+        ))
+    })
+}
+
+pub(crate) fn duplicate_domain(parsed: &DomainPattern) -> StoreError {
+    StoreError::Rejected(Invalid::new(
+        "domain",
+        "duplicate",
+        format!("{parsed} is already an internal domain"),
+    ))
+}
+
+pub(crate) fn default_definition_kept() -> StoreError {
+    StoreError::Rejected(Invalid::new(
+        "",
+        "default_definition",
+        "the default Secure Messaging definition cannot be deleted (edit it instead)",
+    ))
 }
 
 /// Applies `change` to `doc`; returns the id of a created object (or, for
@@ -47,20 +81,10 @@ pub fn apply(
 ) -> Result<Option<i64>, StoreError> {
     match change {
         ConfigChange::AddInternalDomain(pattern) => {
-            let parsed = DomainPattern::parse(pattern).map_err(|e| {
-                StoreError::Rejected(Invalid::new(
-                    "domain",
-                    "invalid_domain",
-                    format!("{pattern:?} is not a valid domain or *.domain pattern: {e}"),
-                ))
-            })?;
+            let parsed = internal_domain("domain", pattern)?;
             let canonical = parsed.to_string();
             match doc.internal_domains.binary_search(&canonical) {
-                Ok(_) => Err(StoreError::Rejected(Invalid::new(
-                    "domain",
-                    "duplicate",
-                    format!("{parsed} is already an internal domain"),
-                ))),
+                Ok(_) => Err(duplicate_domain(&parsed)),
                 Err(at) => {
                     doc.internal_domains.insert(at, canonical);
                     Ok(None)
@@ -157,11 +181,7 @@ pub fn apply(
                 .position(|d| d.id == *id)
                 .ok_or_else(|| missing("definition", id.0))?;
             if doc.definitions[at].is_default {
-                return Err(StoreError::Rejected(Invalid::new(
-                    "",
-                    "default_definition",
-                    "the default Secure Messaging definition cannot be deleted (edit it instead)",
-                )));
+                return Err(default_definition_kept());
             }
             doc.definitions.remove(at);
             Ok(None)
@@ -213,13 +233,7 @@ pub fn apply(
 fn replaced(new: &PolicyDocument) -> Result<PolicyDocument, StoreError> {
     let mut doc = PolicyDocument::default();
     for (i, d) in new.internal_domains.iter().enumerate() {
-        let parsed = DomainPattern::parse(d).map_err(|e| {
-            StoreError::Rejected(Invalid::new(
-                format!("internal_domains[{i}]"),
-                "invalid_domain",
-                format!("{d:?} is not a valid domain or *.domain pattern: {e}"),
-            ))
-        })?;
+        let parsed = internal_domain(format!("internal_domains[{i}]"), d)?;
         doc.internal_domains.push(parsed.to_string());
     }
     doc.internal_domains.sort();

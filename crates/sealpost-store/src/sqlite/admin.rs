@@ -5,13 +5,13 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use sealpost_policy::{
     DefinitionDraft, DefinitionEntry, DefinitionId, DirectoryUser, DomainPattern, GroupEntry,
-    GroupId, Invalid, PolicyDocument, PolicyEntry, PolicyId,
+    GroupId, PolicyDocument, PolicyEntry, PolicyId,
 };
 
 use crate::{
     StoreError,
     admin::{ApiKeyInfo, ApiKeyRecord, ConfigChange, Role},
-    config_edit::NextIds,
+    config_edit::{NextIds, default_definition_kept, duplicate_domain, internal_domain, missing},
     model::{from_millis, to_millis},
 };
 
@@ -79,10 +79,6 @@ pub(super) fn load_document(conn: &Connection) -> Result<PolicyDocument, StoreEr
     Ok(doc)
 }
 
-fn missing(kind: &str, id: impl std::fmt::Display) -> StoreError {
-    StoreError::NoSuch(format!("{kind} {id}"))
-}
-
 /// Applies one change; returns the id of a created object.
 ///
 /// A created object gets the id in `next`, the one the change was checked
@@ -95,23 +91,13 @@ pub(super) fn apply_change(
     let t = now();
     match change {
         ConfigChange::AddInternalDomain(pattern) => {
-            let parsed = DomainPattern::parse(pattern).map_err(|e| {
-                StoreError::Rejected(Invalid::new(
-                    "domain",
-                    "invalid_domain",
-                    format!("{pattern:?} is not a valid domain or *.domain pattern: {e}"),
-                ))
-            })?;
+            let parsed = internal_domain("domain", pattern)?;
             let added = conn.execute(
                 "INSERT OR IGNORE INTO internal_domains (pattern, created_at) VALUES (?1, ?2)",
                 params![parsed.to_string(), t],
             )?;
             if added == 0 {
-                return Err(StoreError::Rejected(Invalid::new(
-                    "domain",
-                    "duplicate",
-                    format!("{parsed} is already an internal domain"),
-                )));
+                return Err(duplicate_domain(&parsed));
             }
             Ok(None)
         }
@@ -182,11 +168,7 @@ pub(super) fn apply_change(
                 .optional()?;
             match is_default {
                 None => Err(missing("definition", id.0)),
-                Some(true) => Err(StoreError::Rejected(Invalid::new(
-                    "",
-                    "default_definition",
-                    "the default Secure Messaging definition cannot be deleted (edit it instead)",
-                ))),
+                Some(true) => Err(default_definition_kept()),
                 Some(false) => remove(conn, "definitions", "definition", id.0),
             }
         }
@@ -229,13 +211,7 @@ pub(super) fn apply_change(
             for (i, d) in doc.internal_domains.iter().enumerate() {
                 // Stored in canonical form, as AddInternalDomain does, so
                 // a later DELETE finds it; duplicates collapse.
-                let parsed = DomainPattern::parse(d).map_err(|e| {
-                    StoreError::Rejected(Invalid::new(
-                        format!("internal_domains[{i}]"),
-                        "invalid_domain",
-                        format!("{d:?} is not a valid domain or *.domain pattern: {e}"),
-                    ))
-                })?;
+                let parsed = internal_domain(format!("internal_domains[{i}]"), d)?;
                 conn.execute(
                     "INSERT OR IGNORE INTO internal_domains (pattern, created_at) VALUES (?1, ?2)",
                     params![parsed.to_string(), t],
